@@ -1,0 +1,86 @@
+"""Start a private Mosquitto on a free loopback port for tests that stop or restart it.
+
+Tests never touch the machine's shared broker on 1883 when they need to kill one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+class Mosquitto:
+    """A mosquitto process with its own config, port and persistence directory.
+
+    ``stop()`` / ``start()`` keep the port and the persistence file, so a restart looks
+    to clients like the production broker coming back.
+    """
+
+    def __init__(self, workdir: Path, *, port: int | None = None, extra_conf: str = "",
+                 persistence: bool = True) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise RuntimeError("mosquitto is not installed: apt-get install mosquitto")
+        self.binary = binary
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.conf = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true" if "password_file" not in extra_conf else "",
+            f"persistence {'true' if persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            "autosave_interval 1",
+            "max_queued_messages 100000",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            extra_conf,
+        ]
+        self.conf.write_text("\n".join(line for line in lines if line) + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> Mosquitto:
+        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log)
+        log.close()
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
