@@ -153,6 +153,7 @@ class Link:
                 events = []
             while not self._events.empty():
                 events.append(self._events.get_nowait())
+            acked: list[int] = []
             for kind, value in events:
                 if kind == "connected":
                     connected, held = True, bool(in_flight)
@@ -161,9 +162,10 @@ class Link:
                 elif kind == "ack":
                     row_id = in_flight.pop(value, None)
                     if row_id is not None:
-                        self.outbox.delete(row_id)
+                        acked.append(row_id)
                 elif kind == "stop":
                     deadline = value
+            self.outbox.delete(*acked)
             held = held and bool(in_flight)
             if connected and not held and deadline is None:
                 last_id = self._publish_more(in_flight, last_id)

@@ -124,10 +124,14 @@ class Outbox:
             ).fetchall()
         return [Row(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
 
-    def delete(self, row_id: int) -> None:
-        """Forget a row the broker has acknowledged."""
+    def delete(self, *row_ids: int) -> None:
+        """Forget rows the broker has acknowledged (one transaction for all of them)."""
+        if not row_ids:
+            return
         with self._lock, self._db:
-            cur = self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+            self._db.execute("BEGIN IMMEDIATE")
+            cur = self._db.executemany("DELETE FROM outbox WHERE id = ?",
+                                       [(row_id,) for row_id in row_ids])
             self._count -= cur.rowcount
 
     def __len__(self) -> int:

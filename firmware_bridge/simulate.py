@@ -13,6 +13,8 @@ import contextlib
 import fcntl
 import os
 import select
+import struct
+import termios
 import time
 import tty
 from pathlib import Path
@@ -77,6 +79,13 @@ class PtyPort:
             if until is not None and until in got:
                 break
         return bytes(got)
+
+    def pending_input(self) -> int:
+        """Bytes typed but not yet read by the bridge (the slave's input queue)."""
+        if self.slave is None:
+            raise OSError("port is unplugged")
+        raw = fcntl.ioctl(self.slave, termios.TIOCINQ, b"\0\0\0\0")
+        return int(struct.unpack("i", raw)[0])
 
     def __enter__(self) -> PtyPort:
         return self
