@@ -136,7 +136,7 @@ class Link:
         self._events.put(("ack", mid))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.on_feedback(msg.payload)
+        self.on_feedback(bytes(msg.payload))
 
     # -- the worker ----------------------------------------------------------------
 

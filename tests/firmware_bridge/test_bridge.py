@@ -14,7 +14,7 @@ from firmware_bridge import topics
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.simulate import PtyPort
 from tests.firmware_bridge.conftest import publish, wait_opened, write_config
-from tests.support.mosquitto import Mosquitto
+from tests.support.mosquitto import Mosquitto, free_port
 
 GS = b"\x1d"
 
@@ -146,3 +146,21 @@ def test_unplugged_port_is_reopened_at_its_stable_path(
 def test_port_is_opened_exclusively(bridge: Bridge, ports: dict[str, PtyPort]):
     with pytest.raises(serial.SerialException, match="exclusively lock"):
         serial.Serial(str(ports["scanner1"].link), 9600, exclusive=True)
+
+
+def test_full_outbox_refuses_the_scan_and_signals_bad_read(
+        tmp_path: Path, station: dict[str, str], ports: dict[str, PtyPort],
+        caplog: pytest.LogCaptureFixture):
+    nowhere = f"mqtt://127.0.0.1:{free_port()}"  # no broker: everything stays in the outbox
+    cfg = bridge_config.load(write_config(tmp_path, station, nowhere, "max_messages = 2"))
+    running = Bridge(cfg)
+    running.start()
+    try:
+        wait_opened(ports["scanner1"])
+        ports["scanner1"].type(b"ONE\r\nTWO\r\n")
+        assert ports["scanner1"].read(0.5) == b""
+        ports["scanner1"].type(b"THREE\r\n")
+        assert ports["scanner1"].read(2, until=b"BAD\x07") == b"\x1bBAD\x07"
+        assert "outbox full (2 messages): refusing new event" in caplog.text
+    finally:
+        running.stop()

@@ -95,6 +95,7 @@ def test_sigkill_mid_replay_then_restart(tmp_path: Path, private_broker: Mosquit
     scan_topic = topics.build(station["site"], station["line"], station["station"], "evt/scan")
     config = write_config(tmp_path, station, private_broker.url)
     sub = Subscriber(private_broker.port, scan_topic)
+    status = Subscriber(private_broker.port, scan_topic.replace("evt/scan", "status"))
     log = tmp_path / "bridge.log"
 
     def start_bridge() -> subprocess.Popen[bytes]:
@@ -118,6 +119,7 @@ def test_sigkill_mid_replay_then_restart(tmp_path: Path, private_broker: Mosquit
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         seen_at_kill = len(first_seen(sub))
+        assert status.wait_for(1, where=lambda t, p: p == b"offline")  # the last will
 
         proc = start_bridge()
         events = wait_distinct(sub, COUNT, timeout=30)
@@ -128,3 +130,4 @@ def test_sigkill_mid_replay_then_restart(tmp_path: Path, private_broker: Mosquit
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0, log.read_text()[-3000:]
         sub.close()
+        status.close()
