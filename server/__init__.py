@@ -1,0 +1,39 @@
+"""Taktline server: the Flask app factory.
+
+``create_app(test_config=None)`` resolves the settings (server.settings), wires each
+resource with its own ``init_app`` and registers the blueprints.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+import templates as _templates
+from server import settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: dict[str, Any] | None = None, *,
+               instance_path: str | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=instance_path or str(Path.cwd() / "instance"),
+        instance_relative_config=True,
+        template_folder=str(Path(_templates.__file__).parent),
+    )
+    app.config.from_mapping(settings.load(Path(app.instance_path), test_config))
+    logging.basicConfig(level=app.config["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from server import auth, db, i18n, views
+
+    db.init_app(app)
+    i18n.init_app(app)
+    auth.init_app(app)
+    views.init_app(app)
+    return app

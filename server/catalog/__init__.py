@@ -1,0 +1,1 @@
+"""Catalog: parts, configurable products, their options, BOM and routing."""

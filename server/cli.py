@@ -1,0 +1,170 @@
+"""The ``taktline`` command line, built on Flask's click CLI.
+
+Commands: ``serve``, ``demo``, ``seed-demo``, ``db upgrade``, ``import``; the station
+bridge adds ``bridge`` and ``simulate`` (firmware_bridge.cli).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlmodel import Session
+
+from server import create_app, migrate
+from server.catalog import importer
+from server.db import write_session
+
+log = logging.getLogger(__name__)
+
+
+def _make_app() -> Flask:
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_make_app, add_default_commands=False,
+             add_version_option=False)
+def cli() -> None:
+    """Taktline: assembly execution for assemble-to-order lines."""
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema to the newest revision."""
+    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"Database at {revision}: {_safe_url(current_app.config['DATABASE_URL'])}")
+
+
+@cli.command("seed-demo")
+@with_appcontext
+def seed_demo() -> None:
+    """Load the demo PC plant into an empty database."""
+    from server.demo import seed
+
+    migrate.upgrade(current_app.config["DATABASE_URL"])
+    engine = current_app.extensions["taktline.engine"]
+    if not seed.is_empty(engine):
+        raise click.ClickException("The database already holds a plant; seed-demo only "
+                                   "fills an empty one.")
+    report = seed.seed(engine)
+    click.echo("Demo plant loaded: " + ", ".join(f"{n} {k}" for k, n in report.counts.items()))
+    click.echo("Desktop sign-in: supervisor / supervisor, admin / admin. "
+               "Station badges: OP1001, OP1002 (PIN 4321), OP1003.")
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def import_command(files: tuple[Path, ...]) -> None:
+    """Import plant, catalog, operators and stock from YAML or CSV files.
+
+    Each file is imported whole or not at all; problems are listed with their line.
+    """
+    engine = current_app.extensions["taktline.engine"]
+    for path in files:
+        doc = _load_or_exit(path)
+        sections = [s for s in importer.SECTIONS if s in doc]
+        with click.progressbar(length=len(sections), label=f"Importing {path.name}") as bar:
+            try:
+                with write_session(engine) as session:
+                    report = importer.import_document(
+                        session, doc, source=str(path), by="cli-import",
+                        progress=lambda _section: bar.update(1))
+            except importer.ImportError_ as exc:
+                raise click.ClickException(str(exc)) from exc
+        click.echo(f"{path}: " + ", ".join(f"{n} {k}" for k, n in report.counts.items()))
+
+
+def _load_or_exit(path: Path) -> dict[str, Any]:
+    try:
+        return importer.load_file(path)
+    except importer.ImportError_ as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@cli.command("serve")
+@click.option("--host", default=None, help="Overrides TAKTLINE_HOST.")
+@click.option("--port", default=None, type=int, help="Overrides TAKTLINE_PORT.")
+@with_appcontext
+def serve(host: str | None, port: int | None) -> None:
+    """Run the web server, the ingest worker and (without MQTT_URL) an embedded broker."""
+    _serve(current_app._get_current_object(), host, port)  # type: ignore[attr-defined]
+
+
+@cli.command("demo")
+@click.option("--host", default=None)
+@click.option("--port", default=None, type=int)
+@with_appcontext
+def demo(host: str | None, port: int | None) -> None:
+    """Migrate, seed the demo plant if the database is empty, then serve."""
+    from server.demo import seed
+
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    migrate.upgrade(app.config["DATABASE_URL"])
+    if seed.is_empty(app.extensions["taktline.engine"]):
+        seed.seed(app.extensions["taktline.engine"])
+        click.echo("Demo plant loaded.")
+    click.echo("Desktop sign-in: supervisor / supervisor, admin / admin. "
+               "Station badges: OP1001, OP1002 (PIN 4321), OP1003.")
+    _serve(app, host, port)
+
+
+def _serve(app: Flask, host: str | None, port: int | None) -> None:
+    from waitress import create_server
+
+    from server import runtime
+
+    host = host or app.config["HOST"]
+    port = port or app.config["PORT"]
+    services = runtime.start(app)
+    server = create_server(app, host=host, port=port, threads=app.config["WEB_THREADS"],
+                           channel_timeout=300)
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal %s: shutting down", signum)
+        raise KeyboardInterrupt  # leaves server.run(); services stop in the finally below
+
+    signal.signal(signal.SIGTERM, on_signal)
+    click.echo(f"Taktline on http://{host}:{port}/ (MQTT {services.mqtt_url})")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        services.stop()
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _register_bridge_commands() -> None:
+    from firmware_bridge import cli as bridge_cli
+
+    for name in ("bridge_command", "simulate_group"):
+        command = getattr(bridge_cli, name, None)
+        if command is not None:
+            cli.add_command(command)
+
+
+def main() -> None:
+    _register_bridge_commands()
+    cli(prog_name="taktline")
+
+
+__all__ = ["cli", "main", "Session"]

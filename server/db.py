@@ -1,0 +1,113 @@
+"""Database layer: one engine per process, one session per request.
+
+SQLite runs in WAL mode with a busy timeout, foreign keys on and synchronous=NORMAL.
+pysqlite's own transaction handling is switched off so we emit BEGIN ourselves: a
+write transaction must ``BEGIN IMMEDIATE`` (``write_session`` / ``begin_write``),
+because a deferred transaction that reads and then writes fails with "database is
+locked" when another writer got there first, instead of waiting its turn.
+See https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, g
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def get_engine(url: str) -> Engine:
+    """The process-wide engine for ``url`` (created on first use)."""
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = _create_engine(url)
+        return engine
+
+
+def dispose_engine(url: str) -> None:
+    with _lock:
+        engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                                  pool_size=20, max_overflow=40)
+        sa.event.listen(engine, "connect", _sqlite_on_connect)
+        sa.event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    return sa.create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_on_begin)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def begin_write(session: Session) -> None:
+    """Start ``session``'s transaction as a write transaction.
+
+    On SQLite this takes the write lock up front (BEGIN IMMEDIATE); on PostgreSQL it
+    is an ordinary transaction, and callers lock the rows they change. Call it before
+    the first query of the transaction.
+    """
+    if session.in_transaction():
+        raise RuntimeError("begin_write() must start the transaction, but one is already open")
+    session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session whose one transaction writes: committed on success, rolled back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        begin_write(session)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def get_session() -> Session:
+    """The session of the current request (opened on first use, closed at teardown)."""
+    if "db_session" not in g:
+        from flask import current_app
+
+        g.db_session = Session(current_app.extensions["taktline.engine"], expire_on_commit=False)
+    session: Session = g.db_session
+    return session
+
+
+def _close_session(exc: BaseException | None = None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        if exc is not None:
+            session.rollback()
+        session.close()
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["taktline.engine"] = get_engine(app.config["DATABASE_URL"])
+    app.teardown_appcontext(_close_session)

@@ -1,0 +1,32 @@
+"""Flask-Babel: every user-facing string goes through ``_()``; English and French ship.
+
+The language follows the signed-in operator; before sign-in, the ``lang`` cookie or
+``DEFAULT_LOCALE``. Catalogs live in ``server/translations`` (see docs/i18n.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, g, request
+from flask_babel import Babel, get_locale
+
+LANGUAGES = ("en", "fr")
+
+
+def select_locale() -> str:
+    user = g.get("user")
+    if user is not None and getattr(user, "locale", None) in LANGUAGES:
+        return str(user.locale)
+    cookie = request.cookies.get("lang")
+    if cookie in LANGUAGES:
+        return str(cookie)
+    from flask import current_app
+
+    return str(current_app.config["DEFAULT_LOCALE"])
+
+
+def init_app(app: Flask) -> None:
+    Babel(app, locale_selector=select_locale,
+          default_translation_directories=str(Path(__file__).parent / "translations"))
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale)

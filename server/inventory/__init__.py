@@ -1,0 +1,1 @@
+"""Inventory: the stock ledger, on-hand, reservations."""

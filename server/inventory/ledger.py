@@ -1,0 +1,93 @@
+"""The stock ledger: every change of stock is one appended ``StockMovement``.
+
+On-hand and reserved quantities of a lot follow from the ledger (database triggers,
+see ``server.inventory.ddl``); this module is the one place that appends to it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from server.models import Part, StockLot, StockMovement
+
+KINDS = ("receipt", "reservation", "unreservation", "consumption", "scrap", "adjustment")
+
+
+class InsufficientStock(Exception):
+    """A movement would take a lot's on-hand or available quantity below zero."""
+
+    def __init__(self, lot: StockLot, part: Part | None, kind: str, quantity: int,
+                 reserved_delta: int) -> None:
+        what = part.sku if part is not None else f"part {lot.part_id}"
+        label = f"serial {lot.serial}" if lot.serial else (f"lot {lot.lot_code}"
+                                                           if lot.lot_code else "stock")
+        super().__init__(
+            f"Not enough {what} ({label}): {kind} of {quantity:+d} on hand, "
+            f"{reserved_delta:+d} reserved refused; on hand {lot.on_hand}, "
+            f"reserved {lot.reserved}."
+        )
+        self.lot_id = lot.id
+        self.part_sku = what
+
+
+def post(session: Session, *, lot: StockLot, kind: str, by: str, quantity: int = 0,
+         reserved_delta: int = 0, reason: str = "", work_order_id: int | None = None,
+         unit_id: int | None = None, event_id: int | None = None) -> StockMovement:
+    """Append one movement. Raises ``InsufficientStock`` and changes nothing when the
+    lot would go negative (the database refuses it; a savepoint keeps the caller's
+    transaction usable)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown movement kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if lot.id is None:
+        session.flush()
+    movement = StockMovement(lot_id=lot.id, part_id=lot.part_id, kind=kind, quantity=quantity,
+                             reserved_delta=reserved_delta, by=by, reason=reason,
+                             work_order_id=work_order_id, unit_id=unit_id, event_id=event_id)
+    try:
+        with session.begin_nested():
+            session.add(movement)
+            session.flush()
+    except sa.exc.IntegrityError as exc:
+        session.refresh(lot)
+        raise InsufficientStock(lot, session.get(Part, lot.part_id), kind, quantity,
+                                reserved_delta) from exc
+    session.refresh(lot)  # the trigger changed on_hand / reserved
+    return movement
+
+
+def find_or_create_lot(session: Session, *, part: Part, location_id: int, lot_code: str = "",
+                       serial: str = "", expires_on: date | None = None) -> StockLot:
+    lot = session.exec(select(StockLot).where(
+        StockLot.part_id == part.id, StockLot.lot_code == lot_code, StockLot.serial == serial,
+        StockLot.location_id == location_id)).first()
+    if lot is None:
+        lot = StockLot(part_id=part.id, lot_code=lot_code, serial=serial,
+                       location_id=location_id, expires_on=expires_on)
+        session.add(lot)
+        session.flush()
+    return lot
+
+
+def receive(session: Session, *, part: Part, location_id: int, quantity: int, by: str,
+            lot_code: str = "", serial: str = "", expires_on: date | None = None,
+            reason: str = "receipt") -> StockLot:
+    if quantity <= 0:
+        raise ValueError("a receipt needs a positive quantity")
+    if serial and quantity != 1:
+        raise ValueError(f"serial {serial} is one piece; quantity must be 1")
+    lot = find_or_create_lot(session, part=part, location_id=location_id, lot_code=lot_code,
+                             serial=serial, expires_on=expires_on)
+    post(session, lot=lot, kind="receipt", quantity=quantity, by=by, reason=reason)
+    return lot
+
+
+def on_hand_from_ledger(session: Session, lot_id: int) -> tuple[int, int]:
+    """(on hand, reserved) summed from the ledger itself, for reconciliation."""
+    row = session.exec(select(  # type: ignore[call-overload]
+        sa.func.coalesce(sa.func.sum(StockMovement.quantity), 0),
+        sa.func.coalesce(sa.func.sum(StockMovement.reserved_delta), 0),
+    ).where(StockMovement.lot_id == lot_id)).one()
+    return int(row[0]), int(row[1])

@@ -1,0 +1,31 @@
+"""The domain model: one module per area, all tables on one SQLModel metadata.
+
+Every table says who changed it and when where that matters (invariant: every change
+to production data says who, where and when). Times are stored as UTC.
+"""
+
+from server.models.audit import AuditEntry
+from server.models.catalog import (
+    BomLine,
+    Operation,
+    Option,
+    OptionGroup,
+    OptionRule,
+    Part,
+    PartIdentifier,
+    PartSubstitute,
+    Product,
+)
+from server.models.events import Event
+from server.models.execution import AndonCall, Consumption, Defect, StepRecord
+from server.models.inventory import Location, StockLot, StockMovement
+from server.models.orders import CustomerOrder, OrderLine, Unit, UnitOperation, WorkOrder
+from server.models.plant import ApiToken, DeviceToken, Line, Operator, Site, Station
+
+__all__ = [
+    "AndonCall", "ApiToken", "AuditEntry", "BomLine", "Consumption", "CustomerOrder",
+    "Defect", "DeviceToken", "Event", "Line", "Location", "Operation", "Operator", "Option",
+    "OptionGroup", "OptionRule", "OrderLine", "Part", "PartIdentifier", "PartSubstitute",
+    "Product", "Site", "Station", "StepRecord", "StockLot", "StockMovement", "Unit",
+    "UnitOperation", "WorkOrder",
+]

@@ -1,0 +1,28 @@
+"""Every scan and device event, keyed by its unique ``msg_id`` (dedupe), and its verdict."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Field, SQLModel
+
+from server.models.types import json_dict, when
+
+
+class Event(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    msg_id: str = Field(max_length=64, unique=True)
+    station_id: int | None = Field(default=None, foreign_key="station.id", index=True)
+    channel: str = Field(max_length=8, description="mqtt | http | ui")
+    kind: str = Field(max_length=16, description="scan | device | ...")
+    source: str = Field(default="", max_length=64)
+    seq: int | None = None
+    ts: datetime | None = when(nullable=True)
+    received_at: datetime = when(default_now=True, index=True)
+    data: str = Field(default="", max_length=4096)
+    payload: dict[str, Any] = json_dict()
+    result: str = Field(max_length=16, description="accepted | rejected")
+    reason: str = Field(default="", max_length=500)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    operator_id: int | None = Field(default=None, foreign_key="operator.id")

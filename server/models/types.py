@@ -1,0 +1,67 @@
+"""Column types and small helpers shared by the model modules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database.
+
+    SQLite has no time zones and hands back naive values; this puts UTC back on them
+    so comparisons and RFC 3339 output never mix naive and aware datetimes.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; Taktline stores UTC-aware datetimes only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def when(*, nullable: bool = False, index: bool = False, default_now: bool = False) -> Any:
+    """A UTC timestamp field."""
+    kwargs: dict[str, Any] = {}
+    if default_now:
+        kwargs["default_factory"] = utcnow
+    return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index), **kwargs)
+
+
+def json_list() -> Any:
+    return Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+def json_dict() -> Any:
+    return Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+class Role(StrEnum):
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class Tracking(StrEnum):
+    NONE = "none"
+    LOT = "lot"
+    SERIAL = "serial"

@@ -1,0 +1,111 @@
+"""Every setting, declared once: name, default and help.
+
+A setting ``X`` is read, later sources winning, from: its default; the instance config
+file (``instance/taktline.toml``, key ``X`` lower-case or upper-case); the environment
+variable ``TAKTLINE_X``; the ``test_config`` mapping given to ``create_app``.
+docs/configuration.md lists them all; ``tests/test_settings.py`` fails when one is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", "", "SQLAlchemy URL of the database. Empty: SQLite file "
+            "`instance/taktline.db`. PostgreSQL: `postgresql+psycopg://user@host/db`."),
+    Setting("MQTT_URL", "", "Broker URL, `mqtt://user:password@host:1883` (`mqtts://` for "
+            "TLS). Empty: `taktline serve` starts an embedded broker on 127.0.0.1."),
+    Setting("MQTT_PREFIX", "taktline", "First level of every MQTT topic."),
+    Setting("EMBEDDED_BROKER_PORT", 1884, "Port of the embedded broker (when MQTT_URL is "
+            "empty). Not 1883, so it never collides with a system broker.", int),
+    Setting("SECRET_KEY", "", "Key that signs session cookies. Empty: generated once and "
+            "kept in `instance/secret_key`."),
+    Setting("HOST", "127.0.0.1", "Address `taktline serve` listens on."),
+    Setting("PORT", 8000, "Port `taktline serve` listens on.", int),
+    Setting("WEB_THREADS", 48, "Waitress threads. Each open tablet or line board holds one "
+            "for its SSE stream, so size it above the number of screens.", int),
+    Setting("RUN_INGEST", True, "Run the MQTT ingest worker inside `taktline serve`.", _bool),
+    Setting("DEFAULT_LOCALE", "en", "Language of screens before an operator signs in "
+            "(`en` or `fr`)."),
+    Setting("SESSION_MINUTES", 720, "Minutes of inactivity after which a sign-in expires.",
+            int),
+    Setting("SECURE_COOKIES", False, "Mark cookies Secure; turn on behind HTTPS.", _bool),
+    Setting("LOG_LEVEL", "INFO", "Python logging level of the server processes."),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+ENV_PREFIX = "TAKTLINE_"
+
+
+def load(instance_path: Path, test_config: Mapping[str, Any] | None = None,
+         environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Resolve every setting; a bad value raises ``ValueError`` naming the setting."""
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, Any] = {}
+    config_file = instance_path / "taktline.toml"
+    if config_file.exists():
+        with config_file.open("rb") as fh:
+            file_values = {k.upper(): v for k, v in tomllib.load(fh).items()}
+        unknown = sorted(set(file_values) - set(BY_NAME))
+        if unknown:
+            raise ValueError(f"{config_file}: unknown setting(s) {', '.join(unknown)}")
+    resolved: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw: Any = setting.default
+        source = "default"
+        if setting.name in file_values:
+            raw, source = file_values[setting.name], str(config_file)
+        if ENV_PREFIX + setting.name in environ:
+            raw, source = environ[ENV_PREFIX + setting.name], ENV_PREFIX + setting.name
+        if test_config and setting.name in test_config:
+            raw, source = test_config[setting.name], "test_config"
+        try:
+            resolved[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"setting {setting.name} (from {source}): {exc}") from exc
+    if not resolved["DATABASE_URL"]:
+        resolved["DATABASE_URL"] = f"sqlite:///{instance_path / 'taktline.db'}"
+    if not resolved["SECRET_KEY"]:
+        resolved["SECRET_KEY"] = _instance_secret(instance_path)
+    if test_config:
+        # Flask's own keys (TESTING, SERVER_NAME, ...) pass straight through.
+        resolved.update({k: v for k, v in test_config.items() if k not in BY_NAME})
+    return resolved
+
+
+def _instance_secret(instance_path: Path) -> str:
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

@@ -1,0 +1,1 @@
+"""Jinja templates: ``base.html``, one folder per blueprint, partials prefixed ``_``."""
