@@ -74,6 +74,21 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
+def actor() -> str:
+    """Who is acting in this request, for ledger and audit entries."""
+    user = g.get("user")
+    if user is not None:
+        return f"{user.name} ({user.role})"
+    token = g.get("api_token")
+    if token is not None:
+        return f"token:{token.name}"
+    return "anonymous"
+
+
+def address() -> str:
+    return request.remote_addr or ""
+
+
 def sign_in(operator: Operator) -> None:
     session.clear()
     session["operator_id"] = operator.id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlmodel import SQLModel
 
@@ -30,12 +32,23 @@ def run_migrations_online() -> None:
         _run(connection)
 
 
-def _run(connection: object) -> None:
+def _run(connection: Any) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode copies a table to alter it; with foreign keys enforced, dropping the
+        # old copy would cascade or fail. SQLite only obeys this outside a transaction.
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
     # Batch mode so ALTERs work on SQLite (it copies the table).
     context.configure(connection=connection, target_metadata=target_metadata,
                       render_as_batch=True, compare_type=True)
-    with context.begin_transaction():
-        context.run_migrations()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+        if sqlite:
+            connection.commit()
+    finally:
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -81,4 +82,5 @@ class UnitOperation(SQLModel, table=True):
     station_id: int | None = Field(default=None, foreign_key="station.id", index=True)
     claimed_at: datetime | None = when(nullable=True)
     held_reason: str | None = Field(default=None, max_length=300)
-    picks: list[str] = json_list()
+    # Resolved picks of this operation: [{"part_id": int, "sku": str, "qty": int}].
+    picks: list[dict[str, Any]] = json_list()

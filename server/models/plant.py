@@ -35,6 +35,9 @@ class Station(SQLModel, table=True):
     kind: str = Field(max_length=32, index=True, description="the kind of work done here")
     position: int = Field(default=0)
     active: bool = Field(default=True)
+    # Who is signed in at the station now (set by the station workflow).
+    operator_id: int | None = Field(default=None, foreign_key="operator.id")
+    signed_in_at: datetime | None = when(nullable=True)
 
 
 class Operator(SQLModel, table=True):
