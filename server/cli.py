@@ -162,8 +162,10 @@ def _register_bridge_commands() -> None:
             cli.add_command(command)
 
 
+_register_bridge_commands()
+
+
 def main() -> None:
-    _register_bridge_commands()
     cli(prog_name="taktline")
 
 

@@ -147,9 +147,21 @@ def demo_client(demo_app: Flask) -> FlaskClient:
     return demo_app.test_client()
 
 
+class CliRunner:
+    """Runs `taktline ...` commands against a test app: ``runner.invoke(["import", f])``."""
+
+    def __init__(self, app: Flask) -> None:
+        self._runner = app.test_cli_runner()
+
+    def invoke(self, args: list[str]) -> Any:
+        from server.cli import cli
+
+        return self._runner.invoke(cli, args=args)
+
+
 @pytest.fixture
-def runner(app: Flask) -> Any:
-    return app.test_cli_runner()
+def runner(app: Flask) -> CliRunner:
+    return CliRunner(app)
 
 
 def login(client: FlaskClient, username: str, password: str | None = None) -> None:
