@@ -194,6 +194,9 @@ class PortReader(threading.Thread):
             except OSError as exc:
                 log.warning("%s: lost %s (%s); reopening", self.device.name,
                             self.device.config.port, exc)
+            except Exception:  # a bug must not silence the device for months: log, reopen
+                log.exception("%s: reader failed; reopening in %.1f s", self.device.name, delay)
+                self.stop.wait(delay)
             finally:
                 self.device.close()
 

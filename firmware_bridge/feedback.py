@@ -45,7 +45,10 @@ class FeedbackWorker(threading.Thread):
 
     def run(self) -> None:
         while (payload := self._queue.get()) is not None:
-            self.handle(payload)
+            try:
+                self.handle(payload)
+            except Exception:  # one bad message must not end feedback for the station
+                log.exception("feedback %.200r failed", payload)
 
     def handle(self, payload: bytes) -> None:
         try:

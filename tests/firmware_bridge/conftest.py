@@ -140,9 +140,14 @@ reopen_max_s = 0.5
 
 
 def wait_opened(*ports: PtyPort, timeout: float = 5.0) -> None:
-    """Until the bridge holds every port (exclusive lock), so typed bytes are not lost
-    to the input flush that opening a serial port does."""
+    """Until the bridge holds every port, so typed bytes are not lost to the input
+    flush that opening a serial port does.
+
+    pyserial takes the exclusive lock a moment before it flushes the input queue,
+    so a short settle follows the lock.
+    """
     deadline = time.monotonic() + timeout
     while not all(is_open_elsewhere(p.link) for p in ports):
         assert time.monotonic() < deadline, "the bridge did not open its ports"
         time.sleep(0.05)
+    time.sleep(0.2)
