@@ -39,7 +39,8 @@ class Consumption(SQLModel, table=True):
     unit_id: int = Field(foreign_key="unit.id", index=True)
     part_id: int = Field(foreign_key="part.id", index=True)
     lot_id: int | None = Field(default=None, foreign_key="stocklot.id", index=True)
-    serial: str | None = Field(default=None, max_length=64)
+    # Indexed alone too: a recall by serial does not always know the part.
+    serial: str | None = Field(default=None, max_length=64, index=True)
     quantity: int = Field(default=1)
     # The BOM part this pick satisfies (differs from part_id for a substitute).
     for_part_id: int = Field(foreign_key="part.id")

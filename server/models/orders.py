@@ -22,7 +22,7 @@ class CustomerOrder(SQLModel, table=True):
     received_at: datetime = when(default_now=True)
     released_at: datetime | None = when(nullable=True)
     first_started_at: datetime | None = when(nullable=True)
-    completed_at: datetime | None = when(nullable=True)
+    completed_at: datetime | None = when(nullable=True, index=True)
     shipped_at: datetime | None = when(nullable=True)
     created_by: str = Field(default="", max_length=200)
 
