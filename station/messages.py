@@ -1,0 +1,103 @@
+"""What the station tells a line worker, one stable ``code`` per reason.
+
+Every verdict of the workflow names a message by its code (``"wrong_part"``) plus
+parameters. The MQTT feedback carries the code and the English text (``english``);
+the tablet shows the text in the operator's language (``lazy``, a
+``flask_babel.lazy_gettext`` string, so it is translated when rendered). The
+templates are marked with ``N_`` so ``pybabel extract`` finds them (``N_`` is one of
+Babel's default keywords). Codes are public (devices and integrators may match on
+them): add new ones, never rename one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def N_(text: str) -> str:  # noqa: N802 - Babel's conventional "mark for translation" name
+    return text
+
+
+TEMPLATES: dict[str, str] = {
+    # accepted
+    "signed_in": N_("Welcome, %(name)s."),
+    "signed_out": N_("Signed out. Goodbye, %(name)s."),
+    "step_started": N_("Unit %(unit)s: %(operation)s started."),
+    "picked": N_("%(sku)s picked (%(done)s of %(qty)s)."),
+    "picked_substitute": N_("%(sku)s picked as approved substitute for %(for_sku)s "
+                            "(%(done)s of %(qty)s)."),
+    "step_complete": N_("Unit %(unit)s: %(operation)s complete."),
+    "paused": N_("Step paused."),
+    "resumed": N_("Step resumed."),
+    "defect_recorded": N_("Defect %(reason)s recorded on unit %(unit)s."),
+    "unit_held": N_("Defect %(reason)s recorded; unit %(unit)s is on hold."),
+    "andon_raised": N_("Help is on the way: andon raised (%(reason)s)."),
+    "device_recorded": N_("%(kind)s recorded."),
+    # rejected
+    "sign_in_first": N_("Sign in with your badge first."),
+    "unknown_badge": N_("Badge %(badge)s is not known or not active."),
+    "wrong_pin": N_("Wrong PIN for badge %(badge)s."),
+    "no_unit": N_("No unit in progress: start the next unit first."),
+    "step_in_progress": N_("Unit %(unit)s is still in progress here: finish it first."),
+    "no_work": N_("No unit is waiting for this station."),
+    "unit_not_here": N_("Unit %(unit)s has no step waiting at this station."),
+    "missing_skill": N_("%(operation)s needs the skill \"%(skill)s\"; ask a supervisor."),
+    "paused_now": N_("The step is paused: resume it first."),
+    "already_paused": N_("The step is already paused."),
+    "not_paused": N_("The step is not paused."),
+    "picks_missing": N_("Not finished: still to pick %(missing)s."),
+    "unreadable": N_("Scan not readable (%(detail)s): scan again."),
+    "bad_check_digit": N_("Barcode damaged or misprinted (%(detail)s): scan again or "
+                          "type the code."),
+    "unknown_barcode": N_("Unknown barcode %(data)s: not a part of this plant."),
+    "wrong_part": N_("Wrong part: this is %(scanned)s, step needs %(needed)s."),
+    "already_picked": N_("%(sku)s already picked (%(qty)s of %(qty)s): put it back."),
+    "serial_needed": N_("%(sku)s is serial-tracked: scan the label with its serial number."),
+    "lot_needed": N_("%(sku)s is lot-tracked: scan the label with its lot number."),
+    "serial_unknown": N_("Serial %(serial)s of %(sku)s is not in stock."),
+    "serial_used": N_("Serial %(serial)s is already in unit %(unit)s."),
+    "serial_twice": N_("Serial %(serial)s was already scanned for this unit."),
+    "lot_unknown": N_("Lot %(lot)s of %(sku)s is not in stock."),
+    "out_of_stock": N_("No %(sku)s left in stock (%(where)s): call the supervisor."),
+    "reserved_elsewhere": N_("%(sku)s %(where)s is reserved for other units: take "
+                             "another one."),
+    "torque_nok": N_("Torque %(value)s %(unit)s not OK: tighten again."),
+    "device_fault": N_("Device %(source)s reports a fault: %(detail)s."),
+    "bad_disposition": N_("Unknown disposition %(disposition)s: use rework, hold or scrap."),
+    "bad_payload": N_("Message refused: %(detail)s."),
+    "unknown_station": N_("Unknown station %(station)s."),
+    "conflict": N_("Not recorded, the data changed meanwhile (%(detail)s): scan again."),
+    "duplicate": N_("Already received; nothing changed."),
+}
+
+
+def english(code: str, params: dict[str, Any] | None = None) -> str:
+    """The message in English (MQTT feedback, logs, API answers)."""
+    template = TEMPLATES.get(code)
+    if template is None:
+        raise KeyError(f"unknown station message code {code!r}")
+    return template % _safe(params or {}) if params or "%(" in template else template
+
+
+def lazy(code: str, params: dict[str, Any] | None = None) -> Any:
+    """The message as a lazy translatable string (rendered in the request's locale)."""
+    from flask_babel import lazy_gettext
+
+    return lazy_gettext(TEMPLATES[code], **_safe(params or {}))
+
+
+def translated(code: str, params: dict[str, Any] | None = None) -> str:
+    """The message translated now (needs a Flask app or request context)."""
+    from flask_babel import gettext
+
+    return str(gettext(TEMPLATES[code], **_safe(params or {})))
+
+
+class _Missing(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _safe(params: dict[str, Any]) -> dict[str, Any]:
+    # A template naming a parameter the caller forgot shows "?" instead of raising.
+    return _Missing(params)
