@@ -30,10 +30,13 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from server import auth, db, i18n, views
+    from server import admin, audit_views, auth, db, i18n, security, views
 
     db.init_app(app)
     i18n.init_app(app)
     auth.init_app(app)
+    security.init_app(app)
     views.init_app(app)
+    admin.init_app(app)
+    audit_views.init_app(app)
     return app

@@ -56,6 +56,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SESSION_MINUTES", 720, "Minutes of inactivity after which a sign-in expires.",
             int),
     Setting("SECURE_COOKIES", False, "Mark cookies Secure; turn on behind HTTPS.", _bool),
+    Setting("SIGNIN_MAX_FAILURES", 5, "Failed sign-ins per user name or badge within "
+            "SIGNIN_WINDOW_SECONDS before further tries are refused (429); an address gets "
+            "four times as many.", int),
+    Setting("SIGNIN_WINDOW_SECONDS", 300, "Sliding window of the sign-in rate limit.", int),
     Setting("LOG_LEVEL", "INFO", "Python logging level of the server processes."),
 )
 

@@ -36,16 +36,19 @@ def login() -> object:
     error = None
     if request.method == "POST":
         username = request.form.get("username", "").strip()
-        user = auth.find_user(username)
-        if user is not None and auth.verify_secret(user.password_hash,
-                                                   request.form.get("password", "")):
+        try:
+            user = auth.authenticate(username, request.form.get("password", ""))
+        except auth.RateLimited as exc:
+            error = _("Too many failed sign-ins. Try again in %(s)s seconds.", s=exc.retry_after)
+            return render_template("views/login.html", error=error), 429, {
+                "Retry-After": str(exc.retry_after)}
+        if user is not None:
             auth.sign_in(user)
             target = request.args.get("next", "")
             # Only local paths: never an open redirect to another host.
             if not target.startswith("/") or target.startswith("//"):
                 target = url_for("views.index")
             return redirect(target, code=303)
-        log.warning("failed desktop sign-in for %r from %s", username, request.remote_addr)
         error = _("Unknown user name or wrong password.")
     return render_template("views/login.html", error=error), 401 if error else 200
 

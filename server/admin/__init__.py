@@ -1,0 +1,27 @@
+"""Administration: people, API tokens and station tablets (issue 8).
+
+Every change here is written to the audit trail in the same transaction. Admin pages
+need the admin role; binding a tablet by entering a token (/device/enroll) is public
+but rate-limited like sign-in.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, render_template
+
+from server import auth
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.get("/")
+@auth.require("admin")
+def index() -> str:
+    return render_template("admin/index.html")
+
+
+def init_app(app: Flask) -> None:
+    from server.admin import device, tokens, users  # noqa: F401 - registers the routes
+
+    app.register_blueprint(bp)
+    app.register_blueprint(device.bp)
