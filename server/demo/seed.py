@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 
 from server.catalog import importer
 from server.db import write_session
-from server.models import CustomerOrder, OrderLine, Product, Site
+from server.models import Site
+from server.orders import intake
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -39,14 +40,14 @@ def _order_docs() -> list[dict[str, object]]:
 
 
 def _orders(session: Session, *, by: str) -> None:
+    """The demo's open orders, through the same intake as the web form and the API."""
     today = datetime.now(UTC).date()
     for doc in _order_docs():
-        order = CustomerOrder(number=str(doc["number"]), customer=str(doc["customer"]),
-                              due_date=today + timedelta(days=int(str(doc["due_in_days"]))),
-                              priority=int(str(doc.get("priority", 0))), created_by=by)
-        session.add(order)
-        session.flush()
-        for n, line in enumerate(doc["lines"], start=1):  # type: ignore[attr-defined]
-            product = session.exec(select(Product).where(Product.code == line["product"])).one()
-            session.add(OrderLine(order_id=order.id, line_no=n, product_id=product.id,
-                                  quantity=int(line["qty"]), options=list(line["options"])))
+        order = intake.from_mapping({
+            "number": doc["number"], "customer": doc["customer"],
+            "due_date": today + timedelta(days=int(str(doc["due_in_days"]))),
+            "priority": doc.get("priority", 0),
+            "lines": [{"product": line["product"], "quantity": line["qty"],
+                       "options": line["options"]}
+                      for line in doc["lines"]]})  # type: ignore[attr-defined]
+        intake.create_order(session, order=order, by=by, channel="seed")
