@@ -39,4 +39,12 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     views.init_app(app)
     admin.init_app(app)
     audit_views.init_app(app)
+
+    from server import api
+
+    api.init_app(app)  # /api/v1 (issue 3; others add route modules)
+
+    from station import views as station_views
+
+    station_views.init_app(app)
     return app

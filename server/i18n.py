@@ -15,6 +15,11 @@ LANGUAGES = ("en", "fr")
 
 
 def select_locale() -> str:
+    # A station tablet speaks the language of the operator signed in at the station
+    # (set by station.views before rendering); None there means "nobody signed in".
+    station_locale = g.get("station_locale")
+    if station_locale in LANGUAGES:
+        return str(station_locale)
     user = g.get("user")
     if user is not None and getattr(user, "locale", None) in LANGUAGES:
         return str(user.locale)
