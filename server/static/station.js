@@ -1,0 +1,205 @@
+/* Taktline station tablet (templates/station/page.html). No inline JS: the CSP forbids it.
+ *
+ * 1. Wedge capture: a keyboard-wedge scanner "types" a barcode within a few ms per key
+ *    and ends with Enter. Keystrokes are buffered here (wherever the focus is, unless a
+ *    real text field has it) and timed; a fast burst ending in Enter is posted through
+ *    the #capture form (htmx); slow typing is a person, and is refused with a hint.
+ * 2. Sounds (WebAudio): a short high beep for an accepted scan, a long low buzz for a
+ *    rejection. Driven by #banner's data-kind / data-ref, so the tone plays once per
+ *    verdict whether it came from a POST answer or over SSE (MQTT scans).
+ * 3. Link state: the SSE stream (htmx-ext-sse) opens, errors and sends heartbeats;
+ *    after two missed heartbeats or an error the page says "reconnecting". The server
+ *    sends a full snapshot on every (re)connect, so nothing is lost meanwhile.
+ * 4. Step timer: ticks every second from the server's start time and paused seconds,
+ *    corrected for the tablet's clock offset; amber from 80 % of the standard time,
+ *    red beyond it.
+ */
+(function () {
+  "use strict";
+
+  // Scanners send a key every 1-20 ms; people rarely beat 60 ms between keys.
+  var SCANNER_MAX_GAP_MS = 50;
+  var MIN_LENGTH = 2;
+  var buffer = [];
+  var lastKeyAt = 0;
+  var slowKeys = 0;
+
+  function isTextField(el) {
+    if (!el || el.id === "capture-input") return false;
+    var tag = el.tagName;
+    return (tag === "INPUT" && !el.readOnly && ["text", "search", "password", "number"].indexOf(el.type) >= 0)
+      || tag === "TEXTAREA" || el.isContentEditable;
+  }
+
+  function resetBuffer() { buffer = []; slowKeys = 0; lastKeyAt = 0; }
+
+  function submitScan(text) {
+    var form = document.getElementById("capture");
+    var input = document.getElementById("capture-input");
+    if (!form || !input) return;
+    input.value = text;
+    htmx.trigger(form, "submit");
+  }
+
+  function hint(text) {
+    var el = document.getElementById("capture-hint");
+    if (!el) return;
+    el.textContent = text;
+    window.setTimeout(function () { el.textContent = ""; }, 4000);
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (!document.getElementById("capture")) return;
+    if (isTextField(ev.target)) return;
+    var now = performance.now();
+    if (ev.key === "Enter") {
+      ev.preventDefault();
+      var text = buffer.join("");
+      var fast = slowKeys === 0;
+      resetBuffer();
+      if (text.length < MIN_LENGTH) return;
+      if (fast) {
+        submitScan(text);
+      } else {
+        var h = document.getElementById("capture-hint");
+        hint(h ? h.getAttribute("data-typed-text") : "");
+      }
+      return;
+    }
+    if (ev.key.length !== 1 || ev.ctrlKey || ev.altKey || ev.metaKey) {
+      // GS1 scanners send the group separator as Ctrl+] or a raw \x1d.
+      if (ev.ctrlKey && ev.key === "]") { buffer.push("\x1d"); ev.preventDefault(); }
+      return;
+    }
+    ev.preventDefault();
+    if (buffer.length > 0 && now - lastKeyAt > SCANNER_MAX_GAP_MS) slowKeys += 1;
+    if (buffer.length > 0 && now - lastKeyAt > 1000) resetBuffer(); // a stale fragment
+    buffer.push(ev.key);
+    lastKeyAt = now;
+  });
+
+  // Keep the capture focused (so the scanner's keys land on this page) after a tap
+  // anywhere that is not a text field; inputmode="none" keeps the on-screen keyboard away.
+  function refocus() {
+    var input = document.getElementById("capture-input");
+    if (input && !isTextField(document.activeElement)) input.focus({ preventScroll: true });
+  }
+  document.addEventListener("htmx:afterSettle", refocus);
+  document.addEventListener("click", function () { window.setTimeout(refocus, 0); });
+  document.addEventListener("DOMContentLoaded", refocus);
+
+  // -- sounds ------------------------------------------------------------------------
+  var audio = null;
+  function tone(freq, seconds, type) {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var osc = audio.createOscillator();
+      var gain = audio.createGain();
+      osc.type = type;
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.4, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + seconds);
+      osc.connect(gain).connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + seconds);
+    } catch (err) {
+      // No audio device: the red banner still says it.
+      if (window.console) console.warn("station: no sound", err);
+    }
+  }
+  function rejectSound() { tone(220, 0.25, "square"); window.setTimeout(function () { tone(160, 0.45, "square"); }, 280); }
+  function acceptSound() { tone(1320, 0.12, "sine"); }
+
+  var lastRef = null;
+  function announce() {
+    var banner = document.getElementById("banner");
+    if (!banner) return;
+    var ref = banner.getAttribute("data-ref");
+    var kind = banner.getAttribute("data-kind");
+    if (!ref || ref === lastRef) return;
+    lastRef = ref;
+    document.body.setAttribute("data-last-sound", kind + ":" + ref);
+    if (kind === "reject") rejectSound();
+    else if (kind === "ok") acceptSound();
+  }
+  document.addEventListener("htmx:afterSettle", announce);
+  document.addEventListener("htmx:sseMessage", announce);
+  document.addEventListener("DOMContentLoaded", function () {
+    var banner = document.getElementById("banner");
+    lastRef = banner ? banner.getAttribute("data-ref") : null; // no beep for an old verdict
+  });
+
+  // -- link state ----------------------------------------------------------------------
+  var lastBeat = Date.now();
+  function setLink(ok) {
+    document.body.classList.toggle("offline", !ok);
+  }
+  document.addEventListener("htmx:sseOpen", function () { lastBeat = Date.now(); setLink(true); });
+  document.addEventListener("htmx:sseError", function () { setLink(false); });
+  document.addEventListener("htmx:sseMessage", function () { lastBeat = Date.now(); setLink(true); });
+  window.setInterval(function () {
+    var live = document.getElementById("live");
+    if (!live) return;
+    var beat = parseFloat(live.getAttribute("data-heartbeat") || "15") * 1000;
+    if (Date.now() - lastBeat > 2.5 * beat) {
+      setLink(false);
+      // A half-open connection never errors: replace the element so htmx-ext-sse closes
+      // the old EventSource and opens a new one (the server then sends a snapshot).
+      lastBeat = Date.now();
+      htmx.swap(live, live.outerHTML, { swapStyle: "outerHTML" });
+    }
+  }, 1000);
+
+  // -- step timer ----------------------------------------------------------------------
+  function fmt(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    var m = Math.floor(seconds / 60), s = seconds % 60;
+    return (m < 10 ? "0" : "") + m + ":" + (s < 10 ? "0" : "") + s;
+  }
+  var offsetMs = 0; // server clock - tablet clock
+  document.addEventListener("htmx:afterSettle", function () {
+    var t = document.getElementById("timer");
+    if (t && t.getAttribute("data-server-now")) {
+      offsetMs = Date.parse(t.getAttribute("data-server-now")) - Date.now();
+    }
+  });
+  function tick() {
+    var t = document.getElementById("timer");
+    if (!t || !t.getAttribute("data-started")) return;
+    var now = Date.now() + offsetMs;
+    var elapsed = (now - Date.parse(t.getAttribute("data-started"))) / 1000
+      - parseFloat(t.getAttribute("data-paused-seconds") || "0");
+    var pausedAt = t.getAttribute("data-paused-at");
+    if (pausedAt) elapsed -= (now - Date.parse(pausedAt)) / 1000;
+    var standard = parseFloat(t.getAttribute("data-standard") || "0");
+    var el = t.querySelector(".elapsed");
+    if (el) el.textContent = fmt(elapsed);
+    t.classList.remove("green", "amber", "red");
+    t.classList.add(elapsed > standard ? "red" : elapsed >= 0.8 * standard ? "amber" : "green");
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var t = document.getElementById("timer");
+    if (t && t.getAttribute("data-server-now")) {
+      offsetMs = Date.parse(t.getAttribute("data-server-now")) - Date.now();
+    }
+    window.setInterval(tick, 1000);
+  });
+
+  // -- PIN pad and dialogs -------------------------------------------------------------
+  document.addEventListener("click", function (ev) {
+    var key = ev.target.closest ? ev.target.closest("[data-key]") : null;
+    if (key) {
+      var form = key.closest("form");
+      var pin = form ? form.querySelector("input[name=pin]") : null;
+      if (!pin) return;
+      var k = key.getAttribute("data-key");
+      pin.value = k === "clear" ? "" : (pin.value + k).slice(0, 12);
+      return;
+    }
+    var close = ev.target.closest ? ev.target.closest("[data-close-dialog]") : null;
+    if (close) {
+      var dialog = document.getElementById("dialog");
+      if (dialog) dialog.innerHTML = "";
+    }
+  });
+})();

@@ -1,0 +1,286 @@
+"""What the tablet shows: a read-only view of one station for the templates.
+
+The station workflow (``station.service``) decides and records, and its
+``StationState`` says who is signed in, the unit and step in progress, its picks
+(with bins and the lots/serials recorded) and the step clock. This module adds what
+only the screen needs (the queue, the product and option names, the due date, the
+routing progress, the open andon call) and shapes it all for
+``templates/station/``. No Flask here: the views pass a session and a clock.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlmodel import Session, col, select
+
+from server.models import (
+    AndonCall,
+    CustomerOrder,
+    Operation,
+    Operator,
+    Option,
+    OrderLine,
+    Product,
+    Station,
+    Unit,
+    UnitOperation,
+    WorkOrder,
+)
+from station import workflow as wf
+from station.messages import N_
+
+QUEUE_LIMIT = 50
+# The step timer turns amber at this share of the standard time, red beyond it.
+AMBER_AT = 0.8
+# Defect reason codes offered on the tablet (Defect.reason_code), with their labels.
+DEFECT_REASONS: tuple[tuple[str, str], ...] = (
+    ("damaged", N_("Part damaged")),
+    ("missing", N_("Part missing")),
+    ("no_fit", N_("Does not fit")),
+    ("cosmetic", N_("Scratch or dent")),
+    ("function", N_("Does not work")),
+    ("other", N_("Other")),
+)
+
+
+@dataclass
+class StationInfo:
+    id: int
+    code: str
+    name: str
+    kind: str
+    line: str
+    site: str
+
+
+@dataclass
+class OperatorInfo:
+    id: int
+    name: str
+    badge: str
+    locale: str
+
+
+@dataclass
+class QueueItem:
+    serial: str
+    product: str
+    due_date: date | None
+    late: bool
+
+
+@dataclass
+class RoutingStep:
+    name: str
+    state: str  # done | current | todo | held
+
+
+@dataclass
+class UnitInfo:
+    id: int
+    serial: str
+    product: str
+    options: list[str]
+    due_date: date | None
+    late: bool
+    routing: list[RoutingStep]
+
+
+@dataclass
+class PickLine:
+    sku: str
+    description: str
+    bin: str
+    qty: int
+    picked: int
+    records: list[str]
+
+    @property
+    def done(self) -> bool:
+        return self.picked >= self.qty
+
+
+@dataclass
+class StepInfo:
+    unit_operation_id: int
+    name: str
+    instructions: str
+    image: str
+    picks: list[PickLine]
+    paused: bool
+
+    @property
+    def picks_done(self) -> bool:
+        return all(p.done for p in self.picks)
+
+
+@dataclass
+class Timer:
+    started_at: str
+    paused_at: str | None
+    paused_seconds: float
+    standard_seconds: int
+    now: str
+    elapsed: float
+
+    @property
+    def level(self) -> str:
+        if self.elapsed > self.standard_seconds:
+            return "red"
+        if self.elapsed >= AMBER_AT * self.standard_seconds:
+            return "amber"
+        return "green"
+
+    @property
+    def elapsed_text(self) -> str:
+        return clock(self.elapsed)
+
+    @property
+    def standard_text(self) -> str:
+        return clock(self.standard_seconds)
+
+
+@dataclass
+class AndonInfo:
+    raised_at: datetime
+    acknowledged: bool
+    acknowledged_by: str | None
+
+
+@dataclass
+class StationView:
+    station: StationInfo
+    operator: OperatorInfo | None = None
+    queue: list[QueueItem] = field(default_factory=list)
+    unit: UnitInfo | None = None
+    step: StepInfo | None = None
+    timer: Timer | None = None
+    andon: AndonInfo | None = None
+    pin_badge: str | None = None
+
+
+def clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def build(session: Session, state: wf.StationState, *, now: datetime,
+          pin_badge: str | None = None) -> StationView:
+    """The whole screen of the station in ``state`` (``station.service.load_state``)."""
+    view = StationView(
+        station=StationInfo(id=state.station_id, code=state.station, name=state.name,
+                            kind=state.kind, line=state.line, site=state.site),
+        pin_badge=pin_badge)
+    if state.operator is not None:
+        op = state.operator
+        view.operator = OperatorInfo(id=op.id, name=op.name, badge=op.badge, locale=op.locale)
+    station = session.get(Station, state.station_id)
+    assert station is not None
+    view.queue = _queue(session, station, now.date())
+    if state.unit is not None and state.operation is not None:
+        view.unit = _unit(session, state.unit.id, state.operation.unit_operation_id,
+                          now.date())
+        view.step = _step(state)
+        view.timer = _timer(state, now)
+    view.andon = _andon(session, state.station_id)
+    return view
+
+
+def _queue(session: Session, station: Station, today: date) -> list[QueueItem]:
+    try:
+        dispatch = importlib.import_module("server.dispatch")
+    except ModuleNotFoundError:
+        dispatch = None
+    if dispatch is not None and hasattr(dispatch, "queue_for"):
+        uops = list(dispatch.queue_for(session, station=station))[:QUEUE_LIMIT]
+    else:
+        # Until server.dispatch is installed: the order station.dispatching.peek uses.
+        uops = list(session.exec(
+            select(UnitOperation)
+            .where(UnitOperation.station_kind == station.kind,
+                   UnitOperation.status == "ready",
+                   (col(UnitOperation.station_id).is_(None))
+                   | (col(UnitOperation.station_id) == station.id))
+            .order_by(col(UnitOperation.priority).desc(),
+                      col(UnitOperation.due_date).is_(None), col(UnitOperation.due_date),
+                      col(UnitOperation.released_at), col(UnitOperation.id))
+            .limit(QUEUE_LIMIT)).all())
+    units = {u.id: u for u in session.exec(
+        select(Unit).where(col(Unit.id).in_([uop.unit_id for uop in uops])))}
+    products = {p.id: p.name for p in session.exec(
+        select(Product).where(col(Product.id).in_({u.product_id for u in units.values()})))}
+    items = []
+    for uop in uops:
+        unit = units.get(uop.unit_id)
+        if unit is None:
+            continue
+        items.append(QueueItem(serial=unit.serial, product=products.get(unit.product_id, ""),
+                               due_date=uop.due_date,
+                               late=bool(uop.due_date and uop.due_date < today)))
+    return items
+
+
+def _unit(session: Session, unit_id: int, unit_operation_id: int, today: date) -> UnitInfo:
+    unit = session.get(Unit, unit_id)
+    assert unit is not None and unit.id is not None
+    product = session.get(Product, unit.product_id)
+    names = dict(session.exec(
+        select(Option.code, Option.name).where(Option.product_id == unit.product_id)
+    ).all())
+    routing = []
+    for uop, op in session.exec(
+        select(UnitOperation, Operation)
+        .join(Operation, col(Operation.id) == UnitOperation.operation_id)
+        .where(UnitOperation.unit_id == unit.id).order_by(col(UnitOperation.sequence))
+    ).all():
+        state = ("current" if uop.id == unit_operation_id else "done" if uop.status == "done"
+                 else "held" if uop.status == "held" else "todo")
+        routing.append(RoutingStep(name=op.name, state=state))
+    due = session.exec(
+        select(CustomerOrder.due_date)
+        .join(OrderLine, col(OrderLine.order_id) == CustomerOrder.id)
+        .join(WorkOrder, col(WorkOrder.order_line_id) == OrderLine.id)
+        .where(WorkOrder.id == unit.work_order_id)
+    ).first()
+    return UnitInfo(id=unit.id, serial=unit.serial, product=product.name if product else "",
+                    options=[names.get(code, code) for code in unit.options],
+                    due_date=due, late=bool(due and due < today), routing=routing)
+
+
+def _step(state: wf.StationState) -> StepInfo:
+    op = state.operation
+    assert op is not None
+    picks = [PickLine(sku=p.sku, description=p.description, bin=p.bin, qty=p.qty,
+                      picked=p.done, records=list(p.recorded)) for p in state.picks]
+    return StepInfo(unit_operation_id=op.unit_operation_id, name=op.name,
+                    instructions=op.instructions, image=op.image, picks=picks,
+                    paused=state.paused)
+
+
+def _timer(state: wf.StationState, now: datetime) -> Timer | None:
+    if state.started_at is None or state.operation is None:
+        return None
+    return Timer(started_at=state.started_at.isoformat(),
+                 paused_at=state.paused_at.isoformat() if state.paused_at else None,
+                 paused_seconds=round(state.paused_seconds, 3),
+                 standard_seconds=state.operation.standard_seconds, now=now.isoformat(),
+                 elapsed=state.worked_seconds(now))
+
+
+def _andon(session: Session, station_id: int) -> AndonInfo | None:
+    call = session.exec(
+        select(AndonCall).where(AndonCall.station_id == station_id,
+                                col(AndonCall.resolved_at).is_(None))
+        .order_by(col(AndonCall.raised_at).desc())
+    ).first()
+    if call is None:
+        return None
+    by = None
+    if call.acknowledged_by_id is not None:
+        who = session.get(Operator, call.acknowledged_by_id)
+        by = who.name if who else None
+    return AndonInfo(raised_at=call.raised_at, acknowledged=call.acknowledged_at is not None,
+                     acknowledged_by=by)

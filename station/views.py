@@ -1,0 +1,373 @@
+"""The station tablet: the screen a line worker uses all shift (blueprint "station").
+
+A tablet is bound to one station by a device token in a long-lived cookie
+(``/station/bind?token=...``; tokens come from ``server.auth.issue_device_token``).
+Every station view checks that binding (``station_device``): an unbound tablet is sent
+to a page saying so, a tablet bound to another station gets 403.
+
+Reads build a ``station.screen.StationView`` from ``station.service.load_state``;
+every action goes through ``station.service.handle`` (one place decides what a badge,
+a scan or a button means, for the tablet and for MQTT alike). ``_render`` answers
+the partial to htmx and the full page otherwise; the page includes the same partials.
+Live updates come over one SSE stream per page (``events``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import refresh as refresh_locale
+from flask_htmx import HTMX
+from sqlmodel import Session, select
+
+from server import auth
+from server.db import begin_write, get_session
+from server.models import Operator, Station
+from server.models.types import utcnow
+from station import live_feed, screen, service
+from station import workflow as wf
+
+log = logging.getLogger(__name__)
+bp = Blueprint("station", __name__, url_prefix="/station")
+htmx = HTMX()
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Seconds between SSE heartbeats; the page shows "reconnecting" after missing them.
+# Tests shorten it with the app config key STATION_HEARTBEAT_SECONDS.
+HEARTBEAT_SECONDS = 15.0
+MAX_SCAN = 512
+
+# Partial name -> template; each is also served alone at /station/<code>/<name>.
+PARTIALS = {
+    "screen": "station/_screen.html",
+    "header": "station/_header.html",
+    "banner": "station/_banner.html",
+    "queue": "station/_queue.html",
+    "unit": "station/_unit.html",
+    "step": "station/_step.html",
+    "timer": "station/_timer.html",
+    "actions": "station/_actions.html",
+    "signin": "station/_signin.html",
+}
+BANNER_KIND = {"accepted": "ok", "rejected": "reject", "duplicate": "info"}
+
+
+def heartbeat_seconds() -> float:
+    return float(current_app.config.get("STATION_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
+
+
+# -- binding -------------------------------------------------------------------------
+
+def station_device(view: F) -> F:
+    """Admit only a tablet bound to the station named by the URL's ``code``."""
+
+    @functools.wraps(view)
+    def wrapped(code: str, *args: Any, **kwargs: Any) -> Any:
+        bound = auth.bound_station()
+        if bound is None:
+            if htmx:
+                return Response(status=401, headers={"HX-Redirect": url_for("station.unbound")})
+            return redirect(url_for("station.unbound"), code=303)
+        if bound.code != code:
+            log.warning("tablet bound to %s refused station %s (%s %s)", bound.code, code,
+                        request.method, request.path)
+            return _notice(403, _("Wrong station"),
+                           _("This tablet is bound to station %(bound)s, not %(code)s.",
+                             bound=bound.code, code=code), device_station=bound.code)
+        g.station = bound
+        db = get_session()
+        _follow_operator_language(db, bound.id)
+        db.commit()  # end the read transaction: an action starts its own write
+        return view(code, *args, **kwargs)
+
+    wrapped.access = "station-device"  # type: ignore[attr-defined]
+    return wrapped  # type: ignore[return-value]
+
+
+def _notice(status: int, title: str, text: str, **extra: Any) -> tuple[str, int]:
+    return render_template("station/notice.html", station=None, title=title, text=text,
+                           kind="refused" if status >= 400 else "info", **extra), status
+
+
+def _follow_operator_language(db: Session, station_id: int | None) -> None:
+    """The screen speaks the language of whoever is signed in at the station."""
+    locale = db.exec(select(Operator.locale).join(Station, Station.operator_id == Operator.id)
+                     .where(Station.id == station_id)).first()
+    g.station_locale = locale
+    refresh_locale()
+
+
+@bp.get("/bind")
+@auth.public
+def bind() -> Any:
+    token = request.args.get("token", "").strip()
+    station = auth.station_for_device(get_session(), token)
+    if station is None:
+        log.warning("tablet binding refused from %s: unknown or revoked token", auth.address())
+        return _notice(403, _("Binding refused"),
+                       _("This binding link is unknown or was revoked. Ask an admin "
+                         "for a new one."))
+    log.info("tablet at %s bound to station %s", auth.address(), station.code)
+    response = redirect(url_for("station.page", code=station.code), code=303)
+    return auth.set_device_cookie(response, token)
+
+
+@bp.get("/")
+@auth.public
+def unbound() -> Any:
+    bound = auth.bound_station()
+    if bound is not None:
+        return redirect(url_for("station.page", code=bound.code), code=303)
+    return _notice(200, _("This tablet is not bound to a station"),
+                   _("Ask an admin to bind it: they open the station's binding link "
+                     "on this tablet once."))
+
+
+# -- rendering -----------------------------------------------------------------------
+
+def _view(db: Session, code: str, *, pin_badge: str | None = None) -> screen.StationView:
+    state = service.load_state(db, station_code=code)
+    view = screen.build(db, state, now=utcnow(), pin_badge=pin_badge)
+    db.commit()
+    return view
+
+
+def _context(view: screen.StationView, banner: dict[str, Any] | None = None,
+             **extra: Any) -> dict[str, Any]:
+    return {"view": view, "station": view.station, "banner": banner, "timer": view.timer,
+            "heartbeat_seconds": heartbeat_seconds(),
+            "defect_reasons": [(code, _(label)) for code, label in screen.DEFECT_REASONS],
+            **extra}
+
+
+def _render(partial: str, view: screen.StationView, banner: dict[str, Any] | None = None,
+            **extra: Any) -> str:
+    """The partial for htmx, the whole page otherwise (same templates either way)."""
+    context = _context(view, banner, **extra)
+    if htmx:
+        return render_template(PARTIALS[partial], **context)
+    return render_template("station/page.html", **context)
+
+
+@bp.get("/<code>")
+@station_device
+def page(code: str) -> str:
+    return render_template("station/page.html", **_context(_view(get_session(), code)))
+
+
+@bp.get("/<code>/<any(" + ",".join(PARTIALS) + "):partial>")
+@station_device
+def partial(code: str, partial: str) -> str:
+    return _render(partial, _view(get_session(), code))
+
+
+@bp.get("/<code>/defect")
+@station_device
+def defect_dialog(code: str) -> Any:
+    """The defect reasons dialog (a fragment swapped into #dialog)."""
+    if not htmx:
+        return redirect(url_for("station.page", code=code), code=303)
+    return render_template("station/_defect.html", **_context(_view(get_session(), code)))
+
+
+# -- actions: each one event through station.service ---------------------------------
+
+def _act(code: str, event: wf.StationEvent, *, source: str = "tablet") -> Any:
+    """Record ``event`` in one write transaction, tell the screens, answer the screen."""
+    db = get_session()
+    begin_write(db)
+    outcome = service.handle(db, station_code=code, event=event, msg_id=str(uuid.uuid4()),
+                             channel="ui", source=source, address=auth.address())
+    db.commit()
+    g.last_outcome_code = outcome.code
+    live_feed.publish(current_app, outcome)
+    return _answer(code, banner_for(outcome))
+
+
+def banner_for(outcome: service.Outcome) -> dict[str, Any]:
+    return {"kind": BANNER_KIND.get(outcome.result, "info"), "text": outcome.lazy_message(),
+            "ref": outcome.msg_id, "code": outcome.code}
+
+
+def _answer(code: str, banner: dict[str, Any] | None, *, pin_badge: str | None = None) -> Any:
+    db = get_session()
+    _follow_operator_language(db, g.station.id)  # a sign-in changes the language
+    view = _view(db, code, pin_badge=pin_badge)
+    if not htmx:
+        # A plain form post (no JavaScript): back to the page, Post/Redirect/Get.
+        return redirect(url_for("station.page", code=code), code=303)
+    return render_template(PARTIALS["screen"], **_context(view, banner))
+
+
+@bp.post("/<code>/scan")
+@station_device
+def scan(code: str) -> Any:
+    """The wedge scanner's text (station.js posts a fast burst ending in Enter).
+
+    Nobody signed in: the scan is a badge. Otherwise it is a scan for the workflow.
+    """
+    data = request.form.get("data", "").strip("\r\n")
+    if not data or len(data) > MAX_SCAN:
+        log.warning("station %s: empty or oversized wedge scan (%d chars)", code, len(data))
+        return _answer(code, {"kind": "reject", "ref": str(uuid.uuid4()), "code": "unreadable",
+                              "text": _("Scan not readable: scan again.")})
+    db = get_session()
+    signed_in = db.exec(select(Station.operator_id).where(Station.id == g.station.id)).first()
+    db.commit()
+    if signed_in is None:
+        return _badge(code, data.strip())
+    return _act(code, wf.Scan(data=data), source="wedge")
+
+
+def _badge(code: str, badge: str, pin: str | None = None) -> Any:
+    limiter = auth.limiter()
+    key = f"badge:{badge}"
+    try:
+        limiter.check(key, auth.address())
+    except auth.RateLimited as exc:
+        return _answer(code, {"kind": "reject", "ref": str(uuid.uuid4()), "code": "rate_limited",
+                              "text": _("Too many failed sign-ins. Try again in %(s)s "
+                                        "seconds.", s=exc.retry_after)})
+    if pin is None:
+        db = get_session()
+        needs_pin = db.exec(select(Operator.pin_hash).where(
+            Operator.badge == badge, Operator.active == True)).first()  # noqa: E712
+        db.commit()
+        if needs_pin:
+            return _answer(code, None, pin_badge=badge)
+    response = _act(code, wf.SignIn(badge=badge, pin=pin), source="badge")
+    if g.get("last_outcome_code") in ("unknown_badge", "wrong_pin"):
+        limiter.failed(key, auth.address())
+    return response
+
+
+@bp.post("/<code>/sign-in")
+@station_device
+def sign_in(code: str) -> Any:
+    return _badge(code, request.form.get("badge", "").strip())
+
+
+@bp.post("/<code>/pin")
+@station_device
+def pin(code: str) -> Any:
+    return _badge(code, request.form.get("badge", "").strip(), request.form.get("pin", ""))
+
+
+@bp.post("/<code>/pin/cancel")
+@station_device
+def cancel_pin(code: str) -> Any:
+    return _answer(code, None)
+
+
+@bp.post("/<code>/sign-out")
+@station_device
+def sign_out(code: str) -> Any:
+    return _act(code, wf.SignOut())
+
+
+@bp.post("/<code>/start")
+@station_device
+def start(code: str) -> Any:
+    return _act(code, wf.StartNext())
+
+
+@bp.post("/<code>/complete")
+@station_device
+def complete(code: str) -> Any:
+    return _act(code, wf.CompleteStep())
+
+
+@bp.post("/<code>/pause")
+@station_device
+def pause(code: str) -> Any:
+    return _act(code, wf.Pause())
+
+
+@bp.post("/<code>/resume")
+@station_device
+def resume(code: str) -> Any:
+    return _act(code, wf.Resume())
+
+
+@bp.post("/<code>/defect")
+@station_device
+def defect(code: str) -> Any:
+    reason = request.form.get("reason", "")
+    if reason not in dict(screen.DEFECT_REASONS):
+        log.warning("station %s: defect with unknown reason %r", code, reason[:40])
+        return _answer(code, {"kind": "reject", "ref": str(uuid.uuid4()), "code": "bad_reason",
+                              "text": _("Choose a defect reason.")})
+    return _act(code, wf.ReportDefect(reason_code=reason,
+                                      note=request.form.get("note", "")[:1000],
+                                      disposition=request.form.get("disposition", "rework")))
+
+
+@bp.post("/<code>/andon")
+@station_device
+def andon(code: str) -> Any:
+    return _act(code, wf.CallAndon(reason=request.form.get("reason", "help")[:200] or "help"))
+
+
+# -- live: one SSE stream per page ---------------------------------------------------
+
+def _sse(event: str, data: str) -> str:
+    lines = data.splitlines() or [""]
+    return f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+
+
+@bp.get("/<code>/events")
+@station_device
+def events(code: str) -> Response:
+    """Named events: ``snapshot`` (the whole #screen, on every (re)connect and on every
+    change of the station) and ``heartbeat``. Holds one server thread while open (size
+    WEB_THREADS above the number of screens)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    station_id = g.station.id
+    beat = heartbeat_seconds()
+    subscription = live_feed.subscribe(app, code)
+
+    def render_screen(banner: dict[str, Any] | None) -> str:
+        # A short session per snapshot: an open stream must not hold a DB connection.
+        with Session(app.extensions["taktline.engine"], expire_on_commit=False) as db:
+            _follow_operator_language(db, station_id)
+            view = _view(db, code)
+            return render_template(PARTIALS["screen"], **_context(view, banner))
+
+    def stream() -> Iterator[str]:
+        try:
+            # Reconnect fast after a drop; the snapshot makes up for anything missed.
+            yield f"retry: {int(min(beat, 3.0) * 1000)}\n\n"
+            yield _sse("snapshot", render_screen(None))
+            while True:
+                change = subscription.next(timeout=beat)
+                if change is None:
+                    yield _sse("heartbeat", utcnow().isoformat())
+                else:
+                    yield _sse("snapshot", render_screen(change.banner))
+        finally:
+            subscription.close()
+
+    return Response(stream_with_context(stream()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def init_app(app: Flask) -> None:
+    htmx.init_app(app)
+    app.register_blueprint(bp)
