@@ -1,8 +1,9 @@
 """Administration: people, API tokens and station tablets (issue 8).
 
 Every change here is written to the audit trail in the same transaction. Admin pages
-need the admin role; binding a tablet by entering a token (/device/enroll) is public
-but rate-limited like sign-in.
+need the admin role. A tablet is bound either here ("bind this browser", when the admin
+stands at the tablet) or by opening the binding link shown once on issue
+(``/station/bind?token=...``, station blueprint).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ def index() -> str:
 
 
 def init_app(app: Flask) -> None:
-    from server.admin import device, tokens, users  # noqa: F401 - registers the routes
+    from server.admin import tokens, users  # noqa: F401 - registers the routes
 
     app.register_blueprint(bp)
-    app.register_blueprint(device.bp)

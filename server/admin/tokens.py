@@ -101,7 +101,9 @@ def issue_device_token() -> Any:
         flash(_("This tablet is now bound to %(code)s.", code=station.code))
         response = make_response(redirect(url_for("admin.devices"), code=303))
         return auth.set_device_cookie(response, token)
-    response = make_response(_devices_page(new_token=token, new_station=station))
+    bind_url = url_for("station.bind", token=token, _external=True)
+    response = make_response(_devices_page(new_token=token, new_station=station,
+                                           bind_url=bind_url))
     response.headers["Cache-Control"] = "no-store"
     return response
 
