@@ -1,0 +1,129 @@
+"""Station queues and the atomic claim, and the status moves of a unit's operations.
+
+A claim is one conditional UPDATE (``status = 'ready'`` and not assigned to another
+station) whose row count tells whether this station won it: on PostgreSQL a second
+station's UPDATE of the same row waits for the first to commit, re-reads the row and
+matches nothing; on SQLite the write transaction (BEGIN IMMEDIATE, see
+``server.db.write_session``) already runs one writer at a time. Either way two
+stations never get the same unit operation.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from server.dispatch.policy import in_queue_order
+from server.models import CustomerOrder, OrderLine, Station, Unit, UnitOperation, WorkOrder
+from server.models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def queue_for(session: Session, *, station: Station) -> list[UnitOperation]:
+    """Ready operations of ``station.kind`` not assigned to another station, in
+    dispatch order (priority desc, due date asc, release time asc). Held operations are
+    not ready, so they are skipped."""
+    ops = session.exec(select(UnitOperation).where(
+        UnitOperation.station_kind == station.kind, UnitOperation.status == "ready",
+        col(UnitOperation.station_id).is_(None) | (col(UnitOperation.station_id) == station.id))
+        .execution_options(populate_existing=True)).all()
+    return in_queue_order(ops)
+
+
+def claim(session: Session, *, station: Station, unit_operation_id: int) -> UnitOperation | None:
+    """Claim one operation for ``station``: it becomes ``active`` there. ``None`` when
+    it is no longer ready for this station (another station took it, it was held...)."""
+    result = session.execute(
+        sa.update(UnitOperation)
+        .where(col(UnitOperation.id) == unit_operation_id, col(UnitOperation.status) == "ready",
+               col(UnitOperation.station_kind) == station.kind,
+               col(UnitOperation.station_id).is_(None)
+               | (col(UnitOperation.station_id) == station.id))
+        .values(status="active", station_id=station.id, claimed_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get(UnitOperation, unit_operation_id, populate_existing=True)
+
+
+def claim_next(session: Session, *, station: Station) -> UnitOperation | None:
+    """Claim the first operation of the station's queue that nobody else took."""
+    for op in queue_for(session, station=station):
+        claimed = claim(session, station=station, unit_operation_id=op.id or 0)
+        if claimed is not None:
+            return claimed
+        log.debug("%s lost unit operation %s to another station", station.code, op.id)
+    return None
+
+
+def order_of(session: Session, *, unit: Unit) -> CustomerOrder:
+    return session.exec(select(CustomerOrder)
+                        .join(OrderLine, col(OrderLine.order_id) == CustomerOrder.id)
+                        .join(WorkOrder, col(WorkOrder.order_line_id) == OrderLine.id)
+                        .where(WorkOrder.id == unit.work_order_id)).one()
+
+
+def mark_started(session: Session, *, unit: Unit) -> None:
+    """A step of ``unit`` started: the unit is in progress, its work order and order too
+    (the order's ``first_started_at`` is stamped once)."""
+    now = utcnow()
+    if unit.status in ("queued", "held"):
+        unit.status = "in_progress"
+        session.add(unit)
+    wo = session.get(WorkOrder, unit.work_order_id)
+    if wo is not None and wo.status == "released":
+        wo.status = "in_progress"
+        session.add(wo)
+    order = order_of(session, unit=unit)
+    if order.first_started_at is None:
+        order.first_started_at = now
+    if order.status == "released":
+        order.status = "in_progress"
+    session.add(order)
+    session.flush()
+
+
+def complete_operation(session: Session, *, unit_operation: UnitOperation) -> None:
+    """The step is done: the next operation of the unit becomes ready; after the last
+    one the unit is completed, and the order once all its units are."""
+    op = unit_operation
+    if op.status == "done":
+        return
+    unit = session.get(Unit, op.unit_id)
+    assert unit is not None  # foreign key
+    if unit.status == "queued":
+        mark_started(session, unit=unit)
+    op.status = "done"
+    session.add(op)
+    following = session.exec(select(UnitOperation).where(
+        UnitOperation.unit_id == op.unit_id, UnitOperation.sequence > op.sequence)
+        .order_by(col(UnitOperation.sequence))).first()
+    if following is not None:
+        if following.status == "pending":
+            following.status = "ready"
+            session.add(following)
+        session.flush()
+        return
+    now = utcnow()
+    unit.status, unit.completed_at = "completed", now
+    session.add(unit)
+    session.flush()
+    wo = session.get(WorkOrder, unit.work_order_id)
+    order = order_of(session, unit=unit)
+    siblings = session.exec(select(Unit.status).join(
+        WorkOrder, col(Unit.work_order_id) == WorkOrder.id)
+        .join(OrderLine, col(WorkOrder.order_line_id) == OrderLine.id)
+        .where(OrderLine.order_id == order.id)).all()
+    if wo is not None and not session.exec(select(Unit.id).where(
+            Unit.work_order_id == wo.id, col(Unit.status).not_in(("completed", "cancelled")))
+            ).first():
+        wo.status = "completed"
+        session.add(wo)
+    if all(s in ("completed", "cancelled") for s in siblings):
+        order.status, order.completed_at = "completed", now
+        session.add(order)
+        log.info("order %s completed", order.number)
+    session.flush()
