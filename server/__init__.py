@@ -43,4 +43,8 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     from server import api
 
     api.init_app(app)  # /api/v1 (issue 3; others add route modules)
+
+    from station import views as station_views
+
+    station_views.init_app(app)
     return app
