@@ -51,6 +51,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEB_THREADS", 48, "Waitress threads. Each open tablet or line board holds one "
             "for its SSE stream, so size it above the number of screens.", int),
     Setting("RUN_INGEST", True, "Run the MQTT ingest worker inside `taktline serve`.", _bool),
+    Setting("INGEST_SHARED", True, "With TAKTLINE_MQTT_URL set, ingest subscribes through "
+            "`$share/taktline-ingest/` so several ingest processes share the load (Mosquitto; "
+            "MQTT 3.1.1 clients). Turn off for a broker without shared subscriptions.", _bool),
+    Setting("INGEST_CLIENT_ID", "", "Stable MQTT client id of the ingest (persistent "
+            "session: what arrives while it is down waits at the broker). Empty: "
+            "`taktline-ingest-<host>` (`taktline-serve-<host>` inside `taktline serve`); "
+            "give each ingest process its own."),
     Setting("DEFAULT_LOCALE", "en", "Language of screens before an operator signs in "
             "(`en` or `fr`)."),
     Setting("SESSION_MINUTES", 720, "Minutes of inactivity after which a sign-in expires.",
