@@ -40,6 +40,9 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     admin.init_app(app)
     audit_views.init_app(app)
 
+    from server import ingest, live  # noqa: F401 - ingest registers its runtime starter
+
+    live.init_app(app)
     from server import api
 
     api.init_app(app)  # /api/v1 (issue 3; others add route modules)

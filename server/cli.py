@@ -165,6 +165,15 @@ def _register_bridge_commands() -> None:
 _register_bridge_commands()
 
 
+def _register_ingest_command() -> None:
+    from server.ingest import ingest_command
+
+    cli.add_command(ingest_command)
+
+
+_register_ingest_command()
+
+
 def main() -> None:
     cli(prog_name="taktline")
 

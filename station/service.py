@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 
 from server import audit
 from server.auth import verify_secret
+from server.dispatch import DispatchError
 from server.inventory import ledger
 from server.models import (
     AndonCall,
@@ -293,7 +294,8 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
             with session.begin_nested():
                 for effect in decision.effects:
                     _apply(ctx, effect)
-        except (sa.exc.IntegrityError, ledger.InsufficientStock) as exc:
+        except (sa.exc.IntegrityError, ledger.InsufficientStock, LookupError,
+                DispatchError) as exc:
             log.warning("station %s: %s refused by the database: %s", station_code, kind, exc)
             decision = wf.reject("conflict", detail=_short(exc))
     if decision.accepted and not isinstance(event, wf.Scan | wf.DeviceEvent):
@@ -515,5 +517,5 @@ def _step_change(ctx: _Ctx, effect: wf.PauseStep | wf.ResumeStep | wf.EndStep | 
             dispatching.complete(session, unit_operation_id=effect.unit_operation_id)
         else:
             dispatching.hold(session, unit_operation_id=effect.unit_operation_id,
-                             reason=effect.reason)
+                             reason=effect.reason, by=ctx.by)
     session.add(step)

@@ -23,7 +23,7 @@ def release_unit(session: Session, *, options: list[str], serial: str,
     session.add(wo)
     session.flush()
     unit = Unit(serial=serial, work_order_id=wo.id, product_id=product.id,
-                options=list(config.options), status="released")
+                options=list(config.options), status="queued")
     session.add(unit)
     session.flush()
     for i, routed in enumerate(config.routing):

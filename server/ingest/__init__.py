@@ -1,0 +1,87 @@
+"""MQTT ingest: station events from the broker through the station workflow.
+
+- ``payload``: validation of MQTT contract v1 event payloads (shared with the HTTP path);
+- ``worker``: ``Ingest``, the paho client (persistent session, manual ack), the queue
+  and the worker thread;
+- ``start(app, url)``: the ``server.runtime`` starter (``taktline serve``);
+- ``ingest_command``: ``taktline ingest``, the ingest alone (several share the load
+  through ``$share/taktline-ingest/...`` on Mosquitto).
+
+See docs/mqtt.md for the contract and docs/deploy.md for production.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from server.ingest.worker import Ingest
+
+log = logging.getLogger(__name__)
+
+
+def default_client_id(app: Flask, role: str) -> str:
+    return app.config["INGEST_CLIENT_ID"] or f"taktline-{role}-{socket.gethostname()}"
+
+
+def start(app: Flask, mqtt_url: str) -> Callable[[], None]:
+    """Runtime starter: the ingest worker inside ``taktline serve``."""
+    if not app.config["RUN_INGEST"]:
+        return lambda: None
+    # The embedded broker may be amqtt (no shared subscriptions); one ingest runs here.
+    shared = bool(app.config["MQTT_URL"]) and app.config["INGEST_SHARED"]
+    ingest = Ingest(engine=app.extensions["taktline.engine"], url=mqtt_url,
+                    client_id=default_client_id(app, "serve"), prefix=app.config["MQTT_PREFIX"],
+                    shared=shared).start()
+    return ingest.stop
+
+
+@click.command("ingest")
+@click.option("--client-id", default=None,
+              help="Stable MQTT client id (one per ingest process); overrides "
+                   "TAKTLINE_INGEST_CLIENT_ID.")
+@click.option("--shared/--no-shared", default=None,
+              help="Share the load with other ingest processes ($share/taktline-ingest/, "
+                   "Mosquitto). Default: TAKTLINE_INGEST_SHARED.")
+@with_appcontext
+def ingest_command(client_id: str | None, shared: bool | None) -> None:
+    """Run the MQTT ingest alone (needs TAKTLINE_MQTT_URL)."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    url = app.config["MQTT_URL"]
+    if not url:
+        raise click.ClickException("Set TAKTLINE_MQTT_URL to the broker, e.g. "
+                                   "mqtt://ingest:secret@broker:1883.")
+    ingest = Ingest(engine=app.extensions["taktline.engine"], url=url,
+                    client_id=client_id or default_client_id(app, "ingest"),
+                    prefix=app.config["MQTT_PREFIX"],
+                    shared=app.config["INGEST_SHARED"] if shared is None else shared)
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("ingest: signal %s, stopping", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    ingest.start()
+    click.echo(f"Ingest on {ingest.topic_filter} ({ingest.broker.host}:{ingest.broker.port})")
+    done.wait()
+    ingest.stop()
+
+
+def _register() -> None:
+    from server import runtime
+
+    if start not in runtime.STARTERS:
+        runtime.STARTERS.append(start)
+
+
+_register()

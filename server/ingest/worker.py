@@ -1,0 +1,272 @@
+"""The MQTT ingest: station events in, one transaction each batch, ack after commit.
+
+paho's network thread only puts messages on a queue (``_on_message``); one worker
+thread takes them in batches (whatever has arrived, up to ``batch_max``), orders each
+station's events by ``seq``, and decides them all in one write transaction, each
+through ``station.service.handle`` (dedupe on ``msg_id``, workflow, records). After
+the commit it acknowledges every message of the batch (paho manual ack: the broker
+keeps a message until then, and redelivers it to our persistent session if we die
+first) and publishes each event's ``cmd/feedback`` and each touched station's
+retained ``state``. Group commit keeps SQLite's one-writer lock busy with useful work.
+
+A database error (locked, connection lost) retries the batch without acking; an
+unexpected error in one message falls back to one transaction per message, and a
+message that still fails is recorded as rejected (so the operator scans again)
+instead of being redelivered forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from firmware_bridge import topics
+from server import mqtt as server_mqtt
+from server.db import begin_write
+from server.ingest.payload import InvalidPayload, decode, envelope
+from server.models import Station
+from station import messages, service
+
+log = logging.getLogger(__name__)
+SHARE_GROUP = "taktline-ingest"
+
+
+@dataclass
+class Message:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int
+    order: int
+
+
+@dataclass
+class Result:
+    message: Message
+    station: str
+    site: str
+    line: str
+    feedback: dict[str, Any] | None
+    snapshot: dict[str, Any] | None = None
+
+
+class Ingest:
+    def __init__(self, *, engine: Engine, url: str, client_id: str, prefix: str = "taktline",
+                 shared: bool = False, batch_max: int = 200) -> None:
+        self.engine = engine
+        self.url = url
+        self.prefix = prefix
+        self.shared = shared
+        self.batch_max = batch_max
+        self.queue: queue.Queue[Message] = queue.Queue()
+        self.client, self.broker = server_mqtt.make_client(url, client_id=client_id,
+                                                           clean=False)
+        self.client.manual_ack_set(True)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._generation = 0
+        self._order = 0
+        self._stopping = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
+        self.processed = 0
+
+    @property
+    def topic_filter(self) -> str:
+        base = topics.subscription("evt/#", prefix=self.prefix)
+        return f"$share/{SHARE_GROUP}/{base}" if self.shared else base
+
+    def start(self) -> Ingest:
+        self._worker.start()
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
+        self.client.loop_start()
+        log.info("ingest %s subscribing to %s on %s", self.client._client_id.decode(),
+                 self.topic_filter, self.broker.host)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the batch in hand, then disconnect; queued messages stay unacked and
+        the broker gives them to the next session with our client id."""
+        self._stopping.set()
+        self._worker.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # --- paho's thread: never block here ---------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        if reason.is_failure:
+            log.error("ingest: broker refused the connection: %s", reason)
+            return
+        self._generation += 1
+        self.connected.set()
+        client.subscribe(self.topic_filter, qos=1)  # here, so a reconnect resubscribes
+        self.subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._order += 1
+        self.queue.put(Message(msg.topic, msg.payload, msg.mid, msg.qos, self._generation,
+                               self._order))
+
+    # --- the worker ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                first = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < self.batch_max:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._process(batch)
+
+    def _process(self, batch: list[Message]) -> None:
+        batch.sort(key=_order_key)
+        while not self._stopping.is_set():
+            try:
+                results = self._transaction(batch)
+                break
+            except sa.exc.OperationalError as exc:
+                log.error("ingest: database unavailable (%s); retrying in 1 s", exc)
+                time.sleep(1)
+            except Exception:
+                if len(batch) == 1:
+                    log.exception("ingest: message on %s failed; answered rejected",
+                                  batch[0].topic)
+                    results = [self._poison(batch[0])]
+                    break
+                log.exception("ingest: batch of %d failed; retrying one by one", len(batch))
+                results = []
+                for message in batch:
+                    results.extend(self._single(message))
+                break
+        else:
+            return  # stopping: nothing acked, the broker redelivers
+        self._acknowledge(results)
+
+    def _single(self, message: Message) -> list[Result]:
+        try:
+            return self._transaction([message])
+        except Exception:
+            log.exception("ingest: message on %s failed; answered rejected", message.topic)
+            return [self._poison(message)]
+
+    def _transaction(self, batch: list[Message]) -> list[Result]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            begin_write(session)
+            results = [self._one(session, message) for message in batch]
+            session.commit()
+        return results
+
+    def _one(self, session: Session, message: Message) -> Result:
+        try:
+            topic = topics.parse(message.topic, prefix=self.prefix)
+        except ValueError as exc:
+            log.warning("ingest: ignoring message on %r: %s", message.topic, exc)
+            return Result(message, "", "", "", None)
+        result = Result(message, topic.station, topic.site, topic.line, None)
+        kind = topic.kind.removeprefix("evt/")
+        try:
+            env = envelope(decode(message.payload), kind=kind)
+        except InvalidPayload as exc:
+            result.feedback = self._invalid(session, topic, kind, exc)
+            return result
+        outcome = service.handle(session, station_code=topic.station, event=env.event,
+                                 msg_id=env.msg_id, channel="mqtt", source=env.source,
+                                 seq=env.seq, ts=env.ts, payload=env.payload)
+        result.feedback = outcome.feedback()
+        if outcome.state is not None:
+            result.snapshot = service.snapshot(outcome.state)
+        return result
+
+    def _invalid(self, session: Session, topic: topics.StationTopic, kind: str,
+                 exc: InvalidPayload) -> dict[str, Any]:
+        params = {"detail": exc.detail}
+        log.warning("ingest: %s from %s refused: %s", kind, topic.station, exc.detail)
+        if exc.msg_id:
+            station_id = session.exec(select(Station.id).where(
+                Station.code == topic.station)).first()
+            event_id = service.record_event(
+                session, msg_id=exc.msg_id, station_id=station_id, channel="mqtt", kind=kind,
+                source=exc.source, result="rejected",
+                reason=f"bad_payload: {messages.english('bad_payload', params)}")
+            if event_id is None:
+                return {"ref": exc.msg_id, "result": "duplicate", "code": "duplicate",
+                        "reason": messages.english("duplicate"), "source": exc.source}
+        return {"ref": exc.msg_id, "result": "rejected", "code": "bad_payload",
+                "reason": messages.english("bad_payload", params), "source": exc.source}
+
+    def _poison(self, message: Message) -> Result:
+        try:
+            topic = topics.parse(message.topic, prefix=self.prefix)
+        except ValueError:
+            return Result(message, "", "", "", None)
+        msg_id = None
+        with contextlib.suppress(InvalidPayload):
+            msg_id = decode(message.payload).get("msg_id")
+        feedback = {"ref": msg_id, "result": "rejected", "code": "conflict",
+                    "reason": messages.english("conflict", {"detail": "server error"})}
+        return Result(message, topic.station, topic.site, topic.line, feedback)
+
+    def _acknowledge(self, results: list[Result]) -> None:
+        states: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for r in results:
+            if r.message.generation == self._generation:
+                # An ack after a reconnect would name another message's mid: skip it; the
+                # broker redelivers ours and the dedupe answers "duplicate".
+                self.client.ack(r.message.mid, r.message.qos)
+            if r.feedback is not None and r.station:
+                self._publish(r, "cmd/feedback", r.feedback, retain=False)
+            if r.snapshot is not None:
+                states[(r.site, r.line, r.station)] = r.snapshot
+        for (site, line, station), snapshot in states.items():
+            try:
+                topic = topics.build(site, line, station, "state", prefix=self.prefix)
+            except ValueError:
+                continue
+            self.client.publish(topic, server_mqtt.dumps(snapshot), qos=1, retain=True)
+        self.processed += len(results)
+
+    def _publish(self, r: Result, kind: str, payload: dict[str, Any], *, retain: bool) -> None:
+        try:
+            topic = topics.build(r.site, r.line, r.station, kind, prefix=self.prefix)
+        except ValueError:
+            return
+        self.client.publish(topic, server_mqtt.dumps(payload), qos=1, retain=retain)
+
+
+def _order_key(message: Message) -> tuple[str, str, float, int]:
+    """Each station's events by (source, seq), else in arrival order.
+
+    ``seq`` counts per source (docs/bridge.md). Across batches the broker's per-session
+    order already holds; within a batch, a redelivered older event goes first."""
+    parts = message.topic.split("/")
+    source, seq = "", float("inf")
+    try:
+        doc = json.loads(message.payload) if len(message.payload) < 65536 else None
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if isinstance(doc, dict):
+        if isinstance(doc.get("source"), str):
+            source = doc["source"]
+        if isinstance(doc.get("seq"), int) and not isinstance(doc.get("seq"), bool):
+            seq = float(doc["seq"])
+    return ("/".join(parts[:-2]), source, seq, message.order)
