@@ -11,14 +11,17 @@ routing progress, the open andon call) and shapes it all for
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from server.models import (
     AndonCall,
     CustomerOrder,
+    Event,
     Operation,
     Operator,
     Option,
@@ -30,9 +33,11 @@ from server.models import (
     WorkOrder,
 )
 from station import workflow as wf
-from station.messages import N_
+from station.messages import N_, TEMPLATES
 
 QUEUE_LIMIT = 50
+# A re-rendered screen shows the last verdict for this long.
+BANNER_SECONDS = 120.0
 # The step timer turns amber at this share of the standard time, red beyond it.
 AMBER_AT = 0.8
 # Defect reason codes offered on the tablet (Defect.reason_code), with their labels.
@@ -189,6 +194,21 @@ def build(session: Session, state: wf.StationState, *, now: datetime,
     return view
 
 
+def fingerprint(session: Session, *, station_id: int, kind: str) -> tuple[object, ...]:
+    """Changes to the screen that no station snapshot announces: the queue (a release,
+    a supervisor's move) and the andon call (acknowledged, resolved)."""
+    queue = session.exec(
+        select(sa.func.count(), sa.func.max(UnitOperation.id), sa.func.sum(UnitOperation.priority))
+        .where(UnitOperation.station_kind == kind, UnitOperation.status == "ready")
+    ).one()
+    call = session.exec(
+        select(AndonCall.id, AndonCall.acknowledged_at, AndonCall.resolved_at)
+        .where(AndonCall.station_id == station_id)
+        .order_by(col(AndonCall.id).desc()).limit(1)
+    ).first()
+    return tuple(queue), tuple(call or ())
+
+
 def _queue(session: Session, station: Station, today: date) -> list[QueueItem]:
     try:
         dispatch = importlib.import_module("server.dispatch")
@@ -284,3 +304,53 @@ def _andon(session: Session, station_id: int) -> AndonInfo | None:
         by = who.name if who else None
     return AndonInfo(raised_at=call.raised_at, acknowledged=call.acknowledged_at is not None,
                      acknowledged_by=by)
+
+
+# -- the last verdict ----------------------------------------------------------------
+
+@dataclass
+class Verdict:
+    result: str  # accepted | rejected | duplicate
+    code: str
+    params: dict[str, str]
+    msg_id: str
+    at: datetime
+
+
+def last_verdict(session: Session, station_id: int, *, now: datetime,
+                 max_age_seconds: float = BANNER_SECONDS) -> Verdict | None:
+    """The station's most recent event verdict, if recent: the banner of a screen that is
+    re-rendered (page load, SSE snapshot after an MQTT scan).
+
+    ``Event.reason`` holds ``"<code>: <English text>"`` (station.service); the English
+    text was made from the code's template, so matching it against that template gives
+    the parameters back and the banner can be shown in the operator's language.
+    """
+    row = session.exec(
+        select(Event).where(Event.station_id == station_id)
+        .order_by(col(Event.id).desc()).limit(1)
+    ).first()
+    if row is None or (now - row.received_at).total_seconds() > max_age_seconds:
+        return None
+    code, _, english = row.reason.partition(": ")
+    if code not in TEMPLATES:
+        return None
+    return Verdict(result=row.result, code=code, params=params_of(code, english),
+                   msg_id=row.msg_id, at=row.received_at)
+
+
+def params_of(code: str, text: str) -> dict[str, str]:
+    """The parameters that turned ``TEMPLATES[code]`` into ``text`` ({} when none fit)."""
+    template = TEMPLATES[code]
+    names: list[str] = []
+
+    def group(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in names:
+            return f"(?P={name})"
+        names.append(name)
+        return f"(?P<{name}>.*?)"
+
+    pattern = re.sub(r"%\\\((\w+)\\\)s", group, re.escape(template))
+    found = re.fullmatch(pattern, text, re.S)
+    return found.groupdict() if found else {}

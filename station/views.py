@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -37,11 +38,11 @@ from flask_babel import refresh as refresh_locale
 from flask_htmx import HTMX
 from sqlmodel import Session, select
 
-from server import auth
+from server import auth, live
 from server.db import begin_write, get_session
 from server.models import Operator, Station
 from server.models.types import utcnow
-from station import live_feed, screen, service
+from station import messages, screen, service
 from station import workflow as wf
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Tests shorten it with the app config key STATION_HEARTBEAT_SECONDS.
 HEARTBEAT_SECONDS = 15.0
 MAX_SCAN = 512
+# How often an open stream looks for changes no snapshot announces (queue, andon).
+POLL_SECONDS = 3.0
 
 # Partial name -> template; each is also served alone at /station/<code>/<name>.
 PARTIALS = {
@@ -149,6 +152,16 @@ def _view(db: Session, code: str, *, pin_badge: str | None = None) -> screen.Sta
     return view
 
 
+def _last_banner(db: Session, station_id: int) -> dict[str, Any] | None:
+    """The banner of a re-rendered screen: the station's last verdict, if recent."""
+    verdict = screen.last_verdict(db, station_id, now=utcnow())
+    db.commit()
+    if verdict is None:
+        return None
+    return {"kind": BANNER_KIND.get(verdict.result, "info"), "ref": verdict.msg_id,
+            "code": verdict.code, "text": messages.translated(verdict.code, verdict.params)}
+
+
 def _context(view: screen.StationView, banner: dict[str, Any] | None = None,
              **extra: Any) -> dict[str, Any]:
     return {"view": view, "station": view.station, "banner": banner, "timer": view.timer,
@@ -169,13 +182,16 @@ def _render(partial: str, view: screen.StationView, banner: dict[str, Any] | Non
 @bp.get("/<code>")
 @station_device
 def page(code: str) -> str:
-    return render_template("station/page.html", **_context(_view(get_session(), code)))
+    db = get_session()
+    return render_template("station/page.html",
+                           **_context(_view(db, code), _last_banner(db, g.station.id)))
 
 
 @bp.get("/<code>/<any(" + ",".join(PARTIALS) + "):partial>")
 @station_device
 def partial(code: str, partial: str) -> str:
-    return _render(partial, _view(get_session(), code))
+    db = get_session()
+    return _render(partial, _view(db, code), _last_banner(db, g.station.id))
 
 
 @bp.get("/<code>/defect")
@@ -197,7 +213,8 @@ def _act(code: str, event: wf.StationEvent, *, source: str = "tablet") -> Any:
                              channel="ui", source=source, address=auth.address())
     db.commit()
     g.last_outcome_code = outcome.code
-    live_feed.publish(current_app, outcome)
+    if outcome.state is not None:
+        live.publish_station(code, service.snapshot(outcome.state))
     return _answer(code, banner_for(outcome))
 
 
@@ -210,10 +227,9 @@ def _answer(code: str, banner: dict[str, Any] | None, *, pin_badge: str | None =
     db = get_session()
     _follow_operator_language(db, g.station.id)  # a sign-in changes the language
     view = _view(db, code, pin_badge=pin_badge)
-    if not htmx:
-        # A plain form post (no JavaScript): back to the page, Post/Redirect/Get.
-        return redirect(url_for("station.page", code=code), code=303)
-    return render_template(PARTIALS["screen"], **_context(view, banner))
+    # htmx swaps #screen; a plain form post (no JavaScript) gets the whole page.
+    template = PARTIALS["screen"] if htmx else "station/page.html"
+    return render_template(template, **_context(view, banner))
 
 
 @bp.post("/<code>/scan")
@@ -339,28 +355,45 @@ def events(code: str) -> Response:
     change of the station) and ``heartbeat``. Holds one server thread while open (size
     WEB_THREADS above the number of screens)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    station_id = g.station.id
+    station_id, kind = g.station.id, g.station.kind
     beat = heartbeat_seconds()
-    subscription = live_feed.subscribe(app, code)
 
-    def render_screen(banner: dict[str, Any] | None) -> str:
+    def render_screen() -> str:
         # A short session per snapshot: an open stream must not hold a DB connection.
         with Session(app.extensions["taktline.engine"], expire_on_commit=False) as db:
             _follow_operator_language(db, station_id)
             view = _view(db, code)
-            return render_template(PARTIALS["screen"], **_context(view, banner))
+            return render_template(PARTIALS["screen"],
+                                   **_context(view, _last_banner(db, station_id)))
+
+    def fingerprint() -> tuple[Any, ...]:
+        with Session(app.extensions["taktline.engine"]) as db:
+            return screen.fingerprint(db, station_id=station_id, kind=kind)
 
     def stream() -> Iterator[str]:
+        # Subscribe before the first snapshot, so no change falls between the two.
+        subscription = live.subscribe(code)
         try:
             # Reconnect fast after a drop; the snapshot makes up for anything missed.
             yield f"retry: {int(min(beat, 3.0) * 1000)}\n\n"
-            yield _sse("snapshot", render_screen(None))
+            yield _sse("snapshot", render_screen())
+            seen = fingerprint()
+            last_sent = time.monotonic()
             while True:
-                change = subscription.next(timeout=beat)
-                if change is None:
+                changed = subscription.get(timeout=min(beat, POLL_SECONDS)) is not None
+                # Several changes queued meanwhile make one render.
+                while changed and subscription.get(timeout=0) is not None:
+                    pass
+                # What no station snapshot announces (a release fills the queue, a
+                # supervisor acknowledges the andon) is polled, cheaply.
+                now_seen = fingerprint()
+                if changed or now_seen != seen:
+                    seen = now_seen
+                    yield _sse("snapshot", render_screen())
+                    last_sent = time.monotonic()
+                elif time.monotonic() - last_sent >= beat:
                     yield _sse("heartbeat", utcnow().isoformat())
-                else:
-                    yield _sse("snapshot", render_screen(change.banner))
+                    last_sent = time.monotonic()
         finally:
             subscription.close()
 
