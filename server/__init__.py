@@ -47,6 +47,12 @@ def create_app(test_config: dict[str, Any] | None = None, *,
 
     api.init_app(app)  # /api/v1 (issue 3; others add route modules)
 
+    from server.dispatch import views as dispatch_views
+    from server.orders import views as order_views
+
+    order_views.init_app(app)
+    dispatch_views.init_app(app)
+
     from station import views as station_views
 
     station_views.init_app(app)
