@@ -1,7 +1,7 @@
 """The ``taktline`` command line, built on Flask's click CLI.
 
-Commands: ``serve``, ``demo``, ``seed-demo``, ``db upgrade``, ``import``; the station
-bridge adds ``bridge`` and ``simulate`` (firmware_bridge.cli).
+Commands: ``serve``, ``demo``, ``seed-demo``, ``db upgrade``, ``import``,
+``mqtt-credentials``; the station bridge adds ``bridge`` and ``simulate`` (firmware_bridge.cli).
 """
 
 from __future__ import annotations
@@ -145,6 +145,26 @@ def _serve(app: Flask, host: str | None, port: int | None) -> None:
     finally:
         server.close()
         services.stop()
+
+
+@cli.command("mqtt-credentials")
+@click.option("--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for passwd, acl and bridge-<code>.password files.")
+@with_appcontext
+def mqtt_credentials(out_dir: Path) -> None:
+    """Write a Mosquitto password file and ACL from the stations in the database."""
+    from server import mqtt_credentials as mc
+
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    with Session(app.extensions["taktline.engine"]) as session:
+        creds = mc.build(session, prefix=app.config["MQTT_PREFIX"],
+                         secret_key=app.config["SECRET_KEY"], mqtt_url=app.config["MQTT_URL"])
+    for path in mc.write(creds, out_dir):
+        click.echo(f"wrote {path}")
+    click.echo(f"{len(creds.stations)} station logins; the server logs in as "
+               f"{next(iter(creds.passwords))}. Point Mosquitto's password_file and "
+               "acl_file at these files and send it SIGHUP to reload.")
 
 
 def _safe_url(url: str) -> str:
