@@ -67,6 +67,9 @@ SETTINGS: tuple[Setting, ...] = (
             "SIGNIN_WINDOW_SECONDS before further tries are refused (429); an address gets "
             "four times as many.", int),
     Setting("SIGNIN_WINDOW_SECONDS", 300, "Sliding window of the sign-in rate limit.", int),
+    Setting("STATION_HEARTBEAT_SECONDS", 15.0, "Seconds between heartbeats on a tablet's "
+            "live stream; the tablet says \"reconnecting\" after missing about two. Lower "
+            "it behind a proxy that closes idle connections sooner.", float),
     Setting("LOG_LEVEL", "INFO", "Python logging level of the server processes."),
 )
 
