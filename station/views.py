@@ -50,9 +50,6 @@ bp = Blueprint("station", __name__, url_prefix="/station")
 htmx = HTMX()
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Seconds between SSE heartbeats; the page shows "reconnecting" after missing them.
-# Tests shorten it with the app config key STATION_HEARTBEAT_SECONDS.
-HEARTBEAT_SECONDS = 15.0
 MAX_SCAN = 512
 # How often an open stream looks for changes no snapshot announces (queue, andon).
 POLL_SECONDS = 3.0
@@ -73,7 +70,7 @@ BANNER_KIND = {"accepted": "ok", "rejected": "reject", "duplicate": "info"}
 
 
 def heartbeat_seconds() -> float:
-    return float(current_app.config.get("STATION_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
+    return float(current_app.config["STATION_HEARTBEAT_SECONDS"])
 
 
 # -- binding -------------------------------------------------------------------------
