@@ -39,6 +39,9 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     views.init_app(app)
     admin.init_app(app)
     audit_views.init_app(app)
+    from server.inventory import views as stock_views
+
+    stock_views.init_app(app)
 
     from server import ingest, live  # noqa: F401 - ingest registers its runtime starter
 
