@@ -68,6 +68,13 @@ def _products(session: Session) -> list[Product]:
     return list(session.exec(select(Product).order_by(col(Product.code))).all())
 
 
+def _chosen(form: Any) -> list[str]:
+    """Chosen option codes: radios are named ``options.<group>`` (one radio group per
+    option group), checkboxes too; plain ``options`` is accepted as well."""
+    return [v for key in form for v in form.getlist(key)
+            if key == "options" or key.startswith("options.")]
+
+
 def _configurator(session: Session, form: Any) -> dict[str, Any]:
     products = _products(session)
     code = form.get("product") or (products[0].code if products else "")
@@ -76,7 +83,7 @@ def _configurator(session: Session, form: Any) -> dict[str, Any]:
         return {"products": products, "product": None, "spec": None, "evaluation": None}
     spec = load_product(session, product)
     return {"products": products, "product": product, "spec": spec,
-            "evaluation": evaluate(spec, form.getlist("options"))}
+            "evaluation": evaluate(spec, _chosen(form))}
 
 
 @bp.get("/new")
@@ -102,7 +109,7 @@ def create() -> Any:
     data = {"number": form.get("number", ""), "customer": form.get("customer", ""),
             "due_date": form.get("due_date", ""), "priority": form.get("priority") or 0,
             "lines": [{"product": form.get("product", ""), "quantity": form.get("quantity"),
-                       "options": form.getlist("options")}]}
+                       "options": _chosen(form)}]}
     try:
         order_input = service.from_mapping(data)
         with write_session(_engine()) as session:
