@@ -83,9 +83,22 @@ def import_command(files: tuple[Path, ...]) -> None:
                     report = importer.import_document(
                         session, doc, source=str(path), by="cli-import",
                         progress=lambda _section: bar.update(1))
+                    _audit_import(session, path, report.counts)
             except importer.ImportError_ as exc:
                 raise click.ClickException(str(exc)) from exc
         click.echo(f"{path}: " + ", ".join(f"{n} {k}" for k, n in report.counts.items()))
+
+
+def _audit_import(session: Session, path: Path, counts: dict[str, int]) -> None:
+    """Plant, catalog, people and stock changed: say who ran it, on which machine."""
+    import getpass
+    import socket
+
+    from server import audit
+
+    audit.record(session, actor=f"cli:{getpass.getuser()}", action="catalog.import",
+                 entity="import", entity_id=path.name[:64], address=socket.gethostname()[:64],
+                 detail={"file": str(path), "counts": dict(counts)})
 
 
 def _load_or_exit(path: Path) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,8 +14,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
-from server.models import Part, StockLot, StockMovement
-from tests.conftest import login
+from server.models import AuditEntry, Part, StockLot, StockMovement
+from tests.conftest import CliRunner, login
+
+ROOT = Path(__file__).parent.parent
 
 
 def _lot(app: Flask, sku: str) -> StockLot:
@@ -107,3 +110,14 @@ def test_operators_cannot_read_the_trail_and_it_is_append_only(demo_app: Flask) 
             demo_app.extensions["taktline.engine"].begin() as conn:
         conn.execute(sa.text("UPDATE auditentry SET actor = 'someone else'"))
     assert demo_app.test_client().get("/audit/").status_code == 302
+
+
+def test_a_catalog_import_is_on_the_trail(app: Flask, runner: CliRunner,
+                                          tmp_path: Path) -> None:
+    path = tmp_path / "plant.yaml"
+    path.write_text((ROOT / "server" / "demo" / "plant.yaml").read_text())
+    assert runner.invoke(["import", str(path)]).exit_code == 0
+    with Session(app.extensions["taktline.engine"]) as db:
+        entry = db.exec(select(AuditEntry).where(AuditEntry.action == "catalog.import")).one()
+    assert entry.actor.startswith("cli:") and entry.entity_id == "plant.yaml"
+    assert entry.detail["counts"]["parts"] >= 30
