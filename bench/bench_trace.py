@@ -1,0 +1,236 @@
+"""Traceability and line-board benchmark: 1,000,000 units on SQLite (and PostgreSQL).
+
+Builds the history once with ``server.generate`` into a cached file
+(``bench/out/trace-<N>.db``, gitignored; reused on the next run), then times, each
+beside a hand-written indexed SQL query for the same answer in the same run:
+
+- one unit's genealogy (``server.trace.genealogy.genealogy``),
+- the recall of the lot that went into 10,000 units (``server.trace.recall.recall_lot``),
+- the line board's figures for one day (``server.board.figures.day_figures``).
+
+Run:  .venv/bin/python bench/bench_trace.py [--units 1000000] [--pg URL] [--repeat 50]
+PostgreSQL runs too when ``--pg`` or TAKTLINE_TEST_DATABASE_URL is given (a database
+``taktline_bench_<N>`` is created there once and reused).
+Aims: genealogy < 5 ms, recall < 50 ms, board < 200 ms (p50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlmodel import Session  # noqa: E402
+
+from server import migrate  # noqa: E402
+from server.db import dispose_engine, get_engine  # noqa: E402
+
+log = logging.getLogger("bench_trace")
+OUT = Path(__file__).parent / "out"
+
+
+def build(url: str, units: int) -> None:
+    """Migrate, seed the demo plant and generate ``units`` units (once per database)."""
+    from server.demo import seed
+    from server.generate import generate
+
+    migrate.upgrade(url)
+    engine = get_engine(url)
+    if not seed.is_empty(engine):
+        with engine.connect() as conn:
+            have = conn.exec_driver_sql("SELECT COUNT(*) FROM unit").scalar_one()
+        if have >= units:
+            return
+        raise SystemExit(f"{url} holds {have} units, not {units}; delete it to rebuild")
+    seed.seed(engine)
+    started = time.perf_counter()
+    last = [started, 0]
+
+    def progress(n: int) -> None:
+        last[1] += n
+        now = time.perf_counter()
+        if now - last[0] > 15:
+            last[0] = now
+            print(f"  generated {last[1]:,} units ({last[1] / (now - started):,.0f}/s)",
+                  flush=True)
+
+    report = generate(engine, units=units, progress=progress)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    print(f"built {units:,} units in {time.perf_counter() - started:,.0f} s: "
+          f"{report.counts}", flush=True)
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
+    """(p50 ms, p99 ms, last result) over ``repeat`` runs after one warm-up."""
+    result = fn()
+    samples = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
+    return statistics.median(samples), p99, result
+
+
+def run(url: str, label: str, repeat: int) -> None:
+    from server.board.figures import day_figures
+    from server.trace.genealogy import genealogy
+    from server.trace.recall import recall_lot
+
+    engine = get_engine(url)
+    with engine.connect() as conn:
+        n_units = conn.exec_driver_sql("SELECT COUNT(*) FROM unit").scalar_one()
+        n_cons = conn.exec_driver_sql("SELECT COUNT(*) FROM consumption").scalar_one()
+        lot = conn.exec_driver_sql(
+            "SELECT l.id, l.lot_code, p.sku, COUNT(DISTINCT c.unit_id) FROM stocklot l "
+            "JOIN part p ON p.id = l.part_id JOIN consumption c ON c.lot_id = l.id "
+            "WHERE p.sku = 'TP-1' AND l.lot_code LIKE 'G%' GROUP BY l.id, l.lot_code, p.sku "
+            "ORDER BY l.id LIMIT 1").one()
+        last_done = conn.execute(sa.text("SELECT MAX(completed_at) FROM unit")).scalar_one()
+        max_id = conn.exec_driver_sql("SELECT MAX(id) FROM unit").scalar_one()
+    day = _as_date(last_done) - timedelta(days=1)
+    print(f"\n[{label}] {n_units:,} units, {n_cons:,} consumptions; recall lot {lot[1]} "
+          f"({lot[3]:,} units); board day {day}")
+    rng = random.Random(1)
+    serials = [f"PC-G{rng.randint(1, max_id):07d}" for _ in range(repeat + 1)]
+    it = iter(serials * 2)
+
+    with Session(engine) as db:
+        rows = [
+            ("genealogy of one unit", 5,
+             lambda: genealogy(db, serial=next(it)),
+             lambda: _sql_genealogy(db, next(it))),
+            (f"recall of a lot in {lot[3]:,} units", 50,
+             lambda: recall_lot(db, part_sku=lot[2], lot_code=lot[1]),
+             lambda: _sql_recall(db, lot[0])),
+            ("board figures for one day", 200,
+             lambda: day_figures(db, day=day),
+             lambda: _sql_board(db, day)),
+        ]
+        print(f"{'query':34} {'aim':>6} {'p50 ms':>8} {'p99 ms':>8}   "
+              f"{'hand SQL p50':>12} {'p99':>8}")
+        for name, aim, ours, hand in rows:
+            n = repeat if aim < 100 else max(5, repeat // 5)
+            p50, p99, _ = timed(ours, n)
+            h50, h99, _ = timed(hand, n)
+            db.rollback()
+            print(f"{name:34} {aim:>6} {p50:8.2f} {p99:8.2f}   {h50:12.2f} {h99:8.2f}")
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return datetime.fromisoformat(str(value)).date()
+
+
+def _bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def _sql_genealogy(db: Session, serial: str) -> list[Any]:
+    """The same genealogy, hand-written: unit, its picks with part and lot, its steps."""
+    unit = db.execute(sa.text("SELECT id FROM unit WHERE serial = :s"), {"s": serial}).one()
+    picks = db.execute(sa.text(
+        "SELECT c.id, p.sku, c.serial, l.lot_code, c.quantity, c.at FROM consumption c "
+        "JOIN part p ON p.id = c.part_id LEFT JOIN stocklot l ON l.id = c.lot_id "
+        "WHERE c.unit_id = :u"), {"u": unit[0]}).all()
+    steps = db.execute(sa.text(
+        "SELECT s.id, st.code, o.name, s.started_at, s.ended_at, s.paused_seconds "
+        "FROM steprecord s JOIN station st ON st.id = s.station_id "
+        "LEFT JOIN operator o ON o.id = s.operator_id WHERE s.unit_id = :u"),
+        {"u": unit[0]}).all()
+    defects = db.execute(sa.text("SELECT id FROM defect WHERE unit_id = :u"),
+                         {"u": unit[0]}).all()
+    return [picks, steps, defects]
+
+
+def _sql_recall(db: Session, lot_id: int) -> list[Any]:
+    return list(db.execute(sa.text(
+        "SELECT u.serial, u.status, co.number, co.customer FROM consumption c "
+        "JOIN unit u ON u.id = c.unit_id JOIN workorder w ON w.id = u.work_order_id "
+        "JOIN orderline ol ON ol.id = w.order_line_id "
+        "JOIN customerorder co ON co.id = ol.order_id WHERE c.lot_id = :l"),
+        {"l": lot_id}).all())
+
+
+def _sql_board(db: Session, day: date) -> list[Any]:
+    start, end = _bounds(day)
+    p = {"a": start, "b": end}
+    t = sa.text
+    done = db.execute(t("SELECT COUNT(*), SUM(CASE WHEN EXISTS (SELECT 1 FROM defect d "
+                        "WHERE d.unit_id = u.id) THEN 0 ELSE 1 END) FROM unit u "
+                        "WHERE u.completed_at >= :a AND u.completed_at < :b")
+                      .bindparams(sa.bindparam("a", type_=_dt()), sa.bindparam("b", type_=_dt())),
+                      p).one()
+    wip = db.execute(t("SELECT COUNT(*) FROM unit u WHERE u.completed_at IS NULL AND "
+                       "EXISTS (SELECT 1 FROM steprecord s WHERE s.unit_id = u.id)")).scalar()
+    orders = db.execute(t("SELECT COUNT(*), SUM(CASE WHEN completed_at < due_date + 1 THEN 1 "
+                          "ELSE 0 END) FROM customerorder WHERE completed_at >= :a AND "
+                          "completed_at < :b")
+                        .bindparams(sa.bindparam("a", type_=_dt()), sa.bindparam("b", type_=_dt())),
+                        p).one() if db.bind.dialect.name == "postgresql" else db.execute(
+        t("SELECT COUNT(*), SUM(CASE WHEN date(completed_at) <= due_date THEN 1 ELSE 0 END) "
+          "FROM customerorder WHERE completed_at >= :a AND completed_at < :b")
+        .bindparams(sa.bindparam("a", type_=_dt()), sa.bindparam("b", type_=_dt())), p).one()
+    cycles = db.execute(t("SELECT station_id, COUNT(*), AVG(0) FROM steprecord "
+                          "WHERE ended_at >= :a AND ended_at < :b GROUP BY station_id")
+                        .bindparams(sa.bindparam("a", type_=_dt()), sa.bindparam("b", type_=_dt())),
+                        p).all()
+    return [done, wip, orders, cycles]
+
+
+def _dt() -> Any:
+    from server.models.types import UTCDateTime
+
+    return UTCDateTime()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--pg", default=os.environ.get("TAKTLINE_TEST_DATABASE_URL", ""))
+    parser.add_argument("--build-only", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    OUT.mkdir(exist_ok=True)
+    targets = [(f"sqlite:///{OUT / f'trace-{args.units}.db'}", "SQLite")]
+    if args.pg:
+        targets.append((_pg_database(args.pg, args.units), "PostgreSQL"))
+    for url, label in targets:
+        build(url, args.units)
+        if not args.build_only:
+            run(url, label, args.repeat)
+        dispose_engine(url)
+
+
+def _pg_database(admin_url: str, units: int) -> str:
+    name = f"taktline_bench_{units}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s",
+                                    (name,)).first():
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return sa.engine.make_url(admin_url).set(database=name).render_as_string(
+        hide_password=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,576 @@
+"""Realistic production history at scale, for benchmarks and demos (``taktline generate``).
+
+This module BYPASSES THE WORKFLOW ON PURPOSE, for speed: it does not release orders or
+run the station workflow, it writes finished history straight into the tables with
+bulk inserts (``executemany`` on SQLite, ``COPY`` on PostgreSQL), so that a million
+units take minutes instead of days. It still keeps the invariants the rest of the
+system relies on:
+
+- stock goes through the ledger: every generated lot gets a ``receipt`` movement and
+  ``consumption`` movements (one per lot and day, ``unit_id`` empty, reason
+  "generated history"); the database triggers apply them to ``StockLot`` balances,
+  which never go negative;
+- serial numbers are unique: units are ``{product}-G{n:07d}``, components
+  ``G{sku}-{n:07d}``; a serial is built into one unit only;
+- times are UTC, step durations exclude pauses, nothing is in the future: units whose
+  steps would end after *now* stay in progress (work in progress) or queued.
+
+What it leaves out: serial-tracked components are recorded on the consumption only (no
+``StockLot`` per consumed serial, i.e. received and consumed outside the ledger), and
+generated picks carry no scan event (``event_id`` empty).
+
+The catalog comes from the database (the demo plant is seeded when it is empty). One lot
+of the thermal paste TP-1 goes into exactly 10,000 units (``RECALL_LOT_SIZE``): the
+recall benchmark's lot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from server.models import (
+    BomLine,
+    Location,
+    Operation,
+    Operator,
+    Part,
+    Product,
+    Station,
+)
+from server.models.types import Tracking
+
+log = logging.getLogger(__name__)
+
+RECALL_LOT_SIZE = 10_000
+LOT_UNITS = {"TP-1": RECALL_LOT_SIZE, "COOL-STD": 2_000, "COOL-TWR": 2_000,
+             "FAN-120": 2_500}  # other lot parts: 500 units a lot
+BATCH_UNITS = 5_000
+DAY_START_H, DAY_HOURS = 6, 16
+# Valid option sets of the demo PC and how often customers pick them.
+CONFIGS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (30, ("i5", "mem16", "ssd512", "mt")),
+    (10, ("i5", "mem16", "ssd512", "sff")),
+    (15, ("i7", "mem32", "ssd1t", "mt", "gpu4060")),
+    (15, ("i7", "mem32", "ssd1t", "sff", "wifi")),
+    (10, ("i7", "mem16", "ssd1t", "mt", "wifi")),
+    (10, ("i5", "mem32", "ssd512", "hdd4t", "mt")),
+    (5, ("i9", "mem32", "ssd2t", "mt", "gpu4060")),
+    (5, ("i9", "mem64", "ssd2t", "hdd4t", "mt", "gpu4080", "wifi")),
+)
+DEFECT_RATE = 0.03
+DEFECT_REASONS = ("BOOT-FAIL", "MEM-ERR", "SCRATCH", "LOOSE-CABLE")
+CUSTOMERS = ("Atelier Dupont", "Nordic Render AB", "Cabinet Leroy", "Studio Kappa",
+             "École Pasteur", "Müller & Söhne GmbH", "Hospital San Juan", "Lyon Métropole")
+
+
+def applies(when_options: Sequence[str], options: Iterable[str]) -> bool:
+    """True when a BOM line / operation with ``when_options`` applies to ``options``."""
+    chosen = set(options)
+    return all((c[1:] not in chosen) if c.startswith("!") else (c in chosen)
+               for c in when_options)
+
+
+@dataclass
+class Report:
+    units: int = 0
+    orders: int = 0
+    consumptions: int = 0
+    steps: int = 0
+    defects: int = 0
+    recall_lot: str = ""
+    recall_part: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class _Writer:
+    """Bulk inserts with explicit ids: executemany on SQLite, COPY on PostgreSQL."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self.pg = conn.dialect.name == "postgresql"
+        self.raw: Any = conn.connection.dbapi_connection
+
+        self._days: dict[int, str] = {}
+
+    def ts(self, epoch: float) -> Any:
+        if self.pg:
+            return datetime.fromtimestamp(epoch, UTC)
+        # SQLAlchemy's SQLite DATETIME text format, built without strftime (hot path).
+        micros = round(epoch * 1_000_000)
+        secs, us = divmod(micros, 1_000_000)
+        day, rest = divmod(secs, 86400)
+        prefix = self._days.get(day)
+        if prefix is None:
+            prefix = self._days[day] = datetime.fromtimestamp(day * 86400, UTC).strftime(
+                "%Y-%m-%d ")
+        h, rest = divmod(rest, 3600)
+        m, sec = divmod(rest, 60)
+        return f"{prefix}{h:02d}:{m:02d}:{sec:02d}.{us:06d}"
+
+    def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if not self.conn.in_transaction():
+            self.conn.begin()  # emits BEGIN (server.db); raw inserts must not autocommit
+        cols = ", ".join(columns)
+        cursor = self.raw.cursor()
+        try:
+            if self.pg:
+                with cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                marks = ", ".join("?" * len(columns))
+                cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+        finally:
+            cursor.close()
+
+    def next_id(self, table: str) -> int:
+        return int(self.conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
+                   .scalar_one()) + 1
+
+    def fix_sequences(self, tables: Iterable[str]) -> None:
+        if not self.pg:
+            return
+        for table in tables:
+            self.conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"COALESCE((SELECT MAX(id) FROM {table}), 1))")
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:  # plain copies of the catalog rows: ORM attribute access is slow in hot loops
+    id: int
+    sku: str
+    tracking: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    id: int
+    code: str
+    sequence: int
+    station_kind: str
+    standard_seconds: int
+    required_skill: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Product:
+    id: int
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Station:
+    id: int
+
+
+@dataclass
+class _Catalog:
+    product: _Product
+    operations: list[_Op]
+    stations: dict[str, list[_Station]]
+    operators: dict[str, list[int]]  # skill (or "") -> operator ids
+    parts: dict[int, _Part]
+    # per config: per operation code: [(part_id, qty)]
+    picks: list[dict[str, list[tuple[int, int]]]]
+    location_id: int
+
+
+def _load_catalog(session: Session) -> _Catalog:
+    product = session.exec(select(Product).order_by(Product.id)).first()  # type: ignore[arg-type]
+    if product is None:
+        raise ValueError("no product in the database; run `taktline seed-demo` first")
+    operations = list(session.exec(select(Operation).where(
+        Operation.product_id == product.id).order_by(Operation.sequence)))  # type: ignore[arg-type]
+    stations: dict[str, list[Station]] = {}
+    for st in session.exec(select(Station).where(Station.active == True)  # noqa: E712
+                           .order_by(Station.position)):  # type: ignore[arg-type]
+        stations.setdefault(st.kind, []).append(st)
+    missing = [op.station_kind for op in operations if op.station_kind not in stations]
+    if missing:
+        raise ValueError(f"no active station of kind {', '.join(missing)}")
+    operators: dict[str, list[int]] = {"": []}
+    for person in session.exec(select(Operator).where(Operator.role == "operator")):
+        operators[""].append(int(person.id))  # type: ignore[arg-type]
+        for skill in person.skills:
+            operators.setdefault(skill, []).append(int(person.id))  # type: ignore[arg-type]
+    if not operators[""]:
+        raise ValueError("no operator in the database")
+    parts = {int(p.id): p for p in session.exec(select(Part))}  # type: ignore[arg-type]
+    bom = list(session.exec(select(BomLine).where(BomLine.product_id == product.id)))
+    picks = []
+    for _weight, options in CONFIGS:
+        per_op: dict[str, list[tuple[int, int]]] = {op.code: [] for op in operations}
+        for line in bom:
+            if applies(line.when_options, options) and line.operation_code in per_op:
+                per_op[line.operation_code].append((line.part_id, line.quantity))
+        picks.append(per_op)
+    location = session.exec(select(Location).order_by(
+        Location.kind.desc())).first()  # type: ignore[attr-defined]
+    if location is None:
+        raise ValueError("no stock location in the database")
+    return _Catalog(
+        _Product(int(product.id), product.code),  # type: ignore[arg-type]
+        [_Op(int(o.id), o.code, o.sequence, o.station_kind, o.standard_seconds,  # type: ignore[arg-type]
+             o.required_skill) for o in operations],
+        {k: [_Station(int(st.id)) for st in v] for k, v in stations.items()},  # type: ignore[arg-type]
+        operators, {k: _Part(k, p.sku, p.tracking) for k, p in parts.items()}, picks,
+        int(location.id))  # type: ignore[arg-type]
+
+
+class _Lots:
+    """Lot-tracked and untracked parts: rolling lots, received and consumed via the ledger."""
+
+    def __init__(self, w: _Writer, cat: _Catalog, run: str) -> None:
+        self.w, self.cat, self.run = w, cat, run
+        self.current: dict[int, tuple[int, int]] = {}  # part -> (lot id, units left)
+        self.used: dict[tuple[int, int], int] = {}  # (lot, day number) -> quantity
+        self.lot_codes: dict[int, str] = {}
+        self.next_lot = w.next_id("stocklot")
+        self.next_move = w.next_id("stockmovement")
+        self.recall_lot_id: int | None = None
+        self.untracked: dict[int, int] = {}  # part -> lot id (one per part)
+
+    def lot_for(self, part: _Part, received: float, qty: int) -> int:
+        pid = part.id
+        if part.tracking == Tracking.NONE:
+            lot = self.untracked.get(pid)
+            if lot is None:
+                lot = self.w.conn.execute(sa.text(
+                    "SELECT id FROM stocklot WHERE part_id = :p AND lot_code = '' AND "
+                    "serial = '' AND location_id = :l"),
+                    {"p": pid, "l": self.cat.location_id}).scalar()
+                if lot is None:
+                    lot = self._new_lot(part, "", 10**9, received)
+                else:
+                    self._move(lot, pid, "receipt", 10**9, "generated history: receipt",
+                               received - 86400)
+                self.untracked[pid] = lot
+            return lot
+        lot_id, left = self.current.get(pid, (0, 0))
+        if left <= 0:
+            size = LOT_UNITS.get(part.sku, 500)
+            code = f"G{self.run}-{part.sku}-{self.next_lot:06d}"
+            lot_id = self._new_lot(part, code, size * qty, received)
+            if part.sku == "TP-1" and self.recall_lot_id is None:
+                self.recall_lot_id = lot_id
+            left = size
+        self.current[pid] = (lot_id, left - 1)
+        return lot_id
+
+    def _new_lot(self, part: _Part, code: str, qty: int, received: float) -> int:
+        lot_id = self.next_lot
+        self.next_lot += 1
+        self.lot_codes[lot_id] = code
+        self.w.insert("stocklot", ("id", "part_id", "lot_code", "serial", "location_id",
+                                   "received_at", "on_hand", "reserved"),
+                      [(lot_id, part.id, code, "", self.cat.location_id,
+                        self.w.ts(received - 86400), 0, 0)])
+        self._move(lot_id, part.id, "receipt", qty, "generated history: receipt",
+                   received - 86400)
+        return lot_id
+
+    def _move(self, lot_id: int, part_id: int, kind: str, qty: int, reason: str,
+              at: float) -> None:
+        self.w.insert("stockmovement", ("id", "lot_id", "part_id", "kind", "quantity",
+                                        "reserved_delta", "reason", "by", "at"),
+                      [(self.next_move, lot_id, part_id, kind, qty, 0, reason,
+                        "taktline generate", self.w.ts(at))])
+        self.next_move += 1
+
+    def flush(self, part_of_lot: dict[int, int], now_ts: float) -> None:
+        """One consumption movement per lot and day (through the on-hand trigger)."""
+        for (lot_id, day), qty in sorted(self.used.items()):
+            self._move(lot_id, part_of_lot[lot_id], "consumption", -qty,
+                       "generated history: consumption", min(now_ts, day * 86400 + 86399))
+        self.used.clear()
+
+
+def generate(engine: Engine, *, units: int, days: int | None = None, seed: int = 7,
+             now: datetime | None = None,
+             progress: Callable[[int], None] | None = None) -> Report:
+    """Write ``units`` finished (or in-progress) units over the last ``days`` days."""
+    if units <= 0:
+        raise ValueError("units must be positive")
+    days = days or max(1, math.ceil(units / 500))
+    rng = random.Random(seed)
+    now_ts = (now or datetime.now(UTC)).timestamp()
+    with Session(engine) as session:
+        cat = _load_catalog(session)
+    report = Report()
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:  # a big page cache keeps the index inserts in memory
+            conn.exec_driver_sql("PRAGMA cache_size=-262144")
+            conn.commit()
+        w = _Writer(conn)
+        ids = {t: w.next_id(t) for t in ("customerorder", "orderline", "workorder", "unit",
+                                         "unitoperation", "steprecord", "consumption",
+                                         "defect")}
+        run = f"{ids['unit']:x}".upper()
+        lots = _Lots(w, cat, run)
+        part_of_lot: dict[int, int] = {}
+        _Generator(w, cat, lots, rng, ids, part_of_lot, report, run).run(
+            units, days, now_ts, progress)
+        lots.flush(part_of_lot, now_ts)
+        w.fix_sequences([*ids, "stocklot", "stockmovement"])
+        conn.commit()
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA cache_size=-2000")
+            conn.commit()
+        if lots.recall_lot_id is not None:
+            report.recall_lot = lots.lot_codes[lots.recall_lot_id]
+            report.recall_part = "TP-1"
+    return report
+
+
+class _Generator:
+    def __init__(self, w: _Writer, cat: _Catalog, lots: _Lots, rng: random.Random,
+                 ids: dict[str, int], part_of_lot: dict[int, int], report: Report,
+                 run: str) -> None:
+        self.w, self.cat, self.lots, self.rng, self.ids = w, cat, lots, rng, ids
+        self.part_of_lot, self.report, self.run_tag = part_of_lot, report, run
+        self.weights = [c[0] for c in CONFIGS]
+        self.serial_seq: dict[int, int] = {}
+        self.op_picks_json = [{op: json.dumps([{"part_id": p, "sku": cat.parts[p].sku,
+                                                "qty": q} for p, q in picks])
+                               for op, picks in cfg.items()} for cfg in cat.picks]
+        self.plans = [{op: [(cat.parts[p], q) for p, q in picks] for op, picks in cfg.items()}
+                      for cfg in cat.picks]
+        self.consumptions: list[tuple[Any, ...]] = []
+        self.rows: dict[str, list[tuple[Any, ...]]] = {"consumption": self.consumptions}
+
+    def take(self, table: str) -> int:
+        value = self.ids[table]
+        self.ids[table] += 1
+        return value
+
+    def add(self, table: str, row: tuple[Any, ...]) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+    def run(self, units: int, days: int, now_ts: float,
+            progress: Callable[[int], None] | None) -> None:
+        per_day = units / days
+        today0 = math.floor(now_ts / 86400) * 86400
+        first_day = today0 - (days - 1) * 86400
+        gap = DAY_HOURS * 3600 / per_day
+        done = 0
+        while done < units:
+            # An order of 1..8 identical units.
+            size = min(units - done, self.rng.choice((1, 1, 1, 2, 2, 3, 4, 5, 6, 8)))
+            cfg = self.rng.choices(range(len(CONFIGS)), self.weights)[0]
+            start = first_day + math.floor(done / per_day) * 86400 + DAY_START_H * 3600 \
+                + (done % per_day) * gap
+            self.order(done, size, cfg, start, gap, now_ts)
+            done += size
+            if len(self.consumptions) >= BATCH_UNITS * 15 or done >= units:
+                self.flush(now_ts)
+                if progress:
+                    progress(done - self.report.units)
+                self.report.units = done
+
+    def order(self, index: int, size: int, cfg: int, start: float, gap: float,
+              now_ts: float) -> None:
+        rng, w = self.rng, self.w
+        order_id, line_id, wo_id = (self.take("customerorder"), self.take("orderline"),
+                                    self.take("workorder"))
+        received = start - rng.uniform(1, 5) * 86400
+        due = datetime.fromtimestamp(received + rng.choice((4, 5, 6, 7, 10)) * 86400, UTC)
+        options = list(CONFIGS[cfg][1])
+        ends = [self.unit(wo_id, options, cfg, start + k * gap, now_ts) for k in range(size)]
+        finished = [e for e in ends if e is not None]
+        complete = len(finished) == size
+        completed = max(finished) if complete else None
+        # About one order in twelve is late: its due date is before completion.
+        if completed is not None and rng.random() < 0.08:
+            due = datetime.fromtimestamp(completed - 86400, UTC)
+        status = ("completed" if complete else "in_progress" if finished or start < now_ts
+                  else "released")
+        self.add("customerorder", (
+            order_id, f"SO-G{self.run_tag}-{order_id:07d}", rng.choice(CUSTOMERS),
+            due.date() if w.pg else due.date().isoformat(), status, 0, w.ts(received),
+            w.ts(received + 3600), w.ts(start) if start < now_ts else None,
+            w.ts(completed) if completed else None, None, "taktline generate"))
+        self.add("orderline", (line_id, order_id, 1, self.cat.product.id, size,
+                               json.dumps(options)))
+        self.add("workorder", (wo_id, f"WO-G{self.run_tag}-{wo_id:07d}", line_id, size,
+                               "completed" if complete else "released",
+                               w.ts(received + 3600), "taktline generate"))
+        self.report.orders += 1
+
+    def unit(self, wo_id: int, options: list[str], cfg: int, start: float,
+             now_ts: float) -> float | None:
+        """One unit's operations, steps, picks and maybe a defect; returns its end time."""
+        rng, w, cat = self.rng, self.w, self.cat
+        unit_id = self.take("unit")
+        serial = f"{cat.product.code}-G{unit_id:07d}"
+        t = start
+        ended: float | None = None
+        status = "queued"
+        for op in cat.operations:
+            uo_id = self.take("unitoperation")
+            stations = cat.stations[op.station_kind]
+            station = stations[unit_id % len(stations)]
+            people = cat.operators.get(op.required_skill or "", []) or cat.operators[""]
+            operator = people[(unit_id // 7) % len(people)]
+            paused = rng.uniform(30, 300) if rng.random() < 0.1 else 0.0
+            work = op.standard_seconds * rng.lognormvariate(0, 0.2) * (1 + 0.1 * (operator % 3))
+            end = t + work + paused
+            op_status = "done" if end <= now_ts else ("active" if t <= now_ts else "ready")
+            self.add("unitoperation", (
+                uo_id, unit_id, op.id, op.sequence, op.station_kind, op_status, 0,
+                w.ts(t - 3600), station.id if t <= now_ts else None,
+                w.ts(t) if t <= now_ts else None, self.op_picks_json[cfg][op.code]))
+            if t > now_ts:
+                continue
+            status = "in_progress"
+            end_s = w.ts(end) if end <= now_ts else None
+            self.add("steprecord", (self.take("steprecord"), unit_id, uo_id, op.id, station.id,
+                                    operator, w.ts(t), end_s, None, paused))
+            if end <= now_ts:
+                self.picks(unit_id, uo_id, station.id, operator, self.plans[cfg][op.code],
+                           end, end_s)
+            if op is cat.operations[-1] and end <= now_ts and rng.random() < DEFECT_RATE:
+                end = self.defect(unit_id, uo_id, op, station.id, operator, end, now_ts)
+            ended = end if end <= now_ts else None
+            t = end + rng.uniform(10, 120)
+        if ended is not None:
+            status = "completed"
+        self.add("unit", (unit_id, serial, wo_id, cat.product.id, json.dumps(options), status,
+                          w.ts(start - 3600), w.ts(ended) if ended else None))
+        return ended
+
+    def picks(self, unit_id: int, uo_id: int, station_id: Any, operator: int,
+              plan: list[tuple[_Part, int]], at: float, at_s: Any) -> None:
+        day = math.floor(at / 86400)
+        rows = self.consumptions
+        used, lot_for, part_of_lot = self.lots.used, self.lots.lot_for, self.part_of_lot
+        cid = self.ids["consumption"]
+        for part, qty in plan:
+            part_id = part.id
+            if part.tracking == Tracking.SERIAL:
+                for _ in range(qty):
+                    n = self.serial_seq[part_id] = self.serial_seq.get(part_id, 0) + 1
+                    rows.append((cid, unit_id, part_id, None, f"G{self.run_tag}{part.sku}-{n:07d}",
+                                 1, part_id, uo_id, station_id, operator, None, at_s))
+                    cid += 1
+                continue
+            lot_id = lot_for(part, at, qty)
+            part_of_lot[lot_id] = part_id
+            key = (lot_id, day)
+            used[key] = used.get(key, 0) + qty
+            rows.append((cid, unit_id, part_id, lot_id, None, qty, part_id, uo_id, station_id,
+                         operator, None, at_s))
+            cid += 1
+        self.report.consumptions += cid - self.ids["consumption"]
+        self.ids["consumption"] = cid
+
+    def defect(self, unit_id: int, uo_id: int, op: _Op, station_id: Any,
+               operator: int, end: float, now_ts: float) -> float:
+        """A failed test, reworked and retested: one more step on the same operation."""
+        w, rng = self.w, self.rng
+        retest_end = end + 600 + op.standard_seconds * rng.lognormvariate(0, 0.2)
+        self.add("defect", (self.take("defect"), unit_id, station_id, operator, uo_id,
+                            rng.choice(DEFECT_REASONS), "generated", "rework", w.ts(end),
+                            w.ts(end + 600) if end + 600 <= now_ts else None,
+                            operator if end + 600 <= now_ts else None))
+        self.report.defects += 1
+        if end + 600 <= now_ts:
+            self.add("steprecord", (self.take("steprecord"), unit_id, uo_id, op.id, station_id,
+                                    operator, w.ts(end + 600),
+                                    w.ts(retest_end) if retest_end <= now_ts else None,
+                                    None, 0.0))
+        return retest_end
+
+    COLUMNS = {
+        "customerorder": ("id", "number", "customer", "due_date", "status", "priority",
+                          "received_at", "released_at", "first_started_at", "completed_at",
+                          "shipped_at", "created_by"),
+        "orderline": ("id", "order_id", "line_no", "product_id", "quantity", "options"),
+        "workorder": ("id", "number", "order_line_id", "quantity", "status", "released_at",
+                      "released_by"),
+        "unit": ("id", "serial", "work_order_id", "product_id", "options", "status",
+                 "created_at", "completed_at"),
+        "unitoperation": ("id", "unit_id", "operation_id", "sequence", "station_kind",
+                          "status", "priority", "released_at", "station_id", "claimed_at",
+                          "picks"),
+        "steprecord": ("id", "unit_id", "unit_operation_id", "operation_id", "station_id",
+                       "operator_id", "started_at", "ended_at", "paused_at", "paused_seconds"),
+        "consumption": ("id", "unit_id", "part_id", "lot_id", "serial", "quantity",
+                        "for_part_id", "unit_operation_id", "station_id", "operator_id",
+                        "event_id", "at"),
+        "defect": ("id", "unit_id", "station_id", "operator_id", "unit_operation_id",
+                   "reason_code", "note", "disposition", "at", "resolved_at",
+                   "resolved_by_id"),
+    }
+
+    def flush(self, now_ts: float) -> None:
+        for table, columns in self.COLUMNS.items():
+            rows = self.rows.pop(table, [])
+            self.w.insert(table, columns, rows)
+            self.report.counts[table] = self.report.counts.get(table, 0) + len(rows)
+            rows.clear()
+        self.rows["consumption"] = self.consumptions
+        self.report.steps = self.report.counts.get("steprecord", 0)
+        self.lots.flush(self.part_of_lot, now_ts)
+        self.w.conn.commit()  # one transaction per batch keeps the WAL small
+
+
+def _command() -> Any:
+    import click
+    from flask import current_app
+    from flask.cli import with_appcontext
+
+    @click.command("generate")
+    @click.option("--units", type=click.IntRange(min=1), required=True,
+                  help="How many units to write.")
+    @click.option("--days", type=click.IntRange(min=1), default=None,
+                  help="Spread them over this many days up to today (default: 500 a day).")
+    @click.option("--seed", type=int, default=7, show_default=True,
+                  help="Random seed (same seed, same history).")
+    @with_appcontext
+    def generate_command(units: int, days: int | None, seed: int) -> None:
+        """Write realistic production history (orders, units, steps, picks, defects).
+
+        For benchmarks and demos: it bypasses the station workflow for speed (see
+        docs/traceability.md). Seeds the demo plant first when the database is empty.
+        """
+        from server import migrate
+        from server.demo import seed as demo_seed
+
+        app = current_app
+        migrate.upgrade(app.config["DATABASE_URL"])
+        engine = app.extensions["taktline.engine"]
+        if demo_seed.is_empty(engine):
+            demo_seed.seed(engine)
+            click.echo("Demo plant loaded.")
+        with click.progressbar(length=units, label="Generating units") as bar:
+            try:
+                report = generate(engine, units=units, days=days, seed=seed,
+                                  progress=bar.update)
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from exc
+        click.echo(f"{report.units} units in {report.orders} orders: "
+                   f"{report.consumptions} component picks, {report.steps} steps, "
+                   f"{report.defects} defects.")
+        if report.recall_lot:
+            click.echo(f"Recall example: part {report.recall_part} lot {report.recall_lot} "
+                       f"(up to {RECALL_LOT_SIZE} units).")
+
+    return generate_command
+
+
+generate_command = _command()

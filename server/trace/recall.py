@@ -1,0 +1,234 @@
+"""Recall, both ways.
+
+Upward: from a component lot (part + lot code) or a serial, every unit that holds it,
+with its customer order and status. When a hit is itself a sub-assembly built into
+another unit, that parent is a hit too (``level`` 1, 2, ...; ``via`` names the
+sub-assembly), up to ``MAX_DEPTH`` levels.
+
+Downward: from a customer order, everything its units were built from, sub-assemblies
+opened up (``via`` names the sub-assembly a component came in).
+
+The upward query is one indexed join per level (``consumption.lot_id`` /
+``consumption.serial``), so a lot used in 10,000 units answers in tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from server.models import (
+    Consumption,
+    CustomerOrder,
+    OrderLine,
+    Part,
+    Product,
+    StockLot,
+    Unit,
+    WorkOrder,
+)
+
+MAX_DEPTH = 5
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One unit that holds the recalled component."""
+
+    serial: str
+    product: str
+    status: str
+    order: str | None
+    customer: str | None
+    due_date: Any
+    component: str  # sku that was picked
+    lot: str | None
+    component_serial: str | None
+    level: int = 0  # 0: built in directly; n: through n sub-assemblies
+    via: str | None = None  # serial of the sub-assembly the component came in
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component of one unit of an order (downward trace)."""
+
+    unit: str
+    sku: str
+    description: str
+    quantity: int
+    lot: str | None
+    serial: str | None
+    for_sku: str
+    via: str | None = None
+
+
+@dataclass
+class Recall:
+    query: dict[str, str]
+    hits: list[Hit]
+
+    @property
+    def units(self) -> int:
+        return len({h.serial for h in self.hits})
+
+    @property
+    def orders(self) -> list[str]:
+        return sorted({h.order for h in self.hits if h.order})
+
+
+def recall_lot(db: Session, *, part_sku: str, lot_code: str) -> Recall:
+    """Every unit that holds lot ``lot_code`` of ``part_sku`` (any location)."""
+    conn = db.connection()
+    lot_ids = [r[0] for r in conn.execute(_q()["lots"], {"sku": part_sku, "lot": lot_code})]
+    hits = _direct(conn, _q()["by_lots"], {"lots": lot_ids}) if lot_ids else []
+    return Recall({"part": part_sku, "lot": lot_code}, _upward(conn, hits))
+
+
+def recall_serial(db: Session, *, serial: str, part_sku: str | None = None) -> Recall:
+    """The unit that holds component serial ``serial`` (and any unit above it)."""
+    conn = db.connection()
+    hits = _direct(conn, _q()["by_serial"], {"serial": serial})
+    if part_sku:
+        hits = [h for h in hits if h.component == part_sku]
+    query = {"serial": serial} | ({"part": part_sku} if part_sku else {})
+    return Recall(query, _upward(conn, hits))
+
+
+def _direct(conn: sa.Connection, stmt: Any, params: dict[str, Any]) -> list[Hit]:
+    return [Hit(*r) for r in conn.execute(stmt, params)]
+
+
+def _upward(conn: sa.Connection, hits: list[Hit]) -> list[Hit]:
+    """Add the units that hold, as a sub-assembly, any unit already hit."""
+    result = list(hits)
+    level_hits = hits
+    for level in range(1, MAX_DEPTH + 1):
+        products = {h.product for h in level_hits}
+        sub_parts = [r[0] for r in conn.execute(_q()["sub_parts"], {"codes": list(products)})]
+        if not sub_parts:
+            break
+        serials = sorted({h.serial for h in level_hits})
+        parents: list[Hit] = []
+        for chunk in range(0, len(serials), 500):
+            for r in conn.execute(_q()["parents"], {"parts": sub_parts,
+                                                    "serials": serials[chunk:chunk + 500]}):
+                origin = next(h for h in level_hits if h.serial == r[9])
+                parents.append(Hit(*r[:6], component=origin.component, lot=origin.lot,
+                                   component_serial=origin.component_serial, level=level,
+                                   via=r[9]))
+        if not parents:
+            break
+        result.extend(parents)
+        level_hits = parents
+    return result
+
+
+def order_components(db: Session, *, order_number: str) -> list[Component] | None:
+    """Everything the units of order ``order_number`` were built from (None: no order)."""
+    conn = db.connection()
+    if conn.execute(sa.select(CustomerOrder.id).where(
+            CustomerOrder.number == order_number)).first() is None:
+        return None
+    rows = [Component(*r) for r in conn.execute(_q()["order"], {"number": order_number})]
+    out: list[Component] = []
+    for c in rows:
+        out.append(c)
+        out.extend(_sub_components(conn, c, 1))
+    return out
+
+
+def _sub_components(conn: sa.Connection, c: Component, depth: int) -> list[Component]:
+    if not c.serial or depth > MAX_DEPTH:
+        return []
+    is_sub = conn.execute(sa.select(Part.product_id).where(Part.sku == c.sku)).scalar()
+    if is_sub is None:
+        return []
+    out: list[Component] = []
+    for r in conn.execute(_q()["unit_components"], {"serial": c.serial}):
+        sub = Component(c.unit, *r, via=c.serial)
+        out.append(sub)
+        out.extend(_sub_components(conn, sub, depth + 1))
+    return out
+
+
+@functools.cache
+def _q() -> dict[str, Any]:
+    """Statements built once (building a select costs more than running it)."""
+    hit_cols = (Unit.serial, Product.code, Unit.status, CustomerOrder.number,
+                CustomerOrder.customer, CustomerOrder.due_date)
+
+    def hits_from_consumption() -> Any:
+        return (sa.select(*hit_cols, Part.sku, StockLot.lot_code, Consumption.serial)
+                .select_from(Consumption)
+                .join(Unit, Unit.id == Consumption.unit_id)
+                .join(Product, Product.id == Unit.product_id)
+                .join(Part, Part.id == Consumption.part_id)
+                .outerjoin(StockLot, StockLot.id == Consumption.lot_id)
+                .outerjoin(WorkOrder, WorkOrder.id == Unit.work_order_id)
+                .outerjoin(OrderLine, OrderLine.id == WorkOrder.order_line_id)
+                .outerjoin(CustomerOrder, CustomerOrder.id == OrderLine.order_id))
+
+    lots = (sa.select(StockLot.id).join(Part, Part.id == StockLot.part_id)
+            .where(Part.sku == sa.bindparam("sku"), StockLot.lot_code == sa.bindparam("lot")))
+    by_lots = hits_from_consumption().where(
+        Consumption.lot_id.in_(sa.bindparam("lots", expanding=True))).order_by(Unit.serial)
+    by_serial = hits_from_consumption().where(
+        Consumption.serial == sa.bindparam("serial")).order_by(Unit.serial)
+    sub_parts = (sa.select(Part.id).join(Product, Product.id == Part.product_id)
+                 .where(Product.code.in_(sa.bindparam("codes", expanding=True))))
+    parents = (sa.select(*hit_cols, Part.sku, StockLot.lot_code, Consumption.serial,
+                         Consumption.serial)
+               .select_from(Consumption)
+               .join(Unit, Unit.id == Consumption.unit_id)
+               .join(Product, Product.id == Unit.product_id)
+               .join(Part, Part.id == Consumption.part_id)
+               .outerjoin(StockLot, StockLot.id == Consumption.lot_id)
+               .outerjoin(WorkOrder, WorkOrder.id == Unit.work_order_id)
+               .outerjoin(OrderLine, OrderLine.id == WorkOrder.order_line_id)
+               .outerjoin(CustomerOrder, CustomerOrder.id == OrderLine.order_id)
+               .where(Consumption.part_id.in_(sa.bindparam("parts", expanding=True)),
+                      Consumption.serial.in_(sa.bindparam("serials", expanding=True))))
+    for_part = sa.orm.aliased(Part)
+    component_cols = (Part.sku, Part.description, Consumption.quantity, StockLot.lot_code,
+                      Consumption.serial, for_part.sku)
+
+    def components() -> Any:
+        return (sa.select(Unit.serial, *component_cols).select_from(Consumption)
+                .join(Unit, Unit.id == Consumption.unit_id)
+                .join(Part, Part.id == Consumption.part_id)
+                .join(for_part, for_part.id == Consumption.for_part_id)
+                .outerjoin(StockLot, StockLot.id == Consumption.lot_id))
+
+    order = (components()
+             .join(WorkOrder, WorkOrder.id == Unit.work_order_id)
+             .join(OrderLine, OrderLine.id == WorkOrder.order_line_id)
+             .join(CustomerOrder, CustomerOrder.id == OrderLine.order_id)
+             .where(CustomerOrder.number == sa.bindparam("number"))
+             .order_by(Unit.serial, Consumption.id))
+    unit_components = (sa.select(*component_cols).select_from(Consumption)
+                       .join(Unit, Unit.id == Consumption.unit_id)
+                       .join(Part, Part.id == Consumption.part_id)
+                       .join(for_part, for_part.id == Consumption.for_part_id)
+                       .outerjoin(StockLot, StockLot.id == Consumption.lot_id)
+                       .where(Unit.serial == sa.bindparam("serial"))
+                       .order_by(Consumption.id))
+    return {"lots": lots, "by_lots": by_lots, "by_serial": by_serial, "sub_parts": sub_parts,
+            "parents": parents, "order": order, "unit_components": unit_components}
+
+
+def hit_dict(h: Hit) -> dict[str, Any]:
+    return {"serial": h.serial, "product": h.product, "status": h.status, "order": h.order,
+            "customer": h.customer,
+            "due_date": h.due_date.isoformat() if h.due_date is not None else None,
+            "component": h.component, "lot": h.lot or None,
+            "component_serial": h.component_serial, "level": h.level, "via": h.via}
+
+
+def component_dict(c: Component) -> dict[str, Any]:
+    return {"unit": c.unit, "sku": c.sku, "description": c.description,
+            "quantity": c.quantity, "lot": c.lot or None, "serial": c.serial,
+            "for_sku": c.for_sku, "substituted": c.sku != c.for_sku, "via": c.via}

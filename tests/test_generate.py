@@ -1,0 +1,76 @@
+"""``taktline generate``: realistic history written in bulk, invariants kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlmodel import Session, func, select
+
+from server.generate import generate
+from server.models import Consumption, Defect, StepRecord, StockLot, StockMovement, Unit
+from server.trace.recall import recall_lot
+from tests.conftest import CliRunner
+
+# A fixed evening: the history is the same whatever time the suite runs.
+NOW = datetime(2026, 3, 4, 20, 0, tzinfo=UTC)
+
+
+def test_generate_keeps_ledger_serials_and_keys_consistent(any_demo_app: Flask) -> None:
+    engine = any_demo_app.extensions["taktline.engine"]
+    now = NOW
+    report = generate(engine, units=300, days=2, seed=3, now=now)
+    assert report.units == 300
+    with Session(engine) as db:
+        assert db.exec(select(func.count()).select_from(Unit)).one() == 300
+        done = db.exec(select(Unit).where(Unit.status == "completed")).all()
+        assert done and all(u.completed_at is not None and u.completed_at <= now for u in done)
+        steps = db.exec(select(StepRecord).where(StepRecord.ended_at != None)).all()  # noqa: E711
+        assert steps and all(s.ended_at > s.started_at for s in steps)
+        assert all(s.started_at <= now for s in db.exec(select(StepRecord)))
+        # Every lot balance equals its ledger, and none is negative.
+        balances = dict(db.execute(sa.select(StockMovement.lot_id,
+                                             func.sum(StockMovement.quantity))
+                                   .group_by(StockMovement.lot_id)).all())
+        for lot in db.exec(select(StockLot)):
+            assert lot.on_hand == balances.get(lot.id, 0) and lot.on_hand >= 0
+        # A serial is built into one unit only.
+        dupes = db.execute(sa.select(Consumption.serial).where(Consumption.serial != None)  # noqa: E711
+                           .group_by(Consumption.serial).having(func.count() > 1)).all()
+        assert dupes == []
+        assert db.exec(select(func.count()).select_from(Defect)).one() == report.defects
+        # The recall lot holds as many units as the picks of that lot say.
+        recall = recall_lot(db, part_sku="TP-1", lot_code=report.recall_lot)
+        picked = db.exec(select(func.count(func.distinct(Consumption.unit_id))).join(
+            StockLot, StockLot.id == Consumption.lot_id).where(
+            StockLot.lot_code == report.recall_lot)).one()
+        assert recall.units == picked > 50
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+
+
+def test_generate_twice_appends_with_fresh_serials(demo_app: Flask) -> None:
+    engine = demo_app.extensions["taktline.engine"]
+    first = generate(engine, units=40, days=1, seed=1, now=NOW)
+    second = generate(engine, units=40, days=1, seed=1, now=NOW)
+    assert first.recall_lot != second.recall_lot
+    with Session(engine) as db:
+        serials = db.exec(select(Unit.serial)).all()
+    assert len(serials) == len(set(serials)) == 80
+
+
+def test_generate_command_seeds_an_empty_database_and_shows_progress(
+        runner: CliRunner, app: Flask) -> None:
+    result = runner.invoke(["generate", "--units", "60", "--days", "3"])
+    assert result.exit_code == 0, result.output
+    assert "Demo plant loaded." in result.output and "Generating units" in result.output
+    assert "60 units in" in result.output
+    with Session(app.extensions["taktline.engine"]) as db:
+        assert db.exec(select(func.count()).select_from(Unit)).one() == 60
+
+
+def test_generate_refuses_nonsense(runner: CliRunner) -> None:
+    result = runner.invoke(["generate", "--units", "0"])
+    assert result.exit_code != 0 and "--units" in result.output
