@@ -207,6 +207,15 @@ def _register_ingest_command() -> None:
 _register_ingest_command()
 
 
+def _register_generate_command() -> None:
+    from server.generate import generate_command
+
+    cli.add_command(generate_command)
+
+
+_register_generate_command()
+
+
 def main() -> None:
     cli(prog_name="taktline")
 
