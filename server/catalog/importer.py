@@ -286,7 +286,23 @@ class _Importer:
             self.db.add(product)
             self.db.flush()
             self.product_body(item, product)
+            self.built_as_part(item, product)
             self.report.add("products")
+
+    def built_as_part(self, item: dict[str, Any], product: Product) -> None:
+        """``part: SKU``: a unit of this product is that part (a sub-assembly, picked by
+        its serial into other products; see docs/traceability.md)."""
+        sku = item.get("part")
+        if not sku:
+            return
+        part = self.by_code(Part, Part.sku, str(sku))
+        if part is None:
+            self.problem(item, "part", f"unknown part {sku!r}")
+        elif part.tracking != Tracking.SERIAL:
+            self.problem(item, "part", f"part {sku!r} must be serial-tracked to be built here")
+        else:
+            part.product_id = product.id
+            self.db.add(part)
 
     def product_body(self, item: dict[str, Any], product: Product) -> None:
         codes: set[str] = set()
