@@ -58,7 +58,7 @@ def make_client(url: str, *, client_id: str, clean: bool = True) -> tuple[mqtt.C
         client.username_pw_set(broker.username, broker.password)
     if broker.tls:
         client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
-    client.reconnect_delay_set(min_delay=1, max_delay=5)
+    client.reconnect_delay_set(min_delay=1, max_delay=2)
     client.max_queued_messages_set(0)
     return client, broker
 

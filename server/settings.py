@@ -51,9 +51,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEB_THREADS", 48, "Waitress threads. Each open tablet or line board holds one "
             "for its SSE stream, so size it above the number of screens.", int),
     Setting("RUN_INGEST", True, "Run the MQTT ingest worker inside `taktline serve`.", _bool),
-    Setting("INGEST_SHARED", True, "With TAKTLINE_MQTT_URL set, ingest subscribes through "
-            "`$share/taktline-ingest/` so several ingest processes share the load (Mosquitto; "
-            "MQTT 3.1.1 clients). Turn off for a broker without shared subscriptions.", _bool),
+    Setting("INGEST_SHARED", False, "Subscribe through `$share/taktline-ingest/` so several "
+            "`taktline ingest` processes share the load (Mosquitto). See docs/deploy.md for "
+            "the broker-restart caveat of shared subscriptions on Mosquitto 2.0.", _bool),
     Setting("INGEST_CLIENT_ID", "", "Stable MQTT client id of the ingest (persistent "
             "session: what arrives while it is down waits at the broker). Empty: "
             "`taktline-ingest-<host>` (`taktline-serve-<host>` inside `taktline serve`); "

@@ -37,7 +37,7 @@ def start(app: Flask, mqtt_url: str) -> Callable[[], None]:
     if not app.config["RUN_INGEST"]:
         return lambda: None
     # The embedded broker may be amqtt (no shared subscriptions); one ingest runs here.
-    shared = bool(app.config["MQTT_URL"]) and app.config["INGEST_SHARED"]
+    shared = bool(app.config["MQTT_URL"]) and bool(app.config["INGEST_SHARED"])
     ingest = Ingest(engine=app.extensions["taktline.engine"], url=mqtt_url,
                     client_id=default_client_id(app, "serve"), prefix=app.config["MQTT_PREFIX"],
                     shared=shared).start()

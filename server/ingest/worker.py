@@ -76,6 +76,7 @@ class Ingest:
         self.client.manual_ack_set(True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._generation = 0
@@ -83,6 +84,7 @@ class Ingest:
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
         self.processed = 0
+        self.client_id = client_id
 
     @property
     def topic_filter(self) -> str:
@@ -93,8 +95,8 @@ class Ingest:
         self._worker.start()
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
         self.client.loop_start()
-        log.info("ingest %s subscribing to %s on %s", self.client._client_id.decode(),
-                 self.topic_filter, self.broker.host)
+        log.info("ingest %s subscribing to %s on %s", self.client_id, self.topic_filter,
+                 self.broker.host)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -104,6 +106,7 @@ class Ingest:
         self._worker.join(timeout)
         self.client.disconnect()
         self.client.loop_stop()
+        log.info("ingest %s stopped after %d messages", self.client_id, self.processed)
 
     # --- paho's thread: never block here ---------------------------------------------
 
@@ -115,6 +118,13 @@ class Ingest:
         self._generation += 1
         self.connected.set()
         client.subscribe(self.topic_filter, qos=1)  # here, so a reconnect resubscribes
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
+                      properties: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("ingest: broker refused the subscription to %s: %s", self.topic_filter,
+                      reasons)
+            return
         self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
