@@ -71,6 +71,9 @@ SETTINGS: tuple[Setting, ...] = (
             "live stream; the tablet says \"reconnecting\" after missing about two. Lower "
             "it behind a proxy that closes idle connections sooner.", float),
     Setting("LOG_LEVEL", "INFO", "Python logging level of the server processes."),
+    Setting("BOARD_REFRESH_SECONDS", 10, "Seconds between refreshes of the line board's "
+            "day figures when no station changes (station changes refresh it at once).",
+            int),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
