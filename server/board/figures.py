@@ -1,0 +1,320 @@
+"""The line board's figures: the day's output and flow, and every station's state now.
+
+``day_figures(db, day=...)`` reads, for one plant day (midnight to midnight in the
+site's time zone):
+
+- units completed, and per hour (completed / hours since the day's first step, to
+  now or the day's end); hourly output (24 local hours);
+- work in progress: units in progress or held (whatever the day);
+- first-pass yield: completed units with no defect / completed units;
+- on-time delivery: orders completed that day on or before their due date / orders
+  completed that day; order lead times (received -> completed, hours);
+- component shortages: released work not yet built that on-hand stock does not cover,
+  plus the ATP shortages of received orders (``server.orders.service.order_atp``);
+- station states: ``andon`` (an open call), ``working`` / ``paused`` (an open step),
+  ``blocked`` (nothing ready for its kind but held work), else ``idle``; with the
+  operator signed in, the unit, the current cycle against the line's takt;
+- per station, the distribution of the day's step times (for the charts).
+
+Every query is bounded by an index (unit.completed_at, steprecord.started_at /
+ended_at, customerorder.completed_at, unit.status), so the board costs the same on a
+plant with a million units of history as on an empty one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from server.models import (
+    AndonCall,
+    Consumption,
+    CustomerOrder,
+    Defect,
+    Line,
+    Operation,
+    Operator,
+    Part,
+    Site,
+    Station,
+    StepRecord,
+    StockLot,
+    Unit,
+    UnitOperation,
+)
+from server.models.types import utcnow
+from server.trace.timing import Stats, percentile, summarize
+
+WIP_STATUSES = ("in_progress", "held")
+
+
+@dataclass
+class StationState:
+    code: str
+    name: str
+    kind: str
+    state: str  # idle | working | paused | andon | blocked
+    operator: str | None = None
+    unit: str | None = None
+    operation: str | None = None
+    cycle_seconds: float | None = None  # the open step so far, pauses excluded
+    standard_seconds: int | None = None
+    last_cycle_seconds: float | None = None
+    takt_seconds: int = 0
+    blocked_reason: str | None = None
+    andon_id: int | None = None
+    andon_reason: str | None = None
+    andon_raised_at: datetime | None = None
+    andon_acknowledged: bool = False
+
+
+@dataclass
+class DayFigures:
+    day: date
+    start: datetime
+    end: datetime
+    completed: int = 0
+    per_hour: float = 0.0
+    hourly: list[int] = field(default_factory=lambda: [0] * 24)
+    wip: int = 0
+    first_pass: int = 0
+    orders_completed: int = 0
+    orders_on_time: int = 0
+    lead_time_hours: dict[str, float | None] = field(default_factory=dict)
+    shortages: list[tuple[str, int, str]] = field(default_factory=list)  # sku, short, source
+    stations: list[StationState] = field(default_factory=list)
+    cycle_times: dict[str, Stats] = field(default_factory=dict)
+    takt_seconds: int = 0
+
+    @property
+    def first_pass_yield(self) -> float | None:
+        return self.first_pass / self.completed if self.completed else None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.orders_on_time / self.orders_completed if self.orders_completed else None
+
+    @property
+    def open_andons(self) -> list[StationState]:
+        return [s for s in self.stations if s.andon_id is not None]
+
+
+def plant_zone(db: Session) -> ZoneInfo:
+    name = db.connection().execute(sa.select(Site.timezone).order_by(Site.id).limit(1)).scalar()
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+
+
+def day_figures(db: Session, *, day: date | None = None, now: datetime | None = None,
+                with_stations: bool = True) -> DayFigures:
+    now = now or utcnow()
+    zone = plant_zone(db)
+    day = day or now.astimezone(zone).date()
+    start, end = day_bounds(day, zone)
+    conn = db.connection()
+    q = _q()
+    f = DayFigures(day=day, start=start, end=end)
+    window = {"start": start, "end": end}
+    for completed_at, defective in conn.execute(q["completed"], window):
+        f.completed += 1
+        f.first_pass += 0 if defective else 1
+        f.hourly[completed_at.astimezone(zone).hour] += 1
+    first_start = conn.execute(q["first_start"], window).scalar()
+    if first_start is not None and f.completed:
+        hours = (min(now, end) - first_start).total_seconds() / 3600
+        f.per_hour = f.completed / max(hours, 1 / 60)
+    f.wip = conn.execute(q["wip"]).scalar() or 0
+    leads = []
+    for due, completed, received in conn.execute(q["orders"], window):
+        f.orders_completed += 1
+        f.orders_on_time += 1 if completed.astimezone(zone).date() <= due else 0
+        leads.append((completed - received).total_seconds() / 3600)
+    leads.sort()
+    f.lead_time_hours = {"mean": sum(leads) / len(leads) if leads else None,
+                         "p50": percentile(leads, 50) if leads else None,
+                         "p90": percentile(leads, 90) if leads else None}
+    f.takt_seconds = conn.execute(sa.select(sa.func.min(Line.takt_seconds))).scalar() or 0
+    durations: dict[str, list[float]] = defaultdict(list)
+    standards: dict[str, int] = {}
+    for code, started, ended, paused, standard in conn.execute(q["cycles"], window):
+        durations[code].append(max((ended - started).total_seconds() - (paused or 0.0), 0.0))
+        standards[code] = standard
+    f.cycle_times = {code: summarize(v, standards[code]) for code, v in sorted(durations.items())}
+    f.shortages = shortages(db)
+    if with_stations:
+        f.stations = station_states(db, now=now, last_cycles=durations)
+    return f
+
+
+def shortages(db: Session) -> list[tuple[str, int, str]]:
+    """(sku, quantity short, "released" | "received") for parts stock does not cover."""
+    conn = db.connection()
+    q = _q()
+    need: dict[int, int] = defaultdict(int)
+    open_ops = conn.execute(q["open_ops"]).all()
+    consumed = defaultdict(int)
+    active = [op_id for op_id, status, _picks in open_ops if status == "active"]
+    if active:
+        for op_id, part_id, qty in conn.execute(q["consumed"], {"ops": active}):
+            consumed[(op_id, part_id)] += qty
+    for op_id, _status, picks in open_ops:
+        for pick in picks or []:
+            part = int(pick.get("reserved_part_id") or pick["part_id"])
+            left = int(pick.get("qty", 0)) - consumed.get((op_id, part), 0)
+            need[part] += max(left, 0)
+    result: list[tuple[str, int, str]] = []
+    if need:
+        on_hand = dict(conn.execute(q["on_hand"], {"parts": list(need)}).all())
+        skus = dict(conn.execute(q["skus"], {"parts": list(need)}).all())
+        result += [(skus[p], n - int(on_hand.get(p, 0)), "released")
+                   for p, n in sorted(need.items(), key=lambda kv: skus[kv[0]])
+                   if n > int(on_hand.get(p, 0))]
+    result += _received_shortages(db)
+    return result
+
+
+def _received_shortages(db: Session) -> list[tuple[str, int, str]]:
+    from sqlmodel import select
+
+    from server.orders.service import order_atp
+
+    short: dict[str, int] = defaultdict(int)
+    for order in db.exec(select(CustomerOrder).where(CustomerOrder.status == "received")
+                         .order_by(CustomerOrder.due_date).limit(200)):
+        for line in order_atp(db, order=order):
+            if line.short:
+                short[line.sku] += line.short
+    return [(sku, n, "received") for sku, n in sorted(short.items())]
+
+
+def station_states(db: Session, *, now: datetime,
+                   last_cycles: dict[str, list[float]] | None = None) -> list[StationState]:
+    conn = db.connection()
+    q = _q()
+    out = []
+    open_steps = {r[0]: r for r in conn.execute(q["open_steps"])}
+    andons = {}
+    for r in conn.execute(q["andons"]):
+        andons.setdefault(r[0], r)  # the oldest open call per station
+    held = {kind: reason for kind, reason in conn.execute(q["held"])}
+    ready = {kind for (kind,) in conn.execute(q["ready"])}
+    for code, name, kind, takt, operator, station_id in conn.execute(q["stations"]):
+        s = StationState(code=code, name=name, kind=kind, state="idle", operator=operator,
+                         takt_seconds=takt)
+        step = open_steps.get(station_id)
+        if step is not None:
+            _, serial, op_code, started, paused_at, paused, standard, step_operator = step
+            s.unit, s.operation, s.standard_seconds = serial, op_code, standard
+            s.operator = s.operator or step_operator
+            s.state = "paused" if paused_at is not None else "working"
+            until = paused_at or now
+            s.cycle_seconds = max((until - started).total_seconds() - (paused or 0.0), 0.0)
+        elif kind in held and kind not in ready:
+            s.state, s.blocked_reason = "blocked", held[kind]
+        andon = andons.get(station_id)
+        if andon is not None:
+            s.state = "andon"
+            s.andon_id, s.andon_reason, s.andon_raised_at = andon[1], andon[2], andon[3]
+            s.andon_acknowledged = andon[4] is not None
+        if last_cycles and last_cycles.get(code):
+            s.last_cycle_seconds = last_cycles[code][-1]
+        out.append(s)
+    return out
+
+
+@functools.cache
+def _q() -> dict[str, Any]:
+    """Statements built once (building a select costs more than running it)."""
+    start, end = sa.bindparam("start"), sa.bindparam("end")
+    defective = sa.exists().where(Defect.unit_id == Unit.id)
+    return {
+        "completed": sa.select(Unit.completed_at, defective).where(
+            Unit.completed_at >= start, Unit.completed_at < end),
+        "first_start": sa.select(sa.func.min(StepRecord.started_at)).where(
+            StepRecord.started_at >= start, StepRecord.started_at < end),
+        "wip": sa.select(sa.func.count()).select_from(Unit).where(
+            Unit.status.in_(WIP_STATUSES)),
+        "orders": sa.select(CustomerOrder.due_date, CustomerOrder.completed_at,
+                            CustomerOrder.received_at).where(
+            CustomerOrder.completed_at >= start, CustomerOrder.completed_at < end),
+        "cycles": sa.select(Station.code, StepRecord.started_at, StepRecord.ended_at,
+                            StepRecord.paused_seconds, Operation.standard_seconds)
+        .join(Station, Station.id == StepRecord.station_id)
+        .join(Operation, Operation.id == StepRecord.operation_id)
+        .where(StepRecord.ended_at >= start, StepRecord.ended_at < end)
+        .order_by(StepRecord.ended_at),
+        "open_ops": sa.select(UnitOperation.id, UnitOperation.status, UnitOperation.picks)
+        .join(Unit, Unit.id == UnitOperation.unit_id)
+        .where(Unit.completed_at.is_(None), Unit.status.in_(("queued", *WIP_STATUSES)),
+               UnitOperation.status.in_(("pending", "ready", "active", "held"))),
+        "consumed": sa.select(Consumption.unit_operation_id, Consumption.part_id,
+                              Consumption.quantity)
+        .where(Consumption.unit_operation_id.in_(sa.bindparam("ops", expanding=True))),
+        "on_hand": sa.select(StockLot.part_id, sa.func.sum(StockLot.on_hand))
+        .where(StockLot.part_id.in_(sa.bindparam("parts", expanding=True)))
+        .group_by(StockLot.part_id),
+        "skus": sa.select(Part.id, Part.sku).where(
+            Part.id.in_(sa.bindparam("parts", expanding=True))),
+        "open_steps": sa.select(StepRecord.station_id, Unit.serial, Operation.code,
+                                StepRecord.started_at, StepRecord.paused_at,
+                                StepRecord.paused_seconds, Operation.standard_seconds,
+                                Operator.name)
+        .join(Unit, Unit.id == StepRecord.unit_id)
+        .join(Operation, Operation.id == StepRecord.operation_id)
+        .outerjoin(Operator, Operator.id == StepRecord.operator_id)
+        .where(StepRecord.ended_at.is_(None)),
+        "andons": sa.select(AndonCall.station_id, AndonCall.id, AndonCall.reason,
+                            AndonCall.raised_at, AndonCall.acknowledged_at)
+        .where(AndonCall.resolved_at.is_(None)).order_by(AndonCall.raised_at),
+        "held": sa.select(UnitOperation.station_kind, sa.func.max(UnitOperation.held_reason))
+        .where(UnitOperation.status == "held").group_by(UnitOperation.station_kind),
+        "ready": sa.select(UnitOperation.station_kind).where(
+            UnitOperation.status == "ready").distinct(),
+        "stations": sa.select(Station.code, Station.name, Station.kind, Line.takt_seconds,
+                              Operator.name, Station.id)
+        .join(Line, Line.id == Station.line_id)
+        .outerjoin(Operator, Operator.id == Station.operator_id)
+        .where(Station.active.is_(True)).order_by(Line.id, Station.position),
+    }
+
+
+def to_dict(f: DayFigures) -> dict[str, Any]:
+    """JSON for the board's charts and for integrators."""
+    def iso(v: datetime | None) -> str | None:
+        return v.isoformat().replace("+00:00", "Z") if v else None
+
+    return {
+        "day": f.day.isoformat(), "completed": f.completed, "per_hour": round(f.per_hour, 2),
+        "hourly": f.hourly, "wip": f.wip, "first_pass_yield": f.first_pass_yield,
+        "orders_completed": f.orders_completed, "orders_on_time": f.orders_on_time,
+        "on_time_rate": f.on_time_rate, "lead_time_hours": f.lead_time_hours,
+        "takt_seconds": f.takt_seconds,
+        "shortages": [{"sku": s, "short": n, "source": src} for s, n, src in f.shortages],
+        "stations": [{
+            "code": s.code, "name": s.name, "state": s.state, "operator": s.operator,
+            "unit": s.unit, "operation": s.operation, "cycle_seconds": s.cycle_seconds,
+            "standard_seconds": s.standard_seconds, "last_cycle_seconds": s.last_cycle_seconds,
+            "takt_seconds": s.takt_seconds, "blocked_reason": s.blocked_reason,
+            "andon": ({"id": s.andon_id, "reason": s.andon_reason,
+                       "raised_at": iso(s.andon_raised_at),
+                       "acknowledged": s.andon_acknowledged} if s.andon_id else None),
+        } for s in f.stations],
+        "cycle_times": {code: {"n": st.n, "mean": round(st.mean, 1), "p90": round(st.p90, 1),
+                               "standard": st.standard,
+                               "histogram": [[round(a), round(b), c] for a, b, c in st.histogram]}
+                        for code, st in f.cycle_times.items()},
+    }

@@ -1,0 +1,190 @@
+"""Exports of a genealogy and of a recall: CSV rows and a printable device history
+record (PDF, fpdf2).
+
+The PDF uses DejaVu Sans when the system has it (accents, any Latin or Cyrillic name);
+otherwise the core Helvetica font with text reduced to Latin-1 (``?`` for the rest), so
+odd data never makes an export fail. CSV cells that a spreadsheet would run as a
+formula (``= + - @`` first) are prefixed with ``'``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fpdf import FPDF
+
+from server.trace.genealogy import Genealogy
+from server.trace.recall import Component, Hit
+
+FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
+             Path("/usr/local/share/fonts"))
+GENEALOGY_COLUMNS = ("unit", "level", "kind", "operation", "sku", "description", "quantity",
+                     "lot", "serial", "for_sku", "station", "operator", "start", "end",
+                     "paused_s", "duration_s", "standard_s", "scan", "note")
+RECALL_COLUMNS = ("serial", "product", "status", "order", "customer", "due_date",
+                  "component", "lot", "component_serial", "level", "via")
+ORDER_COLUMNS = ("unit", "sku", "description", "quantity", "lot", "serial", "for_sku",
+                 "substituted", "via")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def genealogy_rows(g: Genealogy) -> Iterator[list[str]]:
+    """One row per component, step and defect; sub-assemblies follow their pick."""
+    for s in g.steps:
+        yield [_cell(v) for v in (g.serial, g.depth, "step", s.operation, "", s.name, "",
+                                  "", "", "", s.station, s.operator, s.started_at, s.ended_at,
+                                  s.paused_seconds, s.duration_seconds, s.standard_seconds,
+                                  "", "")]
+    for p in g.picks:
+        yield [_cell(v) for v in (g.serial, g.depth, "component", p.operation, p.sku,
+                                  p.description, p.quantity, p.lot_code, p.serial, p.for_sku,
+                                  p.station, p.operator, p.at, "", "", "", "", p.scan,
+                                  "substitute" if p.substituted else "")]
+        if p.sub_unit is not None:
+            yield from genealogy_rows(p.sub_unit)
+    for d in g.defects:
+        yield [_cell(v) for v in (g.serial, g.depth, "defect", d.operation, d.reason_code,
+                                  d.note, "", "", "", "", d.station, d.operator, d.at,
+                                  d.resolved_at, "", "", "", "", d.disposition)]
+
+
+def to_csv(columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(v) for v in row])
+    return out.getvalue()
+
+
+def genealogy_csv(g: Genealogy) -> str:
+    return to_csv(GENEALOGY_COLUMNS, genealogy_rows(g))
+
+
+def recall_csv(hits: Iterable[Hit]) -> str:
+    return to_csv(RECALL_COLUMNS, ((h.serial, h.product, h.status, h.order, h.customer,
+                                    h.due_date, h.component, h.lot, h.component_serial,
+                                    h.level, h.via) for h in hits))
+
+
+def order_csv(components: Iterable[Component]) -> str:
+    return to_csv(ORDER_COLUMNS, ((c.unit, c.sku, c.description, c.quantity, c.lot, c.serial,
+                                   c.for_sku, "yes" if c.sku != c.for_sku else "", c.via)
+                                  for c in components))
+
+
+class _Doc(FPDF):
+    def __init__(self) -> None:
+        super().__init__(format="A4")
+        self.unicode = False
+        for folder in FONT_DIRS:
+            if (folder / "DejaVuSans.ttf").exists() and (folder / "DejaVuSans-Bold.ttf").exists():
+                self.add_font("DejaVu", "", str(folder / "DejaVuSans.ttf"))
+                self.add_font("DejaVu", "B", str(folder / "DejaVuSans-Bold.ttf"))
+                self.unicode = True
+                break
+        self.family = "DejaVu" if self.unicode else "Helvetica"
+        self.set_auto_page_break(auto=True, margin=15)
+
+    def text_(self, value: Any) -> str:
+        text = _cell(value).lstrip("'") if not isinstance(value, str) else value
+        return text if self.unicode else text.encode("latin-1", "replace").decode("latin-1")
+
+    def font(self, size: float, bold: bool = False) -> None:
+        self.set_font(self.family, "B" if bold else "", size)
+
+    def line_(self, text: Any, h: float = 5.5) -> None:
+        self.multi_cell(0, h, self.text_(text), new_x="LMARGIN", new_y="NEXT")
+
+    def table(self, widths: list[float], header: list[str],  # type: ignore[override]
+              rows: list[list[Any]]) -> None:
+        self.font(8, bold=True)
+        for w, h in zip(widths, header, strict=True):
+            self.cell(w, 5, self.text_(h), border="B")
+        self.ln()
+        self.font(8)
+        for row in rows:
+            for w, v in zip(widths, row, strict=True):
+                text = self.text_("" if v is None else _cell(v).lstrip("'"))
+                while text and self.get_string_width(text) > w - 1:
+                    text = text[:-1]
+                self.cell(w, 4.5, text)
+            self.ln()
+
+
+def genealogy_pdf(g: Genealogy, *, printed_by: str, printed_at: datetime) -> bytes:
+    """A device history record: identity, components, steps, defects, signatures."""
+    doc = _Doc()
+    doc.add_page()
+    _dhr(doc, g)
+    doc.ln(4)
+    doc.font(8)
+    doc.line_(f"Printed {printed_at:%Y-%m-%d %H:%M} UTC by {printed_by}. "
+              "Times are UTC; durations exclude pauses.")
+    return bytes(doc.output())
+
+
+def _dhr(doc: _Doc, g: Genealogy) -> None:
+    doc.font(15, bold=True)
+    title = "Device history record" if g.depth == 0 else "Sub-assembly"
+    doc.line_(f"{title}: {g.serial}", h=8)
+    doc.font(10)
+    for label, value in (("Product", f"{g.product} - {g.product_name}"),
+                         ("Options", ", ".join(g.options) or "-"),
+                         ("Order", f"{g.order or '-'} ({g.customer or '-'}), "
+                                   f"work order {g.work_order or '-'}"),
+                         ("Status", f"{g.status}; completed {_cell(g.completed_at) or '-'}"),
+                         ("Assembly time", f"{g.assembly_seconds / 60:.1f} min worked "
+                                           f"(standard {g.standard_seconds / 60:.1f} min)"),
+                         ("Built into", g.built_into or "-")):
+        doc.line_(f"{label}: {value}")
+    doc.ln(2)
+    doc.font(11, bold=True)
+    doc.line_("Steps")
+    doc.table([16, 18, 34, 34, 34, 18, 18, 18],
+              ["Op", "Station", "Operator", "Start", "End", "Paused s", "Worked s", "Std s"],
+              [[s.operation, s.station, s.operator, _short(s.started_at), _short(s.ended_at),
+                round(s.paused_seconds), _round(s.duration_seconds), s.standard_seconds]
+               for s in g.steps])
+    doc.ln(2)
+    doc.font(11, bold=True)
+    doc.line_("Components")
+    doc.table([12, 24, 50, 10, 36, 24, 34],
+              ["Op", "Part", "Description", "Qty", "Lot / serial", "For", "Confirmed"],
+              [[p.operation, p.sku, p.description, p.quantity, p.serial or p.lot_code or "",
+                p.for_sku if p.substituted else "", _short(p.at)] for p in g.picks])
+    if g.defects:
+        doc.ln(2)
+        doc.font(11, bold=True)
+        doc.line_("Defects and rework")
+        doc.table([24, 22, 60, 20, 32, 32],
+                  ["Reason", "Station", "Note", "Disposition", "At", "Resolved"],
+                  [[d.reason_code, d.station, d.note, d.disposition, _short(d.at),
+                    _short(d.resolved_at)] for d in g.defects])
+    for p in g.picks:
+        if p.sub_unit is not None:
+            doc.ln(4)
+            _dhr(doc, p.sub_unit)
+
+
+def _short(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _round(value: float | None) -> Any:
+    return None if value is None else round(value)
