@@ -59,4 +59,10 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     from station import views as station_views
 
     station_views.init_app(app)
+
+    from server.board import views as board_views
+    from server.trace import views as trace_views
+
+    trace_views.init_app(app)
+    board_views.init_app(app)
     return app

@@ -20,7 +20,7 @@ from server.api import openapi
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Route modules; others add theirs here (each imports ``bp`` and decorates views).
-ROUTE_MODULES = ["server.api.orders", "server.api.scans"]
+ROUTE_MODULES = ["server.api.orders", "server.api.scans", "server.api.trace"]
 
 
 def problem(status: int, message: str, problems: list[str] | None = None) -> Any:

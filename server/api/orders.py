@@ -22,7 +22,6 @@ from server.models import (
     Station,
     Unit,
     UnitOperation,
-    WorkOrder,
 )
 from server.orders import service
 from server.orders.atp import AtpLine
@@ -198,23 +197,7 @@ def station_queue(code: str) -> Any:
                           for op in dispatch.queue_for(session, station=station)])
 
 
-@bp.get("/units/<serial>")
-@auth.require("operator")
-def read_unit(serial: str) -> Any:
-    session = get_session()
-    unit = session.exec(select(Unit).where(Unit.serial == serial)).first()
-    if unit is None:
-        return problem(404, f"no unit {serial}")
-    product = session.get(Product, unit.product_id)
-    wo = session.get(WorkOrder, unit.work_order_id)
-    order = dispatch.order_of(session, unit=unit)
-    ops = session.exec(select(UnitOperation).where(UnitOperation.unit_id == unit.id)
-                       .order_by(col(UnitOperation.sequence))).all()
-    return jsonify(serial=unit.serial, product=product.code if product else None,
-                   options=unit.options, status=unit.status, order=order.number,
-                   work_order=wo.number if wo else None, due_date=order.due_date.isoformat(),
-                   created_at=_iso(unit.created_at), completed_at=_iso(unit.completed_at),
-                   operations=[unit_operation_json(session, op) for op in ops])
+# GET /units/<serial> (the unit with its genealogy) lives in server.api.trace.
 
 
 # -- OpenAPI description -----------------------------------------------------------------
@@ -305,8 +288,3 @@ oa.add_path("/stations/{code}/queue", {"get": {
         "active": {"type": "array", "items": oa.ref("UnitOperation")},
         "queue": {"type": "array", "items": oa.ref("UnitOperation")}}}),
         "404": oa.error("No such station")}}})
-oa.add_path("/units/{serial}", {"get": {
-    "summary": "Read a unit: options, order, operations with picks", "tags": ["units"],
-    "parameters": [{"name": "serial", "in": "path", "required": True,
-                    "schema": {"type": "string"}}],
-    "responses": {"200": oa.json_body({"type": "object"}), "404": oa.error("No such unit")}}})
