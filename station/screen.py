@@ -164,7 +164,6 @@ class StationView:
     step: StepInfo | None = None
     timer: Timer | None = None
     andon: AndonInfo | None = None
-    pin_badge: str | None = None
 
 
 def clock(seconds: float) -> str:
@@ -172,13 +171,11 @@ def clock(seconds: float) -> str:
     return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
-def build(session: Session, state: wf.StationState, *, now: datetime,
-          pin_badge: str | None = None) -> StationView:
+def build(session: Session, state: wf.StationState, *, now: datetime) -> StationView:
     """The whole screen of the station in ``state`` (``station.service.load_state``)."""
     view = StationView(
         station=StationInfo(id=state.station_id, code=state.station, name=state.name,
-                            kind=state.kind, line=state.line, site=state.site),
-        pin_badge=pin_badge)
+                            kind=state.kind, line=state.line, site=state.site))
     if state.operator is not None:
         op = state.operator
         view.operator = OperatorInfo(id=op.id, name=op.name, badge=op.badge, locale=op.locale)

@@ -142,9 +142,9 @@ def unbound() -> Any:
 
 # -- rendering -----------------------------------------------------------------------
 
-def _view(db: Session, code: str, *, pin_badge: str | None = None) -> screen.StationView:
+def _view(db: Session, code: str) -> screen.StationView:
     state = service.load_state(db, station_code=code)
-    view = screen.build(db, state, now=utcnow(), pin_badge=pin_badge)
+    view = screen.build(db, state, now=utcnow())
     db.commit()
     return view
 
@@ -195,9 +195,10 @@ def partial(code: str, partial: str) -> str:
 @station_device
 def defect_dialog(code: str) -> Any:
     """The defect reasons dialog (a fragment swapped into #dialog)."""
+    view = _view(get_session(), code)
     if not htmx:
-        return redirect(url_for("station.page", code=code), code=303)
-    return render_template("station/_defect.html", **_context(_view(get_session(), code)))
+        return render_template("station/page.html", **_context(view, None, defect=True))
+    return render_template("station/_defect.html", **_context(view))
 
 
 # -- actions: each one event through station.service ---------------------------------
@@ -220,13 +221,15 @@ def banner_for(outcome: service.Outcome) -> dict[str, Any]:
             "ref": outcome.msg_id, "code": outcome.code}
 
 
-def _answer(code: str, banner: dict[str, Any] | None, *, pin_badge: str | None = None) -> Any:
+def _answer(code: str, banner: dict[str, Any] | None) -> Any:
     db = get_session()
     _follow_operator_language(db, g.station.id)  # a sign-in changes the language
-    view = _view(db, code, pin_badge=pin_badge)
-    # htmx swaps #screen; a plain form post (no JavaScript) gets the whole page.
-    template = PARTIALS["screen"] if htmx else "station/page.html"
-    return render_template(template, **_context(view, banner))
+    view = _view(db, code)
+    if not htmx:  # a plain form post (no JavaScript) gets the whole page
+        return render_template("station/page.html", **_context(view, banner))
+    # The new #screen, and the dialog that led here (PIN pad, defect) closed.
+    return (render_template(PARTIALS["screen"], **_context(view, banner))
+            + '<div id="overlay" hx-swap-oob="innerHTML"></div>')
 
 
 @bp.post("/<code>/scan")
@@ -234,7 +237,7 @@ def _answer(code: str, banner: dict[str, Any] | None, *, pin_badge: str | None =
 def scan(code: str) -> Any:
     """The wedge scanner's text (station.js posts a fast burst ending in Enter).
 
-    Nobody signed in: the scan is a badge. Otherwise it is a scan for the workflow.
+    Nobody signed in, or an operator's badge: a sign-in. Otherwise a scan for the workflow.
     """
     data = request.form.get("data", "").strip("\r\n")
     if not data or len(data) > MAX_SCAN:
@@ -243,8 +246,11 @@ def scan(code: str) -> Any:
                               "text": _("Scan not readable: scan again.")})
     db = get_session()
     signed_in = db.exec(select(Station.operator_id).where(Station.id == g.station.id)).first()
+    # A badge scanned while someone works here is a hand-over: the new operator signs in.
+    is_badge = signed_in is None or db.exec(select(Operator.id).where(
+        Operator.badge == data.strip(), Operator.active == True)).first() is not None  # noqa: E712
     db.commit()
-    if signed_in is None:
+    if is_badge:
         return _badge(code, data.strip())
     return _act(code, wf.Scan(data=data), source="wedge")
 
@@ -260,15 +266,24 @@ def _badge(code: str, badge: str, pin: str | None = None) -> Any:
                                         "seconds.", s=exc.retry_after)})
     if pin is None:
         db = get_session()
-        needs_pin = db.exec(select(Operator.pin_hash).where(
+        operator = db.exec(select(Operator).where(
             Operator.badge == badge, Operator.active == True)).first()  # noqa: E712
         db.commit()
-        if needs_pin:
-            return _answer(code, None, pin_badge=badge)
+        if operator is not None and operator.pin_hash:
+            return _pin_pad(code, badge, operator.name)
     response = _act(code, wf.SignIn(badge=badge, pin=pin), source="badge")
     if g.get("last_outcome_code") in ("unknown_badge", "wrong_pin"):
         limiter.failed(key, auth.address())
     return response
+
+
+def _pin_pad(code: str, badge: str, name: str) -> Any:
+    context = {"station": g.station, "badge": badge, "operator_name": name}
+    if not htmx:
+        view = _view(get_session(), code)
+        return render_template("station/page.html", **_context(view, None, pin=context))
+    return Response(render_template("station/_pin.html", **context),
+                    headers={"HX-Retarget": "#overlay", "HX-Reswap": "innerHTML"})
 
 
 @bp.post("/<code>/sign-in")
@@ -281,12 +296,6 @@ def sign_in(code: str) -> Any:
 @station_device
 def pin(code: str) -> Any:
     return _badge(code, request.form.get("badge", "").strip(), request.form.get("pin", ""))
-
-
-@bp.post("/<code>/pin/cancel")
-@station_device
-def cancel_pin(code: str) -> Any:
-    return _answer(code, None)
 
 
 @bp.post("/<code>/sign-out")

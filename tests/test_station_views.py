@@ -203,9 +203,12 @@ def test_an_unknown_badge_is_rejected_and_nobody_is_signed_in(app: Flask,
 
 
 def test_pin_pad_then_wrong_then_right_pin_in_french(app: Flask, tablet: FlaskClient) -> None:
-    html = scan(tablet, "OP1002")
+    response = tablet.post("/station/KIT-1/scan", data={"data": "OP1002"}, headers=HX)
+    # The PIN pad opens over the screen, where live snapshots never close it.
+    assert response.headers["HX-Retarget"] == "#overlay"
+    html = response.text
     assert 'name="pin"' in html and 'name="badge" value="OP1002"' in html
-    assert 'data-key="7"' in html
+    assert 'data-key="7"' in html and "Bruno Lefèvre, enter your PIN" in html
     assert signed_in_operator(app) is None
     wrong = post(tablet, "/station/KIT-1/pin", badge="OP1002", pin="1111")
     assert banner(wrong) == ("reject", "Wrong PIN for badge OP1002.")
@@ -218,10 +221,18 @@ def test_pin_pad_then_wrong_then_right_pin_in_french(app: Flask, tablet: FlaskCl
     assert '<html lang="fr">' in page.text
 
 
-def test_cancel_pin_goes_back_to_the_badge_prompt(tablet: FlaskClient) -> None:
-    scan(tablet, "OP1002")
-    html = post(tablet, "/station/KIT-1/pin/cancel")
-    assert "Scan your badge to sign in" in html and 'name="pin"' not in html
+def test_every_action_answer_closes_the_dialog(tablet: FlaskClient) -> None:
+    html = scan(tablet, "OP1001")
+    assert html.endswith('<div id="overlay" hx-swap-oob="innerHTML"></div>')
+
+
+def test_without_htmx_the_pin_pad_and_defect_dialog_are_in_the_page(
+        tablet: FlaskClient) -> None:
+    page = tablet.post("/station/KIT-1/scan", data={"data": "OP1002"}).text
+    assert "<html" in page and re.search(r'id="overlay"[^>]*>\s*<div class="dialog pin-dialog"',
+                                         page)
+    post(tablet, "/station/KIT-1/pin", badge="OP1002", pin="4321")
+    assert 'data-testid="defect-dialog"' in tablet.get("/station/KIT-1/defect").text
 
 
 def test_too_many_wrong_pins_are_refused(app: Flask, tablet: FlaskClient) -> None:
@@ -430,3 +441,12 @@ def test_sse_sends_a_snapshot_on_connect_then_heartbeats(tablet: FlaskClient) ->
     assert [name for name, _ in got] == ["snapshot", "heartbeat", "heartbeat"]
     assert 'data-operator="OP1001"' in got[0][1] and "Alice Martin" in got[0][1]
     assert re.match(r"\d{4}-\d\d-\d\dT", got[1][1])
+
+
+def test_a_badge_scanned_while_someone_works_hands_over(app: Flask,
+                                                        tablet: FlaskClient) -> None:
+    start_unit(tablet)
+    html = scan(tablet, "OP1003")
+    assert banner(html) == ("ok", "Welcome, Chen Wei.")
+    assert signed_in_operator(app) == "OP1003"
+    assert 'data-testid="unit-serial">PC-000001<' in html  # the unit stays at the station

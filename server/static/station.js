@@ -3,7 +3,8 @@
  * 1. Wedge capture: a keyboard-wedge scanner "types" a barcode within a few ms per key
  *    and ends with Enter. Keystrokes are buffered here (wherever the focus is, unless a
  *    real text field has it) and timed; a fast burst ending in Enter is posted through
- *    the #capture form (htmx); slow typing is a person, and is refused with a hint.
+ *    the #capture form (htmx); slow typing is a person, and is refused with a hint
+ *    (a person at a tablet without keyboard is someone testing the scanner by hand).
  * 2. Sounds (WebAudio): a short high beep for an accepted scan, a long low buzz for a
  *    rejection. Driven by #banner's data-kind / data-ref, so the tone plays once per
  *    verdict whether it came from a POST answer or over SSE (MQTT scans).
@@ -17,12 +18,15 @@
 (function () {
   "use strict";
 
-  // Scanners send a key every 1-20 ms; people rarely beat 60 ms between keys.
-  var SCANNER_MAX_GAP_MS = 50;
+  // Scanners send a key every 1-20 ms; people rarely type faster than one key per
+  // 80 ms. Judge the whole burst, so one key delayed by a busy tablet does not turn a
+  // scan into "typed by hand": the average gap must be scanner-fast and no gap long.
+  var SCANNER_AVG_GAP_MS = 35;
+  var SCANNER_MAX_GAP_MS = 300;
   var MIN_LENGTH = 2;
   var buffer = [];
+  var gaps = [];
   var lastKeyAt = 0;
-  var slowKeys = 0;
 
   function isTextField(el) {
     if (!el || el.id === "capture-input") return false;
@@ -31,7 +35,14 @@
       || tag === "TEXTAREA" || el.isContentEditable;
   }
 
-  function resetBuffer() { buffer = []; slowKeys = 0; lastKeyAt = 0; }
+  function resetBuffer() { buffer = []; gaps = []; lastKeyAt = 0; }
+
+  function scannerFast() {
+    if (gaps.length === 0) return true;
+    var sum = 0, max = 0;
+    for (var i = 0; i < gaps.length; i++) { sum += gaps[i]; max = Math.max(max, gaps[i]); }
+    return sum / gaps.length <= SCANNER_AVG_GAP_MS && max <= SCANNER_MAX_GAP_MS;
+  }
 
   function submitScan(text) {
     var form = document.getElementById("capture");
@@ -51,11 +62,12 @@
   document.addEventListener("keydown", function (ev) {
     if (!document.getElementById("capture")) return;
     if (isTextField(ev.target)) return;
-    var now = performance.now();
+    // The event's own time stamp: when the key arrived, not when a busy page got to it.
+    var now = ev.timeStamp || performance.now();
     if (ev.key === "Enter") {
       ev.preventDefault();
       var text = buffer.join("");
-      var fast = slowKeys === 0;
+      var fast = scannerFast();
       resetBuffer();
       if (text.length < MIN_LENGTH) return;
       if (fast) {
@@ -72,8 +84,8 @@
       return;
     }
     ev.preventDefault();
-    if (buffer.length > 0 && now - lastKeyAt > SCANNER_MAX_GAP_MS) slowKeys += 1;
-    if (buffer.length > 0 && now - lastKeyAt > 1000) resetBuffer(); // a stale fragment
+    if (buffer.length > 0 && now - lastKeyAt > 2000) resetBuffer(); // a stale fragment
+    if (buffer.length > 0) gaps.push(now - lastKeyAt);
     buffer.push(ev.key);
     lastKeyAt = now;
   });
@@ -86,7 +98,10 @@
   }
   document.addEventListener("htmx:afterSettle", refocus);
   document.addEventListener("click", function () { window.setTimeout(refocus, 0); });
-  document.addEventListener("DOMContentLoaded", refocus);
+  document.addEventListener("DOMContentLoaded", function () {
+    refocus();
+    document.body.setAttribute("data-ready", "1"); // keys typed from now on are captured
+  });
 
   // -- sounds ------------------------------------------------------------------------
   var audio = null;
@@ -134,7 +149,11 @@
   function setLink(ok) {
     document.body.classList.toggle("offline", !ok);
   }
-  document.addEventListener("htmx:sseOpen", function () { lastBeat = Date.now(); setLink(true); });
+  document.addEventListener("htmx:sseOpen", function () {
+    lastBeat = Date.now();
+    setLink(true);
+    document.body.setAttribute("data-live", "open");
+  });
   document.addEventListener("htmx:sseError", function () { setLink(false); });
   document.addEventListener("htmx:sseMessage", function () { lastBeat = Date.now(); setLink(true); });
   window.setInterval(function () {
@@ -198,8 +217,8 @@
     }
     var close = ev.target.closest ? ev.target.closest("[data-close-dialog]") : null;
     if (close) {
-      var dialog = document.getElementById("dialog");
-      if (dialog) dialog.innerHTML = "";
+      var overlay = document.getElementById("overlay");
+      if (overlay) overlay.innerHTML = "";
     }
   });
 })();
