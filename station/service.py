@@ -181,18 +181,24 @@ def _picks(session: Session, uop: UnitOperation) -> tuple[wf.Pick, ...]:
     part_ids = [int(p["part_id"]) for p in wanted]
     parts = {p.id: p for p in session.exec(select(Part).where(col(Part.id).in_(part_ids)))}
     subs = substitutes_for(session, part_ids)
-    done: dict[int, int] = {}
+    # Sums in SQL: a step may have thousands of picks of a bulk part.
+    done: dict[int, int] = {
+        int(part): int(n) for part, n in session.exec(
+            select(Consumption.for_part_id, sa.func.sum(Consumption.quantity))  # type: ignore[call-overload]
+            .where(Consumption.unit_operation_id == uop.id)
+            .group_by(Consumption.for_part_id)).all()}
+    tracked = [pid for pid in part_ids if parts.get(pid) and parts[pid].tracking != "none"]
     recorded: dict[int, list[str]] = {}
-    lot_codes = {}
-    for cons, lot_code in session.exec(
-            select(Consumption, StockLot.lot_code)
-            .join(StockLot, col(Consumption.lot_id) == StockLot.id, isouter=True)
-            .where(Consumption.unit_operation_id == uop.id).order_by(col(Consumption.id))):
-        done[cons.for_part_id] = done.get(cons.for_part_id, 0) + cons.quantity
-        tag = cons.serial or lot_code
-        if tag:
-            recorded.setdefault(cons.for_part_id, []).append(tag)
-        lot_codes[cons.id] = lot_code
+    if tracked:
+        for for_part_id, serial, lot_code in session.exec(
+                select(Consumption.for_part_id, Consumption.serial, StockLot.lot_code)  # type: ignore[call-overload]
+                .join(StockLot, col(Consumption.lot_id) == StockLot.id, isouter=True)
+                .where(Consumption.unit_operation_id == uop.id,
+                       col(Consumption.for_part_id).in_(tracked))
+                .order_by(col(Consumption.id))).all():
+            tag = serial or lot_code
+            if tag:
+                recorded.setdefault(for_part_id, []).append(tag)
     picks = []
     for p in wanted:
         part_id = int(p["part_id"])
@@ -306,7 +312,12 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
         result=decision.result, reason=f"{decision.code}: {decision.message}"[:500],
         unit_id=state.unit.id if state.unit else None,
         operator_id=operator.id if operator else None))
-    after = _state(session, *row) if decision.accepted else state
+    if not decision.accepted:
+        after = state
+    elif all(isinstance(e, wf.RecordConsumption) for e in decision.effects):
+        after = wf.after(state, decision)  # a pick: no need to read the station again
+    else:
+        after = _state(session, *row)
     if not decision.accepted:
         log.info("station %s rejected %s %r: %s", station_code, kind, data[:80],
                  decision.message)

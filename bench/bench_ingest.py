@@ -1,0 +1,308 @@
+"""Scan-to-feedback latency and sustained accepted scans per second through the ingest.
+
+    .venv/bin/python bench/bench_ingest.py [--stations 50] [--rate 2] [--seconds 20]
+                                           [--flood 6000]
+
+Builds a fresh SQLite plant (N stations, each with a step in progress that needs a
+million bolts), starts a private Mosquitto (deploy/mosquitto.conf tuning) and
+``taktline ingest`` as its own process, then measures, in the same run:
+
+1. floor: a bare MQTT QoS 1 round trip on the same broker (publish, receive back);
+2. floor: a bare SQLite commit (one INSERT + COMMIT, WAL, synchronous=NORMAL);
+3. latency: N stations each scanning ``rate`` times a second; scan publish -> its
+   ``cmd/feedback`` received, p50 / p99;
+4. throughput: ``flood`` scans published as fast as possible from all stations;
+   accepted scans per second from the first publish to the last feedback.
+
+Every scan is checked: accepted count == consumptions == ledger lines in the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from server import migrate  # noqa: E402
+from server.db import dispose_engine, get_engine, write_session  # noqa: E402
+from server.inventory import ledger  # noqa: E402
+from server.models import (  # noqa: E402
+    Consumption,
+    CustomerOrder,
+    Line,
+    Location,
+    Operation,
+    Operator,
+    OrderLine,
+    Part,
+    PartIdentifier,
+    Product,
+    Site,
+    Station,
+    StockMovement,
+    Unit,
+    UnitOperation,
+    WorkOrder,
+)
+from station import service  # noqa: E402
+from station.workflow import SignIn, StartNext  # noqa: E402
+from tests.support.mosquitto import Mosquitto  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def build_plant(url: str, stations: int) -> None:
+    migrate.upgrade(url)
+    engine = get_engine(url)
+    from datetime import date
+
+    with write_session(engine) as s:
+        site = Site(code="B", name="Bench")
+        s.add(site)
+        s.flush()
+        line = Line(site_id=site.id, code="L1", name="Bench line")
+        s.add(line)
+        s.flush()
+        for i in range(stations):
+            s.add(Station(line_id=line.id, code=f"ST{i:02d}", name=f"Station {i}", kind="bench",
+                          position=i))
+        loc = Location(code="LS", name="Line side", kind="lineside")
+        part = Part(sku="BOLT", description="Bolt M4", tracking="none")
+        s.add_all([loc, part])
+        s.flush()
+        s.add(PartIdentifier(part_id=part.id, kind="code", value="BOLT"))
+        ledger.receive(s, part=part, location_id=loc.id, quantity=10_000_000, by="bench")
+        product = Product(code="BX", name="Bench box", line_id=line.id)
+        s.add(product)
+        s.flush()
+        op = Operation(product_id=product.id, code="ASM", sequence=10, name="Assemble",
+                       station_kind="bench")
+        s.add(op)
+        s.add(Operator(name="Bench Operator", badge="B1"))
+        order = CustomerOrder(number="SO-B", customer="Bench", due_date=date.today())
+        s.add(order)
+        s.flush()
+        ol = OrderLine(order_id=order.id, line_no=1, product_id=product.id, quantity=stations)
+        s.add(ol)
+        s.flush()
+        wo = WorkOrder(number="WO-B", order_line_id=ol.id, quantity=stations)
+        s.add(wo)
+        s.flush()
+        for i in range(stations):
+            unit = Unit(serial=f"BX-{i:04d}", work_order_id=wo.id, product_id=product.id)
+            s.add(unit)
+            s.flush()
+            s.add(UnitOperation(unit_id=unit.id, operation_id=op.id, sequence=10,
+                                station_kind="bench", status="ready",
+                                picks=[{"part_id": part.id, "sku": "BOLT", "qty": 1_000_000}]))
+    for i in range(stations):
+        for event in (SignIn("B1"), StartNext()):
+            with write_session(engine) as s:
+                outcome = service.handle(s, station_code=f"ST{i:02d}", event=event)
+                assert outcome.accepted, outcome.message
+
+
+class Stations:
+    """One MQTT client per station; records publish and feedback times per msg_id."""
+
+    def __init__(self, port: int, n: int) -> None:
+        self.sent: dict[str, float] = {}
+        self.answered: dict[str, tuple[float, str]] = {}
+        self.lock = threading.Lock()
+        self.done = threading.Condition(self.lock)
+        self.clients = []
+        ready = threading.Barrier(n + 1)
+        for i in range(n):
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-st{i}")
+            c.max_inflight_messages_set(1000)
+            c.max_queued_messages_set(0)
+            topic = f"taktline/B/L1/ST{i:02d}/cmd/feedback"
+            c.on_connect = lambda cl, *a, t=topic: cl.subscribe(t, 1)
+            c.on_subscribe = lambda *a: ready.wait()
+            c.on_message = self._on_feedback
+            c.connect("127.0.0.1", port)
+            c.loop_start()
+            self.clients.append(c)
+        ready.wait(30)
+        self.seq = [0] * n
+
+    def _on_feedback(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        now = time.perf_counter()
+        fb = json.loads(msg.payload)
+        with self.lock:
+            self.answered[fb["ref"]] = (now, fb["result"])
+            self.done.notify_all()
+
+    def scan(self, i: int) -> str:
+        self.seq[i] += 1
+        msg_id = str(uuid.uuid4())
+        payload = json.dumps({"msg_id": msg_id, "ts": "2026-03-02T08:00:00.000Z",
+                              "seq": self.seq[i], "source": "scanner1", "data": "BOLT"})
+        with self.lock:
+            self.sent[msg_id] = time.perf_counter()
+        self.clients[i].publish(f"taktline/B/L1/ST{i:02d}/evt/scan", payload, qos=1)
+        return msg_id
+
+    def wait(self, ids: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while not all(i in self.answered for i in ids):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = sum(1 for i in ids if i not in self.answered)
+                    raise SystemExit(f"{missing} scans got no feedback in {timeout} s")
+                self.done.wait(left)
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.disconnect()
+            c.loop_stop()
+
+
+def mqtt_floor(port: int, n: int = 500) -> list[float]:
+    got: dict[str, float] = {}
+    cond = threading.Condition()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-floor")
+    sub = threading.Event()
+    c.on_connect = lambda cl, *a: cl.subscribe("bench/echo", 1)
+    c.on_subscribe = lambda *a: sub.set()
+
+    def on_message(cl: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        with cond:
+            got[msg.payload.decode()] = time.perf_counter()
+            cond.notify_all()
+
+    c.on_message = on_message
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    sub.wait(10)
+    out = []
+    for i in range(n):
+        key = str(i)
+        t0 = time.perf_counter()
+        c.publish("bench/echo", key, qos=1)
+        with cond:
+            cond.wait_for(lambda k=key: k in got, 5)
+        out.append(got[key] - t0)
+    c.disconnect()
+    c.loop_stop()
+    return out
+
+
+def sqlite_floor(path: Path, n: int = 1000) -> list[float]:
+    url = f"sqlite:///{path}"
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    out = []
+    with engine.connect() as conn:
+        for i in range(n):
+            t0 = time.perf_counter()
+            conn.execute(sa.text("INSERT INTO t (v) VALUES (:v)"), {"v": str(i)})
+            conn.commit()
+            out.append(time.perf_counter() - t0)
+    dispose_engine(url)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stations", type=int, default=50)
+    ap.add_argument("--rate", type=float, default=2.0, help="scans per second per station")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--flood", type=int, default=6000)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    url = f"sqlite:///{work / 'taktline.db'}"
+    build_plant(url, args.stations)
+    dispose_engine(url)
+    tuning = "\n".join(line for line in (ROOT / "deploy/mosquitto.conf").read_text().splitlines()
+                       if line.startswith(("max_inflight", "max_queued")))
+    run_as = "user root\n" if os.geteuid() == 0 else ""
+    with Mosquitto(work / "mosquitto", extra_conf=run_as + tuning) as broker:
+        floor_mqtt = mqtt_floor(broker.port)
+        floor_db = sqlite_floor(work / "floor.db")
+        env = {**os.environ, "TAKTLINE_DATABASE_URL": url, "TAKTLINE_MQTT_URL": broker.url,
+               "TAKTLINE_INGEST_CLIENT_ID": "bench-ingest", "TAKTLINE_LOG_LEVEL": "WARNING"}
+        log = open(work / "ingest.log", "wb")  # noqa: SIM115
+        ingest = subprocess.Popen([str(Path(sys.executable).parent / "taktline"), "ingest"],
+                                  cwd=work, env=env, stdout=log, stderr=log)
+        stations = Stations(broker.port, args.stations)
+        try:
+            deadline = time.monotonic() + 60
+            first = [stations.scan(0)]
+            while not any(i in stations.answered for i in first):  # ingest up and subscribed
+                if time.monotonic() > deadline:
+                    raise SystemExit("the ingest never answered; see " + str(work))
+                time.sleep(0.5)
+                first.append(stations.scan(0))
+            warm = [i for i in first if i in stations.answered]
+            warm += [stations.scan(i) for i in range(args.stations)]
+            stations.wait(warm, 60)
+            # Latency at a steady rate: stations scan in turn, evenly spread.
+            interval = 1.0 / (args.stations * args.rate)
+            total = int(args.stations * args.rate * args.seconds)
+            ids = []
+            start = time.perf_counter()
+            for k in range(total):
+                target = start + k * interval
+                delay = target - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                ids.append(stations.scan(k % args.stations))
+            stations.wait(ids, 900)
+            lat = [stations.answered[i][0] - stations.sent[i] for i in ids]
+            # Throughput: everything at once.
+            t0 = time.perf_counter()
+            flood = [stations.scan(k % args.stations) for k in range(args.flood)]
+            stations.wait(flood, 900)
+            t1 = max(stations.answered[i][0] for i in flood)
+            accepted_flood = sum(1 for i in flood if stations.answered[i][1] == "accepted")
+        finally:
+            stations.close()
+            ingest.terminate()
+            ingest.wait(30)
+            log.close()
+    engine = get_engine(url)
+    with engine.connect() as conn:
+        cons = conn.execute(sa.select(sa.func.count()).select_from(Consumption)).scalar()
+        moves = conn.execute(sa.select(sa.func.count()).select_from(StockMovement).where(
+            StockMovement.kind == "consumption")).scalar()
+    all_ids = warm + ids + flood
+    accepted = sum(1 for i in all_ids if stations.answered[i][1] == "accepted")
+    ms = 1000.0
+    print(f"stations={args.stations} rate={args.rate}/s each seconds={args.seconds} "
+          f"flood={args.flood} (SQLite, Mosquitto, taktline ingest as its own process)")
+    print(f"floor  MQTT QoS1 round trip    p50 {statistics.median(floor_mqtt) * ms:6.2f} ms"
+          f"  p99 {pct(floor_mqtt, 99) * ms:6.2f} ms")
+    print(f"floor  SQLite INSERT+COMMIT    p50 {statistics.median(floor_db) * ms:6.2f} ms"
+          f"  p99 {pct(floor_db, 99) * ms:6.2f} ms  ({len(floor_db) / sum(floor_db):.0f}/s)")
+    print(f"ingest scan -> feedback        p50 {statistics.median(lat) * ms:6.2f} ms"
+          f"  p99 {pct(lat, 99) * ms:6.2f} ms  ({len(lat)} scans at "
+          f"{args.stations * args.rate:.0f}/s)")
+    print(f"ingest sustained               {accepted_flood / (t1 - t0):6.0f} accepted scans/s"
+          f"  ({accepted_flood} in {t1 - t0:.2f} s)")
+    print(f"check  accepted={accepted} consumptions={cons} ledger={moves}")
+    if not (accepted == cons == moves):
+        raise SystemExit("MISMATCH between accepted scans and the database")
+
+
+if __name__ == "__main__":
+    main()
