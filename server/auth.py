@@ -41,6 +41,7 @@ from flask import (
     url_for,
 )
 from sqlmodel import Session, select
+from werkzeug.wrappers import Response as BaseResponse
 
 from server import audit
 from server.db import get_session
@@ -50,6 +51,7 @@ from server.ratelimit import RateLimited, SignInLimiter
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R", bound=BaseResponse)
 RANK = {Role.OPERATOR: 1, Role.SUPERVISOR: 2, Role.ADMIN: 3}
 _hasher = PasswordHasher()
 __all__ = ["RateLimited"]  # re-exported: views catch auth.RateLimited
@@ -250,24 +252,6 @@ def authenticate(username: str, password: str) -> Operator | None:
     return None
 
 
-def authenticate_badge(db: Session, *, badge: str, pin: str | None) -> Operator | None:
-    """The active operator with this badge (and PIN when the operator has one), or None.
-
-    For station sign-in: rate-limited per badge and per address like desktop sign-in.
-    """
-    where = address()
-    limiter().check(f"badge:{badge}", where)
-    operator = db.exec(select(Operator).where(Operator.badge == badge,
-                                              Operator.active == True)).first()  # noqa: E712
-    if operator is not None and (not operator.pin_hash
-                                 or verify_secret(operator.pin_hash, pin or "")):
-        limiter().succeeded(f"badge:{badge}")
-        return operator
-    limiter().failed(f"badge:{badge}", where)
-    log.warning("failed badge sign-in for %r from %s", badge, where)
-    return None
-
-
 def find_user(username: str) -> Operator | None:
     return get_session().exec(
         select(Operator).where(Operator.username == username, Operator.active == True)  # noqa: E712
@@ -280,6 +264,7 @@ def issue_device_token(db: Session, *, station: Station, by: Operator | None,
                        label: str = "") -> str:
     """A new token binding a tablet to ``station``; only its hash is kept. Audited."""
     token = _new_token("d")
+    assert station.id is not None, "a station from the database"
     row = DeviceToken(station_id=station.id, token_hash=token_digest(token), label=label,
                       issued_by_id=by.id if by else None)
     db.add(row)
@@ -320,7 +305,7 @@ def bound_station() -> Station | None:
     return station
 
 
-def set_device_cookie(response: Response, token: str) -> Response:
+def set_device_cookie(response: R, token: str) -> R:
     response.set_cookie(DEVICE_COOKIE, token, max_age=DEVICE_COOKIE_MAX_AGE, httponly=True,
                         samesite="Lax", secure=current_app.config["SECURE_COOKIES"])
     return response

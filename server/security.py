@@ -108,7 +108,7 @@ class CSRFTestClient(FlaskClient):
             if field not in sess:
                 sess[field] = hashlib.sha1(os.urandom(64)).hexdigest()
             raw = sess[field]
-        key = app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key
+        key = str(app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key)
         return URLSafeTimedSerializer(key, salt="wtf-csrf-token").dumps(raw)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlmodel import select
+from sqlmodel import col, select
 
 from server import auth
 from server.admin import bp
@@ -77,7 +77,7 @@ def _devices_page(**extra: Any) -> str:
         .order_by(DeviceToken.id.desc())).all()  # type: ignore[union-attr]
     stations = db.exec(select(Station).join(Line, Station.line_id == Line.id)  # type: ignore[arg-type]
                        .where(Station.active == True)  # noqa: E712
-                       .order_by(Line.code, Station.position)).all()
+                       .order_by(col(Line.code), col(Station.position))).all()
     return render_template("admin/devices.html", rows=rows, stations=stations,
                            here=auth.bound_station(), **extra)
 

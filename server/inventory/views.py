@@ -31,7 +31,7 @@ def index() -> str:
         query = query.where(or_(col(Part.sku).ilike(like), col(Part.description).ilike(like),
                                 col(StockLot.lot_code).ilike(like),
                                 col(StockLot.serial).ilike(like)))
-    rows = get_session().exec(query.order_by(Part.sku, StockLot.id).limit(LIMIT)).all()
+    rows = get_session().exec(query.order_by(col(Part.sku), col(StockLot.id)).limit(LIMIT)).all()
     return render_template("stock/index.html", rows=rows, q=q)
 
 
