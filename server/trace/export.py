@@ -111,20 +111,15 @@ class _Doc(FPDF):
     def line_(self, text: Any, h: float = 5.5) -> None:
         self.multi_cell(0, h, self.text_(text), new_x="LMARGIN", new_y="NEXT")
 
-    def table(self, widths: list[float], header: list[str],  # type: ignore[override]
-              rows: list[list[Any]]) -> None:
-        self.font(8, bold=True)
-        for w, h in zip(widths, header, strict=True):
-            self.cell(w, 5, self.text_(h), border="B")
-        self.ln()
+    def grid(self, widths: list[float], header: list[str], rows: list[list[Any]]) -> None:
+        """A table whose cells wrap: every character of the data is printed."""
         self.font(8)
-        for row in rows:
-            for w, v in zip(widths, row, strict=True):
-                text = self.text_("" if v is None else _cell(v).lstrip("'"))
-                while text and self.get_string_width(text) > w - 1:
-                    text = text[:-1]
-                self.cell(w, 4.5, text)
-            self.ln()
+        with self.table(col_widths=widths, text_align="LEFT", line_height=4.2,
+                        first_row_as_headings=True) as table:
+            for values in [header, *rows]:
+                row = table.row()
+                for v in values:
+                    row.cell(self.text_("" if v is None else _cell(v).lstrip("'")))
 
 
 def genealogy_pdf(g: Genealogy, *, printed_by: str, printed_at: datetime) -> bytes:
@@ -156,7 +151,7 @@ def _dhr(doc: _Doc, g: Genealogy) -> None:
     doc.ln(2)
     doc.font(11, bold=True)
     doc.line_("Steps")
-    doc.table([16, 18, 34, 34, 34, 18, 18, 18],
+    doc.grid([16, 18, 34, 34, 34, 18, 18, 18],
               ["Op", "Station", "Operator", "Start", "End", "Paused s", "Worked s", "Std s"],
               [[s.operation, s.station, s.operator, _short(s.started_at), _short(s.ended_at),
                 round(s.paused_seconds), _round(s.duration_seconds), s.standard_seconds]
@@ -164,7 +159,7 @@ def _dhr(doc: _Doc, g: Genealogy) -> None:
     doc.ln(2)
     doc.font(11, bold=True)
     doc.line_("Components")
-    doc.table([12, 24, 50, 10, 36, 24, 34],
+    doc.grid([12, 24, 50, 10, 36, 24, 34],
               ["Op", "Part", "Description", "Qty", "Lot / serial", "For", "Confirmed"],
               [[p.operation, p.sku, p.description, p.quantity, p.serial or p.lot_code or "",
                 p.for_sku if p.substituted else "", _short(p.at)] for p in g.picks])
@@ -172,7 +167,7 @@ def _dhr(doc: _Doc, g: Genealogy) -> None:
         doc.ln(2)
         doc.font(11, bold=True)
         doc.line_("Defects and rework")
-        doc.table([24, 22, 60, 20, 32, 32],
+        doc.grid([24, 22, 60, 20, 32, 32],
                   ["Reason", "Station", "Note", "Disposition", "At", "Resolved"],
                   [[d.reason_code, d.station, d.note, d.disposition, _short(d.at),
                     _short(d.resolved_at)] for d in g.defects])
