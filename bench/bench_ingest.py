@@ -285,8 +285,8 @@ def main() -> None:
         cons = conn.execute(sa.select(sa.func.count()).select_from(Consumption)).scalar()
         moves = conn.execute(sa.select(sa.func.count()).select_from(StockMovement).where(
             StockMovement.kind == "consumption")).scalar()
-    all_ids = warm + ids + flood
-    accepted = sum(1 for i in all_ids if stations.answered[i][1] == "accepted")
+    # Every answered scan, readiness pings included (some are answered late).
+    accepted = sum(1 for _t, result in stations.answered.values() if result == "accepted")
     ms = 1000.0
     print(f"stations={args.stations} rate={args.rate}/s each seconds={args.seconds} "
           f"flood={args.flood} (SQLite, Mosquitto, taktline ingest as its own process)")

@@ -67,45 +67,45 @@ def kit(app: Flask, serial_no: int) -> None:
     assert act(app, "KIT-1", CompleteStep()).accepted
 
 
-def test_a_kitting_step_end_to_end(demo_app: Flask) -> None:
-    release(demo_app.extensions["taktline.engine"], options=KIT_OPTIONS, serial="PC-T1")
-    assert act(demo_app, "KIT-1", StartNext()).code == "sign_in_first"
-    signed = act(demo_app, "KIT-1", SignIn("OP1001"))
+def test_a_kitting_step_end_to_end(any_demo_app: Flask) -> None:
+    release(any_demo_app.extensions["taktline.engine"], options=KIT_OPTIONS, serial="PC-T1")
+    assert act(any_demo_app, "KIT-1", StartNext()).code == "sign_in_first"
+    signed = act(any_demo_app, "KIT-1", SignIn("OP1001"))
     assert signed.accepted and signed.message == "Welcome, Alice Martin."
-    started = act(demo_app, "KIT-1", StartNext())
+    started = act(any_demo_app, "KIT-1", StartNext())
     assert started.message == "Unit PC-T1: Kit the case started."
     assert started.state is not None and [p.sku for p in started.state.picks] == [
         "CASE-MT", "PSU-450", "SCR-M3", "FAN-120"]
 
-    case = act(demo_app, "KIT-1", Scan(CASE_MT), msg_id="m-case")
+    case = act(any_demo_app, "KIT-1", Scan(CASE_MT), msg_id="m-case")
     assert case.accepted and case.message == "CASE-MT picked (1 of 1)."
-    again = act(demo_app, "KIT-1", Scan(CASE_MT), msg_id="m-case")
+    again = act(any_demo_app, "KIT-1", Scan(CASE_MT), msg_id="m-case")
     assert again.result == "duplicate" and again.original == "accepted"
-    assert act(demo_app, "KIT-1", Scan(CASE_MT)).code == "already_picked"
-    assert act(demo_app, "KIT-1", Scan("9506000001128")).code == "serial_needed"
-    wrong = act(demo_app, "KIT-1", Scan("9506000001036"))
+    assert act(any_demo_app, "KIT-1", Scan(CASE_MT)).code == "already_picked"
+    assert act(any_demo_app, "KIT-1", Scan("9506000001128")).code == "serial_needed"
+    wrong = act(any_demo_app, "KIT-1", Scan("9506000001036"))
     assert wrong.message.startswith("Wrong part: this is 16 GB memory (2x8 GB DDR5), "
                                     "step needs ")
-    assert act(demo_app, "KIT-1", Scan("9506000001105")).code == "bad_check_digit"
-    assert act(demo_app, "KIT-1", Scan("NOT-A-PART")).code == "unknown_barcode"
-    assert act(demo_app, "KIT-1", CompleteStep()).message == \
+    assert act(any_demo_app, "KIT-1", Scan("9506000001105")).code == "bad_check_digit"
+    assert act(any_demo_app, "KIT-1", Scan("NOT-A-PART")).code == "unknown_barcode"
+    assert act(any_demo_app, "KIT-1", CompleteStep()).message == \
         "Not finished: still to pick 1 x PSU-450, 1 x SCR-M3, 2 x FAN-120."
 
-    assert act(demo_app, "KIT-1", Pause()).accepted
-    assert act(demo_app, "KIT-1", Scan(SCREWS)).code == "paused_now"
-    assert act(demo_app, "KIT-1", Resume()).accepted
+    assert act(any_demo_app, "KIT-1", Pause()).accepted
+    assert act(any_demo_app, "KIT-1", Scan(SCREWS)).code == "paused_now"
+    assert act(any_demo_app, "KIT-1", Resume()).accepted
     for data in (psu(1), SCREWS, FAN, FAN):
-        outcome = act(demo_app, "KIT-1", Scan(data))
+        outcome = act(any_demo_app, "KIT-1", Scan(data))
         assert outcome.accepted, outcome.message
-    done = act(demo_app, "KIT-1", CompleteStep())
+    done = act(any_demo_app, "KIT-1", CompleteStep())
     assert done.message == "Unit PC-T1: Kit the case complete."
     assert done.state is not None and done.state.unit is None
 
     # What was recorded: one consumption and one ledger line per accepted pick,
     # reservations given back, the step closed with its pause, the next step ready.
-    assert count(demo_app, Consumption) == 5
-    assert count(demo_app, StockMovement, StockMovement.kind == "consumption") == 5
-    with Session(demo_app.extensions["taktline.engine"]) as session:
+    assert count(any_demo_app, Consumption) == 5
+    assert count(any_demo_app, StockMovement, StockMovement.kind == "consumption") == 5
+    with Session(any_demo_app.extensions["taktline.engine"]) as session:
         held = session.exec(select(func.sum(StockMovement.reserved_delta)).where(
             StockMovement.unit_id.is_not(None),  # type: ignore[union-attr]
             col(StockMovement.part_id).in_(
@@ -123,18 +123,18 @@ def test_a_kitting_step_end_to_end(demo_app: Flask) -> None:
     assert results == {"accepted": 10, "rejected": 8}  # the duplicate left no row
 
 
-def test_a_serial_goes_into_one_unit_only(demo_app: Flask) -> None:
-    engine = demo_app.extensions["taktline.engine"]
+def test_a_serial_goes_into_one_unit_only(any_demo_app: Flask) -> None:
+    engine = any_demo_app.extensions["taktline.engine"]
     release(engine, options=KIT_OPTIONS, serial="PC-T1")
     release(engine, options=KIT_OPTIONS, serial="PC-T2")
-    act(demo_app, "KIT-1", SignIn("OP1001"))
-    act(demo_app, "KIT-1", StartNext())
-    kit(demo_app, 3)
-    assert act(demo_app, "KIT-1", StartNext()).message == "Unit PC-T2: Kit the case started."
-    reused = act(demo_app, "KIT-1", Scan(psu(3)))
+    act(any_demo_app, "KIT-1", SignIn("OP1001"))
+    act(any_demo_app, "KIT-1", StartNext())
+    kit(any_demo_app, 3)
+    assert act(any_demo_app, "KIT-1", StartNext()).message == "Unit PC-T2: Kit the case started."
+    reused = act(any_demo_app, "KIT-1", Scan(psu(3)))
     assert reused.message == "Serial P45X00003 is already in unit PC-T1."
-    assert act(demo_app, "KIT-1", Scan("P45X00004")).code == "picked"  # a bare serial label
-    assert count(demo_app, Consumption, Consumption.serial == "P45X00003") == 1
+    assert act(any_demo_app, "KIT-1", Scan("P45X00004")).code == "picked"  # a bare serial label
+    assert count(any_demo_app, Consumption, Consumption.serial == "P45X00003") == 1
 
 
 def test_skills_pins_and_start_by_serial(demo_app: Flask) -> None:
