@@ -180,8 +180,10 @@ def test_payloads_render_as_text_on_every_page(demo_app: Flask,
             seen[endpoint] = html.count(ESCAPED)
     shown = {e for e, n in seen.items() if n}
     # The payload must really be on the pages that show these texts, escaped.
-    assert {"views.index", "orders.show", "orders.index", "station.page"} <= shown, seen
-    assert {"audit.index", "admin.devices"} <= shown, seen
+    # (station, line board, genealogy, orders, traveler, dispatch, audit, admin)
+    assert {"views.index", "orders.show", "orders.index", "station.page", "board.page",
+            "trace.unit_page", "units.traveler", "dispatch.board", "audit.index",
+            "admin.devices"} <= shown, seen
 
 
 def _check_pdf(path: str, pdf: bytes) -> None:
