@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -49,8 +50,12 @@ class EmbeddedBroker:
 
     def _start_mosquitto(self, binary: str) -> None:
         conf = self.workdir / "mosquitto.conf"
+        # Started as root, mosquitto drops to the `mosquitto` user, which cannot write the
+        # persistence file in our folder: a restart would then lose every session and
+        # the QoS 1 messages queued for it (found by `taktline simulate shift --faults`).
+        run_as = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"{run_as}listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {self.workdir}/\nmax_queued_messages 100000\n"
             "log_dest stderr\nlog_type error\nlog_type warning\n")
         log_file = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - child owns it
