@@ -27,7 +27,7 @@ from biip.gs1_messages import GS1Message
 from biip.gtin import Gtin
 from sqlmodel import Session, select
 
-from server.models import Part, PartIdentifier, PartSubstitute, StockLot
+from server.models import Part, PartIdentifier, StockLot
 
 log = logging.getLogger(__name__)
 
@@ -126,18 +126,6 @@ def identify(session: Session, code: ScanCode) -> Identified | None:
             groups = match.groupdict()
             return _found(part, lot=groups.get("lot"), serial=groups.get("serial"))
     return None
-
-
-def substitutes_for(session: Session, part_ids: list[int]) -> dict[int, list[int]]:
-    """Approved substitutes of each part in ``part_ids``, best first."""
-    result: dict[int, list[int]] = {pid: [] for pid in part_ids}
-    if not part_ids:
-        return result
-    for sub in session.exec(select(PartSubstitute).where(
-            PartSubstitute.part_id.in_(part_ids))  # type: ignore[attr-defined]
-            .order_by(PartSubstitute.priority)).all():
-        result[sub.part_id].append(sub.substitute_id)
-    return result
 
 
 def _by_identifier(session: Session, kind: str, value: str) -> Part | None:

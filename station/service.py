@@ -186,7 +186,7 @@ def _picks(session: Session, uop: UnitOperation) -> tuple[wf.Pick, ...]:
         int(part): int(n) for part, n in session.exec(
             select(Consumption.for_part_id, sa.func.sum(Consumption.quantity))  # type: ignore[call-overload]
             .where(Consumption.unit_operation_id == uop.id)
-            .group_by(Consumption.for_part_id)).all()}
+            .group_by(col(Consumption.for_part_id))).all()}
     tracked = [pid for pid in part_ids if parts.get(pid) and parts[pid].tracking != "none"]
     recorded: dict[int, list[str]] = {}
     if tracked:
@@ -415,7 +415,7 @@ def scan_facts(session: Session, *, data: str, unit_id: int) -> wf.ScanFacts:
             select(StockMovement.lot_id, StockMovement.part_id,  # type: ignore[call-overload]
                    sa.func.sum(StockMovement.reserved_delta))
             .where(StockMovement.unit_id == unit_id)
-            .group_by(StockMovement.lot_id, StockMovement.part_id)) if n and n > 0)
+            .group_by(col(StockMovement.lot_id), col(StockMovement.part_id))) if n and n > 0)
     mine = {lot_id: n for lot_id, _part, n in reservations}
     lots_q = select(StockLot).where(StockLot.part_id == found.part_id)
     serial_in_unit = None
@@ -459,6 +459,7 @@ def _apply(ctx: _Ctx, effect: wf.Effect) -> None:
         session.add(station)
     elif isinstance(effect, wf.BeginStep):
         dispatching.start(session, station=station, unit_operation_id=effect.unit_operation_id)
+        assert station.id is not None
         session.add(StepRecord(unit_id=effect.unit_id, unit_operation_id=effect.unit_operation_id,
                                operation_id=effect.operation_id, station_id=station.id,
                                operator_id=effect.operator_id, started_at=ctx.now))

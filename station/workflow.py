@@ -506,7 +506,8 @@ def _pick_for(picks: tuple[Pick, ...], part_id: int) -> Pick | None:
         open_ = [p for p in candidates if p.remaining]
         if open_:
             return open_[0]
-    return (exact or subs or [None])[0]
+    found = exact or subs
+    return found[0] if found else None
 
 
 def _wrong_part(state: StationState, scan: ScanFacts) -> Decision:

@@ -129,7 +129,7 @@ class Ingest:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._order += 1
-        self.queue.put(Message(msg.topic, msg.payload, msg.mid, msg.qos, self._generation,
+        self.queue.put(Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation,
                                self._order))
 
     # --- the worker ------------------------------------------------------------------
