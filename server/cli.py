@@ -216,6 +216,16 @@ def _register_generate_command() -> None:
 _register_generate_command()
 
 
+def _register_simulation_command() -> None:
+    from firmware_bridge.cli import simulate_group
+    from server.simulation.cli import shift_command
+
+    simulate_group.add_command(shift_command)
+
+
+_register_simulation_command()
+
+
 def main() -> None:
     cli(prog_name="taktline")
 

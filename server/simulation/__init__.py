@@ -1,0 +1,1 @@
+"""A whole shift simulated through the real paths, with faults, and reconciled (issue 9)."""
