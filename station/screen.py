@@ -256,8 +256,8 @@ def _unit(session: Session, unit_id: int, unit_operation_id: int, today: date) -
         state = ("current" if uop.id == unit_operation_id else "done" if uop.status == "done"
                  else "held" if uop.status == "held" else "todo")
         routing.append(RoutingStep(name=op.name, state=state))
-    due = session.exec(
-        select(CustomerOrder.due_date)
+    due: date | None = session.exec(
+        select(col(CustomerOrder.due_date))
         .join(OrderLine, col(OrderLine.order_id) == CustomerOrder.id)
         .join(WorkOrder, col(WorkOrder.order_line_id) == OrderLine.id)
         .where(WorkOrder.id == unit.work_order_id)

@@ -36,7 +36,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import refresh as refresh_locale
 from flask_htmx import HTMX
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from server import auth, live
 from server.db import begin_write, get_session
@@ -108,7 +108,7 @@ def _notice(status: int, title: str, text: str, **extra: Any) -> tuple[str, int]
 
 def _follow_operator_language(db: Session, station_id: int | None) -> None:
     """The screen speaks the language of whoever is signed in at the station."""
-    locale = db.exec(select(Operator.locale).join(Station, Station.operator_id == Operator.id)
+    locale = db.exec(select(Operator.locale).join(Station, col(Station.operator_id) == Operator.id)
                      .where(Station.id == station_id)).first()
     g.station_locale = locale
     refresh_locale()
