@@ -96,11 +96,11 @@ def run(url: str, label: str, repeat: int) -> None:
     with engine.connect() as conn:
         n_units = conn.exec_driver_sql("SELECT COUNT(*) FROM unit").scalar_one()
         n_cons = conn.exec_driver_sql("SELECT COUNT(*) FROM consumption").scalar_one()
-        lot = conn.exec_driver_sql(
+        lot = conn.execute(sa.text(
             "SELECT l.id, l.lot_code, p.sku, COUNT(DISTINCT c.unit_id) FROM stocklot l "
             "JOIN part p ON p.id = l.part_id JOIN consumption c ON c.lot_id = l.id "
             "WHERE p.sku = 'TP-1' AND l.lot_code LIKE 'G%' GROUP BY l.id, l.lot_code, p.sku "
-            "ORDER BY l.id LIMIT 1").one()
+            "ORDER BY l.id LIMIT 1")).one()
         last_done = conn.execute(sa.text("SELECT MAX(completed_at) FROM unit")).scalar_one()
         max_id = conn.exec_driver_sql("SELECT MAX(id) FROM unit").scalar_one()
     day = _as_date(last_done) - timedelta(days=1)
@@ -170,29 +170,33 @@ def _sql_recall(db: Session, lot_id: int) -> list[Any]:
 
 
 def _sql_board(db: Session, day: date) -> list[Any]:
+    """The same day's figures, hand-written: counts, yield, hourly output, WIP, on-time
+    orders and lead times, step durations per station, open steps and andon calls."""
     start, end = _bounds(day)
+    pg = db.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
+    secs = ("EXTRACT(EPOCH FROM s.ended_at - s.started_at)" if pg else
+            "(julianday(s.ended_at) - julianday(s.started_at)) * 86400.0")
+    day_of = "CAST(completed_at AS DATE)" if pg else "date(completed_at)"
     p = {"a": start, "b": end}
-    t = sa.text
-    done = db.execute(t("SELECT COUNT(*), SUM(CASE WHEN EXISTS (SELECT 1 FROM defect d "
-                        "WHERE d.unit_id = u.id) THEN 0 ELSE 1 END) FROM unit u "
-                        "WHERE u.completed_at >= :a AND u.completed_at < :b")
-                      .bindparams(sa.bindparam("a", type_=_dt()), sa.bindparam("b", type_=_dt())),
-                      p).one()
-    wip = db.execute(t("SELECT COUNT(*) FROM unit u WHERE u.completed_at IS NULL AND "
-                       "EXISTS (SELECT 1 FROM steprecord s WHERE s.unit_id = u.id)")).scalar()
-    orders = db.execute(t("SELECT COUNT(*), SUM(CASE WHEN completed_at < due_date + 1 THEN 1 "
-                          "ELSE 0 END) FROM customerorder WHERE completed_at >= :a AND "
-                          "completed_at < :b")
-                        .bindparams(sa.bindparam("a", type_=_dt()), sa.bindparam("b", type_=_dt())),
-                        p).one() if db.bind.dialect.name == "postgresql" else db.execute(
-        t("SELECT COUNT(*), SUM(CASE WHEN date(completed_at) <= due_date THEN 1 ELSE 0 END) "
-          "FROM customerorder WHERE completed_at >= :a AND completed_at < :b")
-        .bindparams(sa.bindparam("a", type_=_dt()), sa.bindparam("b", type_=_dt())), p).one()
-    cycles = db.execute(t("SELECT station_id, COUNT(*), AVG(0) FROM steprecord "
-                          "WHERE ended_at >= :a AND ended_at < :b GROUP BY station_id")
-                        .bindparams(sa.bindparam("a", type_=_dt()), sa.bindparam("b", type_=_dt())),
-                        p).all()
-    return [done, wip, orders, cycles]
+    b = [sa.bindparam("a", type_=_dt()), sa.bindparam("b", type_=_dt())]
+
+    def q(sql: str) -> Any:
+        return db.execute(sa.text(sql).bindparams(*b) if ":a" in sql else sa.text(sql), p)
+
+    done = q("SELECT u.completed_at, EXISTS (SELECT 1 FROM defect d WHERE d.unit_id = u.id) "
+             "FROM unit u WHERE u.completed_at >= :a AND u.completed_at < :b").all()
+    first = q("SELECT MIN(started_at) FROM steprecord WHERE started_at >= :a "
+              "AND started_at < :b").scalar()
+    wip = q("SELECT COUNT(*) FROM unit WHERE status IN ('in_progress', 'held')").scalar()
+    orders = q(f"SELECT due_date, {day_of} <= due_date, completed_at, received_at "
+               "FROM customerorder WHERE completed_at >= :a AND completed_at < :b").all()
+    cycles = q(f"SELECT st.code, {secs} - s.paused_seconds FROM steprecord s "
+               "JOIN station st ON st.id = s.station_id "
+               "WHERE s.ended_at >= :a AND s.ended_at < :b").all()
+    open_steps = q("SELECT s.station_id, u.serial, s.started_at FROM steprecord s "
+                   "JOIN unit u ON u.id = s.unit_id WHERE s.ended_at IS NULL").all()
+    andons = q("SELECT station_id, reason FROM andoncall WHERE resolved_at IS NULL").all()
+    return [done, first, wip, orders, cycles, open_steps, andons]
 
 
 def _dt() -> Any:

@@ -9,8 +9,10 @@ site's time zone):
 - first-pass yield: completed units with no defect / completed units;
 - on-time delivery: orders completed that day on or before their due date / orders
   completed that day; order lead times (received -> completed, hours);
-- component shortages: released work not yet built that on-hand stock does not cover,
-  plus the ATP shortages of received orders (``server.orders.service.order_atp``);
+- component shortages: released work not yet built that on-hand stock does not cover
+  (only work released with an override can be short: release reserves everything
+  otherwise), plus the ATP shortages of received orders
+  (``server.orders.service.order_atp``, cached until stock, orders or audit move);
 - station states: ``andon`` (an open call), ``working`` / ``paused`` (an open step),
   ``blocked`` (nothing ready for its kind but held work), else ``idle``; with the
   operator signed in, the unit, the current cycle against the line's takt;
@@ -35,6 +37,7 @@ from sqlmodel import Session
 
 from server.models import (
     AndonCall,
+    AuditEntry,
     Consumption,
     CustomerOrder,
     Defect,
@@ -46,8 +49,10 @@ from server.models import (
     Station,
     StepRecord,
     StockLot,
+    StockMovement,
     Unit,
     UnitOperation,
+    WorkOrder,
 )
 from server.models.types import utcnow
 from server.trace.timing import Stats, percentile, summarize
@@ -150,8 +155,9 @@ def day_figures(db: Session, *, day: date | None = None, now: datetime | None = 
     f.takt_seconds = conn.execute(sa.select(sa.func.min(Line.takt_seconds))).scalar() or 0
     durations: dict[str, list[float]] = defaultdict(list)
     standards: dict[str, int] = {}
-    for code, started, ended, paused, standard in conn.execute(q["cycles"], window):
-        durations[code].append(max((ended - started).total_seconds() - (paused or 0.0), 0.0))
+    cycles = _cycles_query(conn.dialect.name)
+    for code, seconds, paused, standard in conn.execute(cycles, window):
+        durations[code].append(max(float(seconds) - (paused or 0.0), 0.0))
         standards[code] = standard
     f.cycle_times = {code: summarize(v, standards[code]) for code, v in sorted(durations.items())}
     f.shortages = shortages(db)
@@ -187,7 +193,24 @@ def shortages(db: Session) -> list[tuple[str, int, str]]:
     return result
 
 
+_ATP_CACHE: dict[str, tuple[tuple[Any, ...], list[tuple[str, int, str]]]] = {}
+
+
 def _received_shortages(db: Session) -> list[tuple[str, int, str]]:
+    """ATP shortages of received orders, recomputed only when stock, orders or the audit
+    trail moved (any release, cancel, receipt or pick appends to one of them)."""
+    conn = db.connection()
+    key = tuple(conn.execute(_q()["atp_key"]).one())
+    url = str(conn.engine.url)
+    cached = _ATP_CACHE.get(url)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    result = _received_shortages_now(db)
+    _ATP_CACHE[url] = (key, result)
+    return result
+
+
+def _received_shortages_now(db: Session) -> list[tuple[str, int, str]]:
     from sqlmodel import select
 
     from server.orders.service import order_atp
@@ -251,16 +274,17 @@ def _q() -> dict[str, Any]:
         "orders": sa.select(CustomerOrder.due_date, CustomerOrder.completed_at,
                             CustomerOrder.received_at).where(
             CustomerOrder.completed_at >= start, CustomerOrder.completed_at < end),
-        "cycles": sa.select(Station.code, StepRecord.started_at, StepRecord.ended_at,
-                            StepRecord.paused_seconds, Operation.standard_seconds)
-        .join(Station, Station.id == StepRecord.station_id)
-        .join(Operation, Operation.id == StepRecord.operation_id)
-        .where(StepRecord.ended_at >= start, StepRecord.ended_at < end)
-        .order_by(StepRecord.ended_at),
+        # Release reserves every pick or records an override: only overridden work orders
+        # can be short, so only their open operations are read.
         "open_ops": sa.select(UnitOperation.id, UnitOperation.status, UnitOperation.picks)
         .join(Unit, Unit.id == UnitOperation.unit_id)
+        .join(WorkOrder, WorkOrder.id == Unit.work_order_id)
         .where(Unit.completed_at.is_(None), Unit.status.in_(("queued", *WIP_STATUSES)),
+               WorkOrder.override_reason.is_not(None),
                UnitOperation.status.in_(("pending", "ready", "active", "held"))),
+        "atp_key": sa.select(sa.select(sa.func.max(StockMovement.id)).scalar_subquery(),
+                             sa.select(sa.func.max(CustomerOrder.id)).scalar_subquery(),
+                             sa.select(sa.func.max(AuditEntry.id)).scalar_subquery()),
         "consumed": sa.select(Consumption.unit_operation_id, Consumption.part_id,
                               Consumption.quantity)
         .where(Consumption.unit_operation_id.in_(sa.bindparam("ops", expanding=True))),
@@ -290,6 +314,24 @@ def _q() -> dict[str, Any]:
         .outerjoin(Operator, Operator.id == Station.operator_id)
         .where(Station.active.is_(True)).order_by(Line.id, Station.position),
     }
+
+
+@functools.cache
+def _cycles_query(dialect: str) -> Any:
+    """The day's step times per station, the subtraction done by the database (parsing
+    thousands of timestamps in Python would cost more than the query)."""
+    if dialect == "sqlite":
+        seconds: Any = (sa.func.julianday(StepRecord.ended_at)
+                        - sa.func.julianday(StepRecord.started_at)) * 86400.0
+    else:
+        seconds = sa.extract("epoch", StepRecord.ended_at - StepRecord.started_at)
+    return (sa.select(Station.code, seconds, StepRecord.paused_seconds,
+                      Operation.standard_seconds)
+            .join(Station, Station.id == StepRecord.station_id)
+            .join(Operation, Operation.id == StepRecord.operation_id)
+            .where(StepRecord.ended_at >= sa.bindparam("start"),
+                   StepRecord.ended_at < sa.bindparam("end"))
+            .order_by(StepRecord.ended_at))
 
 
 def to_dict(f: DayFigures) -> dict[str, Any]:

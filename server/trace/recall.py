@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -35,9 +35,8 @@ from server.models import (
 MAX_DEPTH = 5
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One unit that holds the recalled component."""
+class Hit(NamedTuple):
+    """One unit that holds the recalled component (a tuple: recalls return thousands)."""
 
     serial: str
     product: str
@@ -84,7 +83,14 @@ def recall_lot(db: Session, *, part_sku: str, lot_code: str) -> Recall:
     """Every unit that holds lot ``lot_code`` of ``part_sku`` (any location)."""
     conn = db.connection()
     lot_ids = [r[0] for r in conn.execute(_q()["lots"], {"sku": part_sku, "lot": lot_code})]
-    hits = _direct(conn, _q()["by_lots"], {"lots": lot_ids}) if lot_ids else []
+    hits: list[Hit] = []
+    if lot_ids:
+        # Part and lot are the query's own: not joined per row (a lot can be in 10,000s).
+        products = dict(conn.execute(_q()["products"]).all())
+        hits = [Hit(serial, products[product_id], status, order, customer, due, part_sku,
+                    lot_code, None)
+                for serial, product_id, status, order, customer, due in conn.execute(
+                    _q()["by_lots"], {"lots": lot_ids}).all()]
     return Recall({"part": part_sku, "lot": lot_code}, _upward(conn, hits))
 
 
@@ -99,7 +105,7 @@ def recall_serial(db: Session, *, serial: str, part_sku: str | None = None) -> R
 
 
 def _direct(conn: sa.Connection, stmt: Any, params: dict[str, Any]) -> list[Hit]:
-    return [Hit(*r) for r in conn.execute(stmt, params)]
+    return [Hit(*r) for r in conn.execute(stmt, params).all()]
 
 
 def _upward(conn: sa.Connection, hits: list[Hit]) -> list[Hit]:
@@ -174,8 +180,16 @@ def _q() -> dict[str, Any]:
 
     lots = (sa.select(StockLot.id).join(Part, Part.id == StockLot.part_id)
             .where(Part.sku == sa.bindparam("sku"), StockLot.lot_code == sa.bindparam("lot")))
-    by_lots = hits_from_consumption().where(
-        Consumption.lot_id.in_(sa.bindparam("lots", expanding=True))).order_by(Unit.serial)
+    # In index order (the order the units were built), no sort: a recall can be 10,000s.
+    by_lots = (sa.select(Unit.serial, Unit.product_id, Unit.status, CustomerOrder.number,
+                         CustomerOrder.customer, CustomerOrder.due_date)
+               .select_from(Consumption)
+               .join(Unit, Unit.id == Consumption.unit_id)
+               .outerjoin(WorkOrder, WorkOrder.id == Unit.work_order_id)
+               .outerjoin(OrderLine, OrderLine.id == WorkOrder.order_line_id)
+               .outerjoin(CustomerOrder, CustomerOrder.id == OrderLine.order_id)
+               .where(Consumption.lot_id.in_(sa.bindparam("lots", expanding=True))))
+    products = sa.select(Product.id, Product.code)
     by_serial = hits_from_consumption().where(
         Consumption.serial == sa.bindparam("serial")).order_by(Unit.serial)
     sub_parts = (sa.select(Part.id).join(Product, Product.id == Part.product_id)
@@ -216,8 +230,9 @@ def _q() -> dict[str, Any]:
                        .outerjoin(StockLot, StockLot.id == Consumption.lot_id)
                        .where(Unit.serial == sa.bindparam("serial"))
                        .order_by(Consumption.id))
-    return {"lots": lots, "by_lots": by_lots, "by_serial": by_serial, "sub_parts": sub_parts,
-            "parents": parents, "order": order, "unit_components": unit_components}
+    return {"lots": lots, "by_lots": by_lots, "products": products, "by_serial": by_serial,
+            "sub_parts": sub_parts, "parents": parents, "order": order,
+            "unit_components": unit_components}
 
 
 def hit_dict(h: Hit) -> dict[str, Any]:
