@@ -78,7 +78,6 @@ def events() -> Response:
         with Session(app.extensions["taktline.engine"]) as db:
             return render_template("board/_figures.html", f=figures.day_figures(db))
 
-    @stream_with_context
     def stream() -> Iterator[str]:
         sub = live.subscribe()
         try:
@@ -103,7 +102,7 @@ def events() -> Response:
         finally:
             sub.close()
 
-    return Response(stream(), mimetype="text/event-stream",
+    return Response(stream_with_context(stream()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

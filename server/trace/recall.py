@@ -117,15 +117,15 @@ def _upward(conn: sa.Connection, hits: list[Hit]) -> list[Hit]:
         sub_parts = [r[0] for r in conn.execute(_q()["sub_parts"], {"codes": list(products)})]
         if not sub_parts:
             break
-        serials = sorted({h.serial for h in level_hits})
+        by_serial = {h.serial: h for h in level_hits}
+        serials = sorted(by_serial)
         parents: list[Hit] = []
         for chunk in range(0, len(serials), 500):
             for r in conn.execute(_q()["parents"], {"parts": sub_parts,
                                                     "serials": serials[chunk:chunk + 500]}):
-                origin = next(h for h in level_hits if h.serial == r[9])
-                parents.append(Hit(*r[:6], component=origin.component, lot=origin.lot,
-                                   component_serial=origin.component_serial, level=level,
-                                   via=r[9]))
+                origin = by_serial[r[9]]
+                parents.append(Hit(r[0], r[1], r[2], r[3], r[4], r[5], origin.component,
+                                   origin.lot, origin.component_serial, level, r[9]))
         if not parents:
             break
         result.extend(parents)
