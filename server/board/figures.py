@@ -172,7 +172,7 @@ def shortages(db: Session) -> list[tuple[str, int, str]]:
     q = _q()
     need: dict[int, int] = defaultdict(int)
     open_ops = conn.execute(q["open_ops"]).all()
-    consumed = defaultdict(int)
+    consumed: dict[tuple[int, int], int] = defaultdict(int)
     active = [op_id for op_id, status, _picks in open_ops if status == "active"]
     if active:
         for op_id, part_id, qty in conn.execute(q["consumed"], {"ops": active}):
@@ -230,7 +230,7 @@ def station_states(db: Session, *, now: datetime,
     q = _q()
     out = []
     open_steps = {r[0]: r for r in conn.execute(q["open_steps"])}
-    andons = {}
+    andons: dict[int, Any] = {}
     for r in conn.execute(q["andons"]):
         andons.setdefault(r[0], r)  # the oldest open call per station
     held = {kind: reason for kind, reason in conn.execute(q["held"])}

@@ -155,7 +155,7 @@ def _sub_components(conn: sa.Connection, c: Component, depth: int) -> list[Compo
         return []
     out: list[Component] = []
     for r in conn.execute(_q()["unit_components"], {"serial": c.serial}):
-        sub = Component(c.unit, *r, via=c.serial)
+        sub = Component(c.unit, r[0], r[1], r[2], r[3], r[4], r[5], via=c.serial)
         out.append(sub)
         out.extend(_sub_components(conn, sub, depth + 1))
     return out
