@@ -450,3 +450,32 @@ def test_a_badge_scanned_while_someone_works_hands_over(app: Flask,
     assert banner(html) == ("ok", "Welcome, Chen Wei.")
     assert signed_in_operator(app) == "OP1003"
     assert 'data-testid="unit-serial">PC-000001<' in html  # the unit stays at the station
+
+
+def test_a_change_reaches_the_open_stream_as_a_snapshot(tablet: FlaskClient) -> None:
+    response = tablet.get("/station/KIT-1/events")
+    try:
+        events = sse_events(response, 10)
+        first = next(events)
+        assert first[0] == "snapshot" and 'data-operator=""' in first[1]
+        scan(tablet, "OP1001")  # publishes the new state to the live hub
+        name, data = next((n, d) for n, d in events if n == "snapshot")
+    finally:
+        response.close()
+    assert 'data-operator="OP1001"' in data and "Welcome, Alice Martin." in data
+
+
+def test_a_verdict_from_the_serial_scanner_shows_in_the_operators_language(
+        app: Flask, tablet: FlaskClient) -> None:
+    from station import service
+    from station.workflow import Scan
+
+    post(tablet, "/station/KIT-1/pin", badge="OP1002", pin="4321")  # Bruno: French
+    with write_session(app.extensions["taktline.engine"]) as db:
+        outcome = service.handle(db, station_code="KIT-1", event=Scan(WRONG_PART),
+                                 channel="mqtt", source="scanner1")
+    assert outcome.code == "no_unit"
+    html = tablet.get("/station/KIT-1/banner", headers=HX).text
+    assert banner(html) == ("reject", "Aucune unité en cours : commencez d’abord l’unité "
+                                      "suivante.")
+    assert f'data-ref="{outcome.msg_id}"' in html
