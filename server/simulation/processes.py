@@ -94,7 +94,17 @@ class Service:
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 
-    def start(self, timeout: float = 30.0) -> Service:
+    def start(self, timeout: float = 60.0) -> Service:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        if self.ready_line:
+            self.wait_for(self.ready_line, timeout)
+
+    def launch(self) -> Service:
+        """Start the process without waiting for it (start several side by side)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as out:
@@ -102,8 +112,6 @@ class Service:
                                          env={**os.environ, **self.env}, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         self.starts += 1
-        if self.ready_line:
-            self.wait_for(self.ready_line, timeout)
         return self
 
     def wait_for(self, text: str, timeout: float) -> None:
@@ -123,6 +131,11 @@ class Service:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self) -> None:
+        """SIGTERM without waiting (stop several side by side, then ``stop`` each)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.proc is None:
@@ -209,6 +222,11 @@ class StationRig:
         self.bridge.start()
         self.wait_port_open()
         return self
+
+    def wait_started(self) -> None:
+        """After ``bridge.launch()``: wait until it runs and holds the port."""
+        self.bridge.wait_ready()
+        self.wait_port_open()
 
     def wait_port_open(self, timeout: float = 15.0) -> bool:
         deadline = time.monotonic() + timeout

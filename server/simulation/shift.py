@@ -144,13 +144,17 @@ def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
                                  secret_key=config.secret_key)
         if config.mqtt_url is None:
             ingest = processes.ingest_service(workdir, env, f"taktline-sim-ingest-{run_id}")
-            ingest.start()
-            time.sleep(1.0)  # its persistent subscription is in place from here on
+            ingest.launch()
         web_url = config.web_url
         if web_url is None:
             port = processes.free_port()
-            web = processes.web_service(workdir, env, port).start()
+            web = processes.web_service(workdir, env, port).launch()
             web_url = f"http://127.0.0.1:{port}"
+        if ingest is not None:
+            ingest.wait_ready()
+            time.sleep(1.0)  # its persistent subscription is in place from here on
+        if web is not None:
+            web.wait_ready()
         processes.wait_http(web_url + "/station/")
         say(f"web: {web_url}")
         stations = floor.prepare_stations(engine, n=config.stations)
@@ -162,7 +166,9 @@ def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
                                                 station=s.code, mqtt_url=mqtt_url,
                                                 prefix=config.prefix)
         for rig in rigs.values():
-            rig.start()
+            rig.bridge.launch()
+        for rig in rigs.values():
+            rig.wait_started()
         schedule = fault_schedule(minutes=config.minutes, stations=list(rigs),
                                   rng=random.Random(config.seed + 1)) if config.faults else []
         if schedule:
@@ -220,11 +226,13 @@ def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
     finally:
         abort.set()
         stop_new_work.set()
+        services = [r.bridge for r in rigs.values()] + [s for s in (ingest, web) if s]
+        for service in services:
+            service.terminate()  # side by side: each takes a second or two to stop
         for rig in rigs.values():
             rig.stop()
-        for service in (ingest, web):
-            if service is not None:
-                service.stop()
+        for service in services:
+            service.stop()
         if monitor is not None:
             monitor.stop()
         if broker is not None:
