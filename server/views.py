@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from server import auth
 from server.db import get_session
@@ -25,14 +26,14 @@ def index() -> str:
         select(Station, Line, Site)
         .join(Line, Station.line_id == Line.id)  # type: ignore[arg-type]
         .join(Site, Line.site_id == Site.id)  # type: ignore[arg-type]
-        .order_by(Site.code, Line.code, Station.position)
+        .order_by(col(Site.code), col(Line.code), col(Station.position))
     ).all()
     return render_template("views/index.html", stations=stations)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @auth.public
-def login() -> object:
+def login() -> ResponseReturnValue:
     error = None
     if request.method == "POST":
         username = request.form.get("username", "").strip()
@@ -55,7 +56,7 @@ def login() -> object:
 
 @bp.post("/logout")
 @auth.public
-def logout() -> object:
+def logout() -> ResponseReturnValue:
     auth.sign_out()
     flash(_("Signed out."))
     return redirect(url_for("views.index"), code=303)

@@ -39,7 +39,7 @@ from server.models import (
     Station,
     StockLot,
 )
-from server.models.types import Role, Tracking
+from server.models.types import Role, Tracking, pk
 
 SECTIONS = ("plant", "locations", "parts", "products", "operators", "stock")
 
@@ -76,7 +76,7 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
+    mapping = {str(k): v for k, v in loader.construct_mapping(node, deep=True).items()}
     mapping["__line__"] = node.start_mark.line + 1
     return mapping
 
@@ -187,7 +187,7 @@ class _Importer:
         for line_item in self.items(plant, "lines"):
             code = self.text(line_item, "code", max_len=32)
             line = self.db.exec(select(Line).where(Line.site_id == site.id, Line.code == code)
-                                ).first() or Line(site_id=site.id, code=code, name="")
+                                ).first() or Line(site_id=pk(site), code=code, name="")
             line.name = self.text(line_item, "name", required=False, default=code)
             line.takt_seconds = self.integer(line_item, "takt_seconds", 300, minimum=1)
             self.db.add(line)
@@ -196,8 +196,8 @@ class _Importer:
             for pos, st in enumerate(self.items(line_item, "stations")):
                 st_code = self.text(st, "code", max_len=32)
                 station = self.by_code(Station, Station.code, st_code) or Station(
-                    line_id=line.id, code=st_code, name="", kind="")
-                station.line_id = line.id  # type: ignore[assignment]
+                    line_id=pk(line), code=st_code, name="", kind="")
+                station.line_id = pk(line)
                 station.name = self.text(st, "name", required=False, default=st_code)
                 station.kind = self.text(st, "kind", max_len=32)
                 station.position = pos
@@ -243,7 +243,7 @@ class _Importer:
                     PartSubstitute.part_id == part.id, PartSubstitute.substitute_id == sub.id)
                 ).first()
                 if not exists:
-                    self.db.add(PartSubstitute(part_id=part.id, substitute_id=sub.id,
+                    self.db.add(PartSubstitute(part_id=pk(part), substitute_id=sub.id,
                                                priority=priority))
 
     def identifier(self, item: dict[str, Any], part: Part, kind: str, value: str) -> None:
@@ -261,7 +261,7 @@ class _Importer:
         owner = self.db.exec(select(PartIdentifier).where(
             PartIdentifier.kind == kind, PartIdentifier.value == value)).first()
         if owner is None:
-            self.db.add(PartIdentifier(part_id=part.id, kind=kind, value=value))
+            self.db.add(PartIdentifier(part_id=pk(part), kind=kind, value=value))
         elif owner.part_id != part.id:
             self.problem(item, f"{kind}s", f"{value!r} already identifies another part")
 
@@ -307,7 +307,7 @@ class _Importer:
     def product_body(self, item: dict[str, Any], product: Product) -> None:
         codes: set[str] = set()
         for pos, g in enumerate(self.items(item, "option_groups")):
-            group = OptionGroup(product_id=product.id, code=self.text(g, "code", max_len=32),
+            group = OptionGroup(product_id=pk(product), code=self.text(g, "code", max_len=32),
                                 name=self.text(g, "name"), multiple=bool(g.get("multiple")),
                                 required=bool(g.get("required", True)), position=pos)
             self.db.add(group)
@@ -317,7 +317,7 @@ class _Importer:
                 if ocode in codes:
                     self.problem(o, "code", f"option {ocode!r} appears twice")
                 codes.add(ocode)
-                self.db.add(Option(product_id=product.id, group_id=group.id, code=ocode,
+                self.db.add(Option(product_id=pk(product), group_id=pk(group), code=ocode,
                                    name=self.text(o, "name"), position=opos))
 
         def check_codes(obj: dict[str, Any], key: str, values: list[str]) -> list[str]:
@@ -335,7 +335,7 @@ class _Importer:
                 continue
             other = str(r[kinds[0]])
             check_codes(r, kinds[0], [other])
-            self.db.add(OptionRule(product_id=product.id, kind=kinds[0], option=option,
+            self.db.add(OptionRule(product_id=pk(product), kind=kinds[0], option=option,
                                    other=other, message=self.text(r, "message", required=False,
                                                                   max_len=300)))
         ops: set[str] = set()
@@ -343,7 +343,7 @@ class _Importer:
             ocode = self.text(o, "code", max_len=32)
             ops.add(ocode)
             self.db.add(Operation(
-                product_id=product.id, code=ocode, sequence=self.integer(o, "sequence", 10),
+                product_id=pk(product), code=ocode, sequence=self.integer(o, "sequence", 10),
                 name=self.text(o, "name"), station_kind=self.text(o, "station_kind", max_len=32),
                 instructions=self.text(o, "instructions", required=False, max_len=4000),
                 image=self.text(o, "image", required=False, max_len=300),
@@ -359,7 +359,7 @@ class _Importer:
             op_code = self.text(b, "operation", max_len=32)
             if op_code not in ops:
                 self.problem(b, "operation", f"unknown operation {op_code!r}")
-            self.db.add(BomLine(product_id=product.id, part_id=part.id,
+            self.db.add(BomLine(product_id=pk(product), part_id=part.id,
                                 quantity=self.integer(b, "qty", 1, minimum=1),
                                 operation_code=op_code,
                                 when_options=check_codes(b, "when", _as_list(b.get("when")))))

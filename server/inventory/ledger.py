@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from server.models import Part, StockLot, StockMovement
+from server.models.types import pk
 
 KINDS = ("receipt", "reservation", "unreservation", "consumption", "scrap", "adjustment")
 
@@ -43,7 +44,7 @@ def post(session: Session, *, lot: StockLot, kind: str, by: str, quantity: int =
         raise ValueError(f"unknown movement kind {kind!r}; expected one of {', '.join(KINDS)}")
     if lot.id is None:
         session.flush()
-    movement = StockMovement(lot_id=lot.id, part_id=lot.part_id, kind=kind, quantity=quantity,
+    movement = StockMovement(lot_id=pk(lot), part_id=lot.part_id, kind=kind, quantity=quantity,
                              reserved_delta=reserved_delta, by=by, reason=reason,
                              work_order_id=work_order_id, unit_id=unit_id, event_id=event_id)
     try:
@@ -64,7 +65,7 @@ def find_or_create_lot(session: Session, *, part: Part, location_id: int, lot_co
         StockLot.part_id == part.id, StockLot.lot_code == lot_code, StockLot.serial == serial,
         StockLot.location_id == location_id)).first()
     if lot is None:
-        lot = StockLot(part_id=part.id, lot_code=lot_code, serial=serial,
+        lot = StockLot(part_id=pk(part), lot_code=lot_code, serial=serial,
                        location_id=location_id, expires_on=expires_on)
         session.add(lot)
         session.flush()

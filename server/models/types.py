@@ -65,3 +65,10 @@ class Tracking(StrEnum):
     NONE = "none"
     LOT = "lot"
     SERIAL = "serial"
+
+
+def pk(row: Any) -> int:
+    """The primary key of a flushed row (``id`` is ``None`` only before the flush)."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: flush the session first")
+    return int(row.id)
