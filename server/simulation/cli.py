@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -68,9 +69,10 @@ def shift_command(stations: int, orders: int, minutes: float, speed: float, faul
 
 
 def start_beside_demo(app: Flask, *, web_url: str, mqtt_url: str, speed: float = 1.5,
-                      stations: int = 5) -> threading.Event:
+                      stations: int = 5) -> Callable[[], None]:
     """``taktline demo --simulate``: a slow, endless, fault-free shift on the demo's own
-    broker and web server, in a background thread. Set the returned event to stop it."""
+    broker and web server, in a background thread. Call the returned function to stop
+    it (operators leave at once, the bridges are stopped)."""
     stop = threading.Event()
     config = ShiftConfig(database_url=app.config["DATABASE_URL"],
                          workdir=Path(app.instance_path) / "simulation",
@@ -89,5 +91,11 @@ def start_beside_demo(app: Flask, *, web_url: str, mqtt_url: str, speed: float =
         except Exception:
             log.exception("the demo simulation stopped")
 
-    threading.Thread(target=run, name="demo-simulation", daemon=True).start()
-    return stop
+    thread = threading.Thread(target=run, name="demo-simulation", daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=30)
+
+    return halt

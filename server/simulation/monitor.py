@@ -35,10 +35,11 @@ class Published:
 
 
 class Monitor:
-    def __init__(self, url: str, *, client_id: str, prefix: str = "taktline") -> None:
+    def __init__(self, url: str, *, client_id: str, prefix: str = "taktline",
+                 persistent: bool = True) -> None:
         self.prefix = prefix
         self.client, self.broker = server_mqtt.make_client(url, client_id=client_id,
-                                                           clean=False)
+                                                           clean=not persistent)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe

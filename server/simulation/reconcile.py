@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from server.models import (
     Consumption,
@@ -62,6 +62,11 @@ def scans_applied_once(session: Session, published: Iterable[str] | None) -> lis
     for msg_id in published or ():
         if msg_id not in seen:
             problems.append(f"{msg_id}: published but never recorded (lost)")
+    twice = session.exec(  # type: ignore[call-overload]
+        select(Consumption.event_id, sa.func.count())
+        .where(col(Consumption.event_id).is_not(None))
+        .group_by(Consumption.event_id).having(sa.func.count() > 1)).all()
+    problems += [f"event {event_id} confirmed {n} consumptions" for event_id, n in twice]
     return problems
 
 
@@ -101,6 +106,17 @@ def stock_matches_ledger(session: Session) -> list[str]:
                             f"{lot.on_hand}/reserved {lot.reserved}, ledger says {q}/{r}")
         if lot.on_hand < 0 or lot.reserved < 0 or lot.reserved > lot.on_hand:
             problems.append(f"lot {lot.id}: impossible balance {lot.on_hand}/{lot.reserved}")
+    # Every consumption has its ledger line: per lot, consumed == -(consumption movements).
+    consumed = dict(session.exec(  # type: ignore[call-overload]
+        select(Consumption.lot_id, sa.func.sum(Consumption.quantity))
+        .where(col(Consumption.lot_id).is_not(None)).group_by(Consumption.lot_id)).all())
+    booked = dict(session.exec(  # type: ignore[call-overload]
+        select(StockMovement.lot_id, -sa.func.sum(StockMovement.quantity))
+        .where(StockMovement.kind == "consumption").group_by(StockMovement.lot_id)).all())
+    for lot_id in sorted(set(consumed) | set(booked)):
+        if int(consumed.get(lot_id, 0)) != int(booked.get(lot_id, 0)):
+            problems.append(f"lot {lot_id}: {consumed.get(lot_id, 0)} consumed into units, "
+                            f"{booked.get(lot_id, 0)} booked as consumption on the ledger")
     return problems
 
 

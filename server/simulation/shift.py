@@ -138,8 +138,9 @@ def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
             broker = processes.Broker(workdir / "broker").start()
             mqtt_url = broker.url
             say(f"broker: private Mosquitto on {mqtt_url}")
+        # On someone else's broker (the demo's) leave no session behind to fill up.
         monitor = Monitor(mqtt_url, client_id=f"taktline-sim-monitor-{run_id}",
-                          prefix=config.prefix).start()
+                          prefix=config.prefix, persistent=config.mqtt_url is None).start()
         env = processes.base_env(database_url=config.database_url, mqtt_url=mqtt_url,
                                  secret_key=config.secret_key)
         if config.mqtt_url is None:
@@ -205,7 +206,11 @@ def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
             if time.monotonic() - last >= 5:
                 last = time.monotonic()
                 say(_progress(engine, clock, monitor, started, started_at))
-        say(f"{clock.label()} shift over: operators finish the step in hand")
+        if stop.is_set():  # stopped from outside (the demo is shutting down): leave now
+            say(f"{clock.label()} simulation stopped")
+            abort.set()
+        else:
+            say(f"{clock.label()} shift over: operators finish the step in hand")
         stop_new_work.set()
         if injector is not None:
             injector.join()
