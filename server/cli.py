@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,10 @@ def serve(host: str | None, port: int | None) -> None:
 @cli.command("demo")
 @click.option("--host", default=None)
 @click.option("--port", default=None, type=int)
+@click.option("--simulate", is_flag=True, default=False,
+              help="Run a slow simulated shift beside it (docs/simulation.md).")
 @with_appcontext
-def demo(host: str | None, port: int | None) -> None:
+def demo(host: str | None, port: int | None, simulate: bool) -> None:
     """Migrate, seed the demo plant if the database is empty, then serve."""
     from server.demo import seed
 
@@ -132,10 +135,19 @@ def demo(host: str | None, port: int | None) -> None:
         click.echo("Demo plant loaded.")
     click.echo("Desktop sign-in: supervisor / supervisor, admin / admin. "
                "Station badges: OP1001, OP1002 (PIN 4321), OP1003.")
-    _serve(app, host, port)
+    on_ready = None
+    if simulate:
+        from server.simulation.cli import start_beside_demo
+
+        def on_ready(web_url: str, mqtt_url: str) -> Callable[[], None]:
+            click.echo("Simulated operators are working the line (docs/simulation.md).")
+            return start_beside_demo(app, web_url=web_url, mqtt_url=mqtt_url)
+
+    _serve(app, host, port, on_ready=on_ready)
 
 
-def _serve(app: Flask, host: str | None, port: int | None) -> None:
+def _serve(app: Flask, host: str | None, port: int | None, *,
+           on_ready: Callable[[str, str], Callable[[], None]] | None = None) -> None:
     from waitress import create_server
 
     from server import runtime
@@ -151,11 +163,15 @@ def _serve(app: Flask, host: str | None, port: int | None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     click.echo(f"Taktline on http://{host}:{port}/ (MQTT {services.mqtt_url})")
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    stop_extra = on_ready(f"http://{local}:{port}", services.mqtt_url) if on_ready else None
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if stop_extra is not None:
+            stop_extra()
         server.close()
         services.stop()
 
