@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from server.simulation.monitor import Monitor
+from server.simulation.monitor import Monitor, Published
 from server.simulation.plan import Fault
 from server.simulation.processes import Broker, Service, StationRig
 
@@ -185,7 +185,7 @@ class FaultInjector(threading.Thread):
         seen = self.monitor.count()
         rig.type(GARBAGE)
         deadline = time.monotonic() + 60
-        flagged = []
+        flagged: list[Published] = []
         while time.monotonic() < deadline and not flagged and not self.abort.is_set():
             flagged = self.monitor.find(station=rig.station, has_error=True, newer_than=seen)
             time.sleep(0.05)

@@ -135,7 +135,8 @@ def prepare_stations(engine: Engine, *, n: int) -> list[StationInfo]:
             station, ln, st = by_code[code]
             token = auth.issue_device_token(session, station=station, by=None,
                                             label="shift simulator")
-            infos.append(StationInfo(code, station.kind, st.code, ln.code, op["badge"], token))
+            infos.append(StationInfo(code, station.kind, st.code, ln.code, str(op["badge"]),
+                                     token))
     return infos
 
 

@@ -287,7 +287,7 @@ class Operator(threading.Thread):
                 select(StockLot, sa.func.sum(StockMovement.reserved_delta))
                 .join(StockLot, col(StockMovement.lot_id) == StockLot.id)
                 .where(StockMovement.unit_id == state.unit.id)
-                .group_by(StockLot.id).order_by(StockLot.id)) if n and n > 0]
+                .group_by(col(StockLot.id)).order_by(col(StockLot.id))) if n and n > 0]
             gtins = _gtins(session)
             out: list[Needed] = []
             for pick in state.picks:

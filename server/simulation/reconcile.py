@@ -65,7 +65,7 @@ def scans_applied_once(session: Session, published: Iterable[str] | None) -> lis
     twice = session.exec(  # type: ignore[call-overload]
         select(Consumption.event_id, sa.func.count())
         .where(col(Consumption.event_id).is_not(None))
-        .group_by(Consumption.event_id).having(sa.func.count() > 1)).all()
+        .group_by(col(Consumption.event_id)).having(sa.func.count() > 1)).all()
     problems += [f"event {event_id} confirmed {n} consumptions" for event_id, n in twice]
     return problems
 
@@ -74,17 +74,17 @@ def consumptions_match_bom(session: Session) -> list[str]:
     """A completed unit consumed exactly what its resolved routing's picks ask for."""
     problems = []
     needed: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    done_units = {u.id: u.serial for u in session.exec(
+    done_units = {u.id or 0: u.serial for u in session.exec(
         select(Unit).where(Unit.status == "completed"))}
     if not done_units:
         return []
     for uo in session.exec(select(UnitOperation).where(
-            UnitOperation.unit_id.in_(done_units))):  # type: ignore[union-attr]
+            col(UnitOperation.unit_id).in_(done_units))):
         for pick in uo.picks:
             needed[uo.unit_id][int(pick["part_id"])] += int(pick["qty"])
     got: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for c in session.exec(select(Consumption).where(
-            Consumption.unit_id.in_(done_units))):  # type: ignore[attr-defined]
+            col(Consumption.unit_id).in_(done_units))):
         got[c.unit_id][c.for_part_id] += c.quantity
     for unit_id, serial in done_units.items():
         if dict(needed[unit_id]) != dict(got[unit_id]):
@@ -98,21 +98,21 @@ def stock_matches_ledger(session: Session) -> list[str]:
     problems = []
     sums = {lot_id: (q, r) for lot_id, q, r in session.exec(  # type: ignore[call-overload]
         select(StockMovement.lot_id, sa.func.sum(StockMovement.quantity),
-               sa.func.sum(StockMovement.reserved_delta)).group_by(StockMovement.lot_id))}
+               sa.func.sum(StockMovement.reserved_delta)).group_by(col(StockMovement.lot_id)))}
     for lot in session.exec(select(StockLot)):
-        q, r = sums.get(lot.id, (0, 0))
+        q, r = sums.get(lot.id or 0, (0, 0))
         if (lot.on_hand, lot.reserved) != (q, r):
             problems.append(f"lot {lot.id} ({lot.lot_code or lot.serial}): on hand "
                             f"{lot.on_hand}/reserved {lot.reserved}, ledger says {q}/{r}")
         if lot.on_hand < 0 or lot.reserved < 0 or lot.reserved > lot.on_hand:
             problems.append(f"lot {lot.id}: impossible balance {lot.on_hand}/{lot.reserved}")
     # Every consumption has its ledger line: per lot, consumed == -(consumption movements).
-    consumed = dict(session.exec(  # type: ignore[call-overload]
+    consumed: dict[int, int] = dict(session.exec(  # type: ignore[call-overload, arg-type]
         select(Consumption.lot_id, sa.func.sum(Consumption.quantity))
-        .where(col(Consumption.lot_id).is_not(None)).group_by(Consumption.lot_id)).all())
-    booked = dict(session.exec(  # type: ignore[call-overload]
+        .where(col(Consumption.lot_id).is_not(None)).group_by(col(Consumption.lot_id))).all())
+    booked: dict[int, int] = dict(session.exec(  # type: ignore[call-overload]
         select(StockMovement.lot_id, -sa.func.sum(StockMovement.quantity))
-        .where(StockMovement.kind == "consumption").group_by(StockMovement.lot_id)).all())
+        .where(StockMovement.kind == "consumption").group_by(col(StockMovement.lot_id))).all())
     for lot_id in sorted(set(consumed) | set(booked)):
         if int(consumed.get(lot_id, 0)) != int(booked.get(lot_id, 0)):
             problems.append(f"lot {lot_id}: {consumed.get(lot_id, 0)} consumed into units, "
@@ -124,7 +124,7 @@ def serials_unique(session: Session) -> list[str]:
     rows = session.exec(  # type: ignore[call-overload]
         select(Consumption.part_id, Consumption.serial, sa.func.count())
         .where(Consumption.serial.is_not(None))  # type: ignore[union-attr]
-        .group_by(Consumption.part_id, Consumption.serial)
+        .group_by(col(Consumption.part_id), col(Consumption.serial))
         .having(sa.func.count() > 1)).all()
     return [f"part {part_id} serial {serial} built into {n} units" for part_id, serial, n in rows]
 

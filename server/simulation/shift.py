@@ -260,7 +260,7 @@ def _now(engine: sa.Engine) -> object:
 
 def _units_open(engine: sa.Engine) -> int:
     with Session(engine) as session:
-        return int(session.exec(select(sa.func.count(sa.distinct(UnitOperation.unit_id)))  # type: ignore[call-overload]
+        return int(session.exec(select(sa.func.count(sa.distinct(col(UnitOperation.unit_id))))  # type: ignore[call-overload]
                                 .where(col(UnitOperation.status).in_(("ready", "active")))
                                 ).one())
 
