@@ -233,9 +233,11 @@ def station_states(db: Session, *, now: datetime,
     andons: dict[int, Any] = {}
     for r in conn.execute(q["andons"]):
         andons.setdefault(r[0], r)  # the oldest open call per station
-    held = {kind: reason for kind, reason in conn.execute(q["held"])}
-    ready = {kind for (kind,) in conn.execute(q["ready"])}
-    for code, name, kind, takt, operator, station_id in conn.execute(q["stations"]):
+    stations = conn.execute(q["stations"]).all()
+    kinds = {"kinds": sorted({r[2] for r in stations}) or [""]}
+    held = {kind: reason for kind, reason in conn.execute(q["held"], kinds)}
+    ready = {kind for (kind,) in conn.execute(q["ready"], kinds)}
+    for code, name, kind, takt, operator, station_id in stations:
         s = StationState(code=code, name=name, kind=kind, state="idle", operator=operator,
                          takt_seconds=takt)
         step = open_steps.get(station_id)
@@ -304,9 +306,13 @@ def _q() -> dict[str, Any]:
         "andons": sa.select(AndonCall.station_id, AndonCall.id, AndonCall.reason,
                             AndonCall.raised_at, AndonCall.acknowledged_at)
         .where(AndonCall.resolved_at.is_(None)).order_by(AndonCall.raised_at),
+        # Per kind through ix_unitop_queue (station_kind, status): never a scan of the
+        # millions of done operations.
         "held": sa.select(UnitOperation.station_kind, sa.func.max(UnitOperation.held_reason))
-        .where(UnitOperation.status == "held").group_by(UnitOperation.station_kind),
+        .where(UnitOperation.station_kind.in_(sa.bindparam("kinds", expanding=True)),
+               UnitOperation.status == "held").group_by(UnitOperation.station_kind),
         "ready": sa.select(UnitOperation.station_kind).where(
+            UnitOperation.station_kind.in_(sa.bindparam("kinds", expanding=True)),
             UnitOperation.status == "ready").distinct(),
         "stations": sa.select(Station.code, Station.name, Station.kind, Line.takt_seconds,
                               Operator.name, Station.id)

@@ -43,7 +43,7 @@ class Hit(NamedTuple):
     status: str
     order: str | None
     customer: str | None
-    due_date: Any
+    due_date: str | None  # ISO date (text from the database: no parsing per row)
     component: str  # sku that was picked
     lot: str | None
     component_serial: str | None
@@ -164,8 +164,9 @@ def _sub_components(conn: sa.Connection, c: Component, depth: int) -> list[Compo
 @functools.cache
 def _q() -> dict[str, Any]:
     """Statements built once (building a select costs more than running it)."""
+    due = sa.cast(CustomerOrder.due_date, sa.String)
     hit_cols = (Unit.serial, Product.code, Unit.status, CustomerOrder.number,
-                CustomerOrder.customer, CustomerOrder.due_date)
+                CustomerOrder.customer, due)
 
     def hits_from_consumption() -> Any:
         return (sa.select(*hit_cols, Part.sku, StockLot.lot_code, Consumption.serial)
@@ -182,7 +183,7 @@ def _q() -> dict[str, Any]:
             .where(Part.sku == sa.bindparam("sku"), StockLot.lot_code == sa.bindparam("lot")))
     # In index order (the order the units were built), no sort: a recall can be 10,000s.
     by_lots = (sa.select(Unit.serial, Unit.product_id, Unit.status, CustomerOrder.number,
-                         CustomerOrder.customer, CustomerOrder.due_date)
+                         CustomerOrder.customer, due)
                .select_from(Consumption)
                .join(Unit, Unit.id == Consumption.unit_id)
                .outerjoin(WorkOrder, WorkOrder.id == Unit.work_order_id)
@@ -238,7 +239,7 @@ def _q() -> dict[str, Any]:
 def hit_dict(h: Hit) -> dict[str, Any]:
     return {"serial": h.serial, "product": h.product, "status": h.status, "order": h.order,
             "customer": h.customer,
-            "due_date": h.due_date.isoformat() if h.due_date is not None else None,
+            "due_date": h.due_date,
             "component": h.component, "lot": h.lot or None,
             "component_serial": h.component_serial, "level": h.level, "via": h.via}
 
