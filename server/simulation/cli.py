@@ -7,6 +7,7 @@ bridge package must not import the server).
 from __future__ import annotations
 
 import logging
+import signal
 import tempfile
 import threading
 from collections.abc import Callable
@@ -61,6 +62,10 @@ def shift_command(stations: int, orders: int, minutes: float, speed: float, faul
                          secret_key=app.config["SECRET_KEY"], stations=stations,
                          orders=orders, minutes=minutes, speed=speed, faults=faults,
                          seed=seed, prefix=app.config["MQTT_PREFIX"])
+    def on_term(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds run_shift: bridges, ingest, web, broker stop
+
+    signal.signal(signal.SIGTERM, on_term)
     result = run_shift(config, say=click.echo)
     for line in result.summary():
         click.echo(line)

@@ -187,7 +187,8 @@ def receive_shortfall(session: Session, short: orders.Shortage) -> None:
         or session.exec(select(Location)).first()
     if location is None:
         raise ValueError("no stock location to receive into")
-    stamp = utcnow().strftime("%y%m%d%H%M%S%f")[:-3]
+    # GS1 allows 20 characters in AI 10 (lot) and AI 21 (serial): keep labels scannable.
+    stamp = utcnow().strftime("%d%H%M%S%f")[:-4]
     for line in short.lines:
         if line.short <= 0:
             continue
@@ -196,10 +197,10 @@ def receive_shortfall(session: Session, short: orders.Shortage) -> None:
         if part.tracking == "serial":
             for k in range(line.short):
                 ledger.receive(session, part=part, location_id=location.id or 0, quantity=1,
-                               by=BY, serial=f"SIM{stamp}{part.id:03d}{k:03d}",
+                               by=BY, serial=f"S{stamp}{part.id:03d}{k:03d}",
                                reason="goods receipt (simulation)")
         else:
-            lot = f"SIM-{stamp}" if part.tracking == "lot" else ""
+            lot = f"L{stamp}{part.id:03d}" if part.tracking == "lot" else ""
             ledger.receive(session, part=part, location_id=location.id or 0,
                            quantity=line.short + 5, by=BY, lot_code=lot,
                            reason="goods receipt (simulation)")

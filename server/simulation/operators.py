@@ -175,9 +175,16 @@ class Operator(threading.Thread):
         # The step's time spread evenly over its picks (the worker fitting each part).
         interval = budget / (len(self._needed()) + 1)
         done = 0
+        tries: Counter[str] = Counter()
         while not self.abort.is_set():
             needed = self._needed()
             if not needed:
+                break
+            tries[needed[0].data] += 1
+            if tries[needed[0].data] > 3:  # refused every time: a bad label, no stock...
+                self.stats.add("pick_given_up")
+                log.warning("%s: giving up on %r after 3 tries", self.info.code,
+                            needed[0].data)
                 break
             if not paused and self.dice.chance("pause"):
                 paused = True
@@ -208,6 +215,8 @@ class Operator(threading.Thread):
                 return
             # A pick still missing (a late scan refused, a lot now short): look again.
             self.stats.add("complete_refused")
+            if tries and max(tries.values()) > 3:
+                break
             for item in self._needed():
                 self._scan(item.data, expect="", what="pick", wedge=True)
         # Could not complete: put the unit on hold, so the step is closed anyway.
