@@ -87,11 +87,36 @@ def recall_lot(db: Session, *, part_sku: str, lot_code: str) -> Recall:
     if lot_ids:
         # Part and lot are the query's own: not joined per row (a lot can be in 10,000s).
         products = dict(conn.execute(_q()["products"]).all())
-        hits = [Hit(serial, products[product_id], status, order, customer, due, part_sku,
-                    lot_code, None)
-                for serial, product_id, status, order, customer, due in conn.execute(
-                    _q()["by_lots"], {"lots": lot_ids}).all()]
+        for lot_id in lot_ids:
+            hits += [Hit(serial, products[product_id], status, order, customer, due,
+                         part_sku, lot_code, None)
+                     for serial, product_id, status, order, customer, due in _raw_rows(
+                         conn, _q()["by_lot"], {"lot": lot_id})]
     return Recall({"part": part_sku, "lot": lot_code}, _upward(conn, hits))
+
+
+def _raw_rows(conn: sa.Connection, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    """Rows as plain DB-API tuples. For the 10,000-row recall, SQLAlchemy's row objects
+    cost as much as the query; every column here is already a plain int or text."""
+    compiled = _compiled(stmt, conn.dialect.name, conn.dialect)
+    values: Any = (tuple(params[name] for name in compiled.positiontup or ())
+                   if compiled.positional else params)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), values)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+_COMPILED: dict[tuple[int, str], Any] = {}
+
+
+def _compiled(stmt: Any, name: str, dialect: Any) -> Any:
+    key = (id(stmt), name)
+    if key not in _COMPILED:
+        _COMPILED[key] = stmt.compile(dialect=dialect)
+    return _COMPILED[key]
 
 
 def recall_serial(db: Session, *, serial: str, part_sku: str | None = None) -> Recall:
@@ -182,14 +207,14 @@ def _q() -> dict[str, Any]:
     lots = (sa.select(StockLot.id).join(Part, Part.id == StockLot.part_id)
             .where(Part.sku == sa.bindparam("sku"), StockLot.lot_code == sa.bindparam("lot")))
     # In index order (the order the units were built), no sort: a recall can be 10,000s.
-    by_lots = (sa.select(Unit.serial, Unit.product_id, Unit.status, CustomerOrder.number,
+    by_lot = (sa.select(Unit.serial, Unit.product_id, Unit.status, CustomerOrder.number,
                          CustomerOrder.customer, due)
                .select_from(Consumption)
                .join(Unit, Unit.id == Consumption.unit_id)
                .outerjoin(WorkOrder, WorkOrder.id == Unit.work_order_id)
                .outerjoin(OrderLine, OrderLine.id == WorkOrder.order_line_id)
                .outerjoin(CustomerOrder, CustomerOrder.id == OrderLine.order_id)
-               .where(Consumption.lot_id.in_(sa.bindparam("lots", expanding=True))))
+               .where(Consumption.lot_id == sa.bindparam("lot")))
     products = sa.select(Product.id, Product.code)
     by_serial = hits_from_consumption().where(
         Consumption.serial == sa.bindparam("serial")).order_by(Unit.serial)
@@ -231,7 +256,7 @@ def _q() -> dict[str, Any]:
                        .outerjoin(StockLot, StockLot.id == Consumption.lot_id)
                        .where(Unit.serial == sa.bindparam("serial"))
                        .order_by(Consumption.id))
-    return {"lots": lots, "by_lots": by_lots, "products": products, "by_serial": by_serial,
+    return {"lots": lots, "by_lot": by_lot, "products": products, "by_serial": by_serial,
             "sub_parts": sub_parts, "parents": parents, "order": order,
             "unit_components": unit_components}
 
