@@ -211,10 +211,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--pg", default=os.environ.get("TAKTLINE_TEST_DATABASE_URL", ""))
     parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     OUT.mkdir(exist_ok=True)
-    targets = [(f"sqlite:///{OUT / f'trace-{args.units}.db'}", "SQLite")]
+    targets = [] if args.no_sqlite else [(f"sqlite:///{OUT / f'trace-{args.units}.db'}",
+                                          "SQLite")]
     if args.pg:
         targets.append((_pg_database(args.pg, args.units), "PostgreSQL"))
     for url, label in targets:
