@@ -198,6 +198,8 @@ class Operator(threading.Thread):
             self._scan(needed[0].data, expect="", what="pick")
             done += 1
             self.abort.wait(max(started + interval * done - time.monotonic(), 0))
+        if self.abort.is_set():  # stopped from outside: leave the step as it is
+            return
         if self.dice.chance("defect"):
             self._expect(self.tablet.post("defect", reason=self.dice.pick(
                 ["damaged", "cosmetic", "no_fit"]), disposition="rework"), "ok", "defect")
@@ -206,8 +208,8 @@ class Operator(threading.Thread):
                          "ok", "hold")
             return
         left = budget - (time.monotonic() - started)
-        if left > 0:
-            self.abort.wait(left)
+        if left > 0 and self.abort.wait(left):
+            return
         for _ in range(5):
             kind = self.tablet.post("complete")
             if kind == "ok":
