@@ -130,7 +130,7 @@ class FaultInjector(threading.Thread):
 
     def _bridge_offline(self, outcome: FaultOutcome) -> None:
         rig = self.rigs[outcome.fault.station]
-        rig.bridge.stop()
+        rig.stop_bridge()
         outcome.done, outcome.ok = True, True
         down = self._real(outcome.fault.duration)
         outcome.detail = f"bridge stopped; back in {down:.1f} s"
@@ -180,8 +180,9 @@ class FaultInjector(threading.Thread):
 
     def _garbage(self, outcome: FaultOutcome) -> None:
         rig = self.rigs[outcome.fault.station]
-        if not rig.scanner_ready:
-            rig.wait_port_open(timeout=self._real(120))
+        deadline = time.monotonic() + 30
+        while not rig.scanner_ready and time.monotonic() < deadline:
+            time.sleep(0.1)  # the port may be unplugged or the bridge restarting
         seen = self.monitor.count()
         rig.type(GARBAGE)
         deadline = time.monotonic() + 60

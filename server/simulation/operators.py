@@ -42,7 +42,8 @@ from station import service
 log = logging.getLogger(__name__)
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 BANNER_RE = re.compile(r'data-testid="banner"\s+data-kind="([a-z]*)"')
-SCAN_TIMEOUT = 90.0  # real seconds a serial scan may take to show up (faults included)
+SCAN_TIMEOUT = 30.0  # real seconds a serial scan may take to show up, faults included;
+# after that the operator looks again and rescans (the workflow refuses an extra one)
 
 
 class TabletError(RuntimeError):

@@ -32,6 +32,7 @@ from firmware_bridge.simulate import PtyPort, is_open_elsewhere
 from server.broker import EmbeddedBroker
 
 log = logging.getLogger(__name__)
+SETTLE_SECONDS = 0.5
 
 
 def free_port() -> int:
@@ -215,18 +216,29 @@ class StationRig:
         self.bridge = Service(f"bridge-{station}", ["bridge", "--config", str(config),
                                                     "--log-level", "warning"],
                               {"PYTHONUNBUFFERED": "1"}, self.dir, ready_line="bridge for")
-        self.unplugged = threading.Event()
+        self.ready = threading.Event()  # the bridge holds the port and has flushed it
         self.lock = threading.Lock()  # one writer at a time on the pty
 
     def start(self) -> StationRig:
         self.bridge.start()
-        self.wait_port_open()
+        self._settle()
         return self
 
     def wait_started(self) -> None:
         """After ``bridge.launch()``: wait until it runs and holds the port."""
         self.bridge.wait_ready()
+        self._settle()
+
+    def stop_bridge(self) -> None:
+        self.ready.clear()
+        self.bridge.stop()
+
+    def _settle(self) -> None:
+        # pyserial takes the lock, then flushes the input: bytes typed in between are
+        # lost. Give it a moment after the lock shows before anyone types.
         self.wait_port_open()
+        time.sleep(SETTLE_SECONDS)
+        self.ready.set()
 
     def wait_port_open(self, timeout: float = 15.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -238,9 +250,8 @@ class StationRig:
 
     @property
     def scanner_ready(self) -> bool:
-        """The bridge runs and holds the port: a scan typed now will be read."""
-        return (self.bridge.running and not self.unplugged.is_set()
-                and is_open_elsewhere(self.link))
+        """The bridge runs and has settled on the port: a scan typed now will be read."""
+        return self.ready.is_set() and self.bridge.running
 
     def type(self, data: bytes) -> None:
         with self.lock:
@@ -255,15 +266,14 @@ class StationRig:
             return self.port.read(0.01)
 
     def unplug(self) -> None:
+        self.ready.clear()
         with self.lock:
-            self.unplugged.set()
             self.port.unplug()
 
     def replug(self) -> None:
         with self.lock:
             self.port.replug()
-        self.wait_port_open()
-        self.unplugged.clear()
+        self._settle()
 
     def outbox_pending(self) -> int:
         if not self.outbox.exists():
@@ -275,5 +285,5 @@ class StationRig:
             conn.close()
 
     def stop(self) -> None:
-        self.bridge.stop()
+        self.stop_bridge()
         self.port.unplug()
