@@ -21,13 +21,18 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import biip
+import sqlalchemy as sa
 from biip.gs1_messages import GS1Message
 from biip.gtin import Gtin
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from server.models import Part, PartIdentifier, StockLot
+from server.models import StockLot
+
+if TYPE_CHECKING:
+    from station.reading import Cache, PartInfo
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,8 @@ GS = "\x1d"
 _GS1_IDS = ("]C1", "]d2", "]Q3", "]e0", "]e1", "]e2", "]J1")
 _GTIN_IDS = ("]E0", "]E1", "]E3", "]E4", "]I1")
 _MAX_PATTERN_INPUT = 200
+_lots = StockLot.__table__  # type: ignore[attr-defined]
+_SERIAL_PART = sa.select(_lots.c.part_id).where(_lots.c.serial == sa.bindparam("serial")).limit(1)
 
 
 @dataclass(frozen=True)
@@ -97,44 +104,50 @@ def _from_elements(data: str, text: str, message: GS1Message) -> ScanCode:
                     expiry=fields.get("17"))
 
 
-def identify(session: Session, code: ScanCode) -> Identified | None:
-    """The part (and lot / serial) ``code`` names, or ``None`` when nothing matches."""
+def identify(session: Session, code: ScanCode, *, cache: Cache | None = None
+             ) -> Identified | None:
+    """The part (and lot / serial) ``code`` names, or ``None`` when nothing matches.
+
+    ``cache`` (``station.reading.Cache``) keeps the catalog lookups of one transaction."""
+    if cache is None:
+        from station.reading import Cache
+
+        cache = Cache()
     if code.gtin and not code.error:
-        part = _by_identifier(session, "gtin", code.gtin)
+        part = _part(session, cache, cache.identifier(session, "gtin", code.gtin))
         if part is not None:
             return _found(part, lot=code.lot, serial=code.serial)
     if not code.text:
         return None
-    part = _by_identifier(session, "code", code.text)
+    part = _part(session, cache, cache.identifier(session, "code", code.text))
     if part is not None:
         return _found(part)
-    row = session.exec(select(StockLot, Part).join(Part, StockLot.part_id == Part.id)  # type: ignore[arg-type]
-                       .where(StockLot.serial == code.text)).first()
-    if row is not None:
-        return _found(row[1], serial=code.text)
+    # Stock changes: a bare serial label is looked up every time.
+    part = _part(session, cache, session.connection().execute(
+        _SERIAL_PART, {"serial": code.text}).scalar())
+    if part is not None:
+        return _found(part, serial=code.text)
     if code.error or len(code.text) > _MAX_PATTERN_INPUT:
         return None
-    for identifier, part in session.exec(
-            select(PartIdentifier, Part).join(Part, PartIdentifier.part_id == Part.id)  # type: ignore[arg-type]
-            .where(PartIdentifier.kind == "pattern")).all():
+    for value, part_id in cache.pattern_identifiers(session):
         try:
-            match = re.fullmatch(identifier.value, code.text)
+            match = re.fullmatch(value, code.text)
         except re.error:
-            log.warning("pattern identifier %s of %s is not a regex", identifier.value, part.sku)
+            part = cache.part(session, part_id)
+            log.warning("pattern identifier %s of %s is not a regex", value,
+                        part.sku if part else part_id)
             continue
-        if match:
+        if match and (part := cache.part(session, part_id)) is not None:
             groups = match.groupdict()
             return _found(part, lot=groups.get("lot"), serial=groups.get("serial"))
     return None
 
 
-def _by_identifier(session: Session, kind: str, value: str) -> Part | None:
-    return session.exec(select(Part).join(PartIdentifier, PartIdentifier.part_id == Part.id)  # type: ignore[arg-type]
-                        .where(PartIdentifier.kind == kind, PartIdentifier.value == value)
-                        ).first()
+def _part(session: Session, cache: Cache, part_id: int | None) -> PartInfo | None:
+    return None if part_id is None else cache.part(session, part_id)
 
 
-def _found(part: Part, *, lot: str | None = None, serial: str | None = None) -> Identified:
-    assert part.id is not None
+def _found(part: PartInfo, *, lot: str | None = None, serial: str | None = None
+           ) -> Identified:
     return Identified(part_id=part.id, sku=part.sku, description=part.description,
                       tracking=part.tracking, lot=lot, serial=serial)

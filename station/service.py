@@ -7,12 +7,13 @@ The tablet (HTTP), the MQTT ingest and the JSON API all do the same three things
                                  msg_id=msg_id, channel="mqtt", source="scanner1")
     publish(outcome.feedback(), service.snapshot(outcome.state))
 
-``handle`` records the event under its unique ``msg_id`` first (insert-or-ignore: a
-``msg_id`` seen before answers ``duplicate`` and changes nothing), loads the station's
-state (``load_state``), gathers the facts the event refers to, lets
-``station.workflow.decide`` judge, and writes the effects: consumption, ledger
-movements, step record (pause time excluded), defect, andon call, sign-in. A
-rejected event is recorded with its reason and changes nothing else.
+``handle`` loads the station's state (``load_state``), gathers the facts the event
+refers to (``station.reading``), lets ``station.workflow.decide`` judge, records the
+event with its verdict under its unique ``msg_id`` (insert-or-ignore: a ``msg_id``
+seen before answers ``duplicate`` and changes nothing), then writes the effects:
+consumption, ledger movements, step record (pause time excluded), defect, andon
+call, sign-in. A rejected event is recorded with its reason and changes nothing else.
+A pick (the hot path) is a handful of Core statements: see ``station.reading``.
 
 Station state is derived from the database, never kept in memory: the open
 ``StepRecord`` at the station (``ended_at`` NULL) is the unit and operation in
@@ -24,13 +25,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from server import audit
 from server.auth import verify_secret
@@ -41,21 +42,15 @@ from server.models import (
     Consumption,
     Defect,
     Event,
-    Line,
-    Operation,
     Operator,
     Part,
-    Site,
     Station,
     StepRecord,
     StockLot,
-    StockMovement,
     Unit,
-    UnitOperation,
 )
 from server.models.types import utcnow
-from server.orders.reservations import substitutes_for
-from station import dispatching, identify, messages
+from station import dispatching, messages, reading
 from station import workflow as wf
 
 log = logging.getLogger(__name__)
@@ -102,53 +97,44 @@ class Outcome:
 @dataclass
 class _Ctx:
     session: Session
-    station: Station
+    info: reading.StationInfo
     state: wf.StationState
     now: datetime
-    event_id: int
     by: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    cache: reading.Cache
+    event_id: int = 0
+    facts: wf.Facts | None = None
+
+    @property
+    def station(self) -> Station:
+        """The ORM row, for the effects that change it (sign-in, dispatch)."""
+        station = self.session.get(Station, self.info.id)
+        if station is None:
+            raise LookupError(f"station {self.info.code} vanished")
+        return station
+
+
+class RefusedByDatabase(Exception):
+    """The ledger refused a movement of a pick (the lot would go negative); raised by
+    ``handle(savepoint=False)``: roll back and retry with savepoints."""
+
+    def __init__(self, lot_id: int, kind: str, quantity: int, reserved_delta: int) -> None:
+        super().__init__(f"lot {lot_id}: {kind} refused")
+        self.lot_id, self.kind = lot_id, kind
+        self.quantity, self.reserved_delta = quantity, reserved_delta
 
 
 # --- reading the state -------------------------------------------------------------
 
 
-def load_state(session: Session, *, station_code: str) -> wf.StationState:
+def load_state(session: Session, *, station_code: str,
+               cache: reading.Cache | None = None) -> wf.StationState:
     """What the station is doing now; ``LookupError`` for an unknown station."""
-    row = session.exec(
-        select(Station, Line, Site).join(Line, col(Station.line_id) == Line.id)
-        .join(Site, col(Line.site_id) == Site.id).where(Station.code == station_code)
-    ).first()
-    if row is None:
+    cache = cache or reading.Cache()
+    info = cache.station(session, station_code)
+    if info is None:
         raise LookupError(f"unknown station {station_code!r}")
-    return _state(session, *row)
-
-
-def _state(session: Session, station: Station, line: Line, site: Site) -> wf.StationState:
-    assert station.id is not None
-    state = wf.StationState(station=station.code, station_id=station.id, name=station.name,
-                            kind=station.kind, site=site.code, line=line.code)
-    if station.operator_id is not None:
-        operator = session.get(Operator, station.operator_id)
-        if operator is not None:
-            state = _with(state, operator=_operator_info(operator))
-    step = session.exec(select(StepRecord).where(
-        StepRecord.station_id == station.id, col(StepRecord.ended_at).is_(None))
-        .order_by(col(StepRecord.id).desc())).first()
-    if step is None:
-        return state
-    candidate = _candidate(session, step.unit_operation_id)
-    if candidate is None:
-        return state
-    return _with(state, unit=candidate.unit, operation=candidate.operation,
-                 picks=candidate.picks, step_record_id=step.id, started_at=step.started_at,
-                 paused_at=step.paused_at, paused_seconds=step.paused_seconds)
-
-
-def _with(state: wf.StationState, **changes: Any) -> wf.StationState:
-    from dataclasses import replace
-
-    return replace(state, **changes)
+    return reading.station_state(session, info, cache)
 
 
 def _operator_info(operator: Operator) -> wf.OperatorInfo:
@@ -156,70 +142,6 @@ def _operator_info(operator: Operator) -> wf.OperatorInfo:
     return wf.OperatorInfo(operator.id, operator.name, operator.badge,
                            tuple(operator.skills or ()), operator.locale,
                            has_pin=bool(operator.pin_hash))
-
-
-def _candidate(session: Session, unit_operation_id: int) -> wf.Candidate | None:
-    row = session.exec(
-        select(UnitOperation, Operation, Unit)
-        .join(Operation, col(UnitOperation.operation_id) == Operation.id)
-        .join(Unit, col(UnitOperation.unit_id) == Unit.id)
-        .where(UnitOperation.id == unit_operation_id)).first()
-    if row is None:
-        return None
-    uop, op, unit = row
-    assert uop.id is not None and op.id is not None and unit.id is not None
-    operation = wf.OperationInfo(uop.id, op.id, op.code, op.name, op.instructions, op.image,
-                                 op.standard_seconds, op.required_skill)
-    return wf.Candidate(wf.UnitInfo(unit.id, unit.serial, tuple(unit.options or ())),
-                        operation, _picks(session, uop))
-
-
-def _picks(session: Session, uop: UnitOperation) -> tuple[wf.Pick, ...]:
-    wanted = [p for p in (uop.picks or []) if isinstance(p, dict) and "part_id" in p]
-    if not wanted:
-        return ()
-    part_ids = [int(p["part_id"]) for p in wanted]
-    parts = {p.id: p for p in session.exec(select(Part).where(col(Part.id).in_(part_ids)))}
-    subs = substitutes_for(session, part_ids)
-    # Sums in SQL: a step may have thousands of picks of a bulk part.
-    done: dict[int, int] = {
-        int(part): int(n) for part, n in session.exec(
-            select(Consumption.for_part_id, sa.func.sum(Consumption.quantity))  # type: ignore[call-overload]
-            .where(Consumption.unit_operation_id == uop.id)
-            .group_by(col(Consumption.for_part_id))).all()}
-    tracked = [pid for pid in part_ids if parts.get(pid) and parts[pid].tracking != "none"]
-    recorded: dict[int, list[str]] = {}
-    if tracked:
-        for for_part_id, serial, lot_code in session.exec(
-                select(Consumption.for_part_id, Consumption.serial, StockLot.lot_code)  # type: ignore[call-overload]
-                .join(StockLot, col(Consumption.lot_id) == StockLot.id, isouter=True)
-                .where(Consumption.unit_operation_id == uop.id,
-                       col(Consumption.for_part_id).in_(tracked))
-                .order_by(col(Consumption.id))).all():
-            tag = serial or lot_code
-            if tag:
-                recorded.setdefault(for_part_id, []).append(tag)
-    picks = []
-    for p in wanted:
-        part_id = int(p["part_id"])
-        part = parts.get(part_id)
-        allowed = list(subs.get(part_id, []))
-        reserved = p.get("reserved_part_id")
-        if isinstance(reserved, int) and reserved != part_id and reserved not in allowed:
-            allowed.insert(0, reserved)
-        qty = int(p.get("qty", 1))
-        # Two picks of one part in one step share its consumptions in order.
-        got = done.get(part_id, 0)
-        mine = min(got, qty)
-        done[part_id] = got - mine
-        tags = recorded.get(part_id, [])
-        picks.append(wf.Pick(
-            part_id=part_id, sku=part.sku if part else str(p.get("sku", "")),
-            description=part.description if part else "", qty=qty, done=mine,
-            tracking=part.tracking if part else "none", bin=part.bin_location if part else "",
-            substitutes=tuple(allowed), recorded=tuple(tags[:mine])))
-        recorded[part_id] = tags[mine:]
-    return tuple(picks)
 
 
 def snapshot(state: wf.StationState, *, now: datetime | None = None) -> dict[str, Any]:
@@ -262,99 +184,167 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
            msg_id: str | None = None, channel: str = "ui", source: str = "",
            seq: int | None = None, ts: datetime | None = None,
            payload: dict[str, Any] | None = None, actor: str = "",
-           address: str = "") -> Outcome:
+           address: str = "", cache: reading.Cache | None = None,
+           savepoint: bool = True) -> Outcome:
     """Decide ``event`` at ``station_code`` and record it in the caller's transaction.
 
     Start that transaction as a write (``server.db.begin_write`` / ``write_session``)
     and commit after this returns. ``msg_id`` identifies the event for dedupe (a fresh
     one is made when ``None``); ``channel`` is mqtt | http | ui.
+
+    ``cache`` (``station.reading.Cache``) may be shared by the calls of one
+    transaction. With ``savepoint`` (the default) a database refusal of the effects
+    (a serial built in twice by a concurrent writer, stock gone) is answered
+    ``conflict`` and the transaction stays usable; without it the error propagates
+    and the caller must roll back and retry (the ingest's batches: one statement
+    fewer per effect, and a refused batch is retried event by event).
     """
     msg_id = msg_id or str(uuid.uuid4())
     now = utcnow()
-    row = session.exec(
-        select(Station, Line, Site).join(Line, col(Station.line_id) == Line.id)
-        .join(Site, col(Line.site_id) == Site.id).where(Station.code == station_code)
-    ).first()
+    cache = cache or reading.Cache()
+    if session.new or session.dirty:
+        session.flush()  # Core reads below run on the connection, without autoflush
     kind, data = _kind_and_data(event)
-    event_id = record_event(session, msg_id=msg_id, station_id=row[0].id if row else None,
-                            channel=channel, kind=kind, source=source, seq=seq, ts=ts,
-                            data=data, payload=payload or {})
-    if event_id is None:
-        original = session.exec(select(Event.result).where(Event.msg_id == msg_id)).first()
-        return Outcome("duplicate", "duplicate", {}, msg_id, station_code, source=source,
-                       original=original)
-    if row is None:
-        return finish_rejected(session, event_id=event_id, msg_id=msg_id,
-                               station_code=station_code, source=source,
-                               code="unknown_station", params={"station": station_code})
-    station = row[0]
-    state = _state(session, *row)
+    info = cache.station(session, station_code)
+    if info is None:
+        code, params = "unknown_station", {"station": station_code}
+        text = messages.english(code, params)
+        event_id = record_event(session, msg_id=msg_id, station_id=None, channel=channel,
+                                kind=kind, source=source, seq=seq, ts=ts, data=data,
+                                payload=payload, result="rejected", reason=f"{code}: {text}")
+        if event_id is None:
+            return _duplicate(session, msg_id, station_code, source)
+        log.warning("station %s: event %s rejected: %s", station_code, msg_id, text)
+        return Outcome("rejected", code, params, msg_id, station_code, event_id, source)
+    state = reading.station_state(session, info, cache)
     operator = state.operator
-    by = actor or (f"{operator.name} ({operator.badge}) at {station.code}" if operator
-                   else f"station {station.code}")
-    ctx = _Ctx(session, station, state, now, event_id, by)
-    facts = _facts(ctx, event)
+    by = actor or (f"{operator.name} ({operator.badge}) at {info.code}" if operator
+                   else f"station {info.code}")
+    ctx = _Ctx(session, info, state, now, by, cache)
+    ctx.facts = facts = _facts(ctx, event)
     decision = wf.decide(state, event, facts)
+    # The event row carries its verdict: one INSERT, and a msg_id seen before (or
+    # raced by another process) changes nothing.
+    event_id = record_event(session, msg_id=msg_id, station_id=info.id, channel=channel,
+                            kind=kind, source=source, seq=seq, ts=ts, data=data,
+                            payload=payload, result=decision.result,
+                            reason=f"{decision.code}: {decision.message}",
+                            unit_id=state.unit.id if state.unit else None,
+                            operator_id=operator.id if operator else None)
+    if event_id is None:
+        return _duplicate(session, msg_id, station_code, source)
+    ctx.event_id = event_id
     if decision.accepted:
-        try:
-            with session.begin_nested():
-                for effect in decision.effects:
-                    _apply(ctx, effect)
-        except (sa.exc.IntegrityError, ledger.InsufficientStock, LookupError,
-                DispatchError) as exc:
-            log.warning("station %s: %s refused by the database: %s", station_code, kind, exc)
-            decision = wf.reject("conflict", detail=_short(exc))
+        if savepoint:
+            try:
+                with session.begin_nested():
+                    _apply_all(ctx, decision)
+            except (sa.exc.IntegrityError, ledger.InsufficientStock, LookupError,
+                    DispatchError, RefusedByDatabase) as exc:
+                log.warning("station %s: %s refused by the database: %s", station_code, kind,
+                            exc)
+                decision = wf.reject("conflict", detail=_short(_explain(session, exc)))
+                session.execute(sa.update(_EVENTS).where(_EVENTS.c.id == event_id).values(
+                    result=decision.result,
+                    reason=f"{decision.code}: {decision.message}"[:500]))
+        else:
+            _apply_all(ctx, decision)
     if decision.accepted and not isinstance(event, wf.Scan | wf.DeviceEvent):
         audit.record(session, actor=by, action=f"station.{kind}", entity="station",
-                     entity_id=station.code, address=address or station.code,
+                     entity_id=info.code, address=address or info.code,
                      detail={"code": decision.code, **decision.params, "msg_id": msg_id})
-    session.execute(sa.update(Event).where(col(Event.id) == event_id).values(
-        result=decision.result, reason=f"{decision.code}: {decision.message}"[:500],
-        unit_id=state.unit.id if state.unit else None,
-        operator_id=operator.id if operator else None))
     if not decision.accepted:
         after = state
-    elif all(isinstance(e, wf.RecordConsumption) for e in decision.effects):
-        after = wf.after(state, decision)  # a pick: no need to read the station again
-    else:
-        after = _state(session, *row)
-    if not decision.accepted:
         log.info("station %s rejected %s %r: %s", station_code, kind, data[:80],
                  decision.message)
+    elif all(isinstance(e, wf.RecordConsumption) for e in decision.effects):
+        after = _after_picks(state, decision, facts)  # a pick: no need to read again
+    else:
+        after = reading.station_state(session, info, cache)
     return Outcome(decision.result, decision.code, decision.params, msg_id, station_code,
                    event_id, source, after)
+
+
+def _duplicate(session: Session, msg_id: str, station_code: str, source: str) -> Outcome:
+    original = session.connection().execute(_ORIGINAL, {"msg_id": msg_id}).scalar()
+    return Outcome("duplicate", "duplicate", {}, msg_id, station_code, source=source,
+                   original=original)
+
+
+def _after_picks(state: wf.StationState, decision: wf.Decision, facts: wf.Facts
+                 ) -> wf.StationState:
+    """The state after a pick, as ``load_state`` would read it back."""
+    picks = list(state.picks)
+    lot = facts.scan.lot if facts.scan else None
+    for effect in decision.effects:
+        if not isinstance(effect, wf.RecordConsumption):
+            continue
+        for i, p in enumerate(picks):
+            if p.part_id == effect.for_part_id and p.remaining:
+                tag = ""
+                if p.tracking != "none":
+                    tag = effect.serial or (lot.lot_code if lot and lot.lot_id == effect.lot_id
+                                            else "")
+                picks[i] = replace(p, done=p.done + effect.quantity,
+                                   recorded=p.recorded + ((tag,) if tag else ()))
+                break
+    return replace(state, picks=tuple(picks))
+
+
+_EVENTS: sa.Table = Event.__table__  # type: ignore[attr-defined]
+_CONSUMPTIONS: sa.Table = Consumption.__table__  # type: ignore[attr-defined]
+_ORIGINAL = sa.select(_EVENTS.c.result).where(_EVENTS.c.msg_id == sa.bindparam("msg_id"))
+_INSERT_CONSUMPTION = sa.insert(_CONSUMPTIONS)
+_units: sa.Table = Unit.__table__  # type: ignore[attr-defined]
+_lots: sa.Table = StockLot.__table__  # type: ignore[attr-defined]
+_WORK_ORDER = sa.select(_units.c.work_order_id).where(_units.c.id == sa.bindparam("unit"))
+_LOT_PART = sa.select(_lots.c.part_id).where(_lots.c.id == sa.bindparam("lot"))
+_INSERT_EVENT = {
+    name: dialect.insert(_EVENTS).on_conflict_do_nothing(index_elements=["msg_id"])
+    .returning(_EVENTS.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 
 
 def record_event(session: Session, *, msg_id: str, station_id: int | None, channel: str,
                  kind: str, source: str = "", seq: int | None = None,
                  ts: datetime | None = None, data: str = "",
                  payload: dict[str, Any] | None = None, result: str = "accepted",
-                 reason: str = "") -> int | None:
+                 reason: str = "", unit_id: int | None = None,
+                 operator_id: int | None = None) -> int | None:
     """Insert the event unless its ``msg_id`` is known; its id, or ``None`` (duplicate).
 
     Insert-or-ignore on the unique ``msg_id`` (``ON CONFLICT DO NOTHING`` on SQLite and
     PostgreSQL): two deliveries racing each other record one event, whatever the
     process or thread, and the loser learns it without an error or a rollback.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    conn = session.connection()
     values = {"msg_id": msg_id, "station_id": station_id, "channel": channel, "kind": kind,
               "source": source[:64], "seq": seq, "ts": ts, "data": data[:MAX_DATA],
               "payload": payload or {}, "result": result, "reason": reason[:500],
-              "received_at": utcnow()}
-    stmt = (insert(Event).values(**values).on_conflict_do_nothing(index_elements=["msg_id"])
-            .returning(col(Event.id)))
-    return session.execute(stmt).scalar()
+              "unit_id": unit_id, "operator_id": operator_id, "received_at": utcnow()}
+    event_id: int | None = conn.execute(_INSERT_EVENT[conn.dialect.name], values).scalar()
+    return event_id
 
 
 def finish_rejected(session: Session, *, event_id: int, msg_id: str, station_code: str,
                     source: str, code: str, params: dict[str, Any]) -> Outcome:
     """Mark a recorded event rejected (bad payload, unknown station) and say why."""
     text = messages.english(code, params)
-    session.execute(sa.update(Event).where(col(Event.id) == event_id).values(
+    session.execute(sa.update(_EVENTS).where(_EVENTS.c.id == event_id).values(
         result="rejected", reason=f"{code}: {text}"[:500]))
     log.warning("station %s: event %s rejected: %s", station_code, msg_id, text)
     return Outcome("rejected", code, params, msg_id, station_code, event_id, source)
+
+
+def _explain(session: Session, exc: Exception) -> Exception:
+    """A refused ledger line as ``InsufficientStock`` (what the lot holds now)."""
+    if not isinstance(exc, RefusedByDatabase):
+        return exc
+    lot = session.get(StockLot, exc.lot_id, populate_existing=True)
+    if lot is None:
+        return exc
+    return ledger.InsufficientStock(lot, session.get(Part, lot.part_id), exc.kind,
+                                    exc.quantity, exc.reserved_delta)
 
 
 def _short(exc: Exception) -> str:
@@ -385,6 +375,12 @@ def _kind_and_data(event: wf.StationEvent) -> tuple[str, str]:
 
 def _facts(ctx: _Ctx, event: wf.StationEvent) -> wf.Facts:
     session, state = ctx.session, ctx.state
+    if isinstance(event, wf.Scan):
+        if (state.unit is not None and state.operator is not None and not state.paused
+                and not event.error):
+            return wf.Facts(now=ctx.now, scan=reading.scan_facts(
+                session, data=event.data, unit_id=state.unit.id, cache=ctx.cache))
+        return wf.Facts(now=ctx.now)
     if isinstance(event, wf.SignIn):
         operator = session.exec(select(Operator).where(
             Operator.badge == event.badge.strip(), Operator.active == True)  # noqa: E712
@@ -396,86 +392,55 @@ def _facts(ctx: _Ctx, event: wf.StationEvent) -> wf.Facts:
     if isinstance(event, wf.StartNext | wf.StartUnit) and state.operator and not state.unit:
         uop = dispatching.peek(session, station=ctx.station,
                                unit_serial=getattr(event, "unit_serial", None))
-        return wf.Facts(now=ctx.now, candidate=_candidate(session, uop.id) if uop and uop.id
-                        else None)
-    if isinstance(event, wf.Scan) and state.unit is not None and not event.error:
-        return wf.Facts(now=ctx.now, scan=scan_facts(session, data=event.data,
-                                                     unit_id=state.unit.id))
+        return wf.Facts(now=ctx.now, candidate=reading.candidate(session, uop.id, ctx.cache)
+                        if uop and uop.id else None)
     return wf.Facts(now=ctx.now)
 
 
 def scan_facts(session: Session, *, data: str, unit_id: int) -> wf.ScanFacts:
     """What ``data`` identifies, and the stock it would be taken from for ``unit_id``."""
-    code = identify.parse_scan(data)
-    found = identify.identify(session, code)
-    if found is None:
-        return wf.ScanFacts(error=code.error)
-    reservations = tuple(
-        (int(lot_id), int(part_id), int(n)) for lot_id, part_id, n in session.exec(
-            select(StockMovement.lot_id, StockMovement.part_id,  # type: ignore[call-overload]
-                   sa.func.sum(StockMovement.reserved_delta))
-            .where(StockMovement.unit_id == unit_id)
-            .group_by(col(StockMovement.lot_id), col(StockMovement.part_id))) if n and n > 0)
-    mine = {lot_id: n for lot_id, _part, n in reservations}
-    lots_q = select(StockLot).where(StockLot.part_id == found.part_id)
-    serial_in_unit = None
-    if found.serial:
-        lots_q = lots_q.where(StockLot.serial == found.serial)
-        serial_in_unit = session.exec(
-            select(Unit.serial).join(Consumption, col(Consumption.unit_id) == Unit.id)
-            .where(Consumption.part_id == found.part_id, Consumption.serial == found.serial)
-        ).first()
-    elif found.lot:
-        lots_q = lots_q.where(StockLot.lot_code == found.lot, StockLot.serial == "")
-    else:
-        lots_q = lots_q.where(StockLot.serial == "")
-    lots = list(session.exec(lots_q.order_by(col(StockLot.id))).all())
-    # The unit's own reserved lot first, then what is free (first expiring, oldest), then
-    # anything on hand (so the verdict can say "reserved for other units").
-    lots.sort(key=lambda lot: (-(mine.get(lot.id or 0, 0) > 0), lot.on_hand - lot.reserved < 1,
-                               lot.on_hand < 1, lot.expires_on is None,
-                               lot.expires_on or lot.received_at.date(), lot.received_at))
-    lot = lots[0] if lots else None
-    lot_facts = None if lot is None or lot.id is None else wf.LotFacts(
-        lot.id, lot.lot_code, lot.serial, lot.on_hand, lot.reserved, mine.get(lot.id, 0))
-    return wf.ScanFacts(error=None, part_id=found.part_id, sku=found.sku,
-                        description=found.description, tracking=found.tracking,
-                        lot_code=found.lot, serial=found.serial, lot=lot_facts,
-                        serial_in_unit=serial_in_unit, unit_reservations=reservations)
+    return reading.scan_facts(session, data=data, unit_id=unit_id)
 
 
 # --- effects -------------------------------------------------------------------------
 
 
+def _apply_all(ctx: _Ctx, decision: wf.Decision) -> None:
+    for effect in decision.effects:
+        if isinstance(effect, wf.RecordConsumption):
+            _consume(ctx, effect)  # Core statements: nothing to flush
+        else:
+            _apply(ctx, effect)
+
+
 def _apply(ctx: _Ctx, effect: wf.Effect) -> None:
-    session, station, state = ctx.session, ctx.station, ctx.state
+    session, state = ctx.session, ctx.state
     if isinstance(effect, wf.RecordSignIn):
+        station = ctx.station
         station.operator_id = effect.operator_id
         station.signed_in_at = ctx.now
         session.add(station)
     elif isinstance(effect, wf.RecordSignOut):
+        station = ctx.station
         station.operator_id = None
         station.signed_in_at = None
         session.add(station)
     elif isinstance(effect, wf.BeginStep):
-        dispatching.start(session, station=station, unit_operation_id=effect.unit_operation_id)
-        assert station.id is not None
+        dispatching.start(session, station=ctx.station,
+                          unit_operation_id=effect.unit_operation_id)
         session.add(StepRecord(unit_id=effect.unit_id, unit_operation_id=effect.unit_operation_id,
-                               operation_id=effect.operation_id, station_id=station.id,
+                               operation_id=effect.operation_id, station_id=ctx.info.id,
                                operator_id=effect.operator_id, started_at=ctx.now))
-    elif isinstance(effect, wf.RecordConsumption):
-        _consume(ctx, effect)
     elif isinstance(effect, wf.PauseStep | wf.ResumeStep | wf.EndStep | wf.HoldUnit):
         _step_change(ctx, effect)
     elif isinstance(effect, wf.RecordDefect):
-        session.add(Defect(unit_id=effect.unit_id, station_id=station.id,
+        session.add(Defect(unit_id=effect.unit_id, station_id=ctx.info.id,
                            operator_id=state.operator.id if state.operator else None,
                            unit_operation_id=effect.unit_operation_id,
                            reason_code=effect.reason_code[:32], note=effect.note[:1000],
                            disposition=effect.disposition, at=ctx.now))
     elif isinstance(effect, wf.RaiseAndon):
-        assert station.id is not None
-        session.add(AndonCall(station_id=station.id, unit_id=effect.unit_id,
+        session.add(AndonCall(station_id=ctx.info.id, unit_id=effect.unit_id,
                               operator_id=state.operator.id if state.operator else None,
                               reason=effect.reason[:200], raised_at=ctx.now))
     else:
@@ -484,29 +449,47 @@ def _apply(ctx: _Ctx, effect: wf.Effect) -> None:
 
 
 def _consume(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
+    """One consumption row and its ledger line(s), as Core statements."""
     session, state = ctx.session, ctx.state
     assert state.unit is not None and state.operation is not None
-    unit = session.get(Unit, state.unit.id)
-    work_order_id = unit.work_order_id if unit else None
-    session.add(Consumption(
-        unit_id=state.unit.id, part_id=effect.part_id, lot_id=effect.lot_id,
-        serial=effect.serial, quantity=effect.quantity, for_part_id=effect.for_part_id,
-        unit_operation_id=state.operation.unit_operation_id, station_id=ctx.station.id,
-        operator_id=state.operator.id if state.operator else None, event_id=ctx.event_id,
-        at=ctx.now))
-    session.flush()  # uq_consumption_serial refuses a serial built in twice
-    lot = session.get(StockLot, effect.lot_id, populate_existing=True)
-    assert lot is not None
-    ledger.post(session, lot=lot, kind="consumption", quantity=-effect.quantity,
-                reserved_delta=-effect.reserved_here, by=ctx.by, unit_id=state.unit.id,
-                work_order_id=work_order_id, event_id=ctx.event_id,
-                reason=f"unit {state.unit.serial} {state.operation.code}")
+    unit_id = state.unit.id
+    if unit_id not in ctx.cache.work_orders:
+        ctx.cache.work_orders[unit_id] = session.connection().execute(
+            _WORK_ORDER, {"unit": unit_id}).scalar()
+    work_order_id = ctx.cache.work_orders[unit_id]
+    operator_id = state.operator.id if state.operator else None
+    # uq_consumption_serial refuses a serial built in twice (IntegrityError).
+    session.connection().execute(_INSERT_CONSUMPTION, {
+        "unit_id": unit_id, "part_id": effect.part_id, "lot_id": effect.lot_id,
+        "serial": effect.serial, "quantity": effect.quantity,
+        "for_part_id": effect.for_part_id,
+        "unit_operation_id": state.operation.unit_operation_id, "station_id": ctx.info.id,
+        "operator_id": operator_id, "event_id": ctx.event_id, "at": ctx.now})
+    _post(ctx, lot_id=effect.lot_id, part_id=effect.part_id, kind="consumption",
+          quantity=-effect.quantity, reserved_delta=-effect.reserved_here,
+          work_order_id=work_order_id, reason=f"unit {state.unit.serial} {state.operation.code}")
+    scan = ctx.facts.scan if ctx.facts else None
+    parts = {lot_id: part_id for lot_id, part_id, _n in (scan.unit_reservations if scan else ())}
     for lot_id, qty in effect.release:
-        other = session.get(StockLot, lot_id, populate_existing=True)
-        assert other is not None
-        ledger.post(session, lot=other, kind="unreservation", reserved_delta=-qty, by=ctx.by,
-                    unit_id=state.unit.id, work_order_id=work_order_id,
-                    event_id=ctx.event_id, reason="scanned another lot")
+        part_id = parts.get(lot_id)
+        if part_id is None:
+            part_id = session.connection().execute(_LOT_PART, {"lot": lot_id}).scalar()
+        if part_id is None:
+            raise LookupError(f"stock lot {lot_id} not found")
+        _post(ctx, lot_id=lot_id, part_id=part_id, kind="unreservation", reserved_delta=-qty,
+              work_order_id=work_order_id, reason="scanned another lot")
+
+
+def _post(ctx: _Ctx, *, lot_id: int, part_id: int, kind: str, work_order_id: int | None,
+          reason: str, quantity: int = 0, reserved_delta: int = 0) -> None:
+    assert ctx.state.unit is not None
+    try:
+        ledger.append(ctx.session, lot_id=lot_id, part_id=part_id, kind=kind,
+                      quantity=quantity, reserved_delta=reserved_delta, by=ctx.by,
+                      unit_id=ctx.state.unit.id, work_order_id=work_order_id,
+                      event_id=ctx.event_id, reason=reason, at=ctx.now)
+    except sa.exc.IntegrityError as exc:
+        raise RefusedByDatabase(lot_id, kind, quantity, reserved_delta) from exc
 
 
 def _step_change(ctx: _Ctx, effect: wf.PauseStep | wf.ResumeStep | wf.EndStep | wf.HoldUnit
@@ -514,7 +497,7 @@ def _step_change(ctx: _Ctx, effect: wf.PauseStep | wf.ResumeStep | wf.EndStep | 
     session, state = ctx.session, ctx.state
     step = session.get(StepRecord, state.step_record_id) if state.step_record_id else None
     if step is None:
-        raise LookupError(f"station {ctx.station.code} has no open step record")
+        raise LookupError(f"station {ctx.info.code} has no open step record")
     if isinstance(effect, wf.PauseStep):
         step.paused_at = effect.at
     elif isinstance(effect, wf.ResumeStep):

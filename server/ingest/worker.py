@@ -1,24 +1,27 @@
 """The MQTT ingest: station events in, one transaction each batch, ack after commit.
 
 paho's network thread only puts messages on a queue (``_on_message``); one worker
-thread takes them in batches (whatever has arrived, up to ``batch_max``), orders each
-station's events by ``seq``, and decides them all in one write transaction, each
-through ``station.service.handle`` (dedupe on ``msg_id``, workflow, records). After
-the commit it acknowledges every message of the batch (paho manual ack: the broker
-keeps a message until then, and redelivers it to our persistent session if we die
-first) and publishes each event's ``cmd/feedback`` and each touched station's
-retained ``state``. Group commit keeps SQLite's one-writer lock busy with useful work.
+thread takes them in batches (whatever has arrived, up to ``batch_max``, every
+station mixed), orders each station's events by ``seq``, and decides them all in one
+write transaction, each through ``station.service.handle`` (dedupe on ``msg_id``,
+workflow, records) sharing one catalog cache (``station.reading.Cache``). After the
+commit it publishes each event's ``cmd/feedback``, acknowledges it (paho manual ack:
+the broker keeps a message until then, and redelivers it to our persistent session if
+we die first), and publishes each touched station's retained ``state`` once, from its
+last event. Group commit keeps SQLite's one-writer lock busy with useful work.
 
-A database error (locked, connection lost) retries the batch without acking; an
-unexpected error in one message falls back to one transaction per message, and a
-message that still fails is recorded as rejected (so the operator scans again)
-instead of being redelivered forever.
+The batch runs without a savepoint per effect (``handle(savepoint=False)``): a
+database refusal (a serial built in twice by another ingest, stock gone) rolls the
+whole batch back, and it is retried one transaction per message with savepoints, so
+one bad scan never sinks the others and nothing is counted twice. A database error
+(locked, connection lost) retries the batch without acking; a message that still
+fails on its own is recorded as rejected (so the operator scans again) instead of
+being redelivered forever.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -36,7 +39,8 @@ from server import mqtt as server_mqtt
 from server.db import begin_write
 from server.ingest.payload import InvalidPayload, decode, envelope
 from server.models import Station
-from station import messages, service
+from station import messages, reading, service
+from station import workflow as wf
 
 log = logging.getLogger(__name__)
 SHARE_GROUP = "taktline-ingest"
@@ -50,6 +54,7 @@ class Message:
     qos: int
     generation: int
     order: int
+    doc: dict[str, Any] | InvalidPayload | None = None  # decoded once per batch
 
 
 @dataclass
@@ -59,7 +64,7 @@ class Result:
     site: str
     line: str
     feedback: dict[str, Any] | None
-    snapshot: dict[str, Any] | None = None
+    state: wf.StationState | None = None  # published as the retained state after commit
 
 
 class Ingest:
@@ -149,21 +154,27 @@ class Ingest:
             self._process(batch)
 
     def _process(self, batch: list[Message]) -> None:
+        for message in batch:
+            message.doc = _decoded(message.payload)
         batch.sort(key=_order_key)
         while not self._stopping.is_set():
             try:
-                results = self._transaction(batch)
+                results = self._transaction(batch, fast=True)
                 break
             except sa.exc.OperationalError as exc:
                 log.error("ingest: database unavailable (%s); retrying in 1 s", exc)
                 time.sleep(1)
-            except Exception:
-                if len(batch) == 1:
-                    log.exception("ingest: message on %s failed; answered rejected",
-                                  batch[0].topic)
-                    results = [self._poison(batch[0])]
-                    break
-                log.exception("ingest: batch of %d failed; retrying one by one", len(batch))
+            except Exception as exc:  # noqa: BLE001 - any failure: retry event by event
+                # The fast path has no savepoint per effect: a refusal (a serial built in
+                # twice by another ingest, stock gone) rolls the whole batch back. Each
+                # event then gets its own transaction, with savepoints, so one bad scan
+                # never sinks the others; nothing was committed, so nothing counts twice.
+                if isinstance(exc, sa.exc.IntegrityError | service.RefusedByDatabase):
+                    log.warning("ingest: batch of %d refused by the database (%s); "
+                                "retrying event by event", len(batch), exc)
+                else:
+                    log.exception("ingest: batch of %d failed; retrying one by one",
+                                  len(batch))
                 results = []
                 for message in batch:
                     results.extend(self._single(message))
@@ -174,19 +185,22 @@ class Ingest:
 
     def _single(self, message: Message) -> list[Result]:
         try:
-            return self._transaction([message])
+            return self._transaction([message], fast=False)
         except Exception:
             log.exception("ingest: message on %s failed; answered rejected", message.topic)
             return [self._poison(message)]
 
-    def _transaction(self, batch: list[Message]) -> list[Result]:
+    def _transaction(self, batch: list[Message], *, fast: bool) -> list[Result]:
+        """One write transaction for the whole batch (group commit), one catalog cache."""
+        cache = reading.Cache()
         with Session(self.engine, expire_on_commit=False) as session:
             begin_write(session)
-            results = [self._one(session, message) for message in batch]
+            results = [self._one(session, message, cache, fast) for message in batch]
             session.commit()
         return results
 
-    def _one(self, session: Session, message: Message) -> Result:
+    def _one(self, session: Session, message: Message, cache: reading.Cache, fast: bool
+             ) -> Result:
         try:
             topic = topics.parse(message.topic, prefix=self.prefix)
         except ValueError as exc:
@@ -195,16 +209,19 @@ class Ingest:
         result = Result(message, topic.station, topic.site, topic.line, None)
         kind = topic.kind.removeprefix("evt/")
         try:
-            env = envelope(decode(message.payload), kind=kind)
+            doc = message.doc
+            if isinstance(doc, InvalidPayload):
+                raise doc
+            env = envelope(doc if doc is not None else decode(message.payload), kind=kind)
         except InvalidPayload as exc:
             result.feedback = self._invalid(session, topic, kind, exc)
             return result
         outcome = service.handle(session, station_code=topic.station, event=env.event,
                                  msg_id=env.msg_id, channel="mqtt", source=env.source,
-                                 seq=env.seq, ts=env.ts, payload=env.payload)
+                                 seq=env.seq, ts=env.ts, payload=env.payload, cache=cache,
+                                 savepoint=not fast)
         result.feedback = outcome.feedback()
-        if outcome.state is not None:
-            result.snapshot = service.snapshot(outcome.state)
+        result.state = outcome.state
         return result
 
     def _invalid(self, session: Session, topic: topics.StationTopic, kind: str,
@@ -237,22 +254,25 @@ class Ingest:
         return Result(message, topic.station, topic.site, topic.line, feedback)
 
     def _acknowledge(self, results: list[Result]) -> None:
-        states: dict[tuple[str, str, str], dict[str, Any]] = {}
+        states: dict[tuple[str, str, str], wf.StationState] = {}
         for r in results:
+            # Feedback first, then the ack: a crash in between leaves the message unacked,
+            # so the broker redelivers it and the sender still gets an answer (duplicate).
+            if r.feedback is not None and r.station:
+                self._publish(r, "cmd/feedback", r.feedback, retain=False)
             if r.message.generation == self._generation:
                 # An ack after a reconnect would name another message's mid: skip it; the
                 # broker redelivers ours and the dedupe answers "duplicate".
                 self.client.ack(r.message.mid, r.message.qos)
-            if r.feedback is not None and r.station:
-                self._publish(r, "cmd/feedback", r.feedback, retain=False)
-            if r.snapshot is not None:
-                states[(r.site, r.line, r.station)] = r.snapshot
-        for (site, line, station), snapshot in states.items():
+            if r.state is not None:
+                states[(r.site, r.line, r.station)] = r.state  # the last one counts
+        for (site, line, station), state in states.items():
             try:
                 topic = topics.build(site, line, station, "state", prefix=self.prefix)
             except ValueError:
                 continue
-            self.client.publish(topic, server_mqtt.dumps(snapshot), qos=1, retain=True)
+            self.client.publish(topic, server_mqtt.dumps(service.snapshot(state)), qos=1,
+                                retain=True)
         self.processed += len(results)
 
     def _publish(self, r: Result, kind: str, payload: dict[str, Any], *, retain: bool) -> None:
@@ -263,6 +283,13 @@ class Ingest:
         self.client.publish(topic, server_mqtt.dumps(payload), qos=1, retain=retain)
 
 
+def _decoded(raw: bytes) -> dict[str, Any] | InvalidPayload:
+    try:
+        return decode(raw)
+    except InvalidPayload as exc:
+        return exc
+
+
 def _order_key(message: Message) -> tuple[str, str, float, int]:
     """Each station's events by (source, seq), else in arrival order.
 
@@ -270,10 +297,7 @@ def _order_key(message: Message) -> tuple[str, str, float, int]:
     order already holds; within a batch, a redelivered older event goes first."""
     parts = message.topic.split("/")
     source, seq = "", float("inf")
-    try:
-        doc = json.loads(message.payload) if len(message.payload) < 65536 else None
-    except (ValueError, UnicodeDecodeError):
-        doc = None
+    doc = message.doc if message.doc is not None else _decoded(message.payload)
     if isinstance(doc, dict):
         if isinstance(doc.get("source"), str):
             source = doc["source"]

@@ -6,13 +6,13 @@ see ``server.inventory.ddl``); this module is the one place that appends to it.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from server.models import Part, StockLot, StockMovement
-from server.models.types import pk
+from server.models.types import pk, utcnow
 
 KINDS = ("receipt", "reservation", "unreservation", "consumption", "scrap", "adjustment")
 
@@ -57,6 +57,31 @@ def post(session: Session, *, lot: StockLot, kind: str, by: str, quantity: int =
                                 reserved_delta) from exc
     session.refresh(lot)  # the trigger changed on_hand / reserved
     return movement
+
+
+_INSERT = sa.insert(StockMovement.__table__)  # type: ignore[attr-defined]
+
+
+def append(session: Session, *, lot_id: int, part_id: int, kind: str, by: str,
+           quantity: int = 0, reserved_delta: int = 0, reason: str = "",
+           work_order_id: int | None = None, unit_id: int | None = None,
+           event_id: int | None = None, at: datetime | None = None) -> None:
+    """Append one movement in one statement: no savepoint, no reload of the lot.
+
+    For a hot path that has just read the lot's balances. When the lot would go
+    negative the database refuses the statement (``sa.exc.IntegrityError``); on
+    PostgreSQL the whole transaction is then unusable, so call this inside a
+    savepoint of your own or in a transaction you retry (the ingest retries a
+    refused batch event by event, with ``post``'s checks). Objects of the lot already
+    in the session are not refreshed.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown movement kind {kind!r}; expected one of {', '.join(KINDS)}")
+    session.connection().execute(_INSERT, {
+        "lot_id": lot_id, "part_id": part_id, "kind": kind, "quantity": quantity,
+        "reserved_delta": reserved_delta, "work_order_id": work_order_id,
+        "unit_id": unit_id, "event_id": event_id, "reason": reason[:500], "by": by[:200],
+        "at": at or utcnow()})
 
 
 def find_or_create_lot(session: Session, *, part: Part, location_id: int, lot_code: str = "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -116,3 +117,46 @@ def test_embedded_amqtt_broker(plant: str) -> None:
             station.close()
             worker.stop()
     assert counts(plant)["consumptions"] == 1
+
+
+def test_a_scan_the_database_refuses_does_not_sink_its_batch(
+        ingest: Ingest, station_client: Station, plant: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A batch is written without a savepoint per scan; when the database refuses one
+    scan (here a trigger standing in for a concurrent writer), the whole batch is rolled
+    back and retried scan by scan: the others are applied once, the refused one is
+    answered ``conflict`` and leaves nothing but its event."""
+    engine = get_engine(plant)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER test_refuse BEFORE INSERT ON consumption WHEN "
+            "(SELECT msg_id FROM event WHERE id = NEW.event_id) = 'refuse-me' "
+            "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END")
+    station_client.wait_for_ingest()
+    before = counts(plant)
+    ids: list[str] = []
+    # Hold the write lock so the scans queue up and the worker takes them as one batch.
+    with engine.connect() as conn:
+        lock = conn.execution_options(sqlite_begin="IMMEDIATE").begin()
+        station_client.publish({"msg_id": "ping-lock", "source": "board1", "kind": "hello"},
+                               kind="evt/device")
+        for i in range(6):
+            ids.append(station_client.scan("SCRM3", seq=i + 1,
+                                           msg_id="refuse-me" if i == 2 else None))
+        deadline = time.monotonic() + 10
+        while ingest.queue.qsize() < 6:  # the worker holds the ping, waiting for the lock
+            assert time.monotonic() < deadline, "the scans never reached the ingest"
+            time.sleep(0.05)
+        lock.rollback()
+    with caplog.at_level("WARNING", logger="server.ingest.worker"):
+        answers = [station_client.answer(i, timeout=30) for i in ids]
+    assert [a["result"] for a in answers] == ["accepted"] * 2 + ["rejected"] + ["accepted"] * 3
+    assert answers[2]["code"] == "conflict"
+    assert "retrying event by event" in caplog.text
+    after = counts(plant)
+    assert after["consumptions"] == before["consumptions"] + 5
+    assert after["ledger"] == before["ledger"] + 5
+    assert after["scan_events"] == before["scan_events"] + 6
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql(
+            "SELECT result, reason FROM event WHERE msg_id = 'refuse-me'").one()[0] == "rejected"
