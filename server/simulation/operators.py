@@ -53,7 +53,9 @@ class TabletError(RuntimeError):
 class Tablet:
     """A station tablet's HTTP session: device cookie, session cookie, CSRF token."""
 
-    def __init__(self, base_url: str, station: str) -> None:
+    def __init__(self, base_url: str, station: str,
+                 abort: threading.Event | None = None) -> None:
+        self.abort = abort or threading.Event()
         self.base = base_url.rstrip("/")
         self.station = station
         self.jar = http.cookiejar.CookieJar()
@@ -91,8 +93,10 @@ class Tablet:
                 raise TabletError(f"{self.station}: {method} {path} -> {exc.code}: {body}"
                                   ) from exc
             except OSError as exc:  # the web server is busy or restarting
+                if self.abort.is_set():
+                    raise TabletError(f"{self.station}: stopped") from exc
                 log.warning("%s: %s %s failed (%s), retrying", self.station, method, path, exc)
-                time.sleep(min(0.2 * (attempt + 1), 2.0))
+                self.abort.wait(min(0.2 * (attempt + 1), 2.0))
         raise TabletError(f"{self.station}: {method} {path} failed {tries} times")
 
 
@@ -123,7 +127,7 @@ class Operator(threading.Thread):
         self.rig = rig
         self.engine = engine
         self.dice = dice
-        self.tablet = Tablet(web_url, info.code)
+        self.tablet = Tablet(web_url, info.code, abort)
         self.stop_new_work = stop_new_work
         self.abort = abort
         self.stats = OperatorStats()
@@ -137,6 +141,8 @@ class Operator(threading.Thread):
         try:
             self._work()
         except BaseException as exc:  # noqa: BLE001 - reported by the shift, never lost
+            if self.abort.is_set() and isinstance(exc, TabletError):
+                return  # stopped from outside while talking to the tablet
             log.exception("operator at %s stopped on an error", self.info.code)
             self.error = exc
 
