@@ -156,9 +156,13 @@ class FaultInjector(threading.Thread):
 
     def _duplicate(self, outcome: FaultOutcome) -> None:
         station = outcome.fault.station
-        candidates = (self.monitor.find(station=station, accepted=True)
-                      or [p for p in self.monitor.find(station=station, accepted=None)
-                          if self.monitor.verdicts(p.msg_id)])
+        # This station's last answered scan; any station's when it has none yet.
+        candidates = [p for p in self.monitor.find(station=station, accepted=None)
+                      if self.monitor.verdicts(p.msg_id)]
+        for other in self.rigs:
+            if not candidates:
+                candidates = [p for p in self.monitor.find(station=other, accepted=None)
+                              if self.monitor.verdicts(p.msg_id)]
         if not candidates:
             outcome.done, outcome.detail = True, f"skipped: no scan answered at {station} yet"
             return
