@@ -130,6 +130,19 @@ _SERIAL_IN_UNIT = (sa.select(_un.c.serial).select_from(_un.join(_cn, _cn.c.unit_
                           _cn.c.serial == sa.bindparam("serial")).limit(1))
 
 
+@dataclass
+class _Lot:
+    """A stock lot's balances as this transaction knows them."""
+
+    id: int
+    lot_code: str
+    serial: str
+    on_hand: int
+    reserved: int
+    expires_on: Any
+    received_at: Any
+
+
 class Cache:
     """What one write transaction may keep between events (see the module docstring)."""
 
@@ -141,6 +154,42 @@ class Cache:
         self.patterns: list[tuple[str, int]] | None = None
         self.operators: dict[int, wf.OperatorInfo | None] = {}
         self.work_orders: dict[int, int | None] = {}  # unit id -> its work order
+        # Station id -> its state after the last event of this transaction. Kept only
+        # where the write transaction excludes every other writer (SQLite: BEGIN
+        # IMMEDIATE), so nothing else can change the station between two events; on
+        # PostgreSQL each event reads the state again.
+        self.states: dict[int, wf.StationState] = {}
+        # Likewise (SQLite only) the lots a scan picks from and each unit's
+        # reservations, kept true by ``moved`` for every ledger line written here.
+        self.lots: dict[tuple[int, str | None], list[_Lot]] = {}
+        self.lot_rows: dict[int, _Lot] = {}
+        self.reservations: dict[int, dict[tuple[int, int], int]] = {}
+        self._exclusive: bool | None = None
+
+    def moved(self, *, unit_id: int | None, lot_id: int, part_id: int, quantity: int,
+              reserved_delta: int) -> None:
+        """A ledger line this transaction just wrote: keep the carried balances true."""
+        lot = self.lot_rows.get(lot_id)
+        if lot is not None:
+            lot.on_hand += quantity
+            lot.reserved += reserved_delta
+        held = self.reservations.get(unit_id) if unit_id is not None else None
+        if held is not None and reserved_delta:
+            held[(lot_id, part_id)] = held.get((lot_id, part_id), 0) + reserved_delta
+
+    def forget(self) -> None:
+        """Drop what a transaction carries between events (after anything but a pick,
+        or a refusal rolled back to a savepoint): the next event reads it again."""
+        self.states.clear()
+        self.lots.clear()
+        self.lot_rows.clear()
+        self.reservations.clear()
+
+    def exclusive(self, session: Session) -> bool:
+        """Whether this transaction is the only writer (SQLite)."""
+        if self._exclusive is None:
+            self._exclusive = session.connection().dialect.name == "sqlite"
+        return self._exclusive
 
     def station(self, session: Session, code: str) -> StationInfo | None:
         if code not in self.stations:
@@ -187,8 +236,13 @@ class Cache:
         return self.operators[operator_id]
 
 
-def station_state(session: Session, info: StationInfo, cache: Cache) -> wf.StationState:
-    """What the station is doing now (two statements; one when no step is open)."""
+def station_state(session: Session, info: StationInfo, cache: Cache, *,
+                  fresh: bool = False) -> wf.StationState:
+    """What the station is doing now (two statements; one when no step is open; none
+    when this transaction already knows it, see ``Cache.states``, unless ``fresh``)."""
+    known = None if fresh else cache.states.get(info.id)
+    if known is not None:
+        return known
     state = wf.StationState(station=info.code, station_id=info.id, name=info.name,
                             kind=info.kind, site=info.site, line=info.line)
     row = session.connection().execute(_NOW, {"station_id": info.id}).first()
@@ -277,20 +331,34 @@ def scan_facts(session: Session, *, data: str, unit_id: int, cache: Cache | None
     if found is None:
         return wf.ScanFacts(error=code.error)
     conn = session.connection()
-    reservations = tuple(
-        (int(lot_id), int(part_id), int(n)) for lot_id, part_id, n in
-        conn.execute(_RESERVATIONS, {"unit": unit_id}) if n and n > 0)
+    carry = cache.exclusive(session)
+    held = cache.reservations.get(unit_id) if carry else None
+    if held is None:
+        held = {}
+        for lot_id, part_id, n in conn.execute(_RESERVATIONS, {"unit": unit_id}):
+            held[(int(lot_id), int(part_id))] = int(n or 0)
+        if carry:
+            cache.reservations[unit_id] = held
+    reservations = tuple((lot_id, part_id, n) for (lot_id, part_id), n in sorted(held.items())
+                         if n > 0)
     mine = {lot_id: n for lot_id, _part, n in reservations}
     serial_in_unit = None
-    if found.serial:
-        lots = list(conn.execute(_LOTS_OF_SERIAL, {"part": found.part_id,
-                                                   "serial": found.serial}))
+    if found.serial:  # never carried: the serial's own lot and where it went
+        lots = [_Lot(*row) for row in conn.execute(
+            _LOTS_OF_SERIAL, {"part": found.part_id, "serial": found.serial})]
         serial_in_unit = conn.execute(_SERIAL_IN_UNIT, {"part": found.part_id,
                                                         "serial": found.serial}).scalar()
-    elif found.lot:
-        lots = list(conn.execute(_LOTS_OF_LOT, {"part": found.part_id, "lot": found.lot}))
     else:
-        lots = list(conn.execute(_LOTS, {"part": found.part_id}))
+        key = (found.part_id, found.lot)
+        known = cache.lots.get(key) if carry else None
+        if known is None:
+            rows = (conn.execute(_LOTS_OF_LOT, {"part": found.part_id, "lot": found.lot})
+                    if found.lot else conn.execute(_LOTS, {"part": found.part_id}))
+            known = [cache.lot_rows.setdefault(row[0], _Lot(*row)) if carry else _Lot(*row)
+                     for row in rows]
+            if carry:
+                cache.lots[key] = known
+        lots = list(known)
     # The unit's own reserved lot first, then what is free (first expiring, oldest), then
     # anything on hand (so the verdict can say "reserved for other units").
     if len(lots) > 1:

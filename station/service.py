@@ -243,6 +243,7 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
                     DispatchError, RefusedByDatabase) as exc:
                 log.warning("station %s: %s refused by the database: %s", station_code, kind,
                             exc)
+                cache.forget()  # it may have counted what the savepoint took back
                 decision = wf.reject("conflict", detail=_short(_explain(session, exc)))
                 session.execute(sa.update(_EVENTS).where(_EVENTS.c.id == event_id).values(
                     result=decision.result,
@@ -260,7 +261,12 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
     elif all(isinstance(e, wf.RecordConsumption) for e in decision.effects):
         after = _after_picks(state, decision, facts)  # a pick: no need to read again
     else:
-        after = reading.station_state(session, info, cache)
+        cache.forget()  # sign-in, start, end, hold...: read everything again
+        after = reading.station_state(session, info, cache, fresh=True)
+    if cache.exclusive(session):
+        cache.states[info.id] = after
+    else:
+        cache.states.pop(info.id, None)
     return Outcome(decision.result, decision.code, decision.params, msg_id, station_code,
                    event_id, source, after)
 
@@ -490,6 +496,8 @@ def _post(ctx: _Ctx, *, lot_id: int, part_id: int, kind: str, work_order_id: int
                       event_id=ctx.event_id, reason=reason, at=ctx.now)
     except sa.exc.IntegrityError as exc:
         raise RefusedByDatabase(lot_id, kind, quantity, reserved_delta) from exc
+    ctx.cache.moved(unit_id=ctx.state.unit.id, lot_id=lot_id, part_id=part_id,
+                    quantity=quantity, reserved_delta=reserved_delta)
 
 
 def _step_change(ctx: _Ctx, effect: wf.PauseStep | wf.ResumeStep | wf.EndStep | wf.HoldUnit

@@ -194,3 +194,37 @@ def test_snapshot_is_the_retained_state_payload(demo_app: Flask) -> None:
     assert (fans["qty"], fans["done"], fans["recorded"]) == (2, 1, ["FN-2605"])
     with Session(demo_app.extensions["taktline.engine"]) as session:
         assert session.execute(sa.text("select count(*) from event")).scalar() == 3
+
+
+def test_one_transaction_with_a_shared_cache_decides_like_one_per_event(
+        any_demo_app: Flask) -> None:
+    """The ingest's batches: many events in one transaction sharing a ``reading.Cache``
+    (on SQLite it carries station state, lots and reservations between events). The
+    verdicts, states and rows are those of one transaction per event."""
+    from station.reading import Cache
+
+    engine = any_demo_app.extensions["taktline.engine"]
+    release(engine, options=KIT_OPTIONS, serial="PC-T1")
+    release(engine, options=KIT_OPTIONS, serial="PC-T2")
+    events: list[StationEvent] = [
+        SignIn("OP1001"), StartNext(), Scan(CASE_MT), Scan(FAN), Scan(psu(1)), Scan(psu(1)),
+        Scan(FAN), Scan(FAN), Scan(SCREWS), CompleteStep(), StartNext(), Scan(psu(1)),
+        Scan(FAN), Scan("P45X00002")]
+    with write_session(engine) as session:
+        cache = Cache()
+        outcomes = [service.handle(session, station_code="KIT-1", event=e, channel="mqtt",
+                                   cache=cache, savepoint=False) for e in events]
+    assert [o.code for o in outcomes] == [
+        "signed_in", "step_started", "picked", "picked", "picked", "already_picked",
+        "picked", "already_picked", "picked", "step_complete", "step_started",
+        "serial_used", "picked", "picked"]
+    last = outcomes[-1].state
+    assert last is not None and last.unit is not None and last.unit.serial == "PC-T2"
+    with Session(engine) as session:
+        fresh = service.load_state(session, station_code="KIT-1")
+        fan_lot = session.exec(select(StockLot).where(StockLot.lot_code == "FN-2605")).one()
+        assert (fan_lot.on_hand, fan_lot.reserved) == (77, 1)  # PC-T2 still holds one
+    assert fresh.picks == last.picks  # the carried state is what a reload reads
+    assert [p.recorded for p in fresh.picks if p.done] == [("P45X00002",), ("FN-2605",)]
+    assert count(any_demo_app, Consumption) == 7
+    assert count(any_demo_app, StockMovement, StockMovement.kind == "consumption") == 7
