@@ -33,7 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from server.models import (
     AndonCall,
@@ -112,7 +112,11 @@ class DayFigures:
 
 
 def plant_zone(db: Session) -> ZoneInfo:
-    name = db.connection().execute(sa.select(Site.timezone).order_by(Site.id).limit(1)).scalar()
+    name = (
+        db.connection()
+        .execute(sa.select(col(Site.timezone)).order_by(col(Site.id)).limit(1))
+        .scalar()
+    )
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -124,8 +128,9 @@ def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
 
 
-def day_figures(db: Session, *, day: date | None = None, now: datetime | None = None,
-                with_stations: bool = True) -> DayFigures:
+def day_figures(
+    db: Session, *, day: date | None = None, now: datetime | None = None, with_stations: bool = True
+) -> DayFigures:
     now = now or utcnow()
     zone = plant_zone(db)
     day = day or now.astimezone(zone).date()
@@ -149,10 +154,12 @@ def day_figures(db: Session, *, day: date | None = None, now: datetime | None = 
         f.orders_on_time += 1 if completed.astimezone(zone).date() <= due else 0
         leads.append((completed - received).total_seconds() / 3600)
     leads.sort()
-    f.lead_time_hours = {"mean": sum(leads) / len(leads) if leads else None,
-                         "p50": percentile(leads, 50) if leads else None,
-                         "p90": percentile(leads, 90) if leads else None}
-    f.takt_seconds = conn.execute(sa.select(sa.func.min(Line.takt_seconds))).scalar() or 0
+    f.lead_time_hours = {
+        "mean": sum(leads) / len(leads) if leads else None,
+        "p50": percentile(leads, 50) if leads else None,
+        "p90": percentile(leads, 90) if leads else None,
+    }
+    f.takt_seconds = conn.execute(sa.select(sa.func.min(col(Line.takt_seconds)))).scalar() or 0
     durations: dict[str, list[float]] = defaultdict(list)
     standards: dict[str, int] = {}
     cycles = _cycles_query(conn.dialect.name)
@@ -186,9 +193,11 @@ def shortages(db: Session) -> list[tuple[str, int, str]]:
     if need:
         on_hand = dict(conn.execute(q["on_hand"], {"parts": list(need)}).all())
         skus = dict(conn.execute(q["skus"], {"parts": list(need)}).all())
-        result += [(skus[p], n - int(on_hand.get(p, 0)), "released")
-                   for p, n in sorted(need.items(), key=lambda kv: skus[kv[0]])
-                   if n > int(on_hand.get(p, 0))]
+        result += [
+            (skus[p], n - int(on_hand.get(p, 0)), "released")
+            for p, n in sorted(need.items(), key=lambda kv: skus[kv[0]])
+            if n > int(on_hand.get(p, 0))
+        ]
     result += _received_shortages(db)
     return result
 
@@ -216,16 +225,21 @@ def _received_shortages_now(db: Session) -> list[tuple[str, int, str]]:
     from server.orders.service import order_atp
 
     short: dict[str, int] = defaultdict(int)
-    for order in db.exec(select(CustomerOrder).where(CustomerOrder.status == "received")
-                         .order_by(CustomerOrder.due_date).limit(200)):
+    for order in db.exec(
+        select(CustomerOrder)
+        .where(col(CustomerOrder.status) == "received")
+        .order_by(col(CustomerOrder.due_date))
+        .limit(200)
+    ):
         for line in order_atp(db, order=order):
             if line.short:
                 short[line.sku] += line.short
     return [(sku, n, "received") for sku, n in sorted(short.items())]
 
 
-def station_states(db: Session, *, now: datetime,
-                   last_cycles: dict[str, list[float]] | None = None) -> list[StationState]:
+def station_states(
+    db: Session, *, now: datetime, last_cycles: dict[str, list[float]] | None = None
+) -> list[StationState]:
     conn = db.connection()
     q = _q()
     out = []
@@ -238,8 +252,9 @@ def station_states(db: Session, *, now: datetime,
     held = {kind: reason for kind, reason in conn.execute(q["held"], kinds)}
     ready = {kind for (kind,) in conn.execute(q["ready"], kinds)}
     for code, name, kind, takt, operator, station_id in stations:
-        s = StationState(code=code, name=name, kind=kind, state="idle", operator=operator,
-                         takt_seconds=takt)
+        s = StationState(
+            code=code, name=name, kind=kind, state="idle", operator=operator, takt_seconds=takt
+        )
         step = open_steps.get(station_id)
         if step is not None:
             _, serial, op_code, started, paused_at, paused, standard, step_operator = step
@@ -264,61 +279,102 @@ def station_states(db: Session, *, now: datetime,
 @functools.cache
 def _q() -> dict[str, Any]:
     """Statements built once (building a select costs more than running it)."""
-    start, end = sa.bindparam("start"), sa.bindparam("end")
-    defective = sa.exists().where(Defect.unit_id == Unit.id)
+    start: Any = sa.bindparam("start")
+    end: Any = sa.bindparam("end")
+    defective = sa.exists().where(col(Defect.unit_id) == col(Unit.id))
     return {
-        "completed": sa.select(Unit.completed_at, defective).where(
-            Unit.completed_at >= start, Unit.completed_at < end),
-        "first_start": sa.select(sa.func.min(StepRecord.started_at)).where(
-            StepRecord.started_at >= start, StepRecord.started_at < end),
-        "wip": sa.select(sa.func.count()).select_from(Unit).where(
-            Unit.status.in_(WIP_STATUSES)),
-        "orders": sa.select(CustomerOrder.due_date, CustomerOrder.completed_at,
-                            CustomerOrder.received_at).where(
-            CustomerOrder.completed_at >= start, CustomerOrder.completed_at < end),
+        "completed": sa.select(col(Unit.completed_at), defective).where(
+            col(Unit.completed_at) >= start, col(Unit.completed_at) < end
+        ),
+        "first_start": sa.select(sa.func.min(col(StepRecord.started_at))).where(
+            col(StepRecord.started_at) >= start, col(StepRecord.started_at) < end
+        ),
+        "wip": sa.select(sa.func.count())
+        .select_from(Unit)
+        .where(col(Unit.status).in_(WIP_STATUSES)),
+        "orders": sa.select(
+            col(CustomerOrder.due_date),
+            col(CustomerOrder.completed_at),
+            col(CustomerOrder.received_at),
+        ).where(col(CustomerOrder.completed_at) >= start, col(CustomerOrder.completed_at) < end),
         # Release reserves every pick or records an override: only overridden work orders
         # can be short, so only their open operations are read.
-        "open_ops": sa.select(UnitOperation.id, UnitOperation.status, UnitOperation.picks)
-        .join(Unit, Unit.id == UnitOperation.unit_id)
-        .join(WorkOrder, WorkOrder.id == Unit.work_order_id)
-        .where(Unit.completed_at.is_(None), Unit.status.in_(("queued", *WIP_STATUSES)),
-               WorkOrder.override_reason.is_not(None),
-               UnitOperation.status.in_(("pending", "ready", "active", "held"))),
-        "atp_key": sa.select(sa.select(sa.func.max(StockMovement.id)).scalar_subquery(),
-                             sa.select(sa.func.max(CustomerOrder.id)).scalar_subquery(),
-                             sa.select(sa.func.max(AuditEntry.id)).scalar_subquery()),
-        "consumed": sa.select(Consumption.unit_operation_id, Consumption.part_id,
-                              Consumption.quantity)
-        .where(Consumption.unit_operation_id.in_(sa.bindparam("ops", expanding=True))),
-        "on_hand": sa.select(StockLot.part_id, sa.func.sum(StockLot.on_hand))
-        .where(StockLot.part_id.in_(sa.bindparam("parts", expanding=True)))
-        .group_by(StockLot.part_id),
-        "skus": sa.select(Part.id, Part.sku).where(
-            Part.id.in_(sa.bindparam("parts", expanding=True))),
-        "open_steps": sa.select(StepRecord.station_id, Unit.serial, Operation.code,
-                                StepRecord.started_at, StepRecord.paused_at,
-                                StepRecord.paused_seconds, Operation.standard_seconds,
-                                Operator.name)
-        .join(Unit, Unit.id == StepRecord.unit_id)
-        .join(Operation, Operation.id == StepRecord.operation_id)
-        .outerjoin(Operator, Operator.id == StepRecord.operator_id)
-        .where(StepRecord.ended_at.is_(None)),
-        "andons": sa.select(AndonCall.station_id, AndonCall.id, AndonCall.reason,
-                            AndonCall.raised_at, AndonCall.acknowledged_at)
-        .where(AndonCall.resolved_at.is_(None)).order_by(AndonCall.raised_at),
+        "open_ops": sa.select(
+            col(UnitOperation.id), col(UnitOperation.status), col(UnitOperation.picks)
+        )
+        .join(Unit, col(Unit.id) == col(UnitOperation.unit_id))
+        .join(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
+        .where(
+            col(Unit.completed_at).is_(None),
+            col(Unit.status).in_(("queued", *WIP_STATUSES)),
+            col(WorkOrder.override_reason).is_not(None),
+            col(UnitOperation.status).in_(("pending", "ready", "active", "held")),
+        ),
+        "atp_key": sa.select(
+            sa.select(sa.func.max(col(StockMovement.id))).scalar_subquery(),
+            sa.select(sa.func.max(col(CustomerOrder.id))).scalar_subquery(),
+            sa.select(sa.func.max(col(AuditEntry.id))).scalar_subquery(),
+        ),
+        "consumed": sa.select(
+            col(Consumption.unit_operation_id), col(Consumption.part_id), col(Consumption.quantity)
+        ).where(col(Consumption.unit_operation_id).in_(sa.bindparam("ops", expanding=True))),
+        "on_hand": sa.select(col(StockLot.part_id), sa.func.sum(col(StockLot.on_hand)))
+        .where(col(StockLot.part_id).in_(sa.bindparam("parts", expanding=True)))
+        .group_by(col(StockLot.part_id)),
+        "skus": sa.select(col(Part.id), col(Part.sku)).where(
+            col(Part.id).in_(sa.bindparam("parts", expanding=True))
+        ),
+        "open_steps": sa.select(
+            col(StepRecord.station_id),
+            col(Unit.serial),
+            col(Operation.code),
+            col(StepRecord.started_at),
+            col(StepRecord.paused_at),
+            col(StepRecord.paused_seconds),
+            col(Operation.standard_seconds),
+            col(Operator.name),
+        )
+        .join(Unit, col(Unit.id) == col(StepRecord.unit_id))
+        .join(Operation, col(Operation.id) == col(StepRecord.operation_id))
+        .outerjoin(Operator, col(Operator.id) == col(StepRecord.operator_id))
+        .where(col(StepRecord.ended_at).is_(None)),
+        "andons": sa.select(
+            col(AndonCall.station_id),
+            col(AndonCall.id),
+            col(AndonCall.reason),
+            col(AndonCall.raised_at),
+            col(AndonCall.acknowledged_at),
+        )
+        .where(col(AndonCall.resolved_at).is_(None))
+        .order_by(col(AndonCall.raised_at)),
         # Per kind through ix_unitop_queue (station_kind, status): never a scan of the
         # millions of done operations.
-        "held": sa.select(UnitOperation.station_kind, sa.func.max(UnitOperation.held_reason))
-        .where(UnitOperation.station_kind.in_(sa.bindparam("kinds", expanding=True)),
-               UnitOperation.status == "held").group_by(UnitOperation.station_kind),
-        "ready": sa.select(UnitOperation.station_kind).where(
-            UnitOperation.station_kind.in_(sa.bindparam("kinds", expanding=True)),
-            UnitOperation.status == "ready").distinct(),
-        "stations": sa.select(Station.code, Station.name, Station.kind, Line.takt_seconds,
-                              Operator.name, Station.id)
-        .join(Line, Line.id == Station.line_id)
-        .outerjoin(Operator, Operator.id == Station.operator_id)
-        .where(Station.active.is_(True)).order_by(Line.id, Station.position),
+        "held": sa.select(
+            col(UnitOperation.station_kind), sa.func.max(col(UnitOperation.held_reason))
+        )
+        .where(
+            col(UnitOperation.station_kind).in_(sa.bindparam("kinds", expanding=True)),
+            col(UnitOperation.status) == "held",
+        )
+        .group_by(col(UnitOperation.station_kind)),
+        "ready": sa.select(col(UnitOperation.station_kind))
+        .where(
+            col(UnitOperation.station_kind).in_(sa.bindparam("kinds", expanding=True)),
+            col(UnitOperation.status) == "ready",
+        )
+        .distinct(),
+        "stations": sa.select(
+            col(Station.code),
+            col(Station.name),
+            col(Station.kind),
+            col(Line.takt_seconds),
+            col(Operator.name),
+            col(Station.id),
+        )
+        .join(Line, col(Line.id) == col(Station.line_id))
+        .outerjoin(Operator, col(Operator.id) == col(Station.operator_id))
+        .where(col(Station.active).is_(True))
+        .order_by(col(Line.id), col(Station.position)),
     }
 
 
@@ -327,42 +383,82 @@ def _cycles_query(dialect: str) -> Any:
     """The day's step times per station, the subtraction done by the database (parsing
     thousands of timestamps in Python would cost more than the query)."""
     if dialect == "sqlite":
-        seconds: Any = (sa.func.julianday(StepRecord.ended_at)
-                        - sa.func.julianday(StepRecord.started_at)) * 86400.0
+        seconds: Any = (
+            sa.func.julianday(col(StepRecord.ended_at))
+            - sa.func.julianday(col(StepRecord.started_at))
+        ) * 86400.0
     else:
-        seconds = sa.extract("epoch", StepRecord.ended_at - StepRecord.started_at)
-    return (sa.select(Station.code, seconds, StepRecord.paused_seconds,
-                      Operation.standard_seconds)
-            .join(Station, Station.id == StepRecord.station_id)
-            .join(Operation, Operation.id == StepRecord.operation_id)
-            .where(StepRecord.ended_at >= sa.bindparam("start"),
-                   StepRecord.ended_at < sa.bindparam("end"))
-            .order_by(StepRecord.ended_at))
+        seconds = sa.extract("epoch", col(StepRecord.ended_at) - col(StepRecord.started_at))
+    return (
+        sa.select(
+            col(Station.code),
+            seconds,
+            col(StepRecord.paused_seconds),
+            col(Operation.standard_seconds),
+        )
+        .join(Station, col(Station.id) == col(StepRecord.station_id))
+        .join(Operation, col(Operation.id) == col(StepRecord.operation_id))
+        .where(
+            col(StepRecord.ended_at) >= sa.bindparam("start"),
+            col(StepRecord.ended_at) < sa.bindparam("end"),
+        )
+        .order_by(col(StepRecord.ended_at))
+    )
 
 
 def to_dict(f: DayFigures) -> dict[str, Any]:
     """JSON for the board's charts and for integrators."""
+
     def iso(v: datetime | None) -> str | None:
         return v.isoformat().replace("+00:00", "Z") if v else None
 
     return {
-        "day": f.day.isoformat(), "completed": f.completed, "per_hour": round(f.per_hour, 2),
-        "hourly": f.hourly, "wip": f.wip, "first_pass_yield": f.first_pass_yield,
-        "orders_completed": f.orders_completed, "orders_on_time": f.orders_on_time,
-        "on_time_rate": f.on_time_rate, "lead_time_hours": f.lead_time_hours,
+        "day": f.day.isoformat(),
+        "completed": f.completed,
+        "per_hour": round(f.per_hour, 2),
+        "hourly": f.hourly,
+        "wip": f.wip,
+        "first_pass_yield": f.first_pass_yield,
+        "orders_completed": f.orders_completed,
+        "orders_on_time": f.orders_on_time,
+        "on_time_rate": f.on_time_rate,
+        "lead_time_hours": f.lead_time_hours,
         "takt_seconds": f.takt_seconds,
         "shortages": [{"sku": s, "short": n, "source": src} for s, n, src in f.shortages],
-        "stations": [{
-            "code": s.code, "name": s.name, "state": s.state, "operator": s.operator,
-            "unit": s.unit, "operation": s.operation, "cycle_seconds": s.cycle_seconds,
-            "standard_seconds": s.standard_seconds, "last_cycle_seconds": s.last_cycle_seconds,
-            "takt_seconds": s.takt_seconds, "blocked_reason": s.blocked_reason,
-            "andon": ({"id": s.andon_id, "reason": s.andon_reason,
-                       "raised_at": iso(s.andon_raised_at),
-                       "acknowledged": s.andon_acknowledged} if s.andon_id else None),
-        } for s in f.stations],
-        "cycle_times": {code: {"n": st.n, "mean": round(st.mean, 1), "p90": round(st.p90, 1),
-                               "standard": st.standard,
-                               "histogram": [[round(a), round(b), c] for a, b, c in st.histogram]}
-                        for code, st in f.cycle_times.items()},
+        "stations": [
+            {
+                "code": s.code,
+                "name": s.name,
+                "state": s.state,
+                "operator": s.operator,
+                "unit": s.unit,
+                "operation": s.operation,
+                "cycle_seconds": s.cycle_seconds,
+                "standard_seconds": s.standard_seconds,
+                "last_cycle_seconds": s.last_cycle_seconds,
+                "takt_seconds": s.takt_seconds,
+                "blocked_reason": s.blocked_reason,
+                "andon": (
+                    {
+                        "id": s.andon_id,
+                        "reason": s.andon_reason,
+                        "raised_at": iso(s.andon_raised_at),
+                        "acknowledged": s.andon_acknowledged,
+                    }
+                    if s.andon_id
+                    else None
+                ),
+            }
+            for s in f.stations
+        ],
+        "cycle_times": {
+            code: {
+                "n": st.n,
+                "mean": round(st.mean, 1),
+                "p90": round(st.p90, 1),
+                "standard": st.standard,
+                "histogram": [[round(a), round(b), c] for a, b, c in st.histogram],
+            }
+            for code, st in f.cycle_times.items()
+        },
     }

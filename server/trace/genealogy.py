@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from server.models import (
     Consumption,
@@ -141,32 +141,72 @@ def genealogy(db: Session, *, serial: str, max_depth: int = MAX_DEPTH) -> Geneal
     return _unit(db, serial, 0, max_depth, set())
 
 
-def _unit(db: Session, serial: str, depth: int, max_depth: int,
-          seen: set[str]) -> Genealogy | None:
+def _unit(db: Session, serial: str, depth: int, max_depth: int, seen: set[str]) -> Genealogy | None:
     conn = db.connection()
     row = conn.execute(_q()["unit"], {"serial": serial}).first()
     if row is None:
         return None
     seen.add(serial)
     unit_id = row[0]
-    g = Genealogy(serial=row[1], product=row[7], product_name=row[8], options=list(row[2]),
-                  status=row[3], created_at=row[4], completed_at=row[5], work_order=row[9],
-                  order=row[10], customer=row[11], due_date=row[12], depth=depth)
+    g = Genealogy(
+        serial=row[1],
+        product=row[7],
+        product_name=row[8],
+        options=list(row[2]),
+        status=row[3],
+        created_at=row[4],
+        completed_at=row[5],
+        work_order=row[9],
+        order=row[10],
+        customer=row[11],
+        due_date=row[12],
+        depth=depth,
+    )
     params = {"unit_id": unit_id}
-    g.picks = [Pick(sku=r[0], description=r[1], tracking=r[2], quantity=r[3],
-                    lot_code=r[4] or None, serial=r[5], for_sku=r[6], operation=r[7],
-                    station=r[8], operator=r[9], at=r[10], scan=r[11], scan_msg_id=r[12],
-                    scan_channel=r[13], sub_product_id=r[14])
-               for r in conn.execute(_q()["picks"], params)]
-    g.steps = [Step(operation=r[0], name=r[1], sequence=r[2], station=r[3], operator=r[4],
-                    badge=r[5], started_at=r[6], ended_at=r[7], paused_seconds=r[8] or 0.0,
-                    standard_seconds=r[9]) for r in conn.execute(_q()["steps"], params)]
+    g.picks = [
+        Pick(
+            sku=r[0],
+            description=r[1],
+            tracking=r[2],
+            quantity=r[3],
+            lot_code=r[4] or None,
+            serial=r[5],
+            for_sku=r[6],
+            operation=r[7],
+            station=r[8],
+            operator=r[9],
+            at=r[10],
+            scan=r[11],
+            scan_msg_id=r[12],
+            scan_channel=r[13],
+            sub_product_id=r[14],
+        )
+        for r in conn.execute(_q()["picks"], params)
+    ]
+    g.steps = [
+        Step(
+            operation=r[0],
+            name=r[1],
+            sequence=r[2],
+            station=r[3],
+            operator=r[4],
+            badge=r[5],
+            started_at=r[6],
+            ended_at=r[7],
+            paused_seconds=r[8] or 0.0,
+            standard_seconds=r[9],
+        )
+        for r in conn.execute(_q()["steps"], params)
+    ]
     g.defects = [DefectRow(*r) for r in conn.execute(_q()["defects"], params)]
-    g.built_into = conn.execute(_q()["parent"], {"serial": serial,
-                                                  "product_id": row[6]}).scalar()
+    g.built_into = conn.execute(_q()["parent"], {"serial": serial, "product_id": row[6]}).scalar()
     for pick in g.picks:
-        if (pick.serial and pick.sub_product_id is not None and pick.serial not in seen
-                and depth < max_depth):
+        if (
+            pick.serial
+            and pick.sub_product_id is not None
+            and pick.serial not in seen
+            and depth < max_depth
+        ):
             pick.sub_unit = _unit(db, pick.serial, depth + 1, max_depth, seen)
     return g
 
@@ -174,57 +214,107 @@ def _unit(db: Session, serial: str, depth: int, max_depth: int,
 @functools.cache
 def _q() -> dict[str, Any]:
     """The statements, built once: building a select costs more than running it."""
-    unit_id = sa.bindparam("unit_id")
+    unit_id: Any = sa.bindparam("unit_id")
     for_part = aliased(Part)
     unit = (
-        sa.select(Unit.id, Unit.serial, Unit.options, Unit.status, Unit.created_at,
-                  Unit.completed_at, Unit.product_id, Product.code, Product.name,
-                  WorkOrder.number, CustomerOrder.number, CustomerOrder.customer,
-                  CustomerOrder.due_date)
-        .join(Product, Product.id == Unit.product_id)
-        .outerjoin(WorkOrder, WorkOrder.id == Unit.work_order_id)
-        .outerjoin(OrderLine, OrderLine.id == WorkOrder.order_line_id)
-        .outerjoin(CustomerOrder, CustomerOrder.id == OrderLine.order_id)
-        .where(Unit.serial == sa.bindparam("serial")))
+        sa.select(
+            col(Unit.id),
+            col(Unit.serial),
+            col(Unit.options),
+            col(Unit.status),
+            col(Unit.created_at),
+            col(Unit.completed_at),
+            col(Unit.product_id),
+            col(Product.code),
+            col(Product.name),
+            col(WorkOrder.number),
+            col(CustomerOrder.number),
+            col(CustomerOrder.customer),
+            col(CustomerOrder.due_date),
+        )
+        .join(Product, col(Product.id) == col(Unit.product_id))
+        .outerjoin(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
+        .outerjoin(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id))
+        .outerjoin(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id))
+        .where(col(Unit.serial) == sa.bindparam("serial"))
+    )
     parent = (
-        sa.select(Unit.serial).join(Consumption, Consumption.unit_id == Unit.id)
-        .join(Part, Part.id == Consumption.part_id)
-        .where(Consumption.serial == sa.bindparam("serial"),
-               Part.product_id == sa.bindparam("product_id")).limit(1))
+        sa.select(col(Unit.serial))
+        .join(Consumption, col(Consumption.unit_id) == col(Unit.id))
+        .join(Part, col(Part.id) == col(Consumption.part_id))
+        .where(
+            col(Consumption.serial) == sa.bindparam("serial"),
+            col(Part.product_id) == sa.bindparam("product_id"),
+        )
+        .limit(1)
+    )
     picks = (
-        sa.select(Part.sku, Part.description, Part.tracking, Consumption.quantity,
-                  StockLot.lot_code, Consumption.serial, for_part.sku, Operation.code,
-                  Station.code, Operator.name, Consumption.at, Event.data, Event.msg_id,
-                  Event.channel, Part.product_id)
-        .join(Part, Part.id == Consumption.part_id)
-        .join(for_part, for_part.id == Consumption.for_part_id)
-        .outerjoin(StockLot, StockLot.id == Consumption.lot_id)
-        .outerjoin(Station, Station.id == Consumption.station_id)
-        .outerjoin(Operator, Operator.id == Consumption.operator_id)
-        .outerjoin(Event, Event.id == Consumption.event_id)
-        .join(UnitOperation, UnitOperation.id == Consumption.unit_operation_id)
-        .join(Operation, Operation.id == UnitOperation.operation_id)
-        .where(Consumption.unit_id == unit_id)
-        .order_by(UnitOperation.sequence, Consumption.id))
+        sa.select(
+            col(Part.sku),
+            col(Part.description),
+            col(Part.tracking),
+            col(Consumption.quantity),
+            col(StockLot.lot_code),
+            col(Consumption.serial),
+            col(for_part.sku),
+            col(Operation.code),
+            col(Station.code),
+            col(Operator.name),
+            col(Consumption.at),
+            col(Event.data),
+            col(Event.msg_id),
+            col(Event.channel),
+            col(Part.product_id),
+        )
+        .join(Part, col(Part.id) == col(Consumption.part_id))
+        .join(for_part, col(for_part.id) == col(Consumption.for_part_id))
+        .outerjoin(StockLot, col(StockLot.id) == col(Consumption.lot_id))
+        .outerjoin(Station, col(Station.id) == col(Consumption.station_id))
+        .outerjoin(Operator, col(Operator.id) == col(Consumption.operator_id))
+        .outerjoin(Event, col(Event.id) == col(Consumption.event_id))
+        .join(UnitOperation, col(UnitOperation.id) == col(Consumption.unit_operation_id))
+        .join(Operation, col(Operation.id) == col(UnitOperation.operation_id))
+        .where(col(Consumption.unit_id) == unit_id)
+        .order_by(col(UnitOperation.sequence), col(Consumption.id))
+    )
     steps = (
-        sa.select(Operation.code, Operation.name, Operation.sequence, Station.code,
-                  Operator.name, Operator.badge, StepRecord.started_at, StepRecord.ended_at,
-                  StepRecord.paused_seconds, Operation.standard_seconds)
-        .join(Operation, Operation.id == StepRecord.operation_id)
-        .join(Station, Station.id == StepRecord.station_id)
-        .outerjoin(Operator, Operator.id == StepRecord.operator_id)
-        .where(StepRecord.unit_id == unit_id)
-        .order_by(StepRecord.started_at, StepRecord.id))
+        sa.select(
+            col(Operation.code),
+            col(Operation.name),
+            col(Operation.sequence),
+            col(Station.code),
+            col(Operator.name),
+            col(Operator.badge),
+            col(StepRecord.started_at),
+            col(StepRecord.ended_at),
+            col(StepRecord.paused_seconds),
+            col(Operation.standard_seconds),
+        )
+        .join(Operation, col(Operation.id) == col(StepRecord.operation_id))
+        .join(Station, col(Station.id) == col(StepRecord.station_id))
+        .outerjoin(Operator, col(Operator.id) == col(StepRecord.operator_id))
+        .where(col(StepRecord.unit_id) == unit_id)
+        .order_by(col(StepRecord.started_at), col(StepRecord.id))
+    )
     defects = (
-        sa.select(Defect.reason_code, Defect.note, Defect.disposition, Defect.at,
-                  Station.code, Operator.name, Defect.resolved_at, Operation.code)
-        .outerjoin(Station, Station.id == Defect.station_id)
-        .outerjoin(Operator, Operator.id == Defect.operator_id)
-        .outerjoin(UnitOperation, UnitOperation.id == Defect.unit_operation_id)
-        .outerjoin(Operation, Operation.id == UnitOperation.operation_id)
-        .where(Defect.unit_id == unit_id).order_by(Defect.at))
-    return {"unit": unit, "parent": parent, "picks": picks, "steps": steps,
-            "defects": defects}
+        sa.select(
+            col(Defect.reason_code),
+            col(Defect.note),
+            col(Defect.disposition),
+            col(Defect.at),
+            col(Station.code),
+            col(Operator.name),
+            col(Defect.resolved_at),
+            col(Operation.code),
+        )
+        .outerjoin(Station, col(Station.id) == col(Defect.station_id))
+        .outerjoin(Operator, col(Operator.id) == col(Defect.operator_id))
+        .outerjoin(UnitOperation, col(UnitOperation.id) == col(Defect.unit_operation_id))
+        .outerjoin(Operation, col(Operation.id) == col(UnitOperation.operation_id))
+        .where(col(Defect.unit_id) == unit_id)
+        .order_by(col(Defect.at))
+    )
+    return {"unit": unit, "parent": parent, "picks": picks, "steps": steps, "defects": defects}
 
 
 def _iso(value: Any) -> Any:
@@ -234,38 +324,74 @@ def _iso(value: Any) -> Any:
 def to_dict(g: Genealogy) -> dict[str, Any]:
     """The JSON representation (API and .json export)."""
     return {
-        "serial": g.serial, "product": g.product, "product_name": g.product_name,
-        "options": g.options, "status": g.status, "created_at": _iso(g.created_at),
-        "completed_at": _iso(g.completed_at), "work_order": g.work_order, "order": g.order,
+        "serial": g.serial,
+        "product": g.product,
+        "product_name": g.product_name,
+        "options": g.options,
+        "status": g.status,
+        "created_at": _iso(g.created_at),
+        "completed_at": _iso(g.completed_at),
+        "work_order": g.work_order,
+        "order": g.order,
         "customer": g.customer,
         "due_date": g.due_date.isoformat() if g.due_date is not None else None,
         "built_into": g.built_into,
         "assembly_seconds": round(g.assembly_seconds, 1),
         "standard_seconds": g.standard_seconds,
-        "components": [{
-            "sku": p.sku, "description": p.description, "tracking": p.tracking,
-            "quantity": p.quantity, "lot": p.lot_code, "serial": p.serial,
-            "for_sku": p.for_sku, "substituted": p.substituted, "operation": p.operation,
-            "station": p.station, "operator": p.operator, "at": _iso(p.at),
-            "scan": ({"data": p.scan, "msg_id": p.scan_msg_id, "channel": p.scan_channel}
-                     if p.scan_msg_id else None),
-            "sub_assembly": to_dict(p.sub_unit) if p.sub_unit else None,
-        } for p in g.picks],
-        "steps": [{
-            "operation": s.operation, "name": s.name, "station": s.station,
-            "operator": s.operator, "badge": s.badge, "started_at": _iso(s.started_at),
-            "ended_at": _iso(s.ended_at), "paused_seconds": round(s.paused_seconds, 1),
-            "duration_seconds": (round(s.duration_seconds, 1)
-                                 if s.duration_seconds is not None else None),
-            "standard_seconds": s.standard_seconds,
-            "versus_standard": (round(s.versus_standard, 3)
-                                if s.versus_standard is not None else None),
-        } for s in g.steps],
-        "defects": [{
-            "reason_code": d.reason_code, "note": d.note, "disposition": d.disposition,
-            "at": _iso(d.at), "station": d.station, "operator": d.operator,
-            "operation": d.operation, "resolved_at": _iso(d.resolved_at),
-        } for d in g.defects],
+        "components": [
+            {
+                "sku": p.sku,
+                "description": p.description,
+                "tracking": p.tracking,
+                "quantity": p.quantity,
+                "lot": p.lot_code,
+                "serial": p.serial,
+                "for_sku": p.for_sku,
+                "substituted": p.substituted,
+                "operation": p.operation,
+                "station": p.station,
+                "operator": p.operator,
+                "at": _iso(p.at),
+                "scan": (
+                    {"data": p.scan, "msg_id": p.scan_msg_id, "channel": p.scan_channel}
+                    if p.scan_msg_id
+                    else None
+                ),
+                "sub_assembly": to_dict(p.sub_unit) if p.sub_unit else None,
+            }
+            for p in g.picks
+        ],
+        "steps": [
+            {
+                "operation": s.operation,
+                "name": s.name,
+                "station": s.station,
+                "operator": s.operator,
+                "badge": s.badge,
+                "started_at": _iso(s.started_at),
+                "ended_at": _iso(s.ended_at),
+                "paused_seconds": round(s.paused_seconds, 1),
+                "duration_seconds": (
+                    round(s.duration_seconds, 1) if s.duration_seconds is not None else None
+                ),
+                "standard_seconds": s.standard_seconds,
+                "versus_standard": (
+                    round(s.versus_standard, 3) if s.versus_standard is not None else None
+                ),
+            }
+            for s in g.steps
+        ],
+        "defects": [
+            {
+                "reason_code": d.reason_code,
+                "note": d.note,
+                "disposition": d.disposition,
+                "at": _iso(d.at),
+                "station": d.station,
+                "operator": d.operator,
+                "operation": d.operation,
+                "resolved_at": _iso(d.resolved_at),
+            }
+            for d in g.defects
+        ],
     }
-
-

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from server.models import (
     Consumption,
@@ -88,10 +88,22 @@ def recall_lot(db: Session, *, part_sku: str, lot_code: str) -> Recall:
         # Part and lot are the query's own: not joined per row (a lot can be in 10,000s).
         products = dict(conn.execute(_q()["products"]).all())
         for lot_id in lot_ids:
-            hits += [Hit(serial, products[product_id], status, order, customer, due,
-                         part_sku, lot_code, None)
-                     for serial, product_id, status, order, customer, due in _raw_rows(
-                         conn, _q()["by_lot"], {"lot": lot_id})]
+            hits += [
+                Hit(
+                    serial,
+                    products[product_id],
+                    status,
+                    order,
+                    customer,
+                    due,
+                    part_sku,
+                    lot_code,
+                    None,
+                )
+                for serial, product_id, status, order, customer, due in _raw_rows(
+                    conn, _q()["by_lot"], {"lot": lot_id}
+                )
+            ]
     return Recall({"part": part_sku, "lot": lot_code}, _upward(conn, hits))
 
 
@@ -99,8 +111,11 @@ def _raw_rows(conn: sa.Connection, stmt: Any, params: dict[str, Any]) -> list[An
     """Rows as plain DB-API tuples. For the 10,000-row recall, SQLAlchemy's row objects
     cost as much as the query; every column here is already a plain int or text."""
     compiled = _compiled(stmt, conn.dialect.name, conn.dialect)
-    values: Any = (tuple(params[name] for name in compiled.positiontup or ())
-                   if compiled.positional else params)
+    values: Any = (
+        tuple(params[name] for name in compiled.positiontup or ())
+        if compiled.positional
+        else params
+    )
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(str(compiled), values)
@@ -146,11 +161,25 @@ def _upward(conn: sa.Connection, hits: list[Hit]) -> list[Hit]:
         serials = sorted(by_serial)
         parents: list[Hit] = []
         for chunk in range(0, len(serials), 500):
-            for r in conn.execute(_q()["parents"], {"parts": sub_parts,
-                                                    "serials": serials[chunk:chunk + 500]}):
+            for r in conn.execute(
+                _q()["parents"], {"parts": sub_parts, "serials": serials[chunk : chunk + 500]}
+            ):
                 origin = by_serial[r[9]]
-                parents.append(Hit(r[0], r[1], r[2], r[3], r[4], r[5], origin.component,
-                                   origin.lot, origin.component_serial, level, r[9]))
+                parents.append(
+                    Hit(
+                        r[0],
+                        r[1],
+                        r[2],
+                        r[3],
+                        r[4],
+                        r[5],
+                        origin.component,
+                        origin.lot,
+                        origin.component_serial,
+                        level,
+                        r[9],
+                    )
+                )
         if not parents:
             break
         result.extend(parents)
@@ -161,8 +190,12 @@ def _upward(conn: sa.Connection, hits: list[Hit]) -> list[Hit]:
 def order_components(db: Session, *, order_number: str) -> list[Component] | None:
     """Everything the units of order ``order_number`` were built from (None: no order)."""
     conn = db.connection()
-    if conn.execute(sa.select(CustomerOrder.id).where(
-            CustomerOrder.number == order_number)).first() is None:
+    if (
+        conn.execute(
+            sa.select(col(CustomerOrder.id)).where(col(CustomerOrder.number) == order_number)
+        ).first()
+        is None
+    ):
         return None
     rows = [Component(*r) for r in conn.execute(_q()["order"], {"number": order_number})]
     out: list[Component] = []
@@ -175,7 +208,7 @@ def order_components(db: Session, *, order_number: str) -> list[Component] | Non
 def _sub_components(conn: sa.Connection, c: Component, depth: int) -> list[Component]:
     if not c.serial or depth > MAX_DEPTH:
         return []
-    is_sub = conn.execute(sa.select(Part.product_id).where(Part.sku == c.sku)).scalar()
+    is_sub = conn.execute(sa.select(col(Part.product_id)).where(col(Part.sku) == c.sku)).scalar()
     if is_sub is None:
         return []
     out: list[Component] = []
@@ -189,87 +222,158 @@ def _sub_components(conn: sa.Connection, c: Component, depth: int) -> list[Compo
 @functools.cache
 def _q() -> dict[str, Any]:
     """Statements built once (building a select costs more than running it)."""
-    due = sa.cast(CustomerOrder.due_date, sa.String)
-    hit_cols = (Unit.serial, Product.code, Unit.status, CustomerOrder.number,
-                CustomerOrder.customer, due)
+    due = sa.cast(col(CustomerOrder.due_date), sa.String)
+    hit_cols = (
+        col(Unit.serial),
+        col(Product.code),
+        col(Unit.status),
+        col(CustomerOrder.number),
+        col(CustomerOrder.customer),
+        due,
+    )
 
     def hits_from_consumption() -> Any:
-        return (sa.select(*hit_cols, Part.sku, StockLot.lot_code, Consumption.serial)
-                .select_from(Consumption)
-                .join(Unit, Unit.id == Consumption.unit_id)
-                .join(Product, Product.id == Unit.product_id)
-                .join(Part, Part.id == Consumption.part_id)
-                .outerjoin(StockLot, StockLot.id == Consumption.lot_id)
-                .outerjoin(WorkOrder, WorkOrder.id == Unit.work_order_id)
-                .outerjoin(OrderLine, OrderLine.id == WorkOrder.order_line_id)
-                .outerjoin(CustomerOrder, CustomerOrder.id == OrderLine.order_id))
+        return (
+            sa.select(*hit_cols, col(Part.sku), col(StockLot.lot_code), col(Consumption.serial))
+            .select_from(Consumption)
+            .join(Unit, col(Unit.id) == col(Consumption.unit_id))
+            .join(Product, col(Product.id) == col(Unit.product_id))
+            .join(Part, col(Part.id) == col(Consumption.part_id))
+            .outerjoin(StockLot, col(StockLot.id) == col(Consumption.lot_id))
+            .outerjoin(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
+            .outerjoin(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id))
+            .outerjoin(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id))
+        )
 
-    lots = (sa.select(StockLot.id).join(Part, Part.id == StockLot.part_id)
-            .where(Part.sku == sa.bindparam("sku"), StockLot.lot_code == sa.bindparam("lot")))
+    lots = (
+        sa.select(col(StockLot.id))
+        .join(Part, col(Part.id) == col(StockLot.part_id))
+        .where(col(Part.sku) == sa.bindparam("sku"), col(StockLot.lot_code) == sa.bindparam("lot"))
+    )
     # In index order (the order the units were built), no sort: a recall can be 10,000s.
-    by_lot = (sa.select(Unit.serial, Unit.product_id, Unit.status, CustomerOrder.number,
-                         CustomerOrder.customer, due)
-               .select_from(Consumption)
-               .join(Unit, Unit.id == Consumption.unit_id)
-               .outerjoin(WorkOrder, WorkOrder.id == Unit.work_order_id)
-               .outerjoin(OrderLine, OrderLine.id == WorkOrder.order_line_id)
-               .outerjoin(CustomerOrder, CustomerOrder.id == OrderLine.order_id)
-               .where(Consumption.lot_id == sa.bindparam("lot")))
-    products = sa.select(Product.id, Product.code)
-    by_serial = hits_from_consumption().where(
-        Consumption.serial == sa.bindparam("serial")).order_by(Unit.serial)
-    sub_parts = (sa.select(Part.id).join(Product, Product.id == Part.product_id)
-                 .where(Product.code.in_(sa.bindparam("codes", expanding=True))))
-    parents = (sa.select(*hit_cols, Part.sku, StockLot.lot_code, Consumption.serial,
-                         Consumption.serial)
-               .select_from(Consumption)
-               .join(Unit, Unit.id == Consumption.unit_id)
-               .join(Product, Product.id == Unit.product_id)
-               .join(Part, Part.id == Consumption.part_id)
-               .outerjoin(StockLot, StockLot.id == Consumption.lot_id)
-               .outerjoin(WorkOrder, WorkOrder.id == Unit.work_order_id)
-               .outerjoin(OrderLine, OrderLine.id == WorkOrder.order_line_id)
-               .outerjoin(CustomerOrder, CustomerOrder.id == OrderLine.order_id)
-               .where(Consumption.part_id.in_(sa.bindparam("parts", expanding=True)),
-                      Consumption.serial.in_(sa.bindparam("serials", expanding=True))))
+    by_lot = (
+        sa.select(
+            col(Unit.serial),
+            col(Unit.product_id),
+            col(Unit.status),
+            col(CustomerOrder.number),
+            col(CustomerOrder.customer),
+            due,
+        )
+        .select_from(Consumption)
+        .join(Unit, col(Unit.id) == col(Consumption.unit_id))
+        .outerjoin(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
+        .outerjoin(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id))
+        .outerjoin(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id))
+        .where(col(Consumption.lot_id) == sa.bindparam("lot"))
+    )
+    products = sa.select(col(Product.id), col(Product.code))
+    by_serial = (
+        hits_from_consumption()
+        .where(col(Consumption.serial) == sa.bindparam("serial"))
+        .order_by(col(Unit.serial))
+    )
+    sub_parts = (
+        sa.select(col(Part.id))
+        .join(Product, col(Product.id) == col(Part.product_id))
+        .where(col(Product.code).in_(sa.bindparam("codes", expanding=True)))
+    )
+    parents = (
+        sa.select(
+            *hit_cols,
+            col(Part.sku),
+            col(StockLot.lot_code),
+            col(Consumption.serial),
+            col(Consumption.serial),
+        )
+        .select_from(Consumption)
+        .join(Unit, col(Unit.id) == col(Consumption.unit_id))
+        .join(Product, col(Product.id) == col(Unit.product_id))
+        .join(Part, col(Part.id) == col(Consumption.part_id))
+        .outerjoin(StockLot, col(StockLot.id) == col(Consumption.lot_id))
+        .outerjoin(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
+        .outerjoin(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id))
+        .outerjoin(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id))
+        .where(
+            col(Consumption.part_id).in_(sa.bindparam("parts", expanding=True)),
+            col(Consumption.serial).in_(sa.bindparam("serials", expanding=True)),
+        )
+    )
     for_part = sa.orm.aliased(Part)
-    component_cols = (Part.sku, Part.description, Consumption.quantity, StockLot.lot_code,
-                      Consumption.serial, for_part.sku)
+    component_cols = (
+        col(Part.sku),
+        col(Part.description),
+        col(Consumption.quantity),
+        col(StockLot.lot_code),
+        col(Consumption.serial),
+        col(for_part.sku),
+    )
 
     def components() -> Any:
-        return (sa.select(Unit.serial, *component_cols).select_from(Consumption)
-                .join(Unit, Unit.id == Consumption.unit_id)
-                .join(Part, Part.id == Consumption.part_id)
-                .join(for_part, for_part.id == Consumption.for_part_id)
-                .outerjoin(StockLot, StockLot.id == Consumption.lot_id))
+        return (
+            sa.select(col(Unit.serial), *component_cols)
+            .select_from(Consumption)
+            .join(Unit, col(Unit.id) == col(Consumption.unit_id))
+            .join(Part, col(Part.id) == col(Consumption.part_id))
+            .join(for_part, col(for_part.id) == col(Consumption.for_part_id))
+            .outerjoin(StockLot, col(StockLot.id) == col(Consumption.lot_id))
+        )
 
-    order = (components()
-             .join(WorkOrder, WorkOrder.id == Unit.work_order_id)
-             .join(OrderLine, OrderLine.id == WorkOrder.order_line_id)
-             .join(CustomerOrder, CustomerOrder.id == OrderLine.order_id)
-             .where(CustomerOrder.number == sa.bindparam("number"))
-             .order_by(Unit.serial, Consumption.id))
-    unit_components = (sa.select(*component_cols).select_from(Consumption)
-                       .join(Unit, Unit.id == Consumption.unit_id)
-                       .join(Part, Part.id == Consumption.part_id)
-                       .join(for_part, for_part.id == Consumption.for_part_id)
-                       .outerjoin(StockLot, StockLot.id == Consumption.lot_id)
-                       .where(Unit.serial == sa.bindparam("serial"))
-                       .order_by(Consumption.id))
-    return {"lots": lots, "by_lot": by_lot, "products": products, "by_serial": by_serial,
-            "sub_parts": sub_parts, "parents": parents, "order": order,
-            "unit_components": unit_components}
+    order = (
+        components()
+        .join(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
+        .join(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id))
+        .join(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id))
+        .where(col(CustomerOrder.number) == sa.bindparam("number"))
+        .order_by(col(Unit.serial), col(Consumption.id))
+    )
+    unit_components = (
+        sa.select(*component_cols)
+        .select_from(Consumption)
+        .join(Unit, col(Unit.id) == col(Consumption.unit_id))
+        .join(Part, col(Part.id) == col(Consumption.part_id))
+        .join(for_part, col(for_part.id) == col(Consumption.for_part_id))
+        .outerjoin(StockLot, col(StockLot.id) == col(Consumption.lot_id))
+        .where(col(Unit.serial) == sa.bindparam("serial"))
+        .order_by(col(Consumption.id))
+    )
+    return {
+        "lots": lots,
+        "by_lot": by_lot,
+        "products": products,
+        "by_serial": by_serial,
+        "sub_parts": sub_parts,
+        "parents": parents,
+        "order": order,
+        "unit_components": unit_components,
+    }
 
 
 def hit_dict(h: Hit) -> dict[str, Any]:
-    return {"serial": h.serial, "product": h.product, "status": h.status, "order": h.order,
-            "customer": h.customer,
-            "due_date": h.due_date,
-            "component": h.component, "lot": h.lot or None,
-            "component_serial": h.component_serial, "level": h.level, "via": h.via}
+    return {
+        "serial": h.serial,
+        "product": h.product,
+        "status": h.status,
+        "order": h.order,
+        "customer": h.customer,
+        "due_date": h.due_date,
+        "component": h.component,
+        "lot": h.lot or None,
+        "component_serial": h.component_serial,
+        "level": h.level,
+        "via": h.via,
+    }
 
 
 def component_dict(c: Component) -> dict[str, Any]:
-    return {"unit": c.unit, "sku": c.sku, "description": c.description,
-            "quantity": c.quantity, "lot": c.lot or None, "serial": c.serial,
-            "for_sku": c.for_sku, "substituted": c.sku != c.for_sku, "via": c.via}
+    return {
+        "unit": c.unit,
+        "sku": c.sku,
+        "description": c.description,
+        "quantity": c.quantity,
+        "lot": c.lot or None,
+        "serial": c.serial,
+        "for_sku": c.for_sku,
+        "substituted": c.sku != c.for_sku,
+        "via": c.via,
+    }

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from server.models import Operation, Operator, Product, Station, StepRecord, Unit
 
@@ -61,8 +61,16 @@ def summarize(durations: Sequence[float], standard: float, bins: int = BINS) -> 
     for v in values:
         counts[min(int((v - lo) / width), bins - 1)] += 1
     histogram = tuple((lo + i * width, lo + (i + 1) * width, c) for i, c in enumerate(counts))
-    return Stats(len(values), sum(values) / len(values), percentile(values, 50),
-                 percentile(values, 90), lo, hi, standard, histogram)
+    return Stats(
+        len(values),
+        sum(values) / len(values),
+        percentile(values, 50),
+        percentile(values, 90),
+        lo,
+        hi,
+        standard,
+        histogram,
+    )
 
 
 @dataclass
@@ -82,29 +90,54 @@ class Report:
 
 @functools.cache
 def _steps_query() -> Any:
-    return (sa.select(StepRecord.unit_id, StepRecord.started_at, StepRecord.ended_at,
-                      StepRecord.paused_seconds, Operation.code, Operation.standard_seconds,
-                      Station.code, Operator.name, Product.code, Unit.options,
-                      Unit.completed_at)
-            .join(Operation, Operation.id == StepRecord.operation_id)
-            .join(Station, Station.id == StepRecord.station_id)
-            .outerjoin(Operator, Operator.id == StepRecord.operator_id)
-            .join(Unit, Unit.id == StepRecord.unit_id)
-            .join(Product, Product.id == Unit.product_id)
-            .where(StepRecord.ended_at >= sa.bindparam("start"),
-                   StepRecord.ended_at < sa.bindparam("end")))
+    return (
+        sa.select(
+            col(StepRecord.unit_id),
+            col(StepRecord.started_at),
+            col(StepRecord.ended_at),
+            col(StepRecord.paused_seconds),
+            col(Operation.code),
+            col(Operation.standard_seconds),
+            col(Station.code),
+            col(Operator.name),
+            col(Product.code),
+            col(Unit.options),
+            col(Unit.completed_at),
+        )
+        .join(Operation, col(Operation.id) == col(StepRecord.operation_id))
+        .join(Station, col(Station.id) == col(StepRecord.station_id))
+        .outerjoin(Operator, col(Operator.id) == col(StepRecord.operator_id))
+        .join(Unit, col(Unit.id) == col(StepRecord.unit_id))
+        .join(Product, col(Product.id) == col(Unit.product_id))
+        .where(
+            col(StepRecord.ended_at) >= sa.bindparam("start"),
+            col(StepRecord.ended_at) < sa.bindparam("end"),
+        )
+    )
 
 
-def assembly_time(db: Session, *, start: datetime, end: datetime,
-                  product: str | None = None) -> Report:
+def assembly_time(
+    db: Session, *, start: datetime, end: datetime, product: str | None = None
+) -> Report:
     """Steps that ended in [start, end); whole units: those completed in that window."""
     rows = db.connection().execute(_steps_query(), {"start": start, "end": end}).all()
     by_station: dict[tuple[str, ...], list[float]] = defaultdict(list)
     by_operator: dict[tuple[str, ...], list[float]] = defaultdict(list)
     standard_of: dict[str, float] = {}
     per_unit: dict[int, list[Any]] = {}
-    for (unit_id, started, ended, paused, op, standard, station, operator, prod, opts,
-         completed) in rows:
+    for (
+        unit_id,
+        started,
+        ended,
+        paused,
+        op,
+        standard,
+        station,
+        operator,
+        prod,
+        opts,
+        completed,
+    ) in rows:
         if product and prod != product:
             continue
         d = max((ended - started).total_seconds() - (paused or 0.0), 0.0)
@@ -120,15 +153,19 @@ def assembly_time(db: Session, *, start: datetime, end: datetime,
     config_standard: dict[tuple[str, ...], float] = {}
     for prod, opts, total, ops in per_unit.values():
         by_config[(prod, opts)].append(total)
-        config_standard[(prod, opts)] = max(config_standard.get((prod, opts), 0.0),
-                                            float(sum(ops.values())))
+        config_standard[(prod, opts)] = max(
+            config_standard.get((prod, opts), 0.0), float(sum(ops.values()))
+        )
     report = Report(start, end)
-    report.by_configuration = [Group(k, summarize(v, config_standard[k]))
-                               for k, v in sorted(by_config.items())]
-    report.by_station = [Group(k, summarize(v, standard_of[k[0]]))
-                         for k, v in sorted(by_station.items())]
-    report.by_operator = [Group(k, summarize(v, standard_of[k[0]]))
-                          for k, v in sorted(by_operator.items())]
+    report.by_configuration = [
+        Group(k, summarize(v, config_standard[k])) for k, v in sorted(by_config.items())
+    ]
+    report.by_station = [
+        Group(k, summarize(v, standard_of[k[0]])) for k, v in sorted(by_station.items())
+    ]
+    report.by_operator = [
+        Group(k, summarize(v, standard_of[k[0]])) for k, v in sorted(by_operator.items())
+    ]
     return report
 
 
@@ -136,9 +173,18 @@ def stats_dict(s: Stats) -> dict[str, Any]:
     def r(x: float) -> float | None:
         return None if math.isnan(x) else round(x, 1)
 
-    return {"n": s.n, "mean": r(s.mean), "p50": r(s.p50), "p90": r(s.p90),
-            "min": r(s.minimum), "max": r(s.maximum), "standard": s.standard,
-            "versus_standard": (round(s.versus_standard, 3)
-                                if s.versus_standard is not None and s.n else None),
-            "histogram": [{"from": round(a, 1), "to": round(b, 1), "count": c}
-                          for a, b, c in s.histogram]}
+    return {
+        "n": s.n,
+        "mean": r(s.mean),
+        "p50": r(s.p50),
+        "p90": r(s.p90),
+        "min": r(s.minimum),
+        "max": r(s.maximum),
+        "standard": s.standard,
+        "versus_standard": (
+            round(s.versus_standard, 3) if s.versus_standard is not None and s.n else None
+        ),
+        "histogram": [
+            {"from": round(a, 1), "to": round(b, 1), "count": c} for a, b, c in s.histogram
+        ],
+    }
