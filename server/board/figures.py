@@ -35,49 +35,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from server.board.shortages import WIP_STATUSES, shortages
+from server.board.stations import StationState, station_states
 from server.models import (
-    AndonCall,
-    AuditEntry,
-    Consumption,
     CustomerOrder,
     Defect,
     Line,
     Operation,
-    Operator,
-    Part,
     Site,
     Station,
     StepRecord,
-    StockLot,
-    StockMovement,
     Unit,
-    UnitOperation,
-    WorkOrder,
 )
 from server.models.types import utcnow
 from server.trace.timing import Stats, percentile, summarize
 
-WIP_STATUSES = ("in_progress", "held")
-
-
-@dataclass
-class StationState:
-    code: str
-    name: str
-    kind: str
-    state: str  # idle | working | paused | andon | blocked
-    operator: str | None = None
-    unit: str | None = None
-    operation: str | None = None
-    cycle_seconds: float | None = None  # the open step so far, pauses excluded
-    standard_seconds: int | None = None
-    last_cycle_seconds: float | None = None
-    takt_seconds: int = 0
-    blocked_reason: str | None = None
-    andon_id: int | None = None
-    andon_reason: str | None = None
-    andon_raised_at: datetime | None = None
-    andon_acknowledged: bool = False
+__all__ = ["DayFigures", "StationState", "day_figures", "shortages", "station_states", "to_dict"]
 
 
 @dataclass
@@ -173,109 +146,6 @@ def day_figures(
     return f
 
 
-def shortages(db: Session) -> list[tuple[str, int, str]]:
-    """(sku, quantity short, "released" | "received") for parts stock does not cover."""
-    conn = db.connection()
-    q = _q()
-    need: dict[int, int] = defaultdict(int)
-    open_ops = conn.execute(q["open_ops"]).all()
-    consumed: dict[tuple[int, int], int] = defaultdict(int)
-    active = [op_id for op_id, status, _picks in open_ops if status == "active"]
-    if active:
-        for op_id, part_id, qty in conn.execute(q["consumed"], {"ops": active}):
-            consumed[(op_id, part_id)] += qty
-    for op_id, _status, picks in open_ops:
-        for pick in picks or []:
-            part = int(pick.get("reserved_part_id") or pick["part_id"])
-            left = int(pick.get("qty", 0)) - consumed.get((op_id, part), 0)
-            need[part] += max(left, 0)
-    result: list[tuple[str, int, str]] = []
-    if need:
-        on_hand = dict(conn.execute(q["on_hand"], {"parts": list(need)}).all())
-        skus = dict(conn.execute(q["skus"], {"parts": list(need)}).all())
-        result += [
-            (skus[p], n - int(on_hand.get(p, 0)), "released")
-            for p, n in sorted(need.items(), key=lambda kv: skus[kv[0]])
-            if n > int(on_hand.get(p, 0))
-        ]
-    result += _received_shortages(db)
-    return result
-
-
-_ATP_CACHE: dict[str, tuple[tuple[Any, ...], list[tuple[str, int, str]]]] = {}
-
-
-def _received_shortages(db: Session) -> list[tuple[str, int, str]]:
-    """ATP shortages of received orders, recomputed only when stock, orders or the audit
-    trail moved (any release, cancel, receipt or pick appends to one of them)."""
-    conn = db.connection()
-    key = tuple(conn.execute(_q()["atp_key"]).one())
-    url = str(conn.engine.url)
-    cached = _ATP_CACHE.get(url)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    result = _received_shortages_now(db)
-    _ATP_CACHE[url] = (key, result)
-    return result
-
-
-def _received_shortages_now(db: Session) -> list[tuple[str, int, str]]:
-    from sqlmodel import select
-
-    from server.orders.service import order_atp
-
-    short: dict[str, int] = defaultdict(int)
-    for order in db.exec(
-        select(CustomerOrder)
-        .where(col(CustomerOrder.status) == "received")
-        .order_by(col(CustomerOrder.due_date))
-        .limit(200)
-    ):
-        for line in order_atp(db, order=order):
-            if line.short:
-                short[line.sku] += line.short
-    return [(sku, n, "received") for sku, n in sorted(short.items())]
-
-
-def station_states(
-    db: Session, *, now: datetime, last_cycles: dict[str, list[float]] | None = None
-) -> list[StationState]:
-    conn = db.connection()
-    q = _q()
-    out = []
-    open_steps = {r[0]: r for r in conn.execute(q["open_steps"])}
-    andons: dict[int, Any] = {}
-    for r in conn.execute(q["andons"]):
-        andons.setdefault(r[0], r)  # the oldest open call per station
-    stations = conn.execute(q["stations"]).all()
-    kinds = {"kinds": sorted({r[2] for r in stations}) or [""]}
-    held = {kind: reason for kind, reason in conn.execute(q["held"], kinds)}
-    ready = {kind for (kind,) in conn.execute(q["ready"], kinds)}
-    for code, name, kind, takt, operator, station_id in stations:
-        s = StationState(
-            code=code, name=name, kind=kind, state="idle", operator=operator, takt_seconds=takt
-        )
-        step = open_steps.get(station_id)
-        if step is not None:
-            _, serial, op_code, started, paused_at, paused, standard, step_operator = step
-            s.unit, s.operation, s.standard_seconds = serial, op_code, standard
-            s.operator = s.operator or step_operator
-            s.state = "paused" if paused_at is not None else "working"
-            until = paused_at or now
-            s.cycle_seconds = max((until - started).total_seconds() - (paused or 0.0), 0.0)
-        elif kind in held and kind not in ready:
-            s.state, s.blocked_reason = "blocked", held[kind]
-        andon = andons.get(station_id)
-        if andon is not None:
-            s.state = "andon"
-            s.andon_id, s.andon_reason, s.andon_raised_at = andon[1], andon[2], andon[3]
-            s.andon_acknowledged = andon[4] is not None
-        if last_cycles and last_cycles.get(code):
-            s.last_cycle_seconds = last_cycles[code][-1]
-        out.append(s)
-    return out
-
-
 @functools.cache
 def _q() -> dict[str, Any]:
     """Statements built once (building a select costs more than running it)."""
@@ -299,82 +169,6 @@ def _q() -> dict[str, Any]:
         ).where(col(CustomerOrder.completed_at) >= start, col(CustomerOrder.completed_at) < end),
         # Release reserves every pick or records an override: only overridden work orders
         # can be short, so only their open operations are read.
-        "open_ops": sa.select(
-            col(UnitOperation.id), col(UnitOperation.status), col(UnitOperation.picks)
-        )
-        .join(Unit, col(Unit.id) == col(UnitOperation.unit_id))
-        .join(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
-        .where(
-            col(Unit.completed_at).is_(None),
-            col(Unit.status).in_(("queued", *WIP_STATUSES)),
-            col(WorkOrder.override_reason).is_not(None),
-            col(UnitOperation.status).in_(("pending", "ready", "active", "held")),
-        ),
-        "atp_key": sa.select(
-            sa.select(sa.func.max(col(StockMovement.id))).scalar_subquery(),
-            sa.select(sa.func.max(col(CustomerOrder.id))).scalar_subquery(),
-            sa.select(sa.func.max(col(AuditEntry.id))).scalar_subquery(),
-        ),
-        "consumed": sa.select(
-            col(Consumption.unit_operation_id), col(Consumption.part_id), col(Consumption.quantity)
-        ).where(col(Consumption.unit_operation_id).in_(sa.bindparam("ops", expanding=True))),
-        "on_hand": sa.select(col(StockLot.part_id), sa.func.sum(col(StockLot.on_hand)))
-        .where(col(StockLot.part_id).in_(sa.bindparam("parts", expanding=True)))
-        .group_by(col(StockLot.part_id)),
-        "skus": sa.select(col(Part.id), col(Part.sku)).where(
-            col(Part.id).in_(sa.bindparam("parts", expanding=True))
-        ),
-        "open_steps": sa.select(
-            col(StepRecord.station_id),
-            col(Unit.serial),
-            col(Operation.code),
-            col(StepRecord.started_at),
-            col(StepRecord.paused_at),
-            col(StepRecord.paused_seconds),
-            col(Operation.standard_seconds),
-            col(Operator.name),
-        )
-        .join(Unit, col(Unit.id) == col(StepRecord.unit_id))
-        .join(Operation, col(Operation.id) == col(StepRecord.operation_id))
-        .outerjoin(Operator, col(Operator.id) == col(StepRecord.operator_id))
-        .where(col(StepRecord.ended_at).is_(None)),
-        "andons": sa.select(
-            col(AndonCall.station_id),
-            col(AndonCall.id),
-            col(AndonCall.reason),
-            col(AndonCall.raised_at),
-            col(AndonCall.acknowledged_at),
-        )
-        .where(col(AndonCall.resolved_at).is_(None))
-        .order_by(col(AndonCall.raised_at)),
-        # Per kind through ix_unitop_queue (station_kind, status): never a scan of the
-        # millions of done operations.
-        "held": sa.select(
-            col(UnitOperation.station_kind), sa.func.max(col(UnitOperation.held_reason))
-        )
-        .where(
-            col(UnitOperation.station_kind).in_(sa.bindparam("kinds", expanding=True)),
-            col(UnitOperation.status) == "held",
-        )
-        .group_by(col(UnitOperation.station_kind)),
-        "ready": sa.select(col(UnitOperation.station_kind))
-        .where(
-            col(UnitOperation.station_kind).in_(sa.bindparam("kinds", expanding=True)),
-            col(UnitOperation.status) == "ready",
-        )
-        .distinct(),
-        "stations": sa.select(
-            col(Station.code),
-            col(Station.name),
-            col(Station.kind),
-            col(Line.takt_seconds),
-            col(Operator.name),
-            col(Station.id),
-        )
-        .join(Line, col(Line.id) == col(Station.line_id))
-        .outerjoin(Operator, col(Operator.id) == col(Station.operator_id))
-        .where(col(Station.active).is_(True))
-        .order_by(col(Line.id), col(Station.position)),
     }
 
 

@@ -1,0 +1,126 @@
+"""Component shortages for the line board.
+
+Released work not yet built that on-hand stock does not cover (only work released with
+an override can be short: release reserves everything otherwise), plus the ATP
+shortages of received orders (``server.orders.service.order_atp``, cached until stock,
+orders or the audit trail move).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from server.models import (
+    AuditEntry,
+    Consumption,
+    CustomerOrder,
+    Part,
+    StockLot,
+    StockMovement,
+    Unit,
+    UnitOperation,
+    WorkOrder,
+)
+
+WIP_STATUSES = ("in_progress", "held")
+
+
+def shortages(db: Session) -> list[tuple[str, int, str]]:
+    """(sku, quantity short, "released" | "received") for parts stock does not cover."""
+    conn = db.connection()
+    q = _q()
+    need: dict[int, int] = defaultdict(int)
+    open_ops = conn.execute(q["open_ops"]).all()
+    consumed: dict[tuple[int, int], int] = defaultdict(int)
+    active = [op_id for op_id, status, _picks in open_ops if status == "active"]
+    if active:
+        for op_id, part_id, qty in conn.execute(q["consumed"], {"ops": active}):
+            consumed[(op_id, part_id)] += qty
+    for op_id, _status, picks in open_ops:
+        for pick in picks or []:
+            part = int(pick.get("reserved_part_id") or pick["part_id"])
+            left = int(pick.get("qty", 0)) - consumed.get((op_id, part), 0)
+            need[part] += max(left, 0)
+    result: list[tuple[str, int, str]] = []
+    if need:
+        on_hand = dict(conn.execute(q["on_hand"], {"parts": list(need)}).all())
+        skus = dict(conn.execute(q["skus"], {"parts": list(need)}).all())
+        result += [
+            (skus[p], n - int(on_hand.get(p, 0)), "released")
+            for p, n in sorted(need.items(), key=lambda kv: skus[kv[0]])
+            if n > int(on_hand.get(p, 0))
+        ]
+    result += _received_shortages(db)
+    return result
+
+
+_ATP_CACHE: dict[str, tuple[tuple[Any, ...], list[tuple[str, int, str]]]] = {}
+
+
+def _received_shortages(db: Session) -> list[tuple[str, int, str]]:
+    """ATP shortages of received orders, recomputed only when stock, orders or the audit
+    trail moved (any release, cancel, receipt or pick appends to one of them)."""
+    conn = db.connection()
+    key = tuple(conn.execute(_q()["atp_key"]).one())
+    url = str(conn.engine.url)
+    cached = _ATP_CACHE.get(url)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    result = _received_shortages_now(db)
+    _ATP_CACHE[url] = (key, result)
+    return result
+
+
+def _received_shortages_now(db: Session) -> list[tuple[str, int, str]]:
+    from sqlmodel import select
+
+    from server.orders.service import order_atp
+
+    short: dict[str, int] = defaultdict(int)
+    for order in db.exec(
+        select(CustomerOrder)
+        .where(col(CustomerOrder.status) == "received")
+        .order_by(col(CustomerOrder.due_date))
+        .limit(200)
+    ):
+        for line in order_atp(db, order=order):
+            if line.short:
+                short[line.sku] += line.short
+    return [(sku, n, "received") for sku, n in sorted(short.items())]
+
+
+@functools.cache
+def _q() -> dict[str, Any]:
+    """Statements built once (building a select costs more than running it)."""
+    return {
+        "open_ops": sa.select(
+            col(UnitOperation.id), col(UnitOperation.status), col(UnitOperation.picks)
+        )
+        .join(Unit, col(Unit.id) == col(UnitOperation.unit_id))
+        .join(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
+        .where(
+            col(Unit.completed_at).is_(None),
+            col(Unit.status).in_(("queued", *WIP_STATUSES)),
+            col(WorkOrder.override_reason).is_not(None),
+            col(UnitOperation.status).in_(("pending", "ready", "active", "held")),
+        ),
+        "atp_key": sa.select(
+            sa.select(sa.func.max(col(StockMovement.id))).scalar_subquery(),
+            sa.select(sa.func.max(col(CustomerOrder.id))).scalar_subquery(),
+            sa.select(sa.func.max(col(AuditEntry.id))).scalar_subquery(),
+        ),
+        "consumed": sa.select(
+            col(Consumption.unit_operation_id), col(Consumption.part_id), col(Consumption.quantity)
+        ).where(col(Consumption.unit_operation_id).in_(sa.bindparam("ops", expanding=True))),
+        "on_hand": sa.select(col(StockLot.part_id), sa.func.sum(col(StockLot.on_hand)))
+        .where(col(StockLot.part_id).in_(sa.bindparam("parts", expanding=True)))
+        .group_by(col(StockLot.part_id)),
+        "skus": sa.select(col(Part.id), col(Part.sku)).where(
+            col(Part.id).in_(sa.bindparam("parts", expanding=True))
+        ),
+    }
