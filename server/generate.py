@@ -30,31 +30,27 @@ import json
 import logging
 import math
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from server.models import (
-    BomLine,
-    Location,
-    Operation,
-    Operator,
-    Part,
-    Product,
-    Station,
+from server.generate_bulk import (
+    RECALL_LOT_SIZE,
+    Catalog,
+    Lots,
+    OpRow,
+    PartRow,
+    Writer,
+    load_catalog,
 )
 from server.models.types import Tracking
 
 log = logging.getLogger(__name__)
 
-RECALL_LOT_SIZE = 10_000
-LOT_UNITS = {"TP-1": RECALL_LOT_SIZE, "COOL-STD": 2_000, "COOL-TWR": 2_000,
-             "FAN-120": 2_500}  # other lot parts: 500 units a lot
 BATCH_UNITS = 5_000
 DAY_START_H, DAY_HOURS = 6, 16
 # Valid option sets of the demo PC and how often customers pick them.
@@ -74,13 +70,6 @@ CUSTOMERS = ("Atelier Dupont", "Nordic Render AB", "Cabinet Leroy", "Studio Kapp
              "École Pasteur", "Müller & Söhne GmbH", "Hospital San Juan", "Lyon Métropole")
 
 
-def applies(when_options: Sequence[str], options: Iterable[str]) -> bool:
-    """True when a BOM line / operation with ``when_options`` applies to ``options``."""
-    chosen = set(options)
-    return all((c[1:] not in chosen) if c.startswith("!") else (c in chosen)
-               for c in when_options)
-
-
 @dataclass
 class Report:
     units: int = 0
@@ -93,212 +82,6 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-class _Writer:
-    """Bulk inserts with explicit ids: executemany on SQLite, COPY on PostgreSQL."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self.conn = conn
-        self.pg = conn.dialect.name == "postgresql"
-        self.raw: Any = conn.connection.dbapi_connection
-
-        self._days: dict[int, str] = {}
-
-    def ts(self, epoch: float) -> Any:
-        if self.pg:
-            return datetime.fromtimestamp(epoch, UTC)
-        # SQLAlchemy's SQLite DATETIME text format, built without strftime (hot path).
-        micros = round(epoch * 1_000_000)
-        secs, us = divmod(micros, 1_000_000)
-        day, rest = divmod(secs, 86400)
-        prefix = self._days.get(day)
-        if prefix is None:
-            prefix = self._days[day] = datetime.fromtimestamp(day * 86400, UTC).strftime(
-                "%Y-%m-%d ")
-        h, rest = divmod(rest, 3600)
-        m, sec = divmod(rest, 60)
-        return f"{prefix}{h:02d}:{m:02d}:{sec:02d}.{us:06d}"
-
-    def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        if not self.conn.in_transaction():
-            self.conn.begin()  # emits BEGIN (server.db); raw inserts must not autocommit
-        cols = ", ".join(columns)
-        cursor = self.raw.cursor()
-        try:
-            if self.pg:
-                with cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            else:
-                marks = ", ".join("?" * len(columns))
-                cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
-        finally:
-            cursor.close()
-
-    def next_id(self, table: str) -> int:
-        return int(self.conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
-                   .scalar_one()) + 1
-
-    def fix_sequences(self, tables: Iterable[str]) -> None:
-        if not self.pg:
-            return
-        for table in tables:
-            self.conn.exec_driver_sql(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"COALESCE((SELECT MAX(id) FROM {table}), 1))")
-
-
-@dataclass(frozen=True, slots=True)
-class _Part:  # plain copies of the catalog rows: ORM attribute access is slow in hot loops
-    id: int
-    sku: str
-    tracking: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Op:
-    id: int
-    code: str
-    sequence: int
-    station_kind: str
-    standard_seconds: int
-    required_skill: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Product:
-    id: int
-    code: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Station:
-    id: int
-
-
-@dataclass
-class _Catalog:
-    product: _Product
-    operations: list[_Op]
-    stations: dict[str, list[_Station]]
-    operators: dict[str, list[int]]  # skill (or "") -> operator ids
-    parts: dict[int, _Part]
-    # per config: per operation code: [(part_id, qty)]
-    picks: list[dict[str, list[tuple[int, int]]]]
-    location_id: int
-
-
-def _load_catalog(session: Session) -> _Catalog:
-    product = session.exec(select(Product).order_by(Product.id)).first()  # type: ignore[arg-type]
-    if product is None:
-        raise ValueError("no product in the database; run `taktline seed-demo` first")
-    operations = list(session.exec(select(Operation).where(
-        Operation.product_id == product.id).order_by(Operation.sequence)))  # type: ignore[arg-type]
-    stations: dict[str, list[Station]] = {}
-    for st in session.exec(select(Station).where(Station.active == True)  # noqa: E712
-                           .order_by(Station.position)):  # type: ignore[arg-type]
-        stations.setdefault(st.kind, []).append(st)
-    missing = [op.station_kind for op in operations if op.station_kind not in stations]
-    if missing:
-        raise ValueError(f"no active station of kind {', '.join(missing)}")
-    operators: dict[str, list[int]] = {"": []}
-    for person in session.exec(select(Operator).where(Operator.role == "operator")):
-        operators[""].append(int(person.id))  # type: ignore[arg-type]
-        for skill in person.skills:
-            operators.setdefault(skill, []).append(int(person.id))  # type: ignore[arg-type]
-    if not operators[""]:
-        raise ValueError("no operator in the database")
-    parts = {int(p.id): p for p in session.exec(select(Part))}  # type: ignore[arg-type]
-    bom = list(session.exec(select(BomLine).where(BomLine.product_id == product.id)))
-    picks = []
-    for _weight, options in CONFIGS:
-        per_op: dict[str, list[tuple[int, int]]] = {op.code: [] for op in operations}
-        for line in bom:
-            if applies(line.when_options, options) and line.operation_code in per_op:
-                per_op[line.operation_code].append((line.part_id, line.quantity))
-        picks.append(per_op)
-    location = session.exec(select(Location).order_by(
-        Location.kind.desc())).first()  # type: ignore[attr-defined]
-    if location is None:
-        raise ValueError("no stock location in the database")
-    return _Catalog(
-        _Product(int(product.id), product.code),  # type: ignore[arg-type]
-        [_Op(int(o.id), o.code, o.sequence, o.station_kind, o.standard_seconds,  # type: ignore[arg-type]
-             o.required_skill) for o in operations],
-        {k: [_Station(int(st.id)) for st in v] for k, v in stations.items()},  # type: ignore[arg-type]
-        operators, {k: _Part(k, p.sku, p.tracking) for k, p in parts.items()}, picks,
-        int(location.id))  # type: ignore[arg-type]
-
-
-class _Lots:
-    """Lot-tracked and untracked parts: rolling lots, received and consumed via the ledger."""
-
-    def __init__(self, w: _Writer, cat: _Catalog, run: str) -> None:
-        self.w, self.cat, self.run = w, cat, run
-        self.current: dict[int, tuple[int, int]] = {}  # part -> (lot id, units left)
-        self.used: dict[tuple[int, int], int] = {}  # (lot, day number) -> quantity
-        self.lot_codes: dict[int, str] = {}
-        self.next_lot = w.next_id("stocklot")
-        self.next_move = w.next_id("stockmovement")
-        self.recall_lot_id: int | None = None
-        self.untracked: dict[int, int] = {}  # part -> lot id (one per part)
-
-    def lot_for(self, part: _Part, received: float, qty: int) -> int:
-        pid = part.id
-        if part.tracking == Tracking.NONE:
-            lot = self.untracked.get(pid)
-            if lot is None:
-                lot = self.w.conn.execute(sa.text(
-                    "SELECT id FROM stocklot WHERE part_id = :p AND lot_code = '' AND "
-                    "serial = '' AND location_id = :l"),
-                    {"p": pid, "l": self.cat.location_id}).scalar()
-                if lot is None:
-                    lot = self._new_lot(part, "", 10**9, received)
-                else:
-                    self._move(lot, pid, "receipt", 10**9, "generated history: receipt",
-                               received - 86400)
-                self.untracked[pid] = lot
-            return lot
-        lot_id, left = self.current.get(pid, (0, 0))
-        if left <= 0:
-            size = LOT_UNITS.get(part.sku, 500)
-            code = f"G{self.run}-{part.sku}-{self.next_lot:06d}"
-            lot_id = self._new_lot(part, code, size * qty, received)
-            if part.sku == "TP-1" and self.recall_lot_id is None:
-                self.recall_lot_id = lot_id
-            left = size
-        self.current[pid] = (lot_id, left - 1)
-        return lot_id
-
-    def _new_lot(self, part: _Part, code: str, qty: int, received: float) -> int:
-        lot_id = self.next_lot
-        self.next_lot += 1
-        self.lot_codes[lot_id] = code
-        self.w.insert("stocklot", ("id", "part_id", "lot_code", "serial", "location_id",
-                                   "received_at", "on_hand", "reserved"),
-                      [(lot_id, part.id, code, "", self.cat.location_id,
-                        self.w.ts(received - 86400), 0, 0)])
-        self._move(lot_id, part.id, "receipt", qty, "generated history: receipt",
-                   received - 86400)
-        return lot_id
-
-    def _move(self, lot_id: int, part_id: int, kind: str, qty: int, reason: str,
-              at: float) -> None:
-        self.w.insert("stockmovement", ("id", "lot_id", "part_id", "kind", "quantity",
-                                        "reserved_delta", "reason", "by", "at"),
-                      [(self.next_move, lot_id, part_id, kind, qty, 0, reason,
-                        "taktline generate", self.w.ts(at))])
-        self.next_move += 1
-
-    def flush(self, part_of_lot: dict[int, int], now_ts: float) -> None:
-        """One consumption movement per lot and day (through the on-hand trigger)."""
-        for (lot_id, day), qty in sorted(self.used.items()):
-            self._move(lot_id, part_of_lot[lot_id], "consumption", -qty,
-                       "generated history: consumption", min(now_ts, day * 86400 + 86399))
-        self.used.clear()
-
-
 def generate(engine: Engine, *, units: int, days: int | None = None, seed: int = 7,
              now: datetime | None = None,
              progress: Callable[[int], None] | None = None) -> Report:
@@ -309,19 +92,19 @@ def generate(engine: Engine, *, units: int, days: int | None = None, seed: int =
     rng = random.Random(seed)
     now_ts = (now or datetime.now(UTC)).timestamp()
     with Session(engine) as session:
-        cat = _load_catalog(session)
+        cat = load_catalog(session, [c[1] for c in CONFIGS])
     report = Report()
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:  # a big page cache keeps the index inserts in memory
             conn.exec_driver_sql("PRAGMA cache_size=-262144")
             conn.commit()
-        w = _Writer(conn)
+        w = Writer(conn)
         ids = {t: w.next_id(t) for t in ("customerorder", "orderline", "workorder", "unit",
                                          "unitoperation", "steprecord", "consumption",
                                          "defect")}
         run = f"{ids['unit']:x}".upper()
-        lots = _Lots(w, cat, run)
+        lots = Lots(w, cat, run)
         part_of_lot: dict[int, int] = {}
         _Generator(w, cat, lots, rng, ids, part_of_lot, report, run).run(
             units, days, now_ts, progress)
@@ -338,7 +121,7 @@ def generate(engine: Engine, *, units: int, days: int | None = None, seed: int =
 
 
 class _Generator:
-    def __init__(self, w: _Writer, cat: _Catalog, lots: _Lots, rng: random.Random,
+    def __init__(self, w: Writer, cat: Catalog, lots: Lots, rng: random.Random,
                  ids: dict[str, int], part_of_lot: dict[int, int], report: Report,
                  run: str) -> None:
         self.w, self.cat, self.lots, self.rng, self.ids = w, cat, lots, rng, ids
@@ -454,7 +237,7 @@ class _Generator:
         return ended
 
     def picks(self, unit_id: int, uo_id: int, station_id: Any, operator: int,
-              plan: list[tuple[_Part, int]], at: float, at_s: Any) -> None:
+              plan: list[tuple[PartRow, int]], at: float, at_s: Any) -> None:
         day = math.floor(at / 86400)
         rows = self.consumptions
         used, lot_for, part_of_lot = self.lots.used, self.lots.lot_for, self.part_of_lot
@@ -478,7 +261,7 @@ class _Generator:
         self.report.consumptions += cid - self.ids["consumption"]
         self.ids["consumption"] = cid
 
-    def defect(self, unit_id: int, uo_id: int, op: _Op, station_id: Any,
+    def defect(self, unit_id: int, uo_id: int, op: OpRow, station_id: Any,
                operator: int, end: float, now_ts: float) -> float:
         """A failed test, reworked and retested: one more step on the same operation."""
         w, rng = self.w, self.rng

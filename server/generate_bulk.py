@@ -1,0 +1,234 @@
+"""Bulk-writing helpers of ``server.generate``: the catalog as plain values, inserts
+with explicit ids (executemany on SQLite, COPY on PostgreSQL), rolling lots that go
+through the stock ledger. See ``server.generate`` for what is generated and why it
+bypasses the workflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from server.catalog.configure import ConfigurationError, load_product, resolve
+from server.models import Location, Operation, Operator, Part, Product, Station
+from server.models.types import Tracking
+
+RECALL_LOT_SIZE = 10_000  # the TP-1 lot of the recall benchmark
+LOT_UNITS = {"TP-1": RECALL_LOT_SIZE, "COOL-STD": 2_000, "COOL-TWR": 2_000,
+             "FAN-120": 2_500}  # units per lot; other lot parts: 500 units a lot
+
+
+class Writer:
+    """Bulk inserts with explicit ids: executemany on SQLite, COPY on PostgreSQL."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self.pg = conn.dialect.name == "postgresql"
+        self.raw: Any = conn.connection.dbapi_connection
+
+        self._days: dict[int, str] = {}
+
+    def ts(self, epoch: float) -> Any:
+        if self.pg:
+            return datetime.fromtimestamp(epoch, UTC)
+        # SQLAlchemy's SQLite DATETIME text format, built without strftime (hot path).
+        micros = round(epoch * 1_000_000)
+        secs, us = divmod(micros, 1_000_000)
+        day, rest = divmod(secs, 86400)
+        prefix = self._days.get(day)
+        if prefix is None:
+            prefix = self._days[day] = datetime.fromtimestamp(day * 86400, UTC).strftime(
+                "%Y-%m-%d ")
+        h, rest = divmod(rest, 3600)
+        m, sec = divmod(rest, 60)
+        return f"{prefix}{h:02d}:{m:02d}:{sec:02d}.{us:06d}"
+
+    def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if not self.conn.in_transaction():
+            self.conn.begin()  # emits BEGIN (server.db); raw inserts must not autocommit
+        cols = ", ".join(columns)
+        cursor = self.raw.cursor()
+        try:
+            if self.pg:
+                with cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                marks = ", ".join("?" * len(columns))
+                cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+        finally:
+            cursor.close()
+
+    def next_id(self, table: str) -> int:
+        return int(self.conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
+                   .scalar_one()) + 1
+
+    def fix_sequences(self, tables: Iterable[str]) -> None:
+        if not self.pg:
+            return
+        for table in tables:
+            self.conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"COALESCE((SELECT MAX(id) FROM {table}), 1))")
+
+
+@dataclass(frozen=True, slots=True)
+class PartRow:  # plain copies of the catalog rows: ORM attribute access is slow in hot loops
+    id: int
+    sku: str
+    tracking: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpRow:
+    id: int
+    code: str
+    sequence: int
+    station_kind: str
+    standard_seconds: int
+    required_skill: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRow:
+    id: int
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class StationRow:
+    id: int
+
+
+@dataclass
+class Catalog:
+    product: ProductRow
+    operations: list[OpRow]
+    stations: dict[str, list[StationRow]]
+    operators: dict[str, list[int]]  # skill (or "") -> operator ids
+    parts: dict[int, PartRow]
+    # per config: per operation code: [(part_id, qty)]
+    picks: list[dict[str, list[tuple[int, int]]]]
+    location_id: int
+
+
+def load_catalog(session: Session, configs: Sequence[Sequence[str]]) -> Catalog:
+    product = session.exec(select(Product).order_by(Product.id)).first()  # type: ignore[arg-type]
+    if product is None:
+        raise ValueError("no product in the database; run `taktline seed-demo` first")
+    operations = list(session.exec(select(Operation).where(
+        Operation.product_id == product.id).order_by(Operation.sequence)))  # type: ignore[arg-type]
+    stations: dict[str, list[Station]] = {}
+    for st in session.exec(select(Station).where(Station.active == True)  # noqa: E712
+                           .order_by(Station.position)):  # type: ignore[arg-type]
+        stations.setdefault(st.kind, []).append(st)
+    missing = [op.station_kind for op in operations if op.station_kind not in stations]
+    if missing:
+        raise ValueError(f"no active station of kind {', '.join(missing)}")
+    operators: dict[str, list[int]] = {"": []}
+    for person in session.exec(select(Operator).where(Operator.role == "operator")):
+        operators[""].append(int(person.id))  # type: ignore[arg-type]
+        for skill in person.skills:
+            operators.setdefault(skill, []).append(int(person.id))  # type: ignore[arg-type]
+    if not operators[""]:
+        raise ValueError("no operator in the database")
+    parts = {int(p.id): p for p in session.exec(select(Part))}  # type: ignore[arg-type]
+    spec = load_product(session, product)
+    picks = []
+    for options in configs:
+        try:
+            config = resolve(spec, list(options))
+        except ConfigurationError as exc:
+            raise ValueError(f"{product.code} {' '.join(options)}: {exc}") from exc
+        per_op: dict[str, list[tuple[int, int]]] = {op.code: [] for op in operations}
+        for routed in config.routing:
+            per_op[routed.operation.code] = [(p.part_id, p.qty) for p in routed.picks]
+        picks.append(per_op)
+    location = session.exec(select(Location).order_by(
+        Location.kind.desc())).first()  # type: ignore[attr-defined]
+    if location is None:
+        raise ValueError("no stock location in the database")
+    return Catalog(
+        ProductRow(int(product.id), product.code),  # type: ignore[arg-type]
+        [OpRow(int(o.id), o.code, o.sequence, o.station_kind, o.standard_seconds,  # type: ignore[arg-type]
+             o.required_skill) for o in operations],
+        {k: [StationRow(int(st.id)) for st in v] for k, v in stations.items()},  # type: ignore[arg-type]
+        operators, {k: PartRow(k, p.sku, p.tracking) for k, p in parts.items()}, picks,
+        int(location.id))  # type: ignore[arg-type]
+
+
+class Lots:
+    """Lot-tracked and untracked parts: rolling lots, received and consumed via the ledger."""
+
+    def __init__(self, w: Writer, cat: Catalog, run: str) -> None:
+        self.w, self.cat, self.run = w, cat, run
+        self.current: dict[int, tuple[int, int]] = {}  # part -> (lot id, units left)
+        self.used: dict[tuple[int, int], int] = {}  # (lot, day number) -> quantity
+        self.lot_codes: dict[int, str] = {}
+        self.next_lot = w.next_id("stocklot")
+        self.next_move = w.next_id("stockmovement")
+        self.recall_lot_id: int | None = None
+        self.untracked: dict[int, int] = {}  # part -> lot id (one per part)
+
+    def lot_for(self, part: PartRow, received: float, qty: int) -> int:
+        pid = part.id
+        if part.tracking == Tracking.NONE:
+            lot = self.untracked.get(pid)
+            if lot is None:
+                lot = self.w.conn.execute(sa.text(
+                    "SELECT id FROM stocklot WHERE part_id = :p AND lot_code = '' AND "
+                    "serial = '' AND location_id = :l"),
+                    {"p": pid, "l": self.cat.location_id}).scalar()
+                if lot is None:
+                    lot = self._new_lot(part, "", 10**9, received)
+                else:
+                    self._move(lot, pid, "receipt", 10**9, "generated history: receipt",
+                               received - 86400)
+                self.untracked[pid] = lot
+            return lot
+        lot_id, left = self.current.get(pid, (0, 0))
+        if left <= 0:
+            size = LOT_UNITS.get(part.sku, 500)
+            code = f"G{self.run}-{part.sku}-{self.next_lot:06d}"
+            lot_id = self._new_lot(part, code, size * qty, received)
+            if part.sku == "TP-1" and self.recall_lot_id is None:
+                self.recall_lot_id = lot_id
+            left = size
+        self.current[pid] = (lot_id, left - 1)
+        return lot_id
+
+    def _new_lot(self, part: PartRow, code: str, qty: int, received: float) -> int:
+        lot_id = self.next_lot
+        self.next_lot += 1
+        self.lot_codes[lot_id] = code
+        self.w.insert("stocklot", ("id", "part_id", "lot_code", "serial", "location_id",
+                                   "received_at", "on_hand", "reserved"),
+                      [(lot_id, part.id, code, "", self.cat.location_id,
+                        self.w.ts(received - 86400), 0, 0)])
+        self._move(lot_id, part.id, "receipt", qty, "generated history: receipt",
+                   received - 86400)
+        return lot_id
+
+    def _move(self, lot_id: int, part_id: int, kind: str, qty: int, reason: str,
+              at: float) -> None:
+        self.w.insert("stockmovement", ("id", "lot_id", "part_id", "kind", "quantity",
+                                        "reserved_delta", "reason", "by", "at"),
+                      [(self.next_move, lot_id, part_id, kind, qty, 0, reason,
+                        "taktline generate", self.w.ts(at))])
+        self.next_move += 1
+
+    def flush(self, part_of_lot: dict[int, int], now_ts: float) -> None:
+        """One consumption movement per lot and day (through the on-hand trigger)."""
+        for (lot_id, day), qty in sorted(self.used.items()):
+            self._move(lot_id, part_of_lot[lot_id], "consumption", -qty,
+                       "generated history: consumption", min(now_ts, day * 86400 + 86399))
+        self.used.clear()
+
+
