@@ -1,7 +1,7 @@
 """Scan-to-feedback latency and sustained accepted scans per second through the ingest.
 
     .venv/bin/python bench/bench_ingest.py [--stations 50] [--rate 2] [--seconds 20]
-                                           [--flood 6000]
+                                           [--flood 6000] [--nagle]
 
 Builds a fresh SQLite plant (N stations, each with a step in progress that needs a
 million bolts), starts a private Mosquitto (deploy/mosquitto.conf tuning) and
@@ -9,6 +9,7 @@ million bolts), starts a private Mosquitto (deploy/mosquitto.conf tuning) and
 
 1. floor: a bare MQTT QoS 1 round trip on the same broker (publish, receive back);
 2. floor: a bare SQLite commit (one INSERT + COMMIT, WAL, synchronous=NORMAL);
+   and the cost of one SQLAlchemy Core statement inside a batch transaction;
 3. latency: N stations each scanning ``rate`` times a second; scan publish -> its
    ``cmd/feedback`` received, p50 / p99;
 4. throughput: ``flood`` scans published as fast as possible from all stations;
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -61,6 +63,15 @@ from server.models import (  # noqa: E402
 from station import service  # noqa: E402
 from station.workflow import SignIn, StartNext  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
+
+# What an accepted pick of a carried station needs at least (docs: bench/README.md):
+# the event INSERT with its verdict, the consumption INSERT, the ledger INSERT, and the
+# read of the lots when the batch has not seen the part yet.
+SCAN_STATEMENTS = 3
+
+
+def _no_delay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -133,6 +144,7 @@ class Stations:
             c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-st{i}")
             c.max_inflight_messages_set(1000)
             c.max_queued_messages_set(0)
+            c.on_socket_open = _no_delay
             topic = f"taktline/B/L1/ST{i:02d}/cmd/feedback"
             c.on_connect = lambda cl, *a, t=topic: cl.subscribe(t, 1)
             c.on_subscribe = lambda *a: ready.wait()
@@ -180,6 +192,7 @@ def mqtt_floor(port: int, n: int = 500) -> list[float]:
     got: dict[str, float] = {}
     cond = threading.Condition()
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-floor")
+    c.on_socket_open = _no_delay
     sub = threading.Event()
     c.on_connect = lambda cl, *a: cl.subscribe("bench/echo", 1)
     c.on_subscribe = lambda *a: sub.set()
@@ -222,12 +235,34 @@ def sqlite_floor(path: Path, n: int = 1000) -> list[float]:
     return out
 
 
+def statement_floor(path: Path, n: int = 4000, batch: int = 200) -> float:
+    """Seconds per SQLAlchemy Core INSERT (compiled cache hit) inside a batch transaction:
+    the cost of one of the statements an accepted scan cannot do without."""
+    url = f"sqlite:///{path}"
+    engine = get_engine(url)
+    table = sa.Table("s", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("v", sa.String))
+    table.metadata.create_all(engine)
+    stmt = sa.insert(table)
+    t0 = time.perf_counter()
+    with engine.connect() as conn:
+        for i in range(0, n, batch):
+            for k in range(batch):
+                conn.execute(stmt, {"v": str(i + k)})
+            conn.commit()
+    per = (time.perf_counter() - t0) / n
+    dispose_engine(url)
+    return per
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stations", type=int, default=50)
     ap.add_argument("--rate", type=float, default=2.0, help="scans per second per station")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--flood", type=int, default=6000)
+    ap.add_argument("--nagle", action="store_true",
+                    help="leave the broker's set_tcp_nodelay off (Mosquitto's default)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     url = f"sqlite:///{work / 'taktline.db'}"
@@ -236,9 +271,13 @@ def main() -> None:
     tuning = "\n".join(line for line in (ROOT / "deploy/mosquitto.conf").read_text().splitlines()
                        if line.startswith(("max_inflight", "max_queued")))
     run_as = "user root\n" if os.geteuid() == 0 else ""
-    with Mosquitto(work / "mosquitto", extra_conf=run_as + tuning) as broker:
+    # Without TCP_NODELAY the broker holds each small packet for the peer's delayed ACK:
+    # +40 ms per scan (measured). Recommended for deploy/mosquitto.conf too.
+    nodelay = "" if args.nagle else "\nset_tcp_nodelay true"
+    with Mosquitto(work / "mosquitto", extra_conf=run_as + tuning + nodelay) as broker:
         floor_mqtt = mqtt_floor(broker.port)
         floor_db = sqlite_floor(work / "floor.db")
+        floor_stmt = statement_floor(work / "floor-stmt.db")
         env = {**os.environ, "TAKTLINE_DATABASE_URL": url, "TAKTLINE_MQTT_URL": broker.url,
                "TAKTLINE_INGEST_CLIENT_ID": "bench-ingest", "TAKTLINE_LOG_LEVEL": "WARNING"}
         log = open(work / "ingest.log", "wb")  # noqa: SIM115
@@ -294,8 +333,12 @@ def main() -> None:
           f"  p99 {pct(floor_mqtt, 99) * ms:6.2f} ms")
     print(f"floor  SQLite INSERT+COMMIT    p50 {statistics.median(floor_db) * ms:6.2f} ms"
           f"  p99 {pct(floor_db, 99) * ms:6.2f} ms  ({len(floor_db) / sum(floor_db):.0f}/s)")
+    print(f"floor  Core INSERT in a batch  {floor_stmt * 1e6:6.0f} us per statement; "
+          f"x{SCAN_STATEMENTS} statements per scan = {1 / (SCAN_STATEMENTS * floor_stmt):.0f} "
+          f"scans/s at best (one core)")
     print(f"ingest scan -> feedback        p50 {statistics.median(lat) * ms:6.2f} ms"
-          f"  p99 {pct(lat, 99) * ms:6.2f} ms  ({len(lat)} scans at "
+          f"  p90 {pct(lat, 90) * ms:6.2f} ms  p99 {pct(lat, 99) * ms:6.2f} ms"
+          f"  max {max(lat) * ms:6.2f} ms  ({len(lat)} scans at "
           f"{args.stations * args.rate:.0f}/s)")
     print(f"ingest sustained               {accepted_flood / (t1 - t0):6.0f} accepted scans/s"
           f"  ({accepted_flood} in {t1 - t0:.2f} s)")
