@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -39,6 +40,26 @@ def wait_all_read(port: PtyPort, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while port.pending_input():
         assert time.monotonic() < deadline, "the bridge stopped reading its port"
+        time.sleep(0.05)
+
+
+def wait_stored(outbox: Path, count: int, timeout: float = 60.0) -> None:
+    """Wait until the bridge has written ``count`` events to its disk outbox.
+
+    Bytes the bridge has read but not yet stored die with a SIGKILL, as they would on a
+    real box; a busy machine can take seconds to store 500, so the test waits for the
+    disk rather than guessing a delay.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with sqlite3.connect(f"file:{outbox}?mode=ro", uri=True, timeout=5) as db:
+                stored = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        except sqlite3.OperationalError:  # not created yet
+            stored = 0
+        if stored >= count:
+            return
+        assert time.monotonic() < deadline, f"only {stored} of {count} events reached the outbox"
         time.sleep(0.05)
 
 
@@ -111,6 +132,7 @@ def test_sigkill_mid_replay_then_restart(tmp_path: Path, private_broker: Mosquit
         private_broker.stop()
         typed = type_scans(ports["scanner1"], COUNT)
         wait_all_read(ports["scanner1"])
+        wait_stored(config.parent / "outbox.sqlite", COUNT)
         private_broker.start()
         # ... and the bridge dies while replaying them.
         while len(first_seen(sub)) < 50:
