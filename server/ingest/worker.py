@@ -38,6 +38,7 @@ from sqlmodel import Session, select
 from firmware_bridge import topics
 from server import mqtt as server_mqtt
 from server.db import begin_write
+from server.dispatch import DispatchError
 from server.ingest.payload import InvalidPayload, decode, envelope
 from server.models import Station
 from station import messages, reading, service
@@ -171,7 +172,8 @@ class Ingest:
                 # twice by another ingest, stock gone) rolls the whole batch back. Each
                 # event then gets its own transaction, with savepoints, so one bad scan
                 # never sinks the others; nothing was committed, so nothing counts twice.
-                if isinstance(exc, sa.exc.IntegrityError | service.RefusedByDatabase):
+                if isinstance(exc, sa.exc.IntegrityError | service.RefusedByDatabase
+                              | LookupError | DispatchError):
                     log.warning("ingest: batch of %d refused by the database (%s); "
                                 "retrying event by event", len(batch), exc)
                 else:
