@@ -53,6 +53,7 @@ class Mosquitto:
             f"persistence_location {self.workdir}/",
             "autosave_interval 1",
             "max_queued_messages 100000",
+            "set_tcp_nodelay true",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
