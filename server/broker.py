@@ -56,7 +56,8 @@ class EmbeddedBroker:
         run_as = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(
             f"{run_as}listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {self.workdir}/\nmax_queued_messages 100000\nset_tcp_nodelay true\n"
+            f"persistence_location {self.workdir}/\nmax_queued_messages 100000\n"
+            "set_tcp_nodelay true\n"
             "log_dest stderr\nlog_type error\nlog_type warning\n")
         log_file = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - child owns it
         self._proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log_file,
