@@ -99,10 +99,11 @@ def test_broker_down_30s_while_500_scans_are_typed(tmp_path: Path, private_broke
         stopped = time.monotonic()
         typed = type_scans(ports["scanner1"], COUNT)
         wait_all_read(ports["scanner1"])
+        wait_stored(tmp_path / "outbox.sqlite", COUNT)
         time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))
         private_broker.start()
 
-        events = wait_distinct(sub, COUNT, timeout=30)
+        events = wait_distinct(sub, COUNT, timeout=60)
         assert [e["data"] for e in events] == typed
         assert [e["seq"] for e in events] == list(range(1, COUNT + 1))
         assert len(sub.messages) - COUNT <= 100  # redeliveries only from the in-flight window
@@ -144,7 +145,7 @@ def test_sigkill_mid_replay_then_restart(tmp_path: Path, private_broker: Mosquit
         assert status.wait_for(1, where=lambda t, p: p == b"offline")  # the last will
 
         proc = start_bridge()
-        events = wait_distinct(sub, COUNT, timeout=30)
+        events = wait_distinct(sub, COUNT, timeout=60)
         assert seen_at_kill < COUNT, "the kill came after the replay; not a mid-stream test"
         assert [e["data"] for e in events] == typed, log.read_text()[-3000:]
         assert [e["seq"] for e in events] == list(range(1, COUNT + 1))
