@@ -5,6 +5,7 @@ Tests never touch the machine's shared broker on 1883 when they need to kill one
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -47,6 +48,9 @@ class Mosquitto:
         self.port = port or free_port()
         self.conf = self.workdir / "mosquitto.conf"
         lines = [
+            # Started as root, mosquitto drops to its own user and then cannot write its
+            # persistence file in our folder: a restart would forget every session.
+            "user root" if os.geteuid() == 0 and "\nuser " not in f"\n{extra_conf}" else "",
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true" if "password_file" not in extra_conf else "",
             f"persistence {'true' if persistence else 'false'}",
