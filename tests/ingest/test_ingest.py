@@ -143,9 +143,11 @@ def test_a_scan_the_database_refuses_does_not_sink_its_batch(
         for i in range(6):
             ids.append(station_client.scan("SCRM3", seq=i + 1,
                                            msg_id="refuse-me" if i == 2 else None))
-        deadline = time.monotonic() + 10
-        while ingest.queue.qsize() < 6:  # the worker holds the ping, waiting for the lock
-            assert time.monotonic() < deadline, "the scans never reached the ingest"
+        # The worker holds the ping (and maybe the first scans: it batches what it finds)
+        # waiting for the lock; give the rest time to queue up behind it. Which batch a
+        # scan lands in does not change what the assertions below observe.
+        deadline = time.monotonic() + 5
+        while ingest.queue.qsize() < 6 and time.monotonic() < deadline:
             time.sleep(0.05)
         lock.rollback()
     with caplog.at_level("WARNING", logger="server.ingest.worker"):
