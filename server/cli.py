@@ -242,6 +242,15 @@ def _register_simulation_command() -> None:
 _register_simulation_command()
 
 
+def _register_web_command() -> None:
+    from server.web import web_command
+
+    cli.add_command(web_command)
+
+
+_register_web_command()
+
+
 def main() -> None:
     cli(prog_name="taktline")
 
