@@ -16,7 +16,8 @@ from tests.support.mosquitto import Mosquitto, free_port, wait_port
 
 
 @pytest.mark.slow
-def test_web_workers_serve_and_each_subscribes_to_station_state(demo_db_url: str, tmp_path: Path) -> None:
+def test_web_workers_serve_and_each_subscribes_to_station_state(demo_db_url: str,
+                                                                 tmp_path: Path) -> None:
     with Mosquitto(tmp_path / "broker",
                    extra_conf="log_type notice\nconnection_messages true") as broker:
         port = free_port()
