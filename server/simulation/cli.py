@@ -73,7 +73,7 @@ def shift_command(stations: int, orders: int, minutes: float, speed: float, faul
         raise SystemExit(1)
 
 
-def start_beside_demo(app: Flask, *, web_url: str, mqtt_url: str, speed: float = 1.5,
+def start_beside_demo(app: Flask, *, web_url: str, mqtt_url: str, speed: float = 5.0,
                       stations: int = 5) -> Callable[[], None]:
     """``taktline demo --simulate``: a slow, endless, fault-free shift on the demo's own
     broker and web server, in a background thread. Call the returned function to stop
