@@ -16,8 +16,18 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from server.dispatch.policy import in_queue_order
-from server.models import CustomerOrder, OrderLine, Station, Unit, UnitOperation, WorkOrder
-from server.models.types import utcnow
+from server.inventory import ledger
+from server.models import (
+    CustomerOrder,
+    Location,
+    OrderLine,
+    Part,
+    Station,
+    Unit,
+    UnitOperation,
+    WorkOrder,
+)
+from server.models.types import pk, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +122,7 @@ def complete_operation(session: Session, *, unit_operation: UnitOperation) -> No
     session.add(unit)
     session.flush()
     wo = session.get(WorkOrder, unit.work_order_id)
+    _stock_sub_assembly(session, unit=unit, work_order=wo)
     order = order_of(session, unit=unit)
     siblings = session.exec(select(Unit.status).join(
         WorkOrder, col(Unit.work_order_id) == WorkOrder.id)
@@ -127,3 +138,22 @@ def complete_operation(session: Session, *, unit_operation: UnitOperation) -> No
         session.add(order)
         log.info("order %s completed", order.number)
     session.flush()
+
+
+def _stock_sub_assembly(session: Session, *, unit: Unit, work_order: WorkOrder | None) -> None:
+    """A finished unit whose product is also a part (a sub-assembly) goes into line-side
+    stock, so the product it is built into can pick it by its serial and the genealogy
+    nests it."""
+    part = session.exec(select(Part).where(Part.product_id == unit.product_id)).first()
+    if part is None:
+        return
+    location = session.exec(select(Location).order_by(
+        col(Location.kind) != "lineside", col(Location.id))).first()
+    if location is None:
+        log.warning("sub-assembly %s completed but there is no stock location to put it in",
+                    unit.serial)
+        return
+    serial = unit.serial if part.tracking == "serial" else ""
+    lot_code = "" if serial else (work_order.number if work_order is not None else unit.serial)
+    ledger.receive(session, part=part, location_id=pk(location), quantity=1, serial=serial,
+                   lot_code=lot_code, by="completion", reason=f"built as {unit.serial}")
