@@ -146,6 +146,23 @@ def demo(host: str | None, port: int | None, simulate: bool) -> None:
     _serve(app, host, port, on_ready=on_ready)
 
 
+@cli.command("reconcile")
+@click.option("--closed-steps/--open-steps-ok", default=False, show_default=True,
+              help="Also require every step record to have an end (true after a shift; "
+                   "on a running line, steps in progress are open).")
+@with_appcontext
+def reconcile_command(closed_steps: bool) -> None:
+    """Check the plant's invariants from the rows; exit 1 on any mismatch."""
+    from server.simulation.reconcile import reconcile
+
+    report = reconcile(current_app.extensions["taktline.engine"],
+                       allow_open_steps=not closed_steps)
+    for line in report.lines():
+        click.echo(line)
+    if not report.clean:
+        raise SystemExit(1)
+
+
 def _serve(app: Flask, host: str | None, port: int | None, *,
            on_ready: Callable[[str, str], Callable[[], None]] | None = None) -> None:
     from waitress import create_server
