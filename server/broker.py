@@ -50,15 +50,7 @@ class EmbeddedBroker:
 
     def _start_mosquitto(self, binary: str) -> None:
         conf = self.workdir / "mosquitto.conf"
-        # Started as root, mosquitto drops to the `mosquitto` user, which cannot write the
-        # persistence file in our folder: a restart would then lose every session and
-        # the QoS 1 messages queued for it (found by `taktline simulate shift --faults`).
-        run_as = "user root\n" if os.geteuid() == 0 else ""
-        conf.write_text(
-            f"{run_as}listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {self.workdir}/\nmax_queued_messages 100000\n"
-            "set_tcp_nodelay true\n"
-            "log_dest stderr\nlog_type error\nlog_type warning\n")
+        conf.write_text(mosquitto_conf(self.port, self.workdir))
         log_file = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - child owns it
         self._proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log_file,
                                       stderr=log_file)
@@ -106,6 +98,33 @@ class EmbeddedBroker:
                 self._thread.join(timeout=10)
             self._loop.close()
             self._loop = None
+
+
+def mosquitto_conf(port: int, workdir: Path, *, persistence: bool = True,
+                   extra: str = "") -> str:
+    """A Mosquitto config for a broker on 127.0.0.1 that keeps its state in ``workdir``.
+
+    Shared by the embedded broker and the test brokers, so both restart the same way.
+    """
+    lines = [
+        # Started as root, mosquitto drops to the `mosquitto` user, which cannot write the
+        # persistence file in our folder: a restart would then lose every session and the
+        # QoS 1 messages queued for it (found by `taktline simulate shift --faults`).
+        "user root" if os.geteuid() == 0 and "\nuser " not in f"\n{extra}" else "",
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true" if "password_file" not in extra else "",
+        f"persistence {'true' if persistence else 'false'}",
+        f"persistence_location {workdir}/",
+        "autosave_interval 1",
+        "max_queued_messages 100000",
+        # Nagle's algorithm held each scan's feedback ~40 ms (bench/bench_ingest.py).
+        "set_tcp_nodelay true",
+        "log_dest stderr",
+        "log_type error",
+        "log_type warning",
+        extra,
+    ]
+    return "\n".join(line for line in lines if line) + "\n"
 
 
 def _listening(port: int) -> bool:

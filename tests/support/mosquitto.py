@@ -5,12 +5,13 @@ Tests never touch the machine's shared broker on 1883 when they need to kill one
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from server.broker import mosquitto_conf
 
 
 def free_port() -> int:
@@ -47,23 +48,8 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.conf = self.workdir / "mosquitto.conf"
-        lines = [
-            # Started as root, mosquitto drops to its own user and then cannot write its
-            # persistence file in our folder: a restart would forget every session.
-            "user root" if os.geteuid() == 0 and "\nuser " not in f"\n{extra_conf}" else "",
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true" if "password_file" not in extra_conf else "",
-            f"persistence {'true' if persistence else 'false'}",
-            f"persistence_location {self.workdir}/",
-            "autosave_interval 1",
-            "max_queued_messages 100000",
-            "set_tcp_nodelay true",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-            extra_conf,
-        ]
-        self.conf.write_text("\n".join(line for line in lines if line) + "\n")
+        self.conf.write_text(mosquitto_conf(self.port, self.workdir, persistence=persistence,
+                                            extra=extra_conf))
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"mqtt://127.0.0.1:{self.port}"
 
