@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from server import auth
 from server.db import get_session
 from server.models import AuditEntry
+from server.models.types import rfc3339
 
 log = logging.getLogger(__name__)
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -111,7 +112,7 @@ def export(fmt: str) -> Any:
 
 
 def _plain(entry: AuditEntry) -> dict[str, Any]:
-    return {"id": entry.id, "at": entry.at.isoformat().replace("+00:00", "Z"),
+    return {"id": entry.id, "at": rfc3339(entry.at),
             "actor": entry.actor, "address": entry.address, "action": entry.action,
             "entity": entry.entity, "entity_id": entry.entity_id, "detail": entry.detail}
 

@@ -49,7 +49,7 @@ from server.models import (
     StockLot,
     Unit,
 )
-from server.models.types import utcnow
+from server.models.types import rfc3339, utcnow
 from station import dispatching, messages, reading
 from station import workflow as wf
 
@@ -153,7 +153,7 @@ def snapshot(state: wf.StationState, *, now: datetime | None = None) -> dict[str
         step = {"unit_operation_id": op.unit_operation_id, "code": op.code, "name": op.name,
                 "instructions": op.instructions, "image": op.image,
                 "standard_seconds": op.standard_seconds, "required_skill": op.required_skill,
-                "started_at": _iso(state.started_at), "paused": state.paused,
+                "started_at": rfc3339(state.started_at), "paused": state.paused,
                 "paused_seconds": round(state.paused_seconds, 1),
                 "worked_seconds": round(state.worked_seconds(now), 1),
                 "complete": state.complete}
@@ -169,12 +169,8 @@ def snapshot(state: wf.StationState, *, now: datetime | None = None) -> dict[str
         "picks": [{"part_id": p.part_id, "sku": p.sku, "description": p.description,
                    "bin": p.bin, "tracking": p.tracking, "qty": p.qty, "done": p.done,
                    "recorded": list(p.recorded)} for p in state.picks],
-        "at": _iso(now),
+        "at": rfc3339(now),
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 # --- handling an event -------------------------------------------------------------

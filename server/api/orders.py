@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from flask import current_app, jsonify, request, url_for
@@ -23,15 +22,12 @@ from server.models import (
     Unit,
     UnitOperation,
 )
+from server.models.types import rfc3339
 from server.orders import service
 from server.orders.atp import AtpLine
 
 log = logging.getLogger(__name__)
 STAMPS = ("received_at", "released_at", "first_started_at", "completed_at", "shipped_at")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def order_json(session: Session, order: CustomerOrder, *, detail: bool = False) -> dict[str, Any]:
@@ -42,7 +38,7 @@ def order_json(session: Session, order: CustomerOrder, *, detail: bool = False) 
         "number": order.number, "customer": order.customer,
         "due_date": order.due_date.isoformat(), "priority": order.priority,
         "status": order.status, "created_by": order.created_by,
-        "lead_time": {s: _iso(getattr(order, s)) for s in STAMPS},
+        "lead_time": {s: rfc3339(getattr(order, s)) for s in STAMPS},
         "lines": [{"line_no": li.line_no, "product": p.code, "quantity": li.quantity,
                    "options": li.options} for li, p in lines],
     }
@@ -70,8 +66,8 @@ def unit_operation_json(session: Session, op: UnitOperation) -> dict[str, Any]:
             "name": operation.name if operation else None, "station_kind": op.station_kind,
             "status": op.status, "priority": op.priority,
             "due_date": op.due_date.isoformat() if op.due_date else None,
-            "released_at": _iso(op.released_at), "station": station.code if station else None,
-            "claimed_at": _iso(op.claimed_at), "held_reason": op.held_reason,
+            "released_at": rfc3339(op.released_at), "station": station.code if station else None,
+            "claimed_at": rfc3339(op.claimed_at), "held_reason": op.held_reason,
             "picks": op.picks}
 
 

@@ -47,7 +47,7 @@ from server.models import (
     StepRecord,
     Unit,
 )
-from server.models.types import utcnow
+from server.models.types import rfc3339, utcnow
 from server.trace.timing import Stats, percentile, summarize
 
 __all__ = ["DayFigures", "StationState", "day_figures", "shortages", "station_states", "to_dict"]
@@ -203,9 +203,6 @@ def _cycles_query(dialect: str) -> Any:
 def to_dict(f: DayFigures) -> dict[str, Any]:
     """JSON for the board's charts and for integrators."""
 
-    def iso(v: datetime | None) -> str | None:
-        return v.isoformat().replace("+00:00", "Z") if v else None
-
     return {
         "day": f.day.isoformat(),
         "completed": f.completed,
@@ -236,7 +233,7 @@ def to_dict(f: DayFigures) -> dict[str, Any]:
                     {
                         "id": s.andon_id,
                         "reason": s.andon_reason,
-                        "raised_at": iso(s.andon_raised_at),
+                        "raised_at": rfc3339(s.andon_raised_at),
                         "acknowledged": s.andon_acknowledged,
                     }
                     if s.andon_id

@@ -72,3 +72,10 @@ def pk(row: Any) -> int:
     if row.id is None:
         raise ValueError(f"{type(row).__name__} has no id yet: flush the session first")
     return int(row.id)
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    """A UTC timestamp as RFC 3339 with ``Z`` (the MQTT contract's and the API's format)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -18,6 +18,7 @@ from typing import Any
 
 from fpdf import FPDF
 
+from server.models.types import rfc3339
 from server.trace.genealogy import Genealogy
 from server.trace.recall import Component, Hit
 
@@ -36,7 +37,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return rfc3339(value) or ""
     if isinstance(value, float):
         return f"{value:.1f}"
     text = str(value)

@@ -37,6 +37,7 @@ from server.models import (
     UnitOperation,
     WorkOrder,
 )
+from server.models.types import rfc3339
 
 MAX_DEPTH = 5
 
@@ -317,10 +318,6 @@ def _q() -> dict[str, Any]:
     return {"unit": unit, "parent": parent, "picks": picks, "steps": steps, "defects": defects}
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
-
-
 def to_dict(g: Genealogy) -> dict[str, Any]:
     """The JSON representation (API and .json export)."""
     return {
@@ -329,8 +326,8 @@ def to_dict(g: Genealogy) -> dict[str, Any]:
         "product_name": g.product_name,
         "options": g.options,
         "status": g.status,
-        "created_at": _iso(g.created_at),
-        "completed_at": _iso(g.completed_at),
+        "created_at": rfc3339(g.created_at),
+        "completed_at": rfc3339(g.completed_at),
         "work_order": g.work_order,
         "order": g.order,
         "customer": g.customer,
@@ -351,7 +348,7 @@ def to_dict(g: Genealogy) -> dict[str, Any]:
                 "operation": p.operation,
                 "station": p.station,
                 "operator": p.operator,
-                "at": _iso(p.at),
+                "at": rfc3339(p.at),
                 "scan": (
                     {"data": p.scan, "msg_id": p.scan_msg_id, "channel": p.scan_channel}
                     if p.scan_msg_id
@@ -368,8 +365,8 @@ def to_dict(g: Genealogy) -> dict[str, Any]:
                 "station": s.station,
                 "operator": s.operator,
                 "badge": s.badge,
-                "started_at": _iso(s.started_at),
-                "ended_at": _iso(s.ended_at),
+                "started_at": rfc3339(s.started_at),
+                "ended_at": rfc3339(s.ended_at),
                 "paused_seconds": round(s.paused_seconds, 1),
                 "duration_seconds": (
                     round(s.duration_seconds, 1) if s.duration_seconds is not None else None
@@ -386,11 +383,11 @@ def to_dict(g: Genealogy) -> dict[str, Any]:
                 "reason_code": d.reason_code,
                 "note": d.note,
                 "disposition": d.disposition,
-                "at": _iso(d.at),
+                "at": rfc3339(d.at),
                 "station": d.station,
                 "operator": d.operator,
                 "operation": d.operation,
-                "resolved_at": _iso(d.resolved_at),
+                "resolved_at": rfc3339(d.resolved_at),
             }
             for d in g.defects
         ],
