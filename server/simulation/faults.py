@@ -112,47 +112,40 @@ class FaultInjector(threading.Thread):
         outcome.done, outcome.ok = True, True
         outcome.detail = f"broker restarted ({self.broker.restarts} so far)"
 
+    def _down_and_back(self, outcome: FaultOutcome, *, take_down: Callable[[], object],
+                       bring_back: Callable[[], object], down: str, back: str) -> None:
+        """Take something down now and bring it back after the fault's duration."""
+        take_down()
+        outcome.done, outcome.ok = True, True
+        seconds = self._real(outcome.fault.duration)
+        outcome.detail = f"{down}; back in {seconds:.1f} s"
+
+        def comeback() -> None:
+            bring_back()
+            outcome.detail = back.format(seconds=seconds)
+
+        self._later(seconds, comeback)
+
     def _ingest_kill(self, outcome: FaultOutcome) -> None:
         ingest = self.ingest
         if ingest is None:
             outcome.done, outcome.detail = True, "skipped: the ingest is not ours"
             return
-        ingest.kill()
-        outcome.done, outcome.ok = True, True
-        down = self._real(outcome.fault.duration)
-        outcome.detail = f"ingest SIGKILLed; back in {down:.1f} s"
-
-        def comeback() -> None:
-            ingest.start()
-            outcome.detail = f"ingest SIGKILLed, restarted after {down:.1f} s"
-
-        self._later(down, comeback)
+        self._down_and_back(outcome, take_down=ingest.kill, bring_back=ingest.start,
+                            down="ingest SIGKILLed",
+                            back="ingest SIGKILLed, restarted after {seconds:.1f} s")
 
     def _bridge_offline(self, outcome: FaultOutcome) -> None:
         rig = self.rigs[outcome.fault.station]
-        rig.stop_bridge()
-        outcome.done, outcome.ok = True, True
-        down = self._real(outcome.fault.duration)
-        outcome.detail = f"bridge stopped; back in {down:.1f} s"
-
-        def comeback() -> None:
-            rig.start()
-            outcome.detail = f"bridge offline {down:.1f} s, restarted"
-
-        self._later(down, comeback)
+        self._down_and_back(outcome, take_down=rig.stop_bridge, bring_back=rig.start,
+                            down="bridge stopped",
+                            back="bridge offline {seconds:.1f} s, restarted")
 
     def _port_unplug(self, outcome: FaultOutcome) -> None:
         rig = self.rigs[outcome.fault.station]
-        rig.unplug()
-        outcome.done, outcome.ok = True, True
-        down = self._real(outcome.fault.duration)
-        outcome.detail = f"scanner unplugged; back in {down:.1f} s"
-
-        def comeback() -> None:
-            rig.replug()
-            outcome.detail = f"scanner unplugged {down:.1f} s, reopened by the bridge"
-
-        self._later(down, comeback)
+        self._down_and_back(outcome, take_down=rig.unplug, bring_back=rig.replug,
+                            down="scanner unplugged",
+                            back="scanner unplugged {seconds:.1f} s, reopened by the bridge")
 
     def _duplicate(self, outcome: FaultOutcome) -> None:
         station = outcome.fault.station
