@@ -39,8 +39,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from server import migrate  # noqa: E402
-from server.db import dispose_engine, get_engine, write_session  # noqa: E402
+from server.db import dispose_engine, get_engine, migrate, write_session  # noqa: E402
 from server.inventory import ledger  # noqa: E402
 from server.models import (  # noqa: E402
     Consumption,

@@ -20,11 +20,12 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from server import auth, create_app, migrate
-from server.db import dispose_engine, get_engine, write_session
-from server.demo import seed
+from server import create_app
+from server.db import dispose_engine, get_engine, migrate, write_session
 from server.models import CustomerOrder, Station
 from server.orders import service as orders
+from server.security import auth
+from server.tools.demo import seed
 from station.views import PARTIALS
 
 HX = {"HX-Request": "true"}

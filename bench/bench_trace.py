@@ -1,6 +1,6 @@
 """Traceability and line-board benchmark: 1,000,000 units on SQLite (and PostgreSQL).
 
-Builds the history once with ``server.generate`` into a cached file
+Builds the history once with ``server.tools.generate`` into a cached file
 (``bench/out/trace-<N>.db``, gitignored; reused on the next run), then times, each
 beside a hand-written indexed SQL query for the same answer in the same run:
 
@@ -34,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlmodel import Session  # noqa: E402
 
-from server import migrate  # noqa: E402
-from server.db import dispose_engine, get_engine  # noqa: E402
+from server.db import dispose_engine, get_engine, migrate  # noqa: E402
 
 log = logging.getLogger("bench_trace")
 OUT = Path(__file__).parent / "out"
@@ -43,8 +42,8 @@ OUT = Path(__file__).parent / "out"
 
 def build(url: str, units: int) -> None:
     """Migrate, seed the demo plant and generate ``units`` units (once per database)."""
-    from server.demo import seed
-    from server.generate import generate
+    from server.tools.demo import seed
+    from server.tools.generate import generate
 
     migrate.upgrade(url)
     engine = get_engine(url)

@@ -1,7 +1,9 @@
 """Taktline server: the Flask app factory.
 
-``create_app(test_config=None)`` resolves the settings (server.settings), wires each
-resource with its own ``init_app`` and registers the blueprints.
+``create_app(test_config=None)`` resolves the settings (server.settings), then calls
+``init_app(app)`` on each area of ``areas()``, in that order: each registers its own
+blueprint(s) and extensions. Nothing registers itself on import. Background services
+(broker, live updates, ingest) are started by ``server.runtime.start``, not here.
 """
 
 from __future__ import annotations
@@ -30,39 +32,26 @@ def create_app(test_config: dict[str, Any] | None = None, *,
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from server import admin, audit_views, auth, db, i18n, security, views
+    for area in areas():
+        area.init_app(app)
+    return app
 
-    db.init_app(app)
-    i18n.init_app(app)
-    auth.init_app(app)
-    security.init_app(app)
-    views.init_app(app)
-    admin.init_app(app)
-    audit_views.init_app(app)
-    from server.inventory import views as stock_views
 
-    stock_views.init_app(app)
+def areas() -> tuple[Any, ...]:
+    """Every area of the app, in wiring order (each module has ``init_app(app)``).
 
-    from server import ingest, live  # noqa: F401 - ingest registers its runtime starter
-
-    live.init_app(app)
-    from server import api
-
-    api.init_app(app)  # /api/v1 (issue 3; others add route modules)
-
+    Imported here, not at module level, so ``import server.models`` stays light."""
+    from server import admin, api, db, home, i18n
+    from server.audit import views as audit_views
+    from server.board import views as board_views
     from server.dispatch import views as dispatch_views
+    from server.inventory import views as stock_views
+    from server.messaging import live
     from server.orders import views as order_views
-
-    order_views.init_app(app)
-    dispatch_views.init_app(app)
-
+    from server.security import auth, headers
+    from server.security import views as security_views
+    from server.trace import views as trace_views
     from station import views as station_views
 
-    station_views.init_app(app)
-
-    from server.board import views as board_views
-    from server.trace import views as trace_views
-
-    trace_views.init_app(app)
-    board_views.init_app(app)
-    return app
+    return (db, i18n, auth, headers, security_views, home, admin, audit_views, stock_views,
+            live, api, order_views, dispatch_views, station_views, trace_views, board_views)

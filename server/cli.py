@@ -17,9 +17,14 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlmodel import Session
 
-from server import create_app, migrate
+from firmware_bridge import cli as bridge_cli
+from server import create_app
 from server.catalog import importer
-from server.db import write_session
+from server.db import migrate, write_session
+from server.ingest import ingest_command
+from server.tools.generate import generate_command
+from server.tools.simulation.cli import shift_command
+from server.web import web_command
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ def db_upgrade(revision: str) -> None:
 @with_appcontext
 def seed_demo() -> None:
     """Load the demo PC plant into an empty database."""
-    from server.demo import seed
+    from server.tools.demo import seed
 
     migrate.upgrade(current_app.config["DATABASE_URL"])
     engine = current_app.extensions["taktline.engine"]
@@ -126,7 +131,7 @@ def serve(host: str | None, port: int | None) -> None:
 @with_appcontext
 def demo(host: str | None, port: int | None, simulate: bool) -> None:
     """Migrate, seed the demo plant if the database is empty, then serve."""
-    from server.demo import seed
+    from server.tools.demo import seed
 
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     migrate.upgrade(app.config["DATABASE_URL"])
@@ -137,7 +142,7 @@ def demo(host: str | None, port: int | None, simulate: bool) -> None:
                "Station badges: OP1001, OP1002 (PIN 4321), OP1003.")
     on_ready = None
     if simulate:
-        from server.simulation.cli import start_beside_demo
+        from server.tools.simulation.cli import start_beside_demo
 
         def on_ready(web_url: str, mqtt_url: str) -> Callable[[], None]:
             click.echo("Simulated operators are working the line (docs/simulation.md).")
@@ -153,7 +158,7 @@ def demo(host: str | None, port: int | None, simulate: bool) -> None:
 @with_appcontext
 def reconcile_command(closed_steps: bool) -> None:
     """Check the plant's invariants from the rows; exit 1 on any mismatch."""
-    from server.simulation.reconcile import reconcile
+    from server.trace.reconcile import reconcile
 
     report = reconcile(current_app.extensions["taktline.engine"],
                        allow_open_steps=not closed_steps)
@@ -200,7 +205,7 @@ def _serve(app: Flask, host: str | None, port: int | None, *,
 @with_appcontext
 def mqtt_credentials(out_dir: Path) -> None:
     """Write a Mosquitto password file and ACL from the stations in the database."""
-    from server import mqtt_credentials as mc
+    from server.messaging import credentials as mc
 
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     with Session(app.extensions["taktline.engine"]) as session:
@@ -219,53 +224,13 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _register_bridge_commands() -> None:
-    from firmware_bridge import cli as bridge_cli
-
-    for name in ("bridge_command", "simulate_group"):
-        command = getattr(bridge_cli, name, None)
-        if command is not None:
-            cli.add_command(command)
-
-
-_register_bridge_commands()
-
-
-def _register_ingest_command() -> None:
-    from server.ingest import ingest_command
-
-    cli.add_command(ingest_command)
-
-
-_register_ingest_command()
-
-
-def _register_generate_command() -> None:
-    from server.generate import generate_command
-
-    cli.add_command(generate_command)
-
-
-_register_generate_command()
-
-
-def _register_simulation_command() -> None:
-    from firmware_bridge.cli import simulate_group
-    from server.simulation.cli import shift_command
-
-    simulate_group.add_command(shift_command)
-
-
-_register_simulation_command()
-
-
-def _register_web_command() -> None:
-    from server.web import web_command
-
-    cli.add_command(web_command)
-
-
-_register_web_command()
+# Commands that live beside their area, added here by name.
+cli.add_command(bridge_cli.bridge_command)
+cli.add_command(bridge_cli.simulate_group)
+bridge_cli.simulate_group.add_command(shift_command)  # taktline simulate shift
+cli.add_command(ingest_command)
+cli.add_command(generate_command)
+cli.add_command(web_command)
 
 
 def main() -> None:

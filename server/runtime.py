@@ -1,8 +1,9 @@
 """Background services that ``taktline serve`` runs beside the web app.
 
-Each service has start/stop; ``start(app)`` brings up the embedded broker (when no
-MQTT_URL is set) and then whatever else the process runs (ingest, live updates),
-in that order, and ``Services.stop()`` takes them down in reverse.
+``start(app)`` brings up, in this order: the embedded broker (when no MQTT_URL is
+set), this process's live updates (the MQTT publisher and the retained-state
+subscription, ``server.messaging.live``) and the ingest worker (``server.ingest``,
+unless RUN_INGEST is off). ``Services.stop()`` takes them down in reverse.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 
 from flask import Flask
 
-from server.broker import EmbeddedBroker
+from server import ingest
+from server.messaging import live
+from server.messaging.broker import EmbeddedBroker
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +36,6 @@ class Services:
         self.stoppers.clear()
 
 
-# Hooks other areas register to be started with the server (ingest, SSE hub, ...):
-# each takes the app and the broker URL and returns a stop function.
-STARTERS: list[Callable[[Flask, str], Callable[[], None]]] = []
-
-
 def start(app: Flask) -> Services:
     url = app.config["MQTT_URL"]
     services = Services(mqtt_url=url)
@@ -49,6 +47,6 @@ def start(app: Flask) -> Services:
         app.config["MQTT_URL_EFFECTIVE"] = broker.url
     else:
         app.config["MQTT_URL_EFFECTIVE"] = url
-    for starter in STARTERS:
-        services.stoppers.append(starter(app, services.mqtt_url))
+    services.stoppers.append(live.start(app, services.mqtt_url))  # the publisher first
+    services.stoppers.append(ingest.start(app, services.mqtt_url))
     return services

@@ -34,7 +34,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from server import audit
-from server.auth import verify_secret
 from server.dispatch import DispatchError
 from server.inventory import ledger
 from server.models import (
@@ -50,6 +49,7 @@ from server.models import (
     Unit,
 )
 from server.models.types import rfc3339, utcnow
+from server.security.auth import verify_secret
 from station import dispatching, messages, reading
 from station import workflow as wf
 

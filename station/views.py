@@ -1,7 +1,7 @@
 """The station tablet: the screen a line worker uses all shift (blueprint "station").
 
 A tablet is bound to one station by a device token in a long-lived cookie
-(``/station/bind?token=...``; tokens come from ``server.auth.issue_device_token``).
+(``/station/bind?token=...``; tokens come from ``server.security.auth.issue_device_token``).
 Every station view checks that binding (``station_device``): an unbound tablet is sent
 to a page saying so, a tablet bound to another station gets 403.
 
@@ -38,10 +38,11 @@ from flask_babel import refresh as refresh_locale
 from flask_htmx import HTMX
 from sqlmodel import Session, col, select
 
-from server import auth, live
 from server.db import begin_write, get_session
+from server.messaging import live
 from server.models import Operator, Station
 from server.models.types import utcnow
+from server.security import auth
 from station import messages, screen, service
 from station import workflow as wf
 

@@ -19,8 +19,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import SQLModel
 
-from server import create_app, migrate
-from server.db import dispose_engine, get_engine
+from server import create_app
+from server.db import dispose_engine, get_engine, migrate
 
 PG_URL = os.environ.get("TAKTLINE_TEST_DATABASE_URL", "")
 DB_KINDS = ["sqlite"] + (["postgres"] if PG_URL else [])
@@ -29,7 +29,7 @@ DB_KINDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 @pytest.fixture(scope="session")
 def _sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Migrated SQLite files, empty and with the demo plant, copied for each test."""
-    from server.demo import seed
+    from server.tools.demo import seed
 
     base = tmp_path_factory.mktemp("templates")
     empty, demo = base / "empty.db", base / "demo.db"
@@ -75,7 +75,7 @@ def _fresh_db(kind: str, request: pytest.FixtureRequest, tmp_path: Path, *,
     with engine.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     if demo:
-        from server.demo import seed
+        from server.tools.demo import seed
 
         seed.seed(engine)
     yield url

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask
 from flask.testing import FlaskClient
 
-from server import live
 from server.db import write_session
+from server.messaging import live
 from station import service
 from station.workflow import SignIn, StartNext
 from tests.conftest import login

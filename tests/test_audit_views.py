@@ -115,7 +115,7 @@ def test_operators_cannot_read_the_trail_and_it_is_append_only(demo_app: Flask) 
 def test_a_catalog_import_is_on_the_trail(app: Flask, runner: CliRunner,
                                           tmp_path: Path) -> None:
     path = tmp_path / "plant.yaml"
-    path.write_text((ROOT / "server" / "demo" / "plant.yaml").read_text())
+    path.write_text((ROOT / "server" / "tools" / "demo" / "plant.yaml").read_text())
     assert runner.invoke(["import", str(path)]).exit_code == 0
     with Session(app.extensions["taktline.engine"]) as db:
         entry = db.exec(select(AuditEntry).where(AuditEntry.action == "catalog.import")).one()

@@ -21,9 +21,10 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, select
 from werkzeug.routing import Rule
 
-from server import auth, create_app
+from server import create_app
 from server.db import dispose_engine, write_session
 from server.models import ApiToken, AuditEntry, Operator, Station
+from server.security import auth
 from tests.conftest import login, make_app
 
 ROLES = ["operator", "supervisor", "admin"]
@@ -31,7 +32,7 @@ DEVICE = "station-device"
 ACCESS = {"public", DEVICE, *ROLES}
 # Public views that check a credential themselves and refuse a wrong one with 401/403:
 # the sign-in form, the tablet binding link.
-CHECKS_OWN_CREDENTIAL = {("views.login", "POST"), ("station.bind", "GET")}
+CHECKS_OWN_CREDENTIAL = {("security.login", "POST"), ("station.bind", "GET")}
 MISSING_INT = 987654  # ids that do not exist: a request that gets past access does nothing
 
 
@@ -65,7 +66,7 @@ def test_every_view_declares_its_access(app: Flask) -> None:
 def test_the_matrix_covers_the_admin_and_audit_routes() -> None:
     endpoints = {e for e, _, _ in ROUTES}
     assert {"admin.users", "admin.api_tokens", "admin.devices", "audit.index",
-            "audit.export", "views.login", "views.index"} <= endpoints
+            "audit.export", "security.login", "home.index"} <= endpoints
 
 
 # -- the matrix ----------------------------------------------------------------------
@@ -357,7 +358,7 @@ def test_sign_in_is_rate_limited_and_failures_logged(demo_db_url: str, tmp_path:
 
 
 def test_sliding_window_forgets_old_failures() -> None:
-    from server.ratelimit import RateLimited, SignInLimiter
+    from server.security.ratelimit import RateLimited, SignInLimiter
 
     now = [1000.0]
     limiter = SignInLimiter(per_name=2, per_address=3, window_seconds=60,

@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from sqlmodel import Session, select
 
-from server import live
 from server.board.figures import day_figures
+from server.messaging import live
 from server.models import AndonCall, AuditEntry
 from station.workflow import CallAndon, ReportDefect, SignIn, StartUnit
 from tests.conftest import login

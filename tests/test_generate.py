@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, func, select
 
-from server.generate import generate
 from server.models import Consumption, Defect, StepRecord, StockLot, StockMovement, Unit
+from server.tools.generate import generate
 from server.trace.recall import recall_lot
 from tests.conftest import CliRunner
 

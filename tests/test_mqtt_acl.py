@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 from sqlmodel import Session, select
 
 from firmware_bridge import topics
-from server import mqtt_credentials as mc
+from server.messaging import credentials as mc
 from server.models import Line, Site, Station
 from tests.conftest import CliRunner, make_app
 from tests.support.mosquitto import Mosquitto

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from server.db import write_session
 from server.models import CustomerOrder, Event
 from server.orders import service as orders
-from server.simulation.reconcile import reconcile
+from server.trace.reconcile import reconcile
 from station import service
 from station import workflow as wf
 

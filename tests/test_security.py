@@ -17,10 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
-from server import auth
 from server.db import write_session
 from server.models import CustomerOrder, Station, Unit
 from server.orders import service
+from server.security import auth
 from tests.conftest import login
 from tests.support.pdf_text import pdf_text
 
@@ -181,7 +181,7 @@ def test_payloads_render_as_text_on_every_page(demo_app: Flask,
     shown = {e for e, n in seen.items() if n}
     # The payload must really be on the pages that show these texts, escaped.
     # (station, line board, genealogy, orders, traveler, dispatch, audit, admin)
-    assert {"views.index", "orders.show", "orders.index", "station.page", "board.page",
+    assert {"home.index", "orders.show", "orders.index", "station.page", "board.page",
             "trace.unit_page", "units.traveler", "dispatch.board", "audit.index",
             "admin.devices"} <= shown, seen
 

@@ -15,9 +15,9 @@ from sqlmodel import Session, col, select
 
 from server.db import get_engine
 from server.models import Event, StepRecord, Unit
-from server.simulation.plan import FAULT_KINDS
-from server.simulation.reconcile import reconcile
-from server.simulation.shift import ShiftConfig, run_shift
+from server.tools.simulation.plan import FAULT_KINDS
+from server.tools.simulation.shift import ShiftConfig, run_shift
+from server.trace.reconcile import reconcile
 from tests.conftest import DB_KINDS, _fresh_db
 
 

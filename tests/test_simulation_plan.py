@@ -7,8 +7,8 @@ import random
 import pytest
 
 from server.catalog.configure import GroupSpec, OptionSpec, ProductSpec, RuleSpec, validate
-from server.simulation.floor import choose_stations
-from server.simulation.plan import (
+from server.tools.simulation.floor import choose_stations
+from server.tools.simulation.plan import (
     FAULT_KINDS,
     GS,
     Behaviour,

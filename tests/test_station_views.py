@@ -17,7 +17,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, col, func, select
 
-from server import auth
 from server.db import write_session
 from server.models import (
     AndonCall,
@@ -33,6 +32,7 @@ from server.models import (
 )
 from server.models.types import utcnow
 from server.orders import service as orders
+from server.security import auth
 from station.views import PARTIALS
 from tests.conftest import make_app
 

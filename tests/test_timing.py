@@ -10,7 +10,7 @@ from flask import Flask
 from sqlmodel import Session
 
 from server.board.figures import day_figures
-from server.generate import generate
+from server.tools.generate import generate
 from server.trace.timing import assembly_time, percentile, summarize
 from tests.conftest import login
 

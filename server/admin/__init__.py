@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, render_template
 
-from server import auth
+from server.security import auth
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -13,10 +13,10 @@ from flask import abort, flash, g, make_response, redirect, render_template, req
 from flask_babel import gettext as _
 from sqlmodel import col, select
 
-from server import auth
 from server.admin import bp
 from server.db import begin_write, get_session
 from server.models import ApiToken, DeviceToken, Line, Station
+from server.security import auth
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,12 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from server import audit, auth
+from server import audit
 from server.admin import bp
 from server.db import begin_write, get_session
 from server.models import Operator
 from server.models.types import Role
+from server.security import auth
 
 log = logging.getLogger(__name__)
 MIN_PASSWORD = 8

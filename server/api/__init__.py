@@ -1,26 +1,24 @@
 """The JSON API, ``/api/v1``: one blueprint that every area's route module adds to.
 
 Route modules (``server.api.orders``...) import ``bp`` from here, add their views and
-describe them in ``server.api.openapi``; ``init_app`` imports them and registers the
-blueprint. Errors are JSON: ``{"error": "...", "problems": [...]}``.
+describe them in ``server.api.openapi``; ``init_app`` names each of them and registers
+the blueprint (a new route module is added there).
+Errors are JSON: ``{"error": "...", "problems": [...]}``.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
 from flask import Blueprint, Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from server import auth
 from server.api import openapi
+from server.security import auth
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-# Route modules; others add theirs here (each imports ``bp`` and decorates views).
-ROUTE_MODULES = ["server.api.orders", "server.api.scans", "server.api.trace"]
 
 
 def problem(status: int, message: str, problems: list[str] | None = None) -> Any:
@@ -44,6 +42,7 @@ def openapi_json() -> Any:
 
 
 def init_app(app: Flask) -> None:
-    for name in ROUTE_MODULES:
-        importlib.import_module(name)
+    # The route modules decorate ``bp``: they must be loaded before it is registered.
+    from server.api import orders, scans, trace  # noqa: F401
+
     app.register_blueprint(bp)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app, jsonify, request, url_for
 from sqlmodel import Session, col, select
 
-from server import auth, dispatch
+from server import dispatch
 from server.api import bp, problem
 from server.api import openapi as oa
 from server.catalog.configure import ConfigurationError
@@ -25,6 +25,7 @@ from server.models import (
 from server.models.types import rfc3339
 from server.orders import service
 from server.orders.atp import AtpLine
+from server.security import auth
 
 log = logging.getLogger(__name__)
 STAMPS = ("received_at", "released_at", "first_started_at", "completed_at", "shipped_at")

@@ -16,11 +16,12 @@ from typing import Any
 from flask import current_app, jsonify, request
 from sqlmodel import select
 
-from server import auth, live
 from server.api import bp, openapi
 from server.db import get_session, write_session
 from server.ingest.payload import InvalidPayload, envelope
+from server.messaging import live
 from server.models import Station
+from server.security import auth
 from station import service
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,12 @@ from typing import Any
 from flask import jsonify, request
 from sqlmodel import col, select
 
-from server import auth
 from server.api import bp, problem
 from server.api import openapi as oa
 from server.api.orders import unit_operation_json
 from server.db import get_session
 from server.models import Unit, UnitOperation
+from server.security import auth
 from server.trace.genealogy import genealogy, to_dict
 from server.trace.recall import component_dict, hit_dict
 from server.trace.views import run_search

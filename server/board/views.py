@@ -1,7 +1,7 @@
 """The supervisors' line board, live over SSE.
 
 ``/board`` renders the figures once; ``/board/events`` streams the same partial as the
-``board`` SSE event whenever a station's state changes (``server.live``, fed by the
+``board`` SSE event whenever a station's state changes (``server.messaging.live``, fed by the
 retained MQTT state topics and this process's own publishes), and at least every
 ``BOARD_REFRESH_SECONDS`` for the day's figures. ``/board/data.json`` feeds the charts
 (static ``board.js``, Chart.js served locally; no inline script).
@@ -33,11 +33,13 @@ from flask import (
 from flask_babel import gettext as _
 from sqlmodel import Session
 
-from server import audit, auth, live
+from server import audit
 from server.board import figures
 from server.db import begin_write, get_session
+from server.messaging import live
 from server.models import AndonCall, Station
 from server.models.types import utcnow
+from server.security import auth
 
 log = logging.getLogger(__name__)
 bp = Blueprint("board", __name__)

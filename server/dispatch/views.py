@@ -19,10 +19,10 @@ from flask import (
 from flask_babel import gettext as _
 from sqlmodel import Session, col, select
 
-from server import auth
 from server.db import get_session, write_session
 from server.dispatch import queue, supervise
 from server.models import Operation, Station, Unit, UnitOperation
+from server.security import auth
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dispatch", __name__, url_prefix="/dispatch")

@@ -3,7 +3,7 @@
 - ``payload``: validation of MQTT contract v1 event payloads (shared with the HTTP path);
 - ``worker``: ``Ingest``, the paho client (persistent session, manual ack), the queue
   and the worker thread;
-- ``start(app, url)``: the ``server.runtime`` starter (``taktline serve``);
+- ``start(app, url)``: started by ``server.runtime.start`` (``taktline serve``);
 - ``ingest_command``: ``taktline ingest``, the ingest alone (several share the load
   through ``$share/taktline-ingest/...`` on Mosquitto).
 
@@ -33,7 +33,7 @@ def default_client_id(app: Flask, role: str) -> str:
 
 
 def start(app: Flask, mqtt_url: str) -> Callable[[], None]:
-    """Runtime starter: the ingest worker inside ``taktline serve``."""
+    """The ingest worker inside ``taktline serve``; returns its stop function."""
     if not app.config["RUN_INGEST"]:
         return lambda: None
     # The embedded broker may be amqtt (no shared subscriptions); one ingest runs here.
@@ -76,12 +76,3 @@ def ingest_command(client_id: str | None, shared: bool | None) -> None:
     done.wait()
     ingest.stop()
 
-
-def _register() -> None:
-    from server import runtime
-
-    if start not in runtime.STARTERS:
-        runtime.STARTERS.append(start)
-
-
-_register()

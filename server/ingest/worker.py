@@ -36,10 +36,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from firmware_bridge import topics
-from server import mqtt as server_mqtt
 from server.db import begin_write
 from server.dispatch import DispatchError
 from server.ingest.payload import InvalidPayload, decode, envelope
+from server.messaging import client as server_mqtt
 from server.models import Station
 from station import messages, reading, service
 from station import workflow as wf

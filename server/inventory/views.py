@@ -9,10 +9,10 @@ from flask import Blueprint, Flask, abort, flash, redirect, render_template, req
 from flask_babel import gettext as _
 from sqlmodel import col, or_, select
 
-from server import auth
 from server.db import begin_write, get_session
 from server.inventory import adjust, ledger
 from server.models import Location, Part, StockLot
+from server.security import auth
 
 log = logging.getLogger(__name__)
 bp = Blueprint("stock", __name__, url_prefix="/stock")

@@ -21,11 +21,12 @@ from flask import (
 from flask_babel import gettext as _
 from sqlmodel import Session, col, select
 
-from server import auth, dispatch, travelers
+from server import dispatch
 from server.catalog.configure import ConfigurationError, evaluate, load_product
 from server.db import get_session, write_session
 from server.models import CustomerOrder, OrderLine, Product, Unit, WorkOrder
-from server.orders import csv_import, service
+from server.orders import csv_import, service, travelers
+from server.security import auth
 
 log = logging.getLogger(__name__)
 bp = Blueprint("orders", __name__, url_prefix="/orders")

@@ -13,9 +13,9 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, render_template, request
 from flask_babel import gettext as _
 
-from server import auth
 from server.db import get_session
 from server.models.types import utcnow
+from server.security import auth
 from server.trace import export, timing
 from server.trace.genealogy import Genealogy, genealogy, to_dict
 from server.trace.recall import (

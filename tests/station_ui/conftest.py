@@ -24,10 +24,10 @@ import pytest
 from sqlmodel import select
 
 from firmware_bridge import topics
-from server import auth
 from server.db import dispose_engine, get_engine, write_session
 from server.models import CustomerOrder, Station
 from server.orders import service as orders
+from server.security import auth
 from tests.support.mosquitto import Mosquitto, free_port
 
 CHROMIUM = "/usr/bin/chromium"

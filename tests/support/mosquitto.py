@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from server.broker import mosquitto_conf
+from server.messaging.broker import mosquitto_conf
 
 
 def free_port() -> int:

@@ -38,7 +38,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from server.generate_bulk import (
+from server.models.types import Tracking
+from server.tools.generate_bulk import (
     RECALL_LOT_SIZE,
     Catalog,
     Lots,
@@ -47,7 +48,6 @@ from server.generate_bulk import (
     Writer,
     load_catalog,
 )
-from server.models.types import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -331,8 +331,8 @@ def _command() -> Any:
         For benchmarks and demos: it bypasses the station workflow for speed (see
         docs/traceability.md). Seeds the demo plant first when the database is empty.
         """
-        from server import migrate
-        from server.demo import seed as demo_seed
+        from server.db import migrate
+        from server.tools.demo import seed as demo_seed
 
         app = current_app
         migrate.upgrade(app.config["DATABASE_URL"])

@@ -17,15 +17,15 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from server import migrate
-from server.simulation.plan import QUIET
-from server.simulation.shift import ShiftConfig, run_shift
+from server.db import migrate
+from server.tools.simulation.plan import QUIET
+from server.tools.simulation.shift import ShiftConfig, run_shift
 
 log = logging.getLogger(__name__)
 
 
 def _ensure_plant(app: Flask) -> None:
-    from server.demo import seed
+    from server.tools.demo import seed
 
     migrate.upgrade(app.config["DATABASE_URL"])
     if seed.is_empty(app.extensions["taktline.engine"]):

@@ -1,4 +1,4 @@
-"""Alembic environment: the URL comes from the app's settings (see server.migrate)."""
+"""Alembic environment: the URL comes from the app's settings (see server.db.migrate)."""
 
 from __future__ import annotations
 

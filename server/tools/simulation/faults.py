@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from server.simulation.monitor import Monitor, Published
-from server.simulation.plan import Fault
-from server.simulation.processes import Broker, Service, StationRig
+from server.tools.simulation.monitor import Monitor, Published
+from server.tools.simulation.plan import Fault
+from server.tools.simulation.processes import Broker, Service, StationRig
 
 log = logging.getLogger(__name__)
 GARBAGE = b"\x00\x01\xfe\xff\x07NOISE\x00\r\n"

@@ -2,7 +2,7 @@
 
 Everything goes through the plant's public paths: stations and operators through the
 importer (``server.catalog.importer``), tablet bindings through
-``server.auth.issue_device_token``, orders through ``server.orders`` (intake, then
+``server.security.auth.issue_device_token``, orders through ``server.orders`` (intake, then
 release); a release short of stock is covered by a goods receipt on the ledger first,
 as a planner would have material delivered, so the ledger stays the whole truth.
 """
@@ -17,7 +17,6 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from server import auth
 from server.catalog import importer
 from server.catalog.configure import load_product
 from server.db import write_session
@@ -34,7 +33,8 @@ from server.models import (
 )
 from server.models.types import utcnow
 from server.orders import service as orders
-from server.simulation.plan import random_options
+from server.security import auth
+from server.tools.simulation.plan import random_options
 
 log = logging.getLogger(__name__)
 BY = "simulator"

@@ -7,7 +7,7 @@ handled an event. Messages fan out to in-process listener queues.
 
 API::
 
-    from server import live
+    from server.messaging import live
 
     sub = live.subscribe("BRD-1")       # one station; live.subscribe() for all stations
     try:
@@ -21,12 +21,12 @@ API::
 
 ``publish_station`` delivers to this process's listeners at once (so the HTTP path
 works without a broker) and publishes the retained ``state`` topic when the process
-has a broker (``server.mqtt.publisher``), which updates every other process. A
+has a broker (``server.messaging.client.publisher``), which updates every other process. A
 snapshot equal to the last one delivered for its station is not delivered again,
 so the echo of our own publish costs nothing. A listener that falls 100 snapshots
 behind loses the oldest: snapshots are whole states, only the newest matters.
 
-Started by ``taktline serve`` / ``taktline web`` through ``server.runtime.STARTERS``.
+Started by ``taktline serve`` / ``taktline web`` through ``server.runtime.start``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import paho.mqtt.client as mqtt
 from flask import Flask, current_app, has_app_context
 
 from firmware_bridge import topics
-from server import mqtt as server_mqtt
+from server.messaging import client as server_mqtt
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 100
@@ -190,12 +190,3 @@ def start(app: Flask, mqtt_url: str) -> Callable[[], None]:
 def init_app(app: Flask) -> None:
     server_mqtt.init_app(app)
 
-
-def _register() -> None:
-    from server import runtime
-
-    if start not in runtime.STARTERS:
-        runtime.STARTERS.insert(0, start)  # before ingest: the publisher first
-
-
-_register()

@@ -20,7 +20,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from firmware_bridge import topics
-from server import mqtt as server_mqtt
+from server.messaging import client as server_mqtt
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ the broker, the ingest, the web server and one bridge per station; prepares stat
 operators and released orders; runs the operators and the fault schedule for
 ``minutes`` of simulated time; lets every operator finish the step in hand; waits for
 the bridges' outboxes to empty and every published event to be recorded; stops
-everything; and reconciles the database (``server.simulation.reconcile``).
+everything; and reconciles the database (``server.trace.reconcile``).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from sqlmodel import Session, col, select
 
 from server.db import get_engine
 from server.models import Event, Unit, UnitOperation
-from server.simulation import floor, processes
-from server.simulation.faults import FaultInjector, FaultLog
-from server.simulation.monitor import Monitor
-from server.simulation.operators import Operator
-from server.simulation.plan import Behaviour, Fault, OperatorDice, fault_schedule
-from server.simulation.reconcile import Report, reconcile
+from server.tools.simulation import floor, processes
+from server.tools.simulation.faults import FaultInjector, FaultLog
+from server.tools.simulation.monitor import Monitor
+from server.tools.simulation.operators import Operator
+from server.tools.simulation.plan import Behaviour, Fault, OperatorDice, fault_schedule
+from server.trace.reconcile import Report, reconcile
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 CSRF: Flask-WTF's ``CSRFProtect`` (a per-session secret, signed tokens). Every POST,
 PUT, PATCH and DELETE needs the token, as the ``csrf_token`` form field (forms) or the
 ``X-CSRFToken`` header (htmx sends it from ``hx-headers`` in templates/base.html).
-Exempt: ``/api/`` requests that carry ``Authorization: Bearer``, because server.auth
+Exempt: ``/api/`` requests that carry ``Authorization: Bearer``, because server.security.auth
 then ignores the session cookie, so a forged cross-site request gains nothing (and a
 browser cannot add that header cross-site without a CORS preflight we never grant).
 

@@ -1,6 +1,6 @@
-"""Bulk-writing helpers of ``server.generate``: the catalog as plain values, inserts
+"""Bulk-writing helpers of ``server.tools.generate``: the catalog as plain values, inserts
 with explicit ids (executemany on SQLite, COPY on PostgreSQL), rolling lots that go
-through the stock ledger. See ``server.generate`` for what is generated and why it
+through the stock ledger. See ``server.tools.generate`` for what is generated and why it
 bypasses the workflow.
 """
 

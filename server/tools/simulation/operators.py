@@ -34,9 +34,9 @@ from sqlmodel import Session, col, select
 
 from server import dispatch
 from server.models import Event, Part, PartIdentifier, Station, StockLot, StockMovement
-from server.simulation.floor import StationInfo
-from server.simulation.plan import OperatorDice, gs1_scan
-from server.simulation.processes import StationRig
+from server.tools.simulation.floor import StationInfo
+from server.tools.simulation.plan import OperatorDice, gs1_scan
+from server.tools.simulation.processes import StationRig
 from station import service
 
 log = logging.getLogger(__name__)

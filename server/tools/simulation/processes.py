@@ -1,6 +1,6 @@
 """The real moving parts of a simulated shift, each one a process we can stop or kill.
 
-- ``Broker``: a private Mosquitto (``server.broker.EmbeddedBroker``) on a free port,
+- ``Broker``: a private Mosquitto (``server.messaging.broker.EmbeddedBroker``) on a free port,
   persistence on; ``restart()`` keeps the port and the persisted sessions;
 - ``Service``: a ``taktline`` subprocess (``serve`` with the ingest off, ``ingest``
   with a stable client id, ``bridge``) with its own log file, stopped with SIGTERM or
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_bridge.simulate import PtyPort, is_open_elsewhere
-from server.broker import EmbeddedBroker
+from server.messaging.broker import EmbeddedBroker
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 0.5

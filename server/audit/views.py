@@ -19,10 +19,10 @@ from flask_babel import gettext as _
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from server import auth
 from server.db import get_session
 from server.models import AuditEntry
 from server.models.types import rfc3339
+from server.security import auth
 
 log = logging.getLogger(__name__)
 bp = Blueprint("audit", __name__, url_prefix="/audit")

@@ -47,7 +47,7 @@ from server import audit
 from server.db import get_session
 from server.models import ApiToken, DeviceToken, Operator, Station
 from server.models.types import Role, utcnow
-from server.ratelimit import RateLimited, SignInLimiter
+from server.security.ratelimit import RateLimited, SignInLimiter
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -113,7 +113,7 @@ def require(role: str, *, scope: str | None = None) -> Callable[[F], F]:
                     return _api_error(401, "sign in or send an API token")
                 if _wants_json() or request.headers.get("HX-Request"):
                     abort(401)
-                return redirect(url_for("views.login", next=request.full_path))
+                return redirect(url_for("security.login", next=request.full_path))
             if RANK.get(Role(user.role), 0) < RANK[Role(role)]:
                 log.warning("%s (%s) refused %s %s", user.name, user.role, request.method,
                             request.path)
