@@ -2,28 +2,26 @@
 
 SQLite always. PostgreSQL too when TAKTLINE_TEST_DATABASE_URL is set (CI sets it):
 tests that take ``any_db_url`` / ``any_app`` run once per database.
+
+Helpers live in ``tests/support`` (``apps``: ``make_app``, ``CliRunner``, ``login``;
+``databases``: ``fresh_db``, ``DB_KINDS``).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlmodel import SQLModel
 
-from server import create_app
 from server.db import dispose_engine, get_engine, migrate
-
-PG_URL = os.environ.get("TAKTLINE_TEST_DATABASE_URL", "")
-DB_KINDS = ["sqlite"] + (["postgres"] if PG_URL else [])
+from tests.support.apps import CliRunner, make_app
+from tests.support.databases import DB_KINDS, PG_URL, fresh_db
 
 
 @pytest.fixture(scope="session")
@@ -59,56 +57,28 @@ def _pg_database() -> Iterator[str]:
     admin.dispose()
 
 
-def _fresh_db(kind: str, request: pytest.FixtureRequest, tmp_path: Path, *,
-              demo: bool) -> Iterator[str]:
-    if kind == "sqlite":
-        templates = request.getfixturevalue("_sqlite_templates")
-        target = tmp_path / "taktline.db"
-        shutil.copy(templates["demo" if demo else "empty"], target)
-        url = f"sqlite:///{target}"
-        yield url
-        dispose_engine(url)
-        return
-    url = request.getfixturevalue("_pg_database")
-    engine = get_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-    if demo:
-        from server.tools.demo import seed
-
-        seed.seed(engine)
-    yield url
-
-
 @pytest.fixture
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty, migrated SQLite database."""
-    yield from _fresh_db("sqlite", request, tmp_path, demo=False)
+    yield from fresh_db("sqlite", request, tmp_path, demo=False)
 
 
 @pytest.fixture(params=DB_KINDS)
 def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty, migrated database: SQLite, and PostgreSQL when configured."""
-    yield from _fresh_db(request.param, request, tmp_path, demo=False)
+    yield from fresh_db(request.param, request, tmp_path, demo=False)
 
 
 @pytest.fixture
 def demo_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """SQLite holding the demo plant (catalog, stock, operators, open orders)."""
-    yield from _fresh_db("sqlite", request, tmp_path, demo=True)
+    yield from fresh_db("sqlite", request, tmp_path, demo=True)
 
 
 @pytest.fixture(params=DB_KINDS)
 def any_demo_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The demo plant on SQLite, and on PostgreSQL when configured."""
-    yield from _fresh_db(request.param, request, tmp_path, demo=True)
-
-
-def make_app(url: str, tmp_path: Path, **extra: Any) -> Flask:
-    config = {"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test-" + uuid.uuid4().hex,
-              "RUN_INGEST": False, **extra}
-    return create_app(config, instance_path=str(tmp_path / "instance"))
+    yield from fresh_db(request.param, request, tmp_path, demo=True)
 
 
 @pytest.fixture
@@ -147,28 +117,9 @@ def demo_client(demo_app: Flask) -> FlaskClient:
     return demo_app.test_client()
 
 
-class CliRunner:
-    """Runs `taktline ...` commands against a test app: ``runner.invoke(["import", f])``."""
-
-    def __init__(self, app: Flask) -> None:
-        self._runner = app.test_cli_runner()
-
-    def invoke(self, args: list[str]) -> Any:
-        from server.cli import cli
-
-        return self._runner.invoke(cli, args=args)
-
-
 @pytest.fixture
 def runner(app: Flask) -> CliRunner:
     return CliRunner(app)
-
-
-def login(client: FlaskClient, username: str, password: str | None = None) -> None:
-    """Sign in on the desktop login form (demo users: supervisor, admin)."""
-    response = client.post("/login", data={"username": username,
-                                           "password": password or username})
-    assert response.status_code == 303, response.data[:500]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
 from server.models import CustomerOrder, StockLot
-from tests.conftest import login
+from tests.support.apps import login
 
 NEW_ORDER: dict[str, Any] = {
     "number": "SO-2001", "customer": "API Corp", "due_date": "2030-05-01", "priority": 2,

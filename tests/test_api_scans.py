@@ -9,7 +9,7 @@ from server.db import write_session
 from server.messaging import live
 from station import service
 from station.workflow import SignIn, StartNext
-from tests.conftest import login
+from tests.support.apps import login
 from tests.support.units import release
 
 

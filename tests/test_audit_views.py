@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
 from server.models import AuditEntry, Part, StockLot, StockMovement
-from tests.conftest import CliRunner, login
+from tests.support.apps import CliRunner, login
 
 ROOT = Path(__file__).parent.parent
 

@@ -25,7 +25,7 @@ from server import create_app
 from server.db import dispose_engine, write_session
 from server.models import ApiToken, AuditEntry, Operator, Station
 from server.security import auth
-from tests.conftest import login, make_app
+from tests.support.apps import login, make_app
 
 ROLES = ["operator", "supervisor", "admin"]
 DEVICE = "station-device"

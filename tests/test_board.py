@@ -13,7 +13,7 @@ from server.board.figures import day_figures
 from server.messaging import live
 from server.models import AndonCall, AuditEntry
 from station.workflow import CallAndon, ReportDefect, SignIn, StartUnit
-from tests.conftest import login
+from tests.support.apps import login
 from tests.support.building import act, build, build_step, place_and_release
 
 OPTIONS = ["i5", "mem16", "ssd512", "mt"]

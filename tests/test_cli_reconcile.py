@@ -7,7 +7,7 @@ from flask import Flask
 from server.db import write_session
 from station import service
 from station.workflow import SignIn, StartNext
-from tests.conftest import CliRunner
+from tests.support.apps import CliRunner
 from tests.support.building import place_and_release
 
 

@@ -14,7 +14,7 @@ from sqlmodel import Session, SQLModel, func, select
 
 from server import settings
 from server.models import CustomerOrder, Operator, Part, PartIdentifier, Station, StockLot
-from tests.conftest import login
+from tests.support.apps import login
 
 ROOT = Path(__file__).parent.parent
 

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session
 
 from server.trace.genealogy import genealogy, to_dict
-from tests.conftest import login
+from tests.support.apps import login
 from tests.support.building import build, place_and_release
 
 OPTIONS = ["i5", "mem32", "ssd512", "mt"]

@@ -11,7 +11,7 @@ from sqlmodel import Session, func, select
 from server.models import Consumption, Defect, StepRecord, StockLot, StockMovement, Unit
 from server.tools.generate import generate
 from server.trace.recall import recall_lot
-from tests.conftest import CliRunner
+from tests.support.apps import CliRunner
 
 # A fixed evening: the history is the same whatever time the suite runs.
 NOW = datetime(2026, 3, 4, 20, 0, tzinfo=UTC)

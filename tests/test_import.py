@@ -8,7 +8,7 @@ from flask import Flask
 from sqlmodel import Session, func, select
 
 from server.models import Part, PartSubstitute, StockLot, StockMovement
-from tests.conftest import CliRunner
+from tests.support.apps import CliRunner
 
 GOOD = """\
 locations:

@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from firmware_bridge import topics
 from server.messaging import credentials as mc
 from server.models import Line, Site, Station
-from tests.conftest import CliRunner, make_app
+from tests.support.apps import CliRunner, make_app
 from tests.support.mosquitto import Mosquitto
 
 NOT_AUTHORIZED = 135

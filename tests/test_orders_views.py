@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
 from server.models import AuditEntry, CustomerOrder, UnitOperation
-from tests.conftest import login
+from tests.support.apps import login
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from server.db import write_session
 from server.models import Part, StockLot
 from server.trace.genealogy import genealogy
 from server.trace.recall import order_components, recall_lot, recall_serial
-from tests.conftest import login
+from tests.support.apps import login
 from tests.support.building import build, place_and_release
 
 SUB_ASSEMBLY = """

@@ -21,7 +21,7 @@ from server.db import write_session
 from server.models import CustomerOrder, Station, Unit
 from server.orders import service
 from server.security import auth
-from tests.conftest import login
+from tests.support.apps import login
 from tests.support.pdf_text import pdf_text
 
 PAYLOAD = "<script>alert('x')</script><img src=x onerror=alert(2)>"

@@ -18,12 +18,12 @@ from server.models import Event, StepRecord, Unit
 from server.tools.simulation.plan import FAULT_KINDS
 from server.tools.simulation.shift import ShiftConfig, run_shift
 from server.trace.reconcile import reconcile
-from tests.conftest import DB_KINDS, _fresh_db
+from tests.support.databases import DB_KINDS, fresh_db
 
 
 @pytest.fixture(params=DB_KINDS)
 def shift_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from _fresh_db(request.param, request, tmp_path, demo=True)
+    yield from fresh_db(request.param, request, tmp_path, demo=True)
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ from server.models.types import utcnow
 from server.orders import service as orders
 from server.security import auth
 from station.views import PARTIALS
-from tests.conftest import make_app
+from tests.support.apps import make_app
 
 HX = {"HX-Request": "true"}
 # KIT picks of an i5/mem16/ssd512/mt unit: CASE-MT, PSU-450 (serial), SCR-M3, FAN-120 x2.

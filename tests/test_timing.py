@@ -12,7 +12,7 @@ from sqlmodel import Session
 from server.board.figures import day_figures
 from server.tools.generate import generate
 from server.trace.timing import assembly_time, percentile, summarize
-from tests.conftest import login
+from tests.support.apps import login
 
 NOW = datetime(2026, 3, 4, 20, 0, tzinfo=UTC)
 
