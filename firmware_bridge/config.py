@@ -17,6 +17,9 @@ from firmware_bridge import topics
 from firmware_bridge.outbox import POLICIES
 
 DEVICE_TYPES = ("scanner", "line")
+# Station actions a button may stand for (docs/bridge.md, "Buttons"; the evt/action
+# payload of docs/mqtt.md): pressing it sends {"action": name} instead of a button event.
+BUTTON_ACTIONS = ("start", "complete", "pause", "resume", "andon", "sign_out")
 _DEFAULT_BAUD = {"scanner": 9600, "line": 115200}
 
 
@@ -62,6 +65,7 @@ class DeviceConfig:
     on_accepted: tuple[str, ...] = ()
     on_rejected: tuple[str, ...] = ()
     reopen_max_s: float = 10.0
+    buttons: dict[int, str] = field(default_factory=dict)  # BTN n -> station action
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,26 @@ def _device(t: Any, key: str, base: Path) -> DeviceConfig:
         on_accepted=_lines(t, key, "on_accepted"),
         on_rejected=_lines(t, key, "on_rejected"),
         reopen_max_s=_num(t, key, "reopen_max_s", 10.0, low=0.1),
+        buttons=_buttons(t, key, kind),
     )
+
+
+def _buttons(t: dict[str, Any], key: str, kind: str) -> dict[int, str]:
+    """``[devices.buttons]``: ``"1" = "start"``, one station action per button number."""
+    raw = t.get("buttons", {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}.buttons", "must be a table of button number = action")
+    if raw and kind != "line":
+        raise ConfigError(f"{key}.buttons", "only a line-protocol device has buttons")
+    buttons: dict[int, str] = {}
+    for number, action in raw.items():
+        if not number.isdigit():
+            raise ConfigError(f"{key}.buttons.{number}", "must be a button number (BTN n)")
+        if action not in BUTTON_ACTIONS:
+            raise ConfigError(f"{key}.buttons.{number}",
+                              f"must be one of {', '.join(BUTTON_ACTIONS)}")
+        buttons[int(number)] = action
+    return buttons
 
 
 # -- small typed readers; each names the key it is unhappy with ------------------

@@ -36,7 +36,7 @@ class DeviceClosed(OSError):
 class Event:
     """What a device saw, before the bridge adds ``msg_id``, ``ts``, ``seq`` and ``source``."""
 
-    kind: str  # topic kind: "evt/scan" or "evt/device"
+    kind: str  # topic kind: "evt/scan", "evt/device" or "evt/action"
     fields: dict[str, Any]
 
     @property
@@ -145,6 +145,10 @@ class LineProtocolDevice(SerialDevice):
                 if fields is None:
                     log.debug("%s: %s", self.name, text)
                     return None
+                action = self.config.buttons.get(fields.get("button", -1)) if (
+                    fields["kind"] == "button") else None
+                if action is not None:  # a button box: this button is a station action
+                    return Event("evt/action", {"action": action})
                 return Event("evt/device", fields)
         return Event("evt/device", {"kind": "unknown", "data": text, "error": error})
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import biip
 import sqlalchemy as sa
@@ -30,9 +29,7 @@ from biip.gtin import Gtin
 from sqlmodel import Session
 
 from server.models import StockLot
-
-if TYPE_CHECKING:
-    from station.reading import Cache, PartInfo
+from station.cache import Cache, PartInfo
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +39,9 @@ GS = "\x1d"
 _GS1_IDS = ("]C1", "]d2", "]Q3", "]e0", "]e1", "]e2", "]J1")
 _GTIN_IDS = ("]E0", "]E1", "]E3", "]E4", "]I1")
 _MAX_PATTERN_INPUT = 200
-_lots = StockLot.__table__  # type: ignore[attr-defined]
-_SERIAL_PART = sa.select(_lots.c.part_id).where(_lots.c.serial == sa.bindparam("serial")).limit(1)
+lot_table: sa.Table = StockLot.__table__  # type: ignore[attr-defined]
+_SERIAL_PART = (sa.select(lot_table.c.part_id)
+                .where(lot_table.c.serial == sa.bindparam("serial")).limit(1))
 
 
 @dataclass(frozen=True)
@@ -108,10 +106,8 @@ def identify(session: Session, code: ScanCode, *, cache: Cache | None = None
              ) -> Identified | None:
     """The part (and lot / serial) ``code`` names, or ``None`` when nothing matches.
 
-    ``cache`` (``station.reading.Cache``) keeps the catalog lookups of one transaction."""
+    ``cache`` (``station.cache.Cache``) keeps the catalog lookups of one transaction."""
     if cache is None:
-        from station.reading import Cache
-
         cache = Cache()
     if code.gtin and not code.error:
         part = _part(session, cache, cache.identifier(session, "gtin", code.gtin))

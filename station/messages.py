@@ -1,12 +1,13 @@
 """What the station tells a line worker, one stable ``code`` per reason.
 
 Every verdict of the workflow names a message by its code (``"wrong_part"``) plus
-parameters. The MQTT feedback carries the code and the English text (``english``);
-the tablet shows the text in the operator's language (``lazy``, a
-``flask_babel.lazy_gettext`` string, so it is translated when rendered). The
-templates are marked with ``N_`` so ``pybabel extract`` finds them (``N_`` is one of
-Babel's default keywords). Codes are public (devices and integrators may match on
-them): add new ones, never rename one.
+parameters, and the event is stored that way (``Event.code`` and ``Event.params``),
+never as a sentence: it is rendered when read, in the reader's language. The MQTT
+feedback carries the code and the English text (``english``); the tablet renders
+it in the operator's language (``station.texts``, Flask-Babel). The templates are
+marked with ``N_`` so ``pybabel extract`` finds them (``N_`` is one of Babel's
+default keywords). Codes are public (devices and integrators may match on them):
+add new ones, never rename one. Pure: no Flask here.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ TEMPLATES: dict[str, str] = {
     "sign_in_first": N_("Sign in with your badge first."),
     "unknown_badge": N_("Badge %(badge)s is not known or not active."),
     "wrong_pin": N_("Wrong PIN for badge %(badge)s."),
+    "pin_needed": N_("%(name)s, enter your PIN on the tablet to sign in."),
     "no_unit": N_("No unit in progress: start the next unit first."),
     "step_in_progress": N_("Unit %(unit)s is still in progress here: finish it first."),
     "no_work": N_("No unit is waiting for this station."),
@@ -64,6 +66,7 @@ TEMPLATES: dict[str, str] = {
     "torque_nok": N_("Torque %(value)s %(unit)s not OK: tighten again."),
     "device_fault": N_("Device %(source)s reports a fault: %(detail)s."),
     "bad_disposition": N_("Unknown disposition %(disposition)s: use rework, hold or scrap."),
+    "bad_reason": N_("Unknown defect reason %(reason)s: choose one of the listed reasons."),
     "bad_payload": N_("Message refused: %(detail)s."),
     "unknown_station": N_("Unknown station %(station)s."),
     "conflict": N_("Not recorded, the data changed meanwhile (%(detail)s): scan again."),
@@ -76,21 +79,7 @@ def english(code: str, params: dict[str, Any] | None = None) -> str:
     template = TEMPLATES.get(code)
     if template is None:
         raise KeyError(f"unknown station message code {code!r}")
-    return template % _safe(params or {}) if params or "%(" in template else template
-
-
-def lazy(code: str, params: dict[str, Any] | None = None) -> Any:
-    """The message as a lazy translatable string (rendered in the request's locale)."""
-    from flask_babel import lazy_gettext
-
-    return lazy_gettext(TEMPLATES[code], **_safe(params or {}))
-
-
-def translated(code: str, params: dict[str, Any] | None = None) -> str:
-    """The message translated now (needs a Flask app or request context)."""
-    from flask_babel import gettext
-
-    return str(gettext(TEMPLATES[code], **_safe(params or {})))
+    return template % safe(params) if params or "%(" in template else template
 
 
 class _Missing(dict[str, Any]):
@@ -98,6 +87,17 @@ class _Missing(dict[str, Any]):
         return "?"
 
 
-def _safe(params: dict[str, Any]) -> dict[str, Any]:
-    # A template naming a parameter the caller forgot shows "?" instead of raising.
-    return _Missing(params)
+def safe(params: dict[str, Any] | None) -> dict[str, Any]:
+    """``params`` for ``template % params``: a parameter the caller forgot shows "?"."""
+    return _Missing(params or {})
+
+
+# Defect reason codes a station may report (Defect.reason_code), with their labels.
+DEFECT_REASONS: tuple[tuple[str, str], ...] = (
+    ("damaged", N_("Part damaged")),
+    ("missing", N_("Part missing")),
+    ("no_fit", N_("Does not fit")),
+    ("cosmetic", N_("Scratch or dent")),
+    ("function", N_("Does not work")),
+    ("other", N_("Other")),
+)

@@ -10,14 +10,14 @@ routing progress, the open andon call) and shapes it all for
 
 from __future__ import annotations
 
-import importlib
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from server import dispatch
 from server.models import (
     AndonCall,
     CustomerOrder,
@@ -33,26 +33,15 @@ from server.models import (
     WorkOrder,
 )
 from station import workflow as wf
-from station.messages import N_, TEMPLATES
+from station.messages import TEMPLATES
 
 QUEUE_LIMIT = 50
 # A re-rendered screen shows the last verdict for this long.
 BANNER_SECONDS = 120.0
 # The step timer turns amber at this share of the standard time, red beyond it.
 AMBER_AT = 0.8
-# Defect reason codes offered on the tablet (Defect.reason_code), with their labels.
-DEFECT_REASONS: tuple[tuple[str, str], ...] = (
-    ("damaged", N_("Part damaged")),
-    ("missing", N_("Part missing")),
-    ("no_fit", N_("Does not fit")),
-    ("cosmetic", N_("Scratch or dent")),
-    ("function", N_("Does not work")),
-    ("other", N_("Other")),
-)
-
-
 @dataclass
-class StationInfo:
+class ScreenStation:
     id: int
     code: str
     name: str
@@ -62,7 +51,7 @@ class StationInfo:
 
 
 @dataclass
-class OperatorInfo:
+class ScreenOperator:
     id: int
     name: str
     badge: str
@@ -157,8 +146,8 @@ class AndonInfo:
 
 @dataclass
 class StationView:
-    station: StationInfo
-    operator: OperatorInfo | None = None
+    station: ScreenStation
+    operator: ScreenOperator | None = None
     queue: list[QueueItem] = field(default_factory=list)
     unit: UnitInfo | None = None
     step: StepInfo | None = None
@@ -174,11 +163,11 @@ def clock(seconds: float) -> str:
 def build(session: Session, state: wf.StationState, *, now: datetime) -> StationView:
     """The whole screen of the station in ``state`` (``station.service.load_state``)."""
     view = StationView(
-        station=StationInfo(id=state.station_id, code=state.station, name=state.name,
+        station=ScreenStation(id=state.station_id, code=state.station, name=state.name,
                             kind=state.kind, line=state.line, site=state.site))
     if state.operator is not None:
         op = state.operator
-        view.operator = OperatorInfo(id=op.id, name=op.name, badge=op.badge, locale=op.locale)
+        view.operator = ScreenOperator(id=op.id, name=op.name, badge=op.badge, locale=op.locale)
     station = session.get(Station, state.station_id)
     assert station is not None
     view.queue = _queue(session, station, now.date())
@@ -207,24 +196,7 @@ def fingerprint(session: Session, *, station_id: int, kind: str) -> tuple[object
 
 
 def _queue(session: Session, station: Station, today: date) -> list[QueueItem]:
-    try:
-        dispatch = importlib.import_module("server.dispatch")
-    except ModuleNotFoundError:
-        dispatch = None
-    if dispatch is not None and hasattr(dispatch, "queue_for"):
-        uops = list(dispatch.queue_for(session, station=station))[:QUEUE_LIMIT]
-    else:
-        # Until server.dispatch is installed: the order station.dispatching.peek uses.
-        uops = list(session.exec(
-            select(UnitOperation)
-            .where(UnitOperation.station_kind == station.kind,
-                   UnitOperation.status == "ready",
-                   (col(UnitOperation.station_id).is_(None))
-                   | (col(UnitOperation.station_id) == station.id))
-            .order_by(col(UnitOperation.priority).desc(),
-                      col(UnitOperation.due_date).is_(None), col(UnitOperation.due_date),
-                      col(UnitOperation.released_at), col(UnitOperation.id))
-            .limit(QUEUE_LIMIT)).all())
+    uops = list(dispatch.queue_for(session, station=station))[:QUEUE_LIMIT]
     units = {u.id: u for u in session.exec(
         select(Unit).where(col(Unit.id).in_([uop.unit_id for uop in uops])))}
     products = {p.id: p.name for p in session.exec(
@@ -309,7 +281,7 @@ def _andon(session: Session, station_id: int) -> AndonInfo | None:
 class Verdict:
     result: str  # accepted | rejected | duplicate
     code: str
-    params: dict[str, str]
+    params: dict[str, Any]
     msg_id: str
     at: datetime
 
@@ -317,37 +289,15 @@ class Verdict:
 def last_verdict(session: Session, station_id: int, *, now: datetime,
                  max_age_seconds: float = BANNER_SECONDS) -> Verdict | None:
     """The station's most recent event verdict, if recent: the banner of a screen that is
-    re-rendered (page load, SSE snapshot after an MQTT scan).
-
-    ``Event.reason`` holds ``"<code>: <English text>"`` (station.service); the English
-    text was made from the code's template, so matching it against that template gives
-    the parameters back and the banner can be shown in the operator's language.
-    """
+    re-rendered (page load, SSE snapshot after an MQTT or API event). Read from the
+    stored code and parameters, so it renders in the operator's language."""
     row = session.exec(
         select(Event).where(Event.station_id == station_id)
         .order_by(col(Event.id).desc()).limit(1)
     ).first()
     if row is None or (now - row.received_at).total_seconds() > max_age_seconds:
         return None
-    code, _, english = row.reason.partition(": ")
-    if code not in TEMPLATES:
+    if row.code not in TEMPLATES:
         return None
-    return Verdict(result=row.result, code=code, params=params_of(code, english),
+    return Verdict(result=row.result, code=row.code, params=dict(row.params or {}),
                    msg_id=row.msg_id, at=row.received_at)
-
-
-def params_of(code: str, text: str) -> dict[str, str]:
-    """The parameters that turned ``TEMPLATES[code]`` into ``text`` ({} when none fit)."""
-    template = TEMPLATES[code]
-    names: list[str] = []
-
-    def group(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name in names:
-            return f"(?P={name})"
-        names.append(name)
-        return f"(?P<{name}>.*?)"
-
-    pattern = re.sub(r"%\\\((\w+)\\\)s", group, re.escape(template))
-    found = re.fullmatch(pattern, text, re.S)
-    return found.groupdict() if found else {}

@@ -8,9 +8,11 @@ The tablet (HTTP), the MQTT ingest and the JSON API all do the same three things
     publish(outcome.feedback(), service.snapshot(outcome.state))
 
 ``handle`` loads the station's state (``load_state``), gathers the facts the event
-refers to (``station.reading``), lets ``station.workflow.decide`` judge, records the
-event with its verdict under its unique ``msg_id`` (insert-or-ignore: a ``msg_id``
-seen before answers ``duplicate`` and changes nothing), then writes the effects:
+refers to (``station.reading``; for a scan, whether it is a part or a badge), lets
+``station.workflow.decide`` judge, records the event with its verdict (message code
+and parameters, ``Event.code`` / ``Event.params``) under its unique ``msg_id``
+(insert-or-ignore: a ``msg_id`` seen before answers ``duplicate`` and changes
+nothing), then writes the effects:
 consumption, ledger movements, step record (pause time excluded), defect, andon
 call, sign-in. A rejected event is recorded with its reason and changes nothing else.
 A pick (the hot path) is a handful of Core statements: see ``station.reading``.
@@ -52,9 +54,11 @@ from server.models.types import rfc3339, utcnow
 from server.security.auth import verify_secret
 from station import dispatching, messages, reading
 from station import workflow as wf
+from station.cache import Cache, StationRef
 
 log = logging.getLogger(__name__)
 MAX_DATA = 4096
+MAX_REASON = 500
 
 
 @dataclass(frozen=True)
@@ -77,12 +81,8 @@ class Outcome:
 
     @property
     def message(self) -> str:
-        """English text for MQTT, logs and the API."""
+        """English text for MQTT, logs and the API (the tablet: ``station.texts``)."""
         return messages.english(self.code, self.params)
-
-    def lazy_message(self) -> Any:
-        """Translated when rendered (the tablet)."""
-        return messages.lazy(self.code, self.params)
 
     def feedback(self) -> dict[str, Any]:
         """The ``cmd/feedback`` payload (MQTT contract v1)."""
@@ -97,11 +97,11 @@ class Outcome:
 @dataclass
 class _Ctx:
     session: Session
-    info: reading.StationInfo
+    info: StationRef
     state: wf.StationState
     now: datetime
     by: str
-    cache: reading.Cache
+    cache: Cache
     event_id: int = 0
     facts: wf.Facts | None = None
 
@@ -128,9 +128,9 @@ class RefusedByDatabase(Exception):
 
 
 def load_state(session: Session, *, station_code: str,
-               cache: reading.Cache | None = None) -> wf.StationState:
+               cache: Cache | None = None) -> wf.StationState:
     """What the station is doing now; ``LookupError`` for an unknown station."""
-    cache = cache or reading.Cache()
+    cache = cache or Cache()
     info = cache.station(session, station_code)
     if info is None:
         raise LookupError(f"unknown station {station_code!r}")
@@ -180,7 +180,7 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
            msg_id: str | None = None, channel: str = "ui", source: str = "",
            seq: int | None = None, ts: datetime | None = None,
            payload: dict[str, Any] | None = None, actor: str = "",
-           address: str = "", cache: reading.Cache | None = None,
+           address: str = "", cache: Cache | None = None,
            savepoint: bool = True) -> Outcome:
     """Decide ``event`` at ``station_code`` and record it in the caller's transaction.
 
@@ -188,7 +188,7 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
     and commit after this returns. ``msg_id`` identifies the event for dedupe (a fresh
     one is made when ``None``); ``channel`` is mqtt | http | ui.
 
-    ``cache`` (``station.reading.Cache``) may be shared by the calls of one
+    ``cache`` (``station.cache.Cache``) may be shared by the calls of one
     transaction. With ``savepoint`` (the default) a database refusal of the effects
     (a serial built in twice by a concurrent writer, stock gone) is answered
     ``conflict`` and the transaction stays usable; without it the error propagates
@@ -197,20 +197,20 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
     """
     msg_id = msg_id or str(uuid.uuid4())
     now = utcnow()
-    cache = cache or reading.Cache()
+    cache = cache or Cache()
     if session.new or session.dirty:
         session.flush()  # Core reads below run on the connection, without autoflush
     kind, data = _kind_and_data(event)
     info = cache.station(session, station_code)
     if info is None:
-        code, params = "unknown_station", {"station": station_code}
-        text = messages.english(code, params)
+        code, params = "unknown_station", {"station": station_code[:64]}
         event_id = record_event(session, msg_id=msg_id, station_id=None, channel=channel,
                                 kind=kind, source=source, seq=seq, ts=ts, data=data,
-                                payload=payload, result="rejected", reason=f"{code}: {text}")
+                                payload=payload, result="rejected", code=code, params=params)
         if event_id is None:
             return _duplicate(session, msg_id, station_code, source)
-        log.warning("station %s: event %s rejected: %s", station_code, msg_id, text)
+        log.warning("station %s: event %s rejected: %s", station_code[:64], msg_id,
+                    messages.english(code, params))
         return Outcome("rejected", code, params, msg_id, station_code, event_id, source)
     state = reading.station_state(session, info, cache)
     operator = state.operator
@@ -223,8 +223,8 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
     # raced by another process) changes nothing.
     event_id = record_event(session, msg_id=msg_id, station_id=info.id, channel=channel,
                             kind=kind, source=source, seq=seq, ts=ts, data=data,
-                            payload=payload, result=decision.result,
-                            reason=f"{decision.code}: {decision.message}",
+                            payload=payload, result=decision.result, code=decision.code,
+                            params=decision.params,
                             unit_id=state.unit.id if state.unit else None,
                             operator_id=operator.id if operator else None)
     if event_id is None:
@@ -242,8 +242,8 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
                 cache.forget()  # it may have counted what the savepoint took back
                 decision = wf.reject("conflict", detail=_short(_explain(session, exc)))
                 session.execute(sa.update(_EVENTS).where(_EVENTS.c.id == event_id).values(
-                    result=decision.result,
-                    reason=f"{decision.code}: {decision.message}"[:500]))
+                    result=decision.result, code=decision.code, params=decision.params,
+                    reason=decision.message[:MAX_REASON]))
         else:
             _apply_all(ctx, decision)
     if decision.accepted and not isinstance(event, wf.Scan | wf.DeviceEvent):
@@ -311,9 +311,13 @@ def record_event(session: Session, *, msg_id: str, station_id: int | None, chann
                  kind: str, source: str = "", seq: int | None = None,
                  ts: datetime | None = None, data: str = "",
                  payload: dict[str, Any] | None = None, result: str = "accepted",
-                 reason: str = "", unit_id: int | None = None,
-                 operator_id: int | None = None) -> int | None:
+                 code: str = "", params: dict[str, Any] | None = None,
+                 unit_id: int | None = None, operator_id: int | None = None) -> int | None:
     """Insert the event unless its ``msg_id`` is known; its id, or ``None`` (duplicate).
+
+    The verdict is stored as its message ``code`` and ``params`` (rendered when read,
+    in the reader's language: ``station.texts``), with the English text in ``reason``
+    for a person reading the table.
 
     Insert-or-ignore on the unique ``msg_id`` (``ON CONFLICT DO NOTHING`` on SQLite and
     PostgreSQL): two deliveries racing each other record one event, whatever the
@@ -322,20 +326,12 @@ def record_event(session: Session, *, msg_id: str, station_id: int | None, chann
     conn = session.connection()
     values = {"msg_id": msg_id, "station_id": station_id, "channel": channel, "kind": kind,
               "source": source[:64], "seq": seq, "ts": ts, "data": data[:MAX_DATA],
-              "payload": payload or {}, "result": result, "reason": reason[:500],
+              "payload": payload or {}, "result": result, "code": code,
+              "params": params or {},
+              "reason": messages.english(code, params)[:MAX_REASON] if code else "",
               "unit_id": unit_id, "operator_id": operator_id, "received_at": utcnow()}
     event_id: int | None = conn.execute(_INSERT_EVENT[conn.dialect.name], values).scalar()
     return event_id
-
-
-def finish_rejected(session: Session, *, event_id: int, msg_id: str, station_code: str,
-                    source: str, code: str, params: dict[str, Any]) -> Outcome:
-    """Mark a recorded event rejected (bad payload, unknown station) and say why."""
-    text = messages.english(code, params)
-    session.execute(sa.update(_EVENTS).where(_EVENTS.c.id == event_id).values(
-        result="rejected", reason=f"{code}: {text}"[:500]))
-    log.warning("station %s: event %s rejected: %s", station_code, msg_id, text)
-    return Outcome("rejected", code, params, msg_id, station_code, event_id, source)
 
 
 def _explain(session: Session, exc: Exception) -> Exception:
@@ -378,11 +374,18 @@ def _kind_and_data(event: wf.StationEvent) -> tuple[str, str]:
 def _facts(ctx: _Ctx, event: wf.StationEvent) -> wf.Facts:
     session, state = ctx.session, ctx.state
     if isinstance(event, wf.Scan):
-        if (state.unit is not None and state.operator is not None and not state.paused
-                and not event.error):
-            return wf.Facts(now=ctx.now, scan=reading.scan_facts(
-                session, data=event.data, unit_id=state.unit.id, cache=ctx.cache))
-        return wf.Facts(now=ctx.now)
+        if event.error:
+            return wf.Facts(now=ctx.now)
+        scan = None
+        if state.unit is not None and state.operator is not None and not state.paused:
+            scan = reading.scan_facts(session, data=event.data, unit_id=state.unit.id,
+                                      cache=ctx.cache)
+            if scan.part_id is not None:
+                return wf.Facts(now=ctx.now, scan=scan)
+        # Not a part: perhaps a badge (a sign-in, or a hand-over), on every path alike.
+        badge = ctx.cache.badge(session, event.data.strip())
+        return wf.Facts(now=ctx.now, scan=scan, operator=badge,
+                        pin_ok=badge is not None and not badge.has_pin)
     if isinstance(event, wf.SignIn):
         operator = session.exec(select(Operator).where(
             Operator.badge == event.badge.strip(), Operator.active == True)  # noqa: E712
@@ -397,11 +400,6 @@ def _facts(ctx: _Ctx, event: wf.StationEvent) -> wf.Facts:
         return wf.Facts(now=ctx.now, candidate=reading.candidate(session, uop.id, ctx.cache)
                         if uop and uop.id else None)
     return wf.Facts(now=ctx.now)
-
-
-def scan_facts(session: Session, *, data: str, unit_id: int) -> wf.ScanFacts:
-    """What ``data`` identifies, and the stock it would be taken from for ``unit_id``."""
-    return reading.scan_facts(session, data=data, unit_id=unit_id)
 
 
 # --- effects -------------------------------------------------------------------------

@@ -7,7 +7,8 @@ to a page saying so, a tablet bound to another station gets 403.
 
 Reads build a ``station.screen.StationView`` from ``station.service.load_state``;
 every action goes through ``station.service.handle`` (one place decides what a badge,
-a scan or a button means, for the tablet and for MQTT alike). ``_render`` answers
+a scan or a button means, for the tablet, MQTT and the API alike) and, after the
+commit, ``station.publish.after_commit`` tells the devices and every screen. ``_render`` answers
 the partial to htmx and the full page otherwise; the page includes the same partials.
 Live updates come over one SSE stream per page (``events``).
 """
@@ -43,8 +44,9 @@ from server.messaging import live
 from server.models import Operator, Station
 from server.models.types import utcnow
 from server.security import auth
-from station import messages, screen, service
+from station import publish, screen, service, texts
 from station import workflow as wf
+from station.messages import DEFECT_REASONS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("station", __name__, url_prefix="/station")
@@ -157,14 +159,14 @@ def _last_banner(db: Session, station_id: int) -> dict[str, Any] | None:
     if verdict is None:
         return None
     return {"kind": BANNER_KIND.get(verdict.result, "info"), "ref": verdict.msg_id,
-            "code": verdict.code, "text": messages.translated(verdict.code, verdict.params)}
+            "code": verdict.code, "text": texts.translated(verdict.code, verdict.params)}
 
 
 def _context(view: screen.StationView, banner: dict[str, Any] | None = None,
              **extra: Any) -> dict[str, Any]:
     return {"view": view, "station": view.station, "banner": banner, "timer": view.timer,
             "heartbeat_seconds": heartbeat_seconds(),
-            "defect_reasons": [(code, _(label)) for code, label in screen.DEFECT_REASONS],
+            "defect_reasons": [(code, _(label)) for code, label in DEFECT_REASONS],
             **extra}
 
 
@@ -206,20 +208,24 @@ def defect_dialog(code: str) -> Any:
 
 def _act(code: str, event: wf.StationEvent, *, source: str = "tablet") -> Any:
     """Record ``event`` in one write transaction, tell the screens, answer the screen."""
+    outcome = _decide(code, event, source=source)
+    return _answer(code, banner_for(outcome))
+
+
+def _decide(code: str, event: wf.StationEvent, *, source: str) -> service.Outcome:
     db = get_session()
     begin_write(db)
     outcome = service.handle(db, station_code=code, event=event, msg_id=str(uuid.uuid4()),
                              channel="ui", source=source, address=auth.address())
     db.commit()
-    g.last_outcome_code = outcome.code
-    if outcome.state is not None:
-        live.publish_station(code, service.snapshot(outcome.state))
-    return _answer(code, banner_for(outcome))
+    publish.after_commit(live.sink(), [publish.answer(outcome)])
+    return outcome
 
 
 def banner_for(outcome: service.Outcome) -> dict[str, Any]:
-    return {"kind": BANNER_KIND.get(outcome.result, "info"), "text": outcome.lazy_message(),
-            "ref": outcome.msg_id, "code": outcome.code}
+    return {"kind": BANNER_KIND.get(outcome.result, "info"),
+            "text": texts.lazy(outcome.code, outcome.params), "ref": outcome.msg_id,
+            "code": outcome.code}
 
 
 def _answer(code: str, banner: dict[str, Any] | None) -> Any:
@@ -238,44 +244,35 @@ def _answer(code: str, banner: dict[str, Any] | None) -> Any:
 def scan(code: str) -> Any:
     """The wedge scanner's text (station.js posts a fast burst ending in Enter).
 
-    Nobody signed in, or an operator's badge: a sign-in. Otherwise a scan for the workflow.
-    """
+    What it means (a part, a badge, a hand-over) is decided by the workflow, as for a
+    serial scanner; a badge that needs a PIN opens the PIN pad."""
     data = request.form.get("data", "").strip("\r\n")
     if not data or len(data) > MAX_SCAN:
         log.warning("station %s: empty or oversized wedge scan (%d chars)", code, len(data))
         return _answer(code, {"kind": "reject", "ref": str(uuid.uuid4()), "code": "unreadable",
                               "text": _("Scan not readable: scan again.")})
-    db = get_session()
-    signed_in = db.exec(select(Station.operator_id).where(Station.id == g.station.id)).first()
-    # A badge scanned while someone works here is a hand-over: the new operator signs in.
-    is_badge = signed_in is None or db.exec(select(Operator.id).where(
-        Operator.badge == data.strip(), Operator.active == True)).first() is not None  # noqa: E712
-    db.commit()
-    if is_badge:
-        return _badge(code, data.strip())
-    return _act(code, wf.Scan(data=data), source="wedge")
+    return _badge(code, data, scan=True)
 
 
-def _badge(code: str, badge: str, pin: str | None = None) -> Any:
+def _badge(code: str, badge: str, pin: str | None = None, *, scan: bool = False) -> Any:
+    """A sign-in (typed badge, PIN pad) or a wedge scan, with the sign-in rate limit."""
     limiter = auth.limiter()
-    key = f"badge:{badge}"
+    key = f"badge:{badge.strip()[:64]}"
     try:
         limiter.check(key, auth.address())
     except auth.RateLimited as exc:
         return _answer(code, {"kind": "reject", "ref": str(uuid.uuid4()), "code": "rate_limited",
                               "text": _("Too many failed sign-ins. Try again in %(s)s "
                                         "seconds.", s=exc.retry_after)})
-    if pin is None:
-        db = get_session()
-        operator = db.exec(select(Operator).where(
-            Operator.badge == badge, Operator.active == True)).first()  # noqa: E712
-        db.commit()
-        if operator is not None and operator.pin_hash:
-            return _pin_pad(code, badge, operator.name)
-    response = _act(code, wf.SignIn(badge=badge, pin=pin), source="badge")
-    if g.get("last_outcome_code") in ("unknown_badge", "wrong_pin"):
+    event: wf.StationEvent = (wf.Scan(data=badge) if scan
+                              else wf.SignIn(badge=badge.strip(), pin=pin))
+    outcome = _decide(code, event, source="wedge" if scan else "badge")
+    if outcome.code in ("unknown_badge", "wrong_pin"):
         limiter.failed(key, auth.address())
-    return response
+    if outcome.code == "pin_needed":
+        return _pin_pad(code, str(outcome.params.get("badge", "")),
+                        str(outcome.params.get("name", "")))
+    return _answer(code, banner_for(outcome))
 
 
 def _pin_pad(code: str, badge: str, name: str) -> Any:
@@ -290,13 +287,13 @@ def _pin_pad(code: str, badge: str, name: str) -> Any:
 @bp.post("/<code>/sign-in")
 @station_device
 def sign_in(code: str) -> Any:
-    return _badge(code, request.form.get("badge", "").strip())
+    return _badge(code, request.form.get("badge", ""))
 
 
 @bp.post("/<code>/pin")
 @station_device
 def pin(code: str) -> Any:
-    return _badge(code, request.form.get("badge", "").strip(), request.form.get("pin", ""))
+    return _badge(code, request.form.get("badge", ""), request.form.get("pin", ""))
 
 
 @bp.post("/<code>/sign-out")
@@ -333,7 +330,7 @@ def resume(code: str) -> Any:
 @station_device
 def defect(code: str) -> Any:
     reason = request.form.get("reason", "")
-    if reason not in dict(screen.DEFECT_REASONS):
+    if reason not in dict(DEFECT_REASONS):
         log.warning("station %s: defect with unknown reason %r", code, reason[:40])
         return _answer(code, {"kind": "reject", "ref": str(uuid.uuid4()), "code": "bad_reason",
                               "text": _("Choose a defect reason.")})

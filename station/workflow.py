@@ -18,11 +18,11 @@ built into another unit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from station.messages import english
+from station.messages import DEFECT_REASONS, english
 
 # --- state -----------------------------------------------------------------------
 
@@ -226,7 +226,8 @@ class ScanFacts:
 @dataclass(frozen=True)
 class Facts:
     now: datetime
-    operator: OperatorInfo | None = None  # SignIn: the badge's operator
+    # SignIn, or a Scan of a badge: the badge's operator (None: not an active badge).
+    operator: OperatorInfo | None = None
     pin_ok: bool = False  # SignIn: the PIN matched (or none is needed)
     candidate: Candidate | None = None  # StartNext / StartUnit
     scan: ScanFacts | None = None  # Scan
@@ -267,7 +268,6 @@ class RecordConsumption:
 @dataclass(frozen=True)
 class EndStep:
     unit_operation_id: int
-    extra_paused_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -294,7 +294,6 @@ class HoldUnit:
     unit_id: int
     unit_operation_id: int
     reason: str
-    extra_paused_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -333,19 +332,29 @@ def reject(code: str, **params: Any) -> Decision:
 
 
 DISPOSITIONS = ("rework", "hold", "scrap")
+DEFECT_REASON_CODES = frozenset(code for code, _label in DEFECT_REASONS)
 
 # --- the decision ----------------------------------------------------------------
 
 
 def decide(state: StationState, event: StationEvent, facts: Facts) -> Decision:
-    """Accept or reject ``event`` at a station in ``state``; never raises on bad input."""
+    """Accept or reject ``event`` at a station in ``state``; never raises on bad input.
+
+    A badge means the same on every path (tablet, serial scanner, MQTT, API): a scan
+    whose text is an active operator's badge signs that operator in, handing the
+    station over from whoever was signed in; with nobody signed in, any scan is taken
+    for a badge."""
     if isinstance(event, SignIn):
-        return _sign_in(state, event, facts)
+        return _sign_in(state, event.badge, event.pin, facts)
+    if isinstance(event, Scan) and not event.error and facts.operator is not None:
+        return _sign_in(state, event.data.strip(), None, facts)
     if isinstance(event, CallAndon):
         return accept("andon_raised", RaiseAndon(event.reason or "help",
                                                  state.unit.id if state.unit else None),
                       reason=event.reason or "help")
     if state.operator is None:
+        if isinstance(event, Scan) and not event.error:
+            return reject("unknown_badge", badge=event.data.strip()[:64])
         return reject("sign_in_first")
     if isinstance(event, SignOut):
         effects: list[Effect] = []
@@ -389,12 +398,14 @@ def _pause_so_far(state: StationState, now: datetime) -> float:
     return max((now - state.paused_at).total_seconds(), 0.0)
 
 
-def _sign_in(state: StationState, event: SignIn, facts: Facts) -> Decision:
+def _sign_in(state: StationState, badge: str, pin: str | None, facts: Facts) -> Decision:
     operator = facts.operator
     if operator is None:
-        return reject("unknown_badge", badge=event.badge)
+        return reject("unknown_badge", badge=badge[:64])
     if not facts.pin_ok:
-        return reject("wrong_pin", badge=event.badge)
+        if pin is None:  # a badge that needs its PIN: the tablet asks for it
+            return reject("pin_needed", badge=badge, name=operator.name)
+        return reject("wrong_pin", badge=badge)
     effects: list[Effect] = []
     if state.operator is not None and state.operator.id != operator.id:
         effects.append(RecordSignOut(state.operator.id))
@@ -422,14 +433,15 @@ def _start(state: StationState, event: StartNext | StartUnit, facts: Facts) -> D
 
 def _defect(state: StationState, event: ReportDefect, facts: Facts) -> Decision:
     assert state.unit is not None and state.operation is not None
+    if event.reason_code not in DEFECT_REASON_CODES:
+        return reject("bad_reason", reason=event.reason_code[:32])
     if event.disposition not in DISPOSITIONS:
-        return reject("bad_disposition", disposition=event.disposition)
+        return reject("bad_disposition", disposition=event.disposition[:32])
     effects: list[Effect] = [RecordDefect(state.unit.id, state.operation.unit_operation_id,
                                           event.reason_code, event.note, event.disposition)]
     if event.disposition in ("hold", "scrap"):
         effects.append(HoldUnit(state.unit.id, state.operation.unit_operation_id,
-                                f"defect {event.reason_code} ({event.disposition})",
-                                _pause_so_far(state, facts.now)))
+                                f"defect {event.reason_code} ({event.disposition})"))
         return accept("unit_held", *effects, reason=event.reason_code, unit=state.unit.serial)
     return accept("defect_recorded", *effects, reason=event.reason_code, unit=state.unit.serial)
 
@@ -521,17 +533,3 @@ def _wrong_part(state: StationState, scan: ScanFacts) -> Decision:
     needed = similar or open_picks
     return reject("wrong_part", scanned=scan.description or scan.sku,
                   needed=" or ".join(p.description or p.sku for p in needed[:3]))
-
-
-def after(state: StationState, decision: Decision) -> StationState:
-    """The state after ``decision``'s consumptions, for an answer without a reload."""
-    picks = list(state.picks)
-    for effect in decision.effects:
-        if isinstance(effect, RecordConsumption):
-            for i, p in enumerate(picks):
-                if p.part_id == effect.for_part_id and p.remaining:
-                    tag = effect.serial or ""
-                    picks[i] = replace(p, done=p.done + effect.quantity,
-                                       recorded=p.recorded + ((tag,) if tag else ()))
-                    break
-    return replace(state, picks=tuple(picks))

@@ -36,7 +36,7 @@ def test_lost_and_reasonless_events_and_open_steps_are_mismatches(demo_app: Flas
     _start_a_step(engine)
     with write_session(engine) as session:
         service.record_event(session, msg_id="m-no-reason", station_id=None, channel="mqtt",
-                             kind="scan", data="x", result="rejected", reason="")
+                             kind="scan", data="x", result="rejected", code="")
     report = reconcile(engine, published={"m-never-seen", "m-no-reason"})
     assert not report.clean
     scans = report.checks["every scan applied once or rejected with a reason"]

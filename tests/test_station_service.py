@@ -170,9 +170,9 @@ def test_defects_andon_and_unknown_station(demo_app: Flask) -> None:
     assert act(demo_app, "KIT-1", CallAndon("no screws")).accepted
     act(demo_app, "KIT-1", SignIn("OP1001"))
     act(demo_app, "KIT-1", StartNext())
-    assert act(demo_app, "KIT-1", ReportDefect("scratch", "left panel")).accepted
-    held = act(demo_app, "KIT-1", ReportDefect("bent-frame", disposition="hold"))
-    assert held.message == "Defect bent-frame recorded; unit PC-T1 is on hold."
+    assert act(demo_app, "KIT-1", ReportDefect("cosmetic", "left panel")).accepted
+    held = act(demo_app, "KIT-1", ReportDefect("no_fit", disposition="hold"))
+    assert held.message == "Defect no_fit recorded; unit PC-T1 is on hold."
     assert count(demo_app, Defect) == 2 and count(demo_app, AndonCall) == 1
     assert count(demo_app, UnitOperation, UnitOperation.status == "held") == 1
     unknown = act(demo_app, "NOPE-9", Scan(CASE_MT), msg_id="m-unknown")
@@ -198,10 +198,10 @@ def test_snapshot_is_the_retained_state_payload(demo_app: Flask) -> None:
 
 def test_one_transaction_with_a_shared_cache_decides_like_one_per_event(
         any_demo_app: Flask) -> None:
-    """The ingest's batches: many events in one transaction sharing a ``reading.Cache``
+    """The ingest's batches: many events in one transaction sharing a ``Cache``
     (on SQLite it carries station state, lots and reservations between events). The
     verdicts, states and rows are those of one transaction per event."""
-    from station.reading import Cache
+    from station.cache import Cache
 
     engine = any_demo_app.extensions["taktline.engine"]
     release(engine, options=KIT_OPTIONS, serial="PC-T1")

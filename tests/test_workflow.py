@@ -77,11 +77,41 @@ def test_sign_in_checks_badge_and_pin() -> None:
     assert swap.effects == (RecordSignOut(1), RecordSignIn(2))
 
 
-@pytest.mark.parametrize("event", [StartNext(), Scan("X"), CompleteStep(), Pause(), SignOut()])
+@pytest.mark.parametrize("event", [StartNext(), CompleteStep(), Pause(), SignOut(),
+                                   Scan("", error="garbled")])
 def test_nothing_but_sign_in_and_andon_without_operator(event: object) -> None:
     decision = decide(IDLE, event, facts())  # type: ignore[arg-type]
     assert not decision.accepted and decision.code == "sign_in_first"
     assert decision.message == "Sign in with your badge first."
+
+
+def test_with_nobody_signed_in_a_scan_is_a_badge() -> None:
+    unknown = decide(IDLE, Scan("OP9999"), facts())
+    assert (unknown.accepted, unknown.code) == (False, "unknown_badge")
+    assert unknown.message == "Badge OP9999 is not known or not active."
+    ok = decide(IDLE, Scan(" OP1001\r"), facts(operator=ALICE, pin_ok=True))
+    assert ok.accepted and ok.code == "signed_in" and ok.effects == (RecordSignIn(1),)
+
+
+def test_a_badge_scanned_mid_step_hands_the_station_over() -> None:
+    bob = OperatorInfo(2, "Bruno", "OP1002", ("esd",))
+    swap = decide(BUSY, Scan("OP1002"), facts(operator=bob, pin_ok=True))
+    assert swap.accepted and swap.effects == (RecordSignOut(1), RecordSignIn(2))
+
+
+def test_a_badge_that_needs_a_pin_asks_for_it_on_every_path() -> None:
+    bob = OperatorInfo(2, "Bruno", "OP1002", has_pin=True)
+    asked = decide(IDLE, Scan("OP1002"), facts(operator=bob, pin_ok=False))
+    assert (asked.accepted, asked.code, asked.params) == (
+        False, "pin_needed", {"badge": "OP1002", "name": "Bruno"})
+    assert decide(IDLE, SignIn("OP1002"), facts(operator=bob)).code == "pin_needed"
+    assert decide(IDLE, SignIn("OP1002", "1"), facts(operator=bob)).code == "wrong_pin"
+
+
+def test_a_defect_reason_must_be_one_of_the_list() -> None:
+    bad = decide(BUSY, ReportDefect("<b>x</b>"), facts())
+    assert (bad.accepted, bad.code, bad.params) == (False, "bad_reason", {"reason": "<b>x</b>"})
+    assert bad.effects == ()
 
 
 def test_andon_works_even_without_operator() -> None:
@@ -184,13 +214,13 @@ def test_sign_out_pauses_the_running_step() -> None:
 
 
 def test_defects_and_holds() -> None:
-    rework = decide(BUSY, ReportDefect("scratch", "left panel"), facts())
-    assert rework.effects == (RecordDefect(7, 70, "scratch", "left panel", "rework"),)
-    hold = decide(BUSY, ReportDefect("dead-board", disposition="hold"), facts())
+    rework = decide(BUSY, ReportDefect("cosmetic", "left panel"), facts())
+    assert rework.effects == (RecordDefect(7, 70, "cosmetic", "left panel", "rework"),)
+    hold = decide(BUSY, ReportDefect("function", disposition="hold"), facts())
     assert isinstance(hold.effects[1], HoldUnit) and hold.code == "unit_held"
-    assert decide(BUSY, ReportDefect("x", disposition="burn"), facts()).code == \
+    assert decide(BUSY, ReportDefect("other", disposition="burn"), facts()).code == \
         "bad_disposition"
-    assert decide(SIGNED, ReportDefect("x"), facts()).code == "no_unit"
+    assert decide(SIGNED, ReportDefect("other"), facts()).code == "no_unit"
 
 
 def test_device_events() -> None:

@@ -1,6 +1,7 @@
-"""Validate MQTT contract v1 event payloads (``evt/scan``, ``evt/device``).
+"""Validate MQTT contract v1 event payloads (``evt/scan``, ``evt/device``, ``evt/action``).
 
-The same validation serves the MQTT ingest and ``POST /api/v1/stations/<code>/scans``.
+The same validation serves the MQTT ingest, ``POST /api/v1/stations/<code>/scans`` and
+``POST /api/v1/stations/<code>/events``: every way in builds the same workflow event.
 A payload that does not validate raises ``InvalidPayload`` with a reason for the
 sender and, when it could be read, the ``msg_id`` to answer to (ARCHITECTURE.md:
 "a payload that does not validate gets a rejected feedback with a reason when its
@@ -87,6 +88,8 @@ def envelope(doc: dict[str, Any], *, kind: str) -> Envelope:
         event: wf.StationEvent = _scan(doc, msg_id, source)
     elif kind == "device":
         event = _device(doc, msg_id, source)
+    elif kind == "action":
+        event = _action(doc, msg_id, source)
     else:
         raise InvalidPayload(f"unknown event kind {kind!r}", msg_id, source)
     return Envelope(msg_id, ts, seq, source, event, doc)
@@ -133,8 +136,55 @@ def _device(doc: dict[str, Any], msg_id: str, source: str) -> wf.DeviceEvent:
     if error is not None and not isinstance(error, str):
         raise InvalidPayload("error must be a string", msg_id, source)
     fields = {k: v for k, v in doc.items()
-              if k not in ("msg_id", "ts", "seq", "source", "kind", "error")}
+              if k not in ("msg_id", "ts", "seq", "source", "kind", "error", "type")}
     if len(json.dumps(fields)) > MAX_DATA:
         raise InvalidPayload("device event too large", msg_id, source)
     return wf.DeviceEvent(kind=kind, fields=fields, source=source,
                           error=error[:500] if error else None)
+
+
+# The station actions (docs/mqtt.md, "evt/action"): name -> the fields they take.
+ACTIONS = ("sign_in", "sign_out", "start", "complete", "pause", "resume", "andon", "defect")
+_ACTION_FIELDS = {"msg_id", "ts", "seq", "source", "action", "type", "badge", "pin", "unit",
+                  "reason", "note", "disposition"}
+
+
+def _text(doc: dict[str, Any], key: str, limit: int, msg_id: str, source: str, *,
+          required: bool = False) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise InvalidPayload(f"{key} is missing", msg_id, source)
+        return None
+    if not isinstance(value, str) or len(value) > limit or (required and not value.strip()):
+        raise InvalidPayload(f"{key} must be a string of 1 to {limit} characters", msg_id,
+                             source)
+    return value
+
+
+def _action(doc: dict[str, Any], msg_id: str, source: str) -> wf.StationEvent:
+    """A station action (what a tablet button, a button box or an integrator asks)."""
+    action = doc.get("action")
+    if action not in ACTIONS:
+        raise InvalidPayload(f"action must be one of {', '.join(ACTIONS)}", msg_id, source)
+    unknown = sorted(set(doc) - _ACTION_FIELDS)
+    if unknown:
+        raise InvalidPayload(f"unknown field {unknown[0][:32]!r} for an action", msg_id, source)
+    if action == "sign_in":
+        badge = _text(doc, "badge", 64, msg_id, source, required=True)
+        pin = _text(doc, "pin", 32, msg_id, source)
+        return wf.SignIn(badge=(badge or "").strip(), pin=pin)
+    if action == "start":
+        unit = _text(doc, "unit", 64, msg_id, source)
+        return wf.StartUnit(unit.strip()) if unit and unit.strip() else wf.StartNext()
+    if action == "andon":
+        return wf.CallAndon(reason=(_text(doc, "reason", 200, msg_id, source) or "help"))
+    if action == "defect":
+        return wf.ReportDefect(
+            reason_code=_text(doc, "reason", 32, msg_id, source, required=True) or "",
+            note=_text(doc, "note", 1000, msg_id, source) or "",
+            disposition=_text(doc, "disposition", 16, msg_id, source) or "rework")
+    simple: dict[str, wf.StationEvent] = {"sign_out": wf.SignOut(),
+                                          "complete": wf.CompleteStep(), "pause": wf.Pause(),
+                                          "resume": wf.Resume()}
+    return simple[action]

@@ -4,11 +4,12 @@ paho's network thread only puts messages on a queue (``_on_message``); one worke
 thread takes them in batches (whatever has arrived, up to ``batch_max``, every
 station mixed), orders each station's events by ``seq``, and decides them all in one
 write transaction, each through ``station.service.handle`` (dedupe on ``msg_id``,
-workflow, records) sharing one catalog cache (``station.reading.Cache``). After the
-commit it publishes each event's ``cmd/feedback``, acknowledges it (paho manual ack:
-the broker keeps a message until then, and redelivers it to our persistent session if
-we die first), and publishes each touched station's retained ``state`` once, from its
-last event. Group commit keeps SQLite's one-writer lock busy with useful work.
+workflow, records) sharing one catalog cache (``station.cache.Cache``). After the
+commit, ``station.publish.after_commit`` (the same as for the tablet and the API)
+publishes each event's ``cmd/feedback``, acknowledges it (paho manual ack: the broker
+keeps a message until then, and redelivers it to our persistent session if we die
+first), and publishes each touched station's retained ``state`` once, from its last
+event. Group commit keeps SQLite's one-writer lock busy with useful work.
 
 The batch runs without a savepoint per effect (``handle(savepoint=False)``): a
 database refusal (a serial built in twice by another ingest, stock gone) rolls the
@@ -41,8 +42,8 @@ from server.dispatch import DispatchError
 from server.ingest.payload import InvalidPayload, decode, envelope
 from server.messaging import client as server_mqtt
 from server.models import Station
-from station import messages, reading, service
-from station import workflow as wf
+from station import messages, publish, service
+from station.cache import Cache
 
 log = logging.getLogger(__name__)
 SHARE_GROUP = "taktline-ingest"
@@ -59,14 +60,10 @@ class Message:
     doc: dict[str, Any] | InvalidPayload | None = None  # decoded once per batch
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
     message: Message
-    station: str
-    site: str
-    line: str
-    feedback: dict[str, Any] | None
-    state: wf.StationState | None = None  # published as the retained state after commit
+    answer: publish.Answer  # published after the commit
 
 
 class Ingest:
@@ -196,21 +193,20 @@ class Ingest:
 
     def _transaction(self, batch: list[Message], *, fast: bool) -> list[Result]:
         """One write transaction for the whole batch (group commit), one catalog cache."""
-        cache = reading.Cache()
+        cache = Cache()
         with Session(self.engine, expire_on_commit=False) as session:
             begin_write(session)
             results = [self._one(session, message, cache, fast) for message in batch]
             session.commit()
         return results
 
-    def _one(self, session: Session, message: Message, cache: reading.Cache, fast: bool
+    def _one(self, session: Session, message: Message, cache: Cache, fast: bool
              ) -> Result:
         try:
             topic = topics.parse(message.topic, prefix=self.prefix)
         except ValueError as exc:
             log.warning("ingest: ignoring message on %r: %s", message.topic, exc)
-            return Result(message, "", "", "", None)
-        result = Result(message, topic.station, topic.site, topic.line, None)
+            return Result(message, publish.Answer("", "", "", None))
         kind = topic.kind.removeprefix("evt/")
         try:
             doc = message.doc
@@ -218,15 +214,14 @@ class Ingest:
                 raise doc
             env = envelope(doc if doc is not None else decode(message.payload), kind=kind)
         except InvalidPayload as exc:
-            result.feedback = self._invalid(session, topic, kind, exc)
-            return result
+            feedback = self._invalid(session, topic, kind, exc)
+            return Result(message, publish.Answer(topic.site, topic.line, topic.station,
+                                                  feedback))
         outcome = service.handle(session, station_code=topic.station, event=env.event,
                                  msg_id=env.msg_id, channel="mqtt", source=env.source,
                                  seq=env.seq, ts=env.ts, payload=env.payload, cache=cache,
                                  savepoint=not fast)
-        result.feedback = outcome.feedback()
-        result.state = outcome.state
-        return result
+        return Result(message, publish.answer(outcome, site=topic.site, line=topic.line))
 
     def _invalid(self, session: Session, topic: topics.StationTopic, kind: str,
                  exc: InvalidPayload) -> dict[str, Any]:
@@ -237,8 +232,7 @@ class Ingest:
                 Station.code == topic.station)).first()
             event_id = service.record_event(
                 session, msg_id=exc.msg_id, station_id=station_id, channel="mqtt", kind=kind,
-                source=exc.source, result="rejected",
-                reason=f"bad_payload: {messages.english('bad_payload', params)}")
+                source=exc.source, result="rejected", code="bad_payload", params=params)
             if event_id is None:
                 return {"ref": exc.msg_id, "result": "duplicate", "code": "duplicate",
                         "reason": messages.english("duplicate"), "source": exc.source}
@@ -249,39 +243,37 @@ class Ingest:
         try:
             topic = topics.parse(message.topic, prefix=self.prefix)
         except ValueError:
-            return Result(message, "", "", "", None)
+            return Result(message, publish.Answer("", "", "", None))
         msg_id = None
         with contextlib.suppress(InvalidPayload):
             msg_id = decode(message.payload).get("msg_id")
         feedback = {"ref": msg_id, "result": "rejected", "code": "conflict",
                     "reason": messages.english("conflict", {"detail": "server error"})}
-        return Result(message, topic.station, topic.site, topic.line, feedback)
+        return Result(message, publish.Answer(topic.site, topic.line, topic.station, feedback))
 
     def _acknowledge(self, results: list[Result]) -> None:
-        states: dict[tuple[str, str, str], wf.StationState] = {}
-        for r in results:
-            # Feedback first, then the ack: a crash in between leaves the message unacked,
-            # so the broker redelivers it and the sender still gets an answer (duplicate).
-            if r.feedback is not None and r.station:
-                self._publish(r, "cmd/feedback", r.feedback, retain=False)
-            if r.message.generation == self._generation:
+        def acknowledge(i: int) -> None:
+            message = results[i].message
+            if message.generation == self._generation:
                 # An ack after a reconnect would name another message's mid: skip it; the
                 # broker redelivers ours and the dedupe answers "duplicate".
-                self.client.ack(r.message.mid, r.message.qos)
-            if r.state is not None:
-                states[(r.site, r.line, r.station)] = r.state  # the last one counts
-        for (site, line, station), state in states.items():
-            try:
-                topic = topics.build(site, line, station, "state", prefix=self.prefix)
-            except ValueError:
-                continue
-            self.client.publish(topic, server_mqtt.dumps(service.snapshot(state)), qos=1,
-                                retain=True)
+                self.client.ack(message.mid, message.qos)
+
+        publish.after_commit(self, [r.answer for r in results], acknowledge=acknowledge)
         self.processed += len(results)
 
-    def _publish(self, r: Result, kind: str, payload: dict[str, Any], *, retain: bool) -> None:
+    # --- station.publish.Sink: on this process's own client ------------------------
+
+    def feedback(self, site: str, line: str, station: str, payload: dict[str, Any]) -> None:
+        self._publish(site, line, station, "cmd/feedback", payload, retain=False)
+
+    def state(self, site: str, line: str, station: str, snapshot: dict[str, Any]) -> None:
+        self._publish(site, line, station, "state", snapshot, retain=True)
+
+    def _publish(self, site: str, line: str, station: str, kind: str, payload: dict[str, Any],
+                 *, retain: bool) -> None:
         try:
-            topic = topics.build(r.site, r.line, r.station, kind, prefix=self.prefix)
+            topic = topics.build(site, line, station, kind, prefix=self.prefix)
         except ValueError:
             return
         self.client.publish(topic, server_mqtt.dumps(payload), qos=1, retain=retain)

@@ -138,6 +138,35 @@ def publish_station(code: str, snapshot: dict[str, Any], *, app: Flask | None = 
     publisher.publish(topic, snapshot, retain=True)
 
 
+class WebSink:
+    """Where a web process publishes what an event changed (``station.publish.Sink``):
+    the feedback on the broker when this process has one, the snapshot to the live hub
+    and the retained ``state`` topic (``publish_station``)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def feedback(self, site: str, line: str, station: str, payload: dict[str, Any]) -> None:
+        publisher = server_mqtt.publisher(self.app)
+        if publisher is None:
+            return
+        try:
+            topic = topics.build(site, line, station, "cmd/feedback",
+                                 prefix=self.app.config["MQTT_PREFIX"])
+        except ValueError as exc:
+            log.warning("no feedback topic for station %s: %s", station, exc)
+            return
+        publisher.publish(topic, payload)
+
+    def state(self, site: str, line: str, station: str, snapshot: dict[str, Any]) -> None:
+        publish_station(station, snapshot, app=self.app)
+
+
+def sink() -> WebSink:
+    """The sink of the current app (inside a request or app context)."""
+    return WebSink(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
 class StateListener:
     """The process's non-shared subscription to every station's retained state."""
 

@@ -1,4 +1,9 @@
-"""Every scan and device event, keyed by its unique ``msg_id`` (dedupe), and its verdict."""
+"""Every station event, keyed by its unique ``msg_id`` (dedupe), and its verdict.
+
+The verdict is stored as data: ``code`` (a ``station.messages`` code) and ``params``,
+rendered when read in the reader's language; ``reason`` is its English text, for a
+person reading the table.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ class Event(SQLModel, table=True):
     data: str = Field(default="", max_length=4096)
     payload: dict[str, Any] = json_dict()
     result: str = Field(max_length=16, description="accepted | rejected")
-    reason: str = Field(default="", max_length=500)
+    code: str = Field(default="", max_length=32, description="station.messages code")
+    params: dict[str, Any] = json_dict()
+    reason: str = Field(default="", max_length=500, description="English text of code")
     unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
     operator_id: int | None = Field(default=None, foreign_key="operator.id")
