@@ -4,7 +4,9 @@ SQLite always. PostgreSQL too when TAKTLINE_TEST_DATABASE_URL is set (CI sets it
 tests that take ``any_db_url`` / ``any_app`` run once per database.
 
 Helpers live in ``tests/support`` (``apps``: ``make_app``, ``CliRunner``, ``login``;
-``databases``: ``fresh_db``, ``DB_KINDS``).
+``databases``: ``fresh_db``, ``DB_KINDS``). The browser tests' fixtures (``live_server``,
+``chromium``, ``browser_page``, ``page_log``) are in ``tests/support/browser.py``,
+registered here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from flask.testing import FlaskClient
 from server.db import dispose_engine, get_engine, migrate
 from tests.support.apps import CliRunner, make_app
 from tests.support.databases import DB_KINDS, PG_URL, fresh_db
+
+pytest_plugins = ["tests.support.browser"]
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,8 @@ from server.models import (
     Unit,
     UnitOperation,
 )
-from tests.station_ui.conftest import LiveServer
+from tests.support.browser import PageLog
+from tests.support.live_server import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TIMEOUT = 20_000
@@ -96,13 +97,13 @@ def sign_in(page: Any, badge: str) -> None:
     page.wait_for_selector(f'[data-testid="screen"][data-operator="{badge}"]', timeout=TIMEOUT)
 
 
-def test_build_a_unit_through_every_station(live_server: LiveServer, tablet: Any,
-                                            shots: Path) -> None:
+def test_build_a_unit_through_every_station(station_server: LiveServer, tablet: Any,
+                                            page_log: PageLog, shots: Path) -> None:
     page = tablet
     routing = [("KIT-1", 10), ("BRD-1", 20), ("FIN-1", 30), ("TST-1", 40)]
     for n, (station, sequence) in enumerate(routing):
-        page.goto(live_server.device_link(station))
-        assert page.url == f"{live_server.url}/station/{station}"
+        page.goto(station_server.device_link(station))
+        assert page.url == f"{station_server.url}/station/{station}"
         page.wait_for_selector("body[data-live=open]", state="attached", timeout=TIMEOUT)
         if n == 0:
             page.screenshot(path=str(shots / "01-signed-out.png"))
@@ -127,7 +128,7 @@ def test_build_a_unit_through_every_station(live_server: LiveServer, tablet: Any
             page.keyboard.press("Enter")
             page.wait_for_selector("#capture-hint:has-text('Typed by hand')")
             assert page.locator("tr.pick.done").count() == 0
-        labels = scans_for(live_server.db_url, "PC-000001", sequence)
+        labels = scans_for(station_server.db_url, "PC-000001", sequence)
         complete = page.get_by_test_id("complete")
         for label in labels:
             assert complete.is_disabled()
@@ -145,16 +146,16 @@ def test_build_a_unit_through_every_station(live_server: LiveServer, tablet: Any
         page.wait_for_selector("text=No unit in progress.")
         page.get_by_test_id("sign-out").click()
         page.wait_for_selector('[data-testid="screen"][data-operator=""]', timeout=TIMEOUT)
-    with Session(get_engine(live_server.db_url)) as db:
+    with Session(get_engine(station_server.db_url)) as db:
         unit = db.exec(select(Unit).where(Unit.serial == "PC-000001")).one()
         assert unit.status == "completed" and unit.completed_at is not None
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page_log.exceptions + page_log.console_errors == []
 
 
-def test_a_scan_over_mqtt_appears_without_reload(live_server: LiveServer, tablet: Any,
+def test_a_scan_over_mqtt_appears_without_reload(station_server: LiveServer, tablet: Any,
                                                  shots: Path) -> None:
     page = tablet
-    page.goto(live_server.device_link("KIT-1"))
+    page.goto(station_server.device_link("KIT-1"))
     page.wait_for_selector("body[data-live=open]", state="attached", timeout=TIMEOUT)
     sign_in(page, "OP1003")  # Chen: kitting
     page.get_by_test_id("start-next").click()
@@ -163,27 +164,27 @@ def test_a_scan_over_mqtt_appears_without_reload(live_server: LiveServer, tablet
     page.evaluate("window.__notReloaded = true")
     # Wait for the live stream to be open, then scan on the serial scanner.
     page.wait_for_selector("#heartbeat:not(:empty)", state="attached", timeout=TIMEOUT)
-    labels = scans_for(live_server.db_url, serial, 10)
+    labels = scans_for(station_server.db_url, serial, 10)
     psu = next(label for label in labels if "(21)" in label)
-    live_server.publish_scan("KIT-1", psu)
+    station_server.publish_scan("KIT-1", psu)
     row = page.locator('tr[data-sku^="PSU-"]')
     page.wait_for_selector('tr.pick.done[data-sku^="PSU-"]', timeout=TIMEOUT)
     assert psu.split("(21)")[1] in row.inner_text()
     assert page.evaluate("window.__notReloaded") is True
     page.screenshot(path=str(shots / "05-mqtt-scan-live.png"))
     # A wrong part from the serial scanner: the red reason shows up too.
-    live_server.publish_scan("KIT-1", WRONG_PART)
+    station_server.publish_scan("KIT-1", WRONG_PART)
     page.wait_for_selector(".banner.reject:has-text('Wrong part')", timeout=TIMEOUT)
     assert page.evaluate("window.__notReloaded") is True
     page.get_by_test_id("sign-out").click()
     page.wait_for_selector('[data-testid="screen"][data-operator=""]', timeout=TIMEOUT)
 
 
-def test_the_french_ui_follows_the_operator(live_server: LiveServer, tablet: Any,
+def test_the_french_ui_follows_the_operator(station_server: LiveServer, tablet: Any,
                                             shots: Path) -> None:
     # Runs after the MQTT test, which left PC-000002's kitting step paused at KIT-1.
     page = tablet
-    page.goto(live_server.device_link("KIT-1"))
+    page.goto(station_server.device_link("KIT-1"))
     page.wait_for_selector("text=Scan your badge to sign in")
     wedge(page, "OP1002")  # Bruno: French, PIN 4321
     page.wait_for_selector('input[name="pin"]', timeout=TIMEOUT)
@@ -210,24 +211,24 @@ def test_the_french_ui_follows_the_operator(live_server: LiveServer, tablet: Any
     page.wait_for_selector("text=Scan your badge to sign in", timeout=TIMEOUT)
 
 
-def test_reconnecting_state_and_nothing_lost(live_server: LiveServer, tablet: Any,
+def test_reconnecting_state_and_nothing_lost(station_server: LiveServer, tablet: Any,
                                              shots: Path) -> None:
     """The server freezes (SIGSTOP): heartbeats stop, the tablet says "reconnecting";
     a scan made meanwhile on the serial scanner shows once the server is back."""
     page = tablet
-    page.goto(live_server.device_link("KIT-1"))
+    page.goto(station_server.device_link("KIT-1"))
     page.wait_for_selector("body[data-live=open]", state="attached", timeout=TIMEOUT)
     sign_in(page, "OP1003")  # Chen, at PC-000002's kitting step (paused by the last test)
     verdict(page, lambda: page.get_by_test_id("resume").click())
     assert not page.get_by_test_id("link-state").is_visible()
     done_before = page.locator("tr.pick.done").count()
-    os.kill(live_server.proc.pid, signal.SIGSTOP)
+    os.kill(station_server.proc.pid, signal.SIGSTOP)
     try:
         page.wait_for_selector('[data-testid="link-state"]', state="visible", timeout=TIMEOUT)
         page.screenshot(path=str(shots / "09-reconnecting.png"))
-        live_server.publish_scan("KIT-1", CASE_MT)  # the broker keeps it for the ingest
+        station_server.publish_scan("KIT-1", CASE_MT)  # the broker keeps it for the ingest
     finally:
-        os.kill(live_server.proc.pid, signal.SIGCONT)
+        os.kill(station_server.proc.pid, signal.SIGCONT)
     page.wait_for_selector('[data-testid="link-state"]', state="hidden", timeout=20_000)
     page.wait_for_selector('tr.pick.done[data-sku="CASE-MT"]', timeout=TIMEOUT)
     assert page.locator("tr.pick.done").count() == done_before + 1
