@@ -41,7 +41,7 @@ def areas() -> tuple[Any, ...]:
     """Every area of the app, in wiring order (each module has ``init_app(app)``).
 
     Imported here, not at module level, so ``import server.models`` stays light."""
-    from server import admin, api, db, home, i18n
+    from server import admin, api, db, home, i18n, navigation
     from server.audit import views as audit_views
     from server.board import views as board_views
     from server.dispatch import views as dispatch_views
@@ -53,5 +53,6 @@ def areas() -> tuple[Any, ...]:
     from server.trace import views as trace_views
     from station import views as station_views
 
-    return (db, i18n, auth, headers, security_views, home, admin, audit_views, stock_views,
-            live, api, order_views, dispatch_views, station_views, trace_views, board_views)
+    return (db, i18n, auth, headers, navigation, security_views, home, admin, audit_views,
+            stock_views, live, api, order_views, dispatch_views, station_views, trace_views,
+            board_views)

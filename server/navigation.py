@@ -1,0 +1,112 @@
+"""The desk navigation: one list of sections, shown on every desk page.
+
+``templates/_nav.html`` (included by ``templates/base.html``) renders ``desk_nav()``:
+the sections the signed-in person may open, the current one marked, and the current
+section's own tabs as a second row. Station tablet pages replace base.html's header
+and never show it.
+
+A link is shown when its view's access marker (``@auth.public`` /
+``@auth.require(role)``, server.security.auth) admits the current user, so the
+navigation follows the route rules and cannot drift from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app, g, has_request_context, request, url_for
+from flask_babel import lazy_gettext as _l
+
+from server.models.types import Role
+from server.security import auth
+
+
+@dataclass(frozen=True)
+class Link:
+    endpoint: str
+    label: Any  # a lazy string, translated when rendered
+
+
+@dataclass(frozen=True)
+class Section:
+    link: Link
+    blueprints: tuple[str, ...]  # the pages of this section
+    tabs: tuple[Link, ...] = ()
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section(Link("home.index", _l("Home")), ("home",)),
+    Section(Link("orders.index", _l("Orders")), ("orders", "units"), (
+        Link("orders.index", _l("All orders")),
+        Link("orders.new", _l("New order")),
+        Link("orders.import_csv", _l("Import CSV")))),
+    Section(Link("dispatch.board", _l("Dispatch")), ("dispatch",)),
+    Section(Link("stock.index", _l("Stock")), ("stock",)),
+    Section(Link("trace.trace_page", _l("Trace")), ("trace",), (
+        Link("trace.trace_page", _l("Search")),
+        Link("trace.assembly_time_page", _l("Assembly time")))),
+    Section(Link("board.page", _l("Line board")), ("board",)),
+    Section(Link("audit.index", _l("Audit trail")), ("audit",)),
+    Section(Link("admin.index", _l("Admin")), ("admin",), (
+        Link("admin.users", _l("People")),
+        Link("admin.api_tokens", _l("API tokens")),
+        Link("admin.devices", _l("Station tablets")))),
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """A link as rendered: ``current`` marks it with aria-current="page"."""
+    label: Any
+    url: str
+    current: bool
+
+
+@dataclass(frozen=True)
+class Nav:
+    sections: list[Item] = field(default_factory=list)
+    tabs: list[Item] = field(default_factory=list)  # the current section's own tabs
+    tabs_label: Any = ""  # the current section's name
+
+
+_ROLES = frozenset(role.value for role in Role)
+
+
+def may_open(endpoint: str) -> bool:
+    """Whether the current user passes the access marker of ``endpoint``'s view."""
+    view = current_app.view_functions.get(endpoint)
+    access = getattr(view, "access", None)
+    if access == "public":
+        return True
+    if access not in _ROLES:
+        return False  # unknown endpoint, or a station-device view
+    user = g.get("user")
+    if user is None:
+        return False
+    return auth.RANK.get(Role(user.role), 0) >= auth.RANK[Role(access)]
+
+
+def desk_nav() -> Nav:
+    """The navigation of this request's page, for the signed-in user (or nobody)."""
+    if not has_request_context():
+        return Nav()
+    blueprint = request.blueprint or ""
+    sections: list[Item] = []
+    tabs: list[Item] = []
+    tabs_label: Any = ""
+    for section in SECTIONS:
+        if not may_open(section.link.endpoint):
+            continue
+        here = blueprint in section.blueprints
+        sections.append(Item(section.link.label, url_for(section.link.endpoint), here))
+        if here:
+            tabs = [Item(tab.label, url_for(tab.endpoint), request.endpoint == tab.endpoint)
+                    for tab in section.tabs if may_open(tab.endpoint)]
+            tabs_label = section.link.label
+    return Nav(sections, tabs, tabs_label)
+
+
+def init_app(app: Flask) -> None:
+    # A function, not a value: computed only by the pages that include templates/_nav.html.
+    app.jinja_env.globals["desk_nav"] = desk_nav
