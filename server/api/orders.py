@@ -17,10 +17,12 @@ from server.models import (
     CustomerOrder,
     Operation,
     OrderLine,
+    OrderStatus,
     Product,
     Station,
     Unit,
     UnitOperation,
+    UnitOperationStatus,
 )
 from server.models.types import rfc3339
 from server.orders import service
@@ -44,7 +46,7 @@ def order_json(session: Session, order: CustomerOrder, *, detail: bool = False) 
                    "options": li.options} for li, p in lines],
     }
     if detail:
-        if order.status == "received":
+        if order.status == OrderStatus.RECEIVED:
             body["atp"] = [atp_json(a) for a in service.order_atp(session, order=order)]
         body["units"] = [{"serial": u.serial, "status": u.status}
                          for u in service.order_units(session, order=order)]
@@ -187,7 +189,8 @@ def station_queue(code: str) -> Any:
     if station is None:
         return problem(404, f"no station {code}")
     active = session.exec(select(UnitOperation).where(
-        UnitOperation.station_id == station.id, UnitOperation.status == "active")).all()
+        UnitOperation.station_id == station.id,
+        UnitOperation.status == UnitOperationStatus.ACTIVE)).all()
     return jsonify(station=code, kind=station.kind,
                    active=[unit_operation_json(session, op) for op in active],
                    queue=[unit_operation_json(session, op)
@@ -220,8 +223,7 @@ oa.add_schema("AtpLine", {"type": "object", "properties": {
 oa.add_schema("Order", {"type": "object", "properties": {
     "number": {"type": "string"}, "customer": {"type": "string"},
     "due_date": {"type": "string", "format": "date"}, "priority": {"type": "integer"},
-    "status": {"type": "string", "enum": ["received", "released", "in_progress", "completed",
-                                          "shipped", "cancelled"]},
+    "status": {"type": "string", "enum": [s.value for s in OrderStatus]},
     "lead_time": {"type": "object", "properties": {
         s: {"type": "string", "format": "date-time", "nullable": True} for s in STAMPS}},
     "lines": {"type": "array", "items": oa.ref("OrderLineInput")},
@@ -232,8 +234,7 @@ oa.add_schema("Order", {"type": "object", "properties": {
 oa.add_schema("UnitOperation", {"type": "object", "properties": {
     "id": {"type": "integer"}, "unit": {"type": "string"}, "sequence": {"type": "integer"},
     "operation": {"type": "string"}, "station_kind": {"type": "string"},
-    "status": {"type": "string", "enum": ["pending", "ready", "active", "done", "held",
-                                          "cancelled"]},
+    "status": {"type": "string", "enum": [s.value for s in UnitOperationStatus]},
     "priority": {"type": "integer"}, "due_date": {"type": "string", "format": "date"},
     "station": {"type": "string", "nullable": True},
     "picks": {"type": "array", "items": {"type": "object", "properties": {

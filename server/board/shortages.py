@@ -19,15 +19,24 @@ from server.models import (
     AuditEntry,
     Consumption,
     CustomerOrder,
+    OrderStatus,
     Part,
     StockLot,
     StockMovement,
     Unit,
     UnitOperation,
+    UnitOperationStatus,
+    UnitStatus,
     WorkOrder,
 )
 
-WIP_STATUSES = ("in_progress", "held")
+WIP_STATUSES = (UnitStatus.IN_PROGRESS, UnitStatus.HELD)
+OPEN_OPERATIONS = (
+    UnitOperationStatus.PENDING,
+    UnitOperationStatus.READY,
+    UnitOperationStatus.ACTIVE,
+    UnitOperationStatus.HELD,
+)
 
 
 def shortages(db: Session) -> list[tuple[str, int, str]]:
@@ -37,7 +46,9 @@ def shortages(db: Session) -> list[tuple[str, int, str]]:
     need: dict[int, int] = defaultdict(int)
     open_ops = conn.execute(q["open_ops"]).all()
     consumed: dict[tuple[int, int], int] = defaultdict(int)
-    active = [op_id for op_id, status, _picks in open_ops if status == "active"]
+    active = [
+        op_id for op_id, status, _picks in open_ops if status == UnitOperationStatus.ACTIVE
+    ]
     if active:
         for op_id, part_id, qty in conn.execute(q["consumed"], {"ops": active}):
             consumed[(op_id, part_id)] += qty
@@ -84,7 +95,7 @@ def _received_shortages_now(db: Session) -> list[tuple[str, int, str]]:
     short: dict[str, int] = defaultdict(int)
     for order in db.exec(
         select(CustomerOrder)
-        .where(col(CustomerOrder.status) == "received")
+        .where(col(CustomerOrder.status) == OrderStatus.RECEIVED)
         .order_by(col(CustomerOrder.due_date))
         .limit(200)
     ):
@@ -105,9 +116,9 @@ def _q() -> dict[str, Any]:
         .join(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
         .where(
             col(Unit.completed_at).is_(None),
-            col(Unit.status).in_(("queued", *WIP_STATUSES)),
+            col(Unit.status).in_((UnitStatus.QUEUED, *WIP_STATUSES)),
             col(WorkOrder.override_reason).is_not(None),
-            col(UnitOperation.status).in_(("pending", "ready", "active", "held")),
+            col(UnitOperation.status).in_(OPEN_OPERATIONS),
         ),
         "atp_key": sa.select(
             sa.select(sa.func.max(col(StockMovement.id))).scalar_subquery(),

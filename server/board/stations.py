@@ -24,6 +24,7 @@ from server.models import (
     StepRecord,
     Unit,
     UnitOperation,
+    UnitOperationStatus,
 )
 
 
@@ -120,13 +121,13 @@ def _q() -> dict[str, Any]:
         )
         .where(
             col(UnitOperation.station_kind).in_(sa.bindparam("kinds", expanding=True)),
-            col(UnitOperation.status) == "held",
+            col(UnitOperation.status) == UnitOperationStatus.HELD,
         )
         .group_by(col(UnitOperation.station_kind)),
         "ready": sa.select(col(UnitOperation.station_kind))
         .where(
             col(UnitOperation.station_kind).in_(sa.bindparam("kinds", expanding=True)),
-            col(UnitOperation.status) == "ready",
+            col(UnitOperation.status) == UnitOperationStatus.READY,
         )
         .distinct(),
         "stations": sa.select(

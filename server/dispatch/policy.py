@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Protocol, TypeVar
 
+from server.models.types import UnitOperationStatus
+
 
 class Dispatchable(Protocol):
     @property
@@ -39,5 +41,5 @@ def may_take(*, status: str, station_kind: str, assigned_station_id: int | None,
              station_id: int, kind: str) -> bool:
     """Whether a station (``station_id`` of ``kind``) may take an operation: it is
     ready, of the station's kind, and not assigned to another station."""
-    return (status == "ready" and station_kind == kind
+    return (status == UnitOperationStatus.READY and station_kind == kind
             and assigned_station_id in (None, station_id))

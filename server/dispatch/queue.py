@@ -21,15 +21,21 @@ from server.models import (
     CustomerOrder,
     Location,
     OrderLine,
+    OrderStatus,
     Part,
     Station,
+    Tracking,
     Unit,
     UnitOperation,
+    UnitOperationStatus,
+    UnitStatus,
     WorkOrder,
+    WorkOrderStatus,
 )
 from server.models.types import pk, utcnow
 
 log = logging.getLogger(__name__)
+FINISHED = (UnitStatus.COMPLETED, UnitStatus.CANCELLED)  # a unit no longer to be built
 
 
 def queue_for(session: Session, *, station: Station) -> list[UnitOperation]:
@@ -37,7 +43,8 @@ def queue_for(session: Session, *, station: Station) -> list[UnitOperation]:
     dispatch order (priority desc, due date asc, release time asc). Held operations are
     not ready, so they are skipped."""
     ops = session.exec(select(UnitOperation).where(
-        UnitOperation.station_kind == station.kind, UnitOperation.status == "ready",
+        UnitOperation.station_kind == station.kind,
+        UnitOperation.status == UnitOperationStatus.READY,
         col(UnitOperation.station_id).is_(None) | (col(UnitOperation.station_id) == station.id))
         .execution_options(populate_existing=True)).all()
     return in_queue_order(ops)
@@ -48,11 +55,12 @@ def claim(session: Session, *, station: Station, unit_operation_id: int) -> Unit
     it is no longer ready for this station (another station took it, it was held...)."""
     result = session.execute(
         sa.update(UnitOperation)
-        .where(col(UnitOperation.id) == unit_operation_id, col(UnitOperation.status) == "ready",
+        .where(col(UnitOperation.id) == unit_operation_id,
+               col(UnitOperation.status) == UnitOperationStatus.READY,
                col(UnitOperation.station_kind) == station.kind,
                col(UnitOperation.station_id).is_(None)
                | (col(UnitOperation.station_id) == station.id))
-        .values(status="active", station_id=station.id, claimed_at=utcnow())
+        .values(status=UnitOperationStatus.ACTIVE, station_id=station.id, claimed_at=utcnow())
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
@@ -80,18 +88,18 @@ def mark_started(session: Session, *, unit: Unit) -> None:
     """A step of ``unit`` started: the unit is in progress, its work order and order too
     (the order's ``first_started_at`` is stamped once)."""
     now = utcnow()
-    if unit.status in ("queued", "held"):
-        unit.status = "in_progress"
+    if unit.status in (UnitStatus.QUEUED, UnitStatus.HELD):
+        unit.status = UnitStatus.IN_PROGRESS
         session.add(unit)
     wo = session.get(WorkOrder, unit.work_order_id)
-    if wo is not None and wo.status == "released":
-        wo.status = "in_progress"
+    if wo is not None and wo.status == WorkOrderStatus.RELEASED:
+        wo.status = WorkOrderStatus.IN_PROGRESS
         session.add(wo)
     order = order_of(session, unit=unit)
     if order.first_started_at is None:
         order.first_started_at = now
-    if order.status == "released":
-        order.status = "in_progress"
+    if order.status == OrderStatus.RELEASED:
+        order.status = OrderStatus.IN_PROGRESS
     session.add(order)
     session.flush()
 
@@ -100,25 +108,25 @@ def complete_operation(session: Session, *, unit_operation: UnitOperation) -> No
     """The step is done: the next operation of the unit becomes ready; after the last
     one the unit is completed, and the order once all its units are."""
     op = unit_operation
-    if op.status == "done":
+    if op.status == UnitOperationStatus.DONE:
         return
     unit = session.get(Unit, op.unit_id)
     assert unit is not None  # foreign key
-    if unit.status == "queued":
+    if unit.status == UnitStatus.QUEUED:
         mark_started(session, unit=unit)
-    op.status = "done"
+    op.status = UnitOperationStatus.DONE
     session.add(op)
     following = session.exec(select(UnitOperation).where(
         UnitOperation.unit_id == op.unit_id, UnitOperation.sequence > op.sequence)
         .order_by(col(UnitOperation.sequence))).first()
     if following is not None:
-        if following.status == "pending":
-            following.status = "ready"
+        if following.status == UnitOperationStatus.PENDING:
+            following.status = UnitOperationStatus.READY
             session.add(following)
         session.flush()
         return
     now = utcnow()
-    unit.status, unit.completed_at = "completed", now
+    unit.status, unit.completed_at = UnitStatus.COMPLETED, now
     session.add(unit)
     session.flush()
     wo = session.get(WorkOrder, unit.work_order_id)
@@ -129,12 +137,12 @@ def complete_operation(session: Session, *, unit_operation: UnitOperation) -> No
         .join(OrderLine, col(WorkOrder.order_line_id) == OrderLine.id)
         .where(OrderLine.order_id == order.id)).all()
     if wo is not None and not session.exec(select(Unit.id).where(
-            Unit.work_order_id == wo.id, col(Unit.status).not_in(("completed", "cancelled")))
+            Unit.work_order_id == wo.id, col(Unit.status).not_in(FINISHED))
             ).first():
-        wo.status = "completed"
+        wo.status = WorkOrderStatus.COMPLETED
         session.add(wo)
-    if all(s in ("completed", "cancelled") for s in siblings):
-        order.status, order.completed_at = "completed", now
+    if all(s in FINISHED for s in siblings):
+        order.status, order.completed_at = OrderStatus.COMPLETED, now
         session.add(order)
         log.info("order %s completed", order.number)
     session.flush()
@@ -153,7 +161,7 @@ def _stock_sub_assembly(session: Session, *, unit: Unit, work_order: WorkOrder |
         log.warning("sub-assembly %s completed but there is no stock location to put it in",
                     unit.serial)
         return
-    serial = unit.serial if part.tracking == "serial" else ""
+    serial = unit.serial if part.tracking == Tracking.SERIAL else ""
     lot_code = "" if serial else (work_order.number if work_order is not None else unit.serial)
     ledger.receive(session, part=part, location_id=pk(location), quantity=1, serial=serial,
                    lot_code=lot_code, by="completion", reason=f"built as {unit.serial}")

@@ -8,7 +8,20 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from server import audit
-from server.models import CustomerOrder, OrderLine, Station, Unit, UnitOperation, WorkOrder
+from server.models import (
+    CustomerOrder,
+    OrderLine,
+    Station,
+    Unit,
+    UnitOperation,
+    UnitOperationStatus,
+    UnitStatus,
+    WorkOrder,
+)
+
+HOLDABLE = (UnitOperationStatus.PENDING, UnitOperationStatus.READY, UnitOperationStatus.ACTIVE)
+MOVABLE = (UnitOperationStatus.PENDING, UnitOperationStatus.READY, UnitOperationStatus.HELD)
+CLOSED = (UnitOperationStatus.DONE, UnitOperationStatus.CANCELLED)
 
 
 class DispatchError(ValueError):
@@ -23,11 +36,12 @@ def _label(session: Session, op: UnitOperation) -> str:
 def hold(session: Session, *, unit_operation: UnitOperation, reason: str, by: str,
          address: str = "") -> None:
     op = unit_operation
-    if op.status not in ("pending", "ready", "active"):
+    if op.status not in HOLDABLE:
         raise DispatchError(f"{_label(session, op)} is {op.status} and cannot be held.")
     if not reason.strip():
         raise DispatchError("Give a reason for the hold.")
-    previous, op.status, op.held_reason = op.status, "held", reason.strip()[:300]
+    previous, op.status = op.status, UnitOperationStatus.HELD
+    op.held_reason = reason.strip()[:300]
     session.add(op)
     audit.record(session, actor=by, action="dispatch.hold", entity="unit_operation",
                  entity_id=op.id or "", address=address,
@@ -40,19 +54,20 @@ def resume(session: Session, *, unit_operation: UnitOperation, by: str,
            address: str = "") -> None:
     """Back to ready when every earlier operation is done, else pending."""
     op = unit_operation
-    if op.status != "held":
+    if op.status != UnitOperationStatus.HELD:
         raise DispatchError(f"{_label(session, op)} is {op.status}, not held.")
     earlier_open = session.exec(select(UnitOperation.id).where(
         UnitOperation.unit_id == op.unit_id, UnitOperation.sequence < op.sequence,
-        UnitOperation.status != "done")).first()
-    op.status = "pending" if earlier_open else "ready"
+        UnitOperation.status != UnitOperationStatus.DONE)).first()
+    op.status = UnitOperationStatus.PENDING if earlier_open else UnitOperationStatus.READY
     op.held_reason, op.claimed_at = None, None
     session.add(op)
     unit = session.get(Unit, op.unit_id)
-    if unit is not None and unit.status == "held":
+    if unit is not None and unit.status == UnitStatus.HELD:
         started = session.exec(select(UnitOperation.id).where(
-            UnitOperation.unit_id == unit.id, UnitOperation.status == "done")).first()
-        unit.status = "in_progress" if started else "queued"
+            UnitOperation.unit_id == unit.id,
+            UnitOperation.status == UnitOperationStatus.DONE)).first()
+        unit.status = UnitStatus.IN_PROGRESS if started else UnitStatus.QUEUED
         session.add(unit)
     audit.record(session, actor=by, action="dispatch.resume", entity="unit_operation",
                  entity_id=op.id or "", address=address,
@@ -71,7 +86,7 @@ def reprioritise(session: Session, *, order: CustomerOrder, priority: int, by: s
                        .join(WorkOrder, col(Unit.work_order_id) == WorkOrder.id)
                        .join(OrderLine, col(WorkOrder.order_line_id) == OrderLine.id)
                        .where(OrderLine.order_id == order.id,
-                              col(UnitOperation.status).not_in(("done", "cancelled")))).all()
+                              col(UnitOperation.status).not_in(CLOSED))).all()
     for op in ops:
         op.priority = priority
         session.add(op)
@@ -88,7 +103,7 @@ def move(session: Session, *, unit_operation: UnitOperation, station: Station, b
     op = unit_operation
     if station.kind != op.station_kind:
         raise DispatchError(f"{station.code} does {station.kind} work, not {op.station_kind}.")
-    if op.status not in ("pending", "ready", "held"):
+    if op.status not in MOVABLE:
         raise DispatchError(f"{_label(session, op)} is {op.status}; hold it before moving it.")
     previous = op.station_id
     op.station_id = station.id

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from server.db import get_session, write_session
 from server.dispatch import queue, supervise
-from server.models import Operation, Station, Unit, UnitOperation
+from server.models import Operation, Station, Unit, UnitOperation, UnitOperationStatus
 from server.security import auth
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,12 @@ def _board(session: Session) -> dict[str, Any]:
     lanes = []
     for st in stations:
         active = session.exec(select(UnitOperation).where(
-            UnitOperation.station_id == st.id, UnitOperation.status == "active")).all()
+            UnitOperation.station_id == st.id,
+            UnitOperation.status == UnitOperationStatus.ACTIVE)).all()
         lanes.append({"station": st, "active": _rows(session, list(active)),
                       "queue": _rows(session, queue.queue_for(session, station=st))})
-    held = session.exec(select(UnitOperation).where(UnitOperation.status == "held")
+    held = session.exec(select(UnitOperation)
+                        .where(UnitOperation.status == UnitOperationStatus.HELD)
                         .order_by(col(UnitOperation.id))).all()
     return {"lanes": lanes, "held": _rows(session, list(held)),
             "by_kind": {k: [s for s in stations if s.kind == k]

@@ -21,11 +21,21 @@ from server.models.execution import AndonCall, Consumption, Defect, StepRecord
 from server.models.inventory import Location, StockLot, StockMovement
 from server.models.orders import CustomerOrder, OrderLine, Unit, UnitOperation, WorkOrder
 from server.models.plant import ApiToken, DeviceToken, Line, Operator, Site, Station
+from server.models.types import (
+    EventResult,
+    OrderStatus,
+    Role,
+    Tracking,
+    UnitOperationStatus,
+    UnitStatus,
+    WorkOrderStatus,
+)
 
 __all__ = [
     "AndonCall", "ApiToken", "AuditEntry", "BomLine", "Consumption", "CustomerOrder",
-    "Defect", "DeviceToken", "Event", "Line", "Location", "Operation", "Operator", "Option",
-    "OptionGroup", "OptionRule", "OrderLine", "Part", "PartIdentifier", "PartSubstitute",
-    "Product", "Site", "Station", "StepRecord", "StockLot", "StockMovement", "Unit",
-    "UnitOperation", "WorkOrder",
+    "Defect", "DeviceToken", "Event", "EventResult", "Line", "Location", "Operation",
+    "Operator", "Option", "OptionGroup", "OptionRule", "OrderLine", "OrderStatus", "Part",
+    "PartIdentifier", "PartSubstitute", "Product", "Role", "Site", "Station", "StepRecord",
+    "StockLot", "StockMovement", "Tracking", "Unit", "UnitOperation", "UnitOperationStatus",
+    "UnitStatus", "WorkOrder", "WorkOrderStatus",
 ]

@@ -8,7 +8,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from server.models.types import json_list, when
+from server.models.types import (
+    OrderStatus,
+    UnitOperationStatus,
+    UnitStatus,
+    WorkOrderStatus,
+    json_list,
+    when,
+)
 
 
 class CustomerOrder(SQLModel, table=True):
@@ -16,7 +23,7 @@ class CustomerOrder(SQLModel, table=True):
     number: str = Field(max_length=32, unique=True)
     customer: str = Field(max_length=200)
     due_date: date
-    status: str = Field(default="received", max_length=16, index=True)
+    status: str = Field(default=OrderStatus.RECEIVED, max_length=16, index=True)
     priority: int = Field(default=0, description="higher goes first in the queues")
     # Lead-time stamps.
     received_at: datetime = when(default_now=True)
@@ -42,7 +49,7 @@ class WorkOrder(SQLModel, table=True):
     number: str = Field(max_length=32, unique=True)
     order_line_id: int = Field(foreign_key="orderline.id", index=True)
     quantity: int
-    status: str = Field(default="released", max_length=16)
+    status: str = Field(default=WorkOrderStatus.RELEASED, max_length=16)
     released_at: datetime = when(default_now=True)
     released_by: str = Field(default="", max_length=200)
     override_reason: str | None = Field(default=None, max_length=500)
@@ -54,7 +61,7 @@ class Unit(SQLModel, table=True):
     work_order_id: int = Field(foreign_key="workorder.id", index=True)
     product_id: int = Field(foreign_key="product.id", index=True)
     options: list[str] = json_list()
-    status: str = Field(default="queued", max_length=16, index=True)
+    status: str = Field(default=UnitStatus.QUEUED, max_length=16, index=True)
     created_at: datetime = when(default_now=True)
     completed_at: datetime | None = when(nullable=True, index=True)
 
@@ -75,7 +82,7 @@ class UnitOperation(SQLModel, table=True):
     operation_id: int = Field(foreign_key="operation.id")
     sequence: int
     station_kind: str = Field(max_length=32)
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default=UnitOperationStatus.PENDING, max_length=16)
     priority: int = Field(default=0)
     due_date: date | None = None
     released_at: datetime = when(default_now=True)

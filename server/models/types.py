@@ -67,6 +67,69 @@ class Tracking(StrEnum):
     SERIAL = "serial"
 
 
+# Statuses. The columns stay strings (no migration): a StrEnum member is its string, so
+# it compares equal to what is stored and is stored as that text.
+
+
+class OrderStatus(StrEnum):
+    """``CustomerOrder.status``: received -> released -> in_progress -> completed ->
+    shipped, or cancelled (before anything started)."""
+
+    RECEIVED = "received"
+    RELEASED = "released"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
+class WorkOrderStatus(StrEnum):
+    """``WorkOrder.status``: released -> in_progress -> completed, or cancelled."""
+
+    RELEASED = "released"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class UnitStatus(StrEnum):
+    """``Unit.status``: queued -> in_progress -> completed, or cancelled. HELD is read
+    (work in progress; a start or resume moves it on) but nothing sets it today."""
+
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    HELD = "held"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class UnitOperationStatus(StrEnum):
+    """``UnitOperation.status``: pending -> ready -> active -> done, or held (by a
+    supervisor or a defect), or cancelled with its order."""
+
+    PENDING = "pending"
+    READY = "ready"
+    ACTIVE = "active"
+    DONE = "done"
+    HELD = "held"
+    CANCELLED = "cancelled"
+
+
+class EventResult(StrEnum):
+    """The verdict on an event. ``Event.result`` holds only ACCEPTED or REJECTED
+    (``EventResult.stored()``); DUPLICATE is the answer to a message already stored,
+    never stored itself."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+
+    @classmethod
+    def stored(cls) -> tuple[EventResult, ...]:
+        """The values ``Event.result`` holds."""
+        return (cls.ACCEPTED, cls.REJECTED)
+
+
 def pk(row: Any) -> int:
     """The primary key of a flushed row (``id`` is ``None`` only before the flush)."""
     if row.id is None:

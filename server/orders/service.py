@@ -1,6 +1,7 @@
 """Order life cycle: intake, available-to-promise, release, cancel, ship.
 
-Statuses: received -> released -> in_progress -> completed -> shipped, or cancelled.
+Statuses (``OrderStatus``): received -> released -> in_progress -> completed -> shipped,
+or cancelled.
 Every function takes keyword-only arguments and leaves the commit to the caller, who
 runs it in a write transaction (``server.db.write_session``); on error the caller rolls
 back, so an order is never half released.
@@ -20,13 +21,17 @@ from server.inventory import ledger
 from server.models import (
     CustomerOrder,
     OrderLine,
+    OrderStatus,
     Part,
     Product,
     StockLot,
     StockMovement,
     Unit,
     UnitOperation,
+    UnitOperationStatus,
+    UnitStatus,
     WorkOrder,
+    WorkOrderStatus,
 )
 from server.models.types import utcnow
 from server.orders import atp as atp_mod
@@ -48,7 +53,7 @@ __all__ = [
     "release", "release_reservation", "reserve_for_unit", "reserved_lots", "ship",
 ]
 log = logging.getLogger(__name__)
-STARTED = ("active", "done")
+STARTED = (UnitOperationStatus.ACTIVE, UnitOperationStatus.DONE)
 
 
 class OrderStateError(ValueError):
@@ -146,7 +151,7 @@ def release(session: Session, *, order: CustomerOrder, by: str,
     short, and the reason is recorded on the work orders and in the audit trail.
     """
     order = lock_order(session, order.id or 0)
-    if order.status != "received":
+    if order.status != OrderStatus.RECEIVED:
         raise OrderStateError(f"Order {order.number} is {order.status}; only a received "
                               f"order can be released.")
     override = (override_reason or "").strip() or None
@@ -183,14 +188,15 @@ def release(session: Session, *, order: CustomerOrder, by: str,
                     unit_id=unit.id or 0, operation_id=routed.operation.id,
                     sequence=routed.operation.sequence,
                     station_kind=routed.operation.station_kind,
-                    status="ready" if n == 0 else "pending", priority=order.priority,
+                    status=UnitOperationStatus.READY if n == 0 else UnitOperationStatus.PENDING,
+                    priority=order.priority,
                     due_date=order.due_date, released_at=now,
                     picks=[_pick(p.as_dict(), allocations.get(p.part_id), skus)
                            for p in routed.picks]))
             for allocation in allocations.values():
                 post_allocation(session, allocation=allocation, lots=lots_by_id, unit=unit,
                                 by=by, reason=f"order {order.number}")
-    order.status, order.released_at = "released", now
+    order.status, order.released_at = OrderStatus.RELEASED, now
     session.add(order)
     shortages = {skus.get(p, str(p)): q for p, q in plan.shortages.items()}
     audit.record(session, actor=by, action="order.release", entity="order",
@@ -223,7 +229,7 @@ def cancel(session: Session, *, order: CustomerOrder, by: str, reason: str = "",
     """Cancel an order that has not started; every reservation it holds is given back.
     Returns the quantity unreserved."""
     order = lock_order(session, order.id or 0)
-    if order.status not in ("received", "released"):
+    if order.status not in (OrderStatus.RECEIVED, OrderStatus.RELEASED):
         raise OrderStateError(f"Order {order.number} is {order.status} and cannot be "
                               f"cancelled.")
     units = order_units(session, order=order)
@@ -251,14 +257,14 @@ def cancel(session: Session, *, order: CustomerOrder, by: str, reason: str = "",
                     reason=note, unit_id=unit_id, work_order_id=wo_of_unit.get(unit_id))
     if unit_ids:
         session.execute(sa.update(UnitOperation).where(col(UnitOperation.unit_id).in_(unit_ids))
-                        .values(status="cancelled"))
+                        .values(status=UnitOperationStatus.CANCELLED))
     for unit in units:
-        unit.status = "cancelled"
+        unit.status = UnitStatus.CANCELLED
         session.add(unit)
     for wo in session.exec(select(WorkOrder).where(col(WorkOrder.id).in_(wo_ids))).all():
-        wo.status = "cancelled"
+        wo.status = WorkOrderStatus.CANCELLED
         session.add(wo)
-    previous, order.status = order.status, "cancelled"
+    previous, order.status = order.status, OrderStatus.CANCELLED
     session.add(order)
     released = sum(h[2] for h in held)
     audit.record(session, actor=by, action="order.cancel", entity="order",
@@ -270,10 +276,10 @@ def cancel(session: Session, *, order: CustomerOrder, by: str, reason: str = "",
 
 def ship(session: Session, *, order: CustomerOrder, by: str, address: str = "") -> None:
     order = lock_order(session, order.id or 0)
-    if order.status != "completed":
+    if order.status != OrderStatus.COMPLETED:
         raise OrderStateError(f"Order {order.number} is {order.status}; only a completed "
                               f"order can be shipped.")
-    order.status, order.shipped_at = "shipped", utcnow()
+    order.status, order.shipped_at = OrderStatus.SHIPPED, utcnow()
     session.add(order)
     audit.record(session, actor=by, action="order.ship", entity="order",
                  entity_id=order.number, address=address)

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from server import dispatch
 from server.catalog.configure import ConfigurationError, evaluate, load_product
 from server.db import get_session, write_session
-from server.models import CustomerOrder, OrderLine, Product, Unit, WorkOrder
+from server.models import CustomerOrder, OrderLine, OrderStatus, Product, Unit, WorkOrder
 from server.orders import csv_import, service, travelers
 from server.security import auth
 
@@ -52,11 +52,11 @@ def _order_or_404(session: Session, number: str) -> CustomerOrder:
 def index() -> str:
     session = get_session()
     orders = session.exec(select(CustomerOrder).order_by(
-        col(CustomerOrder.status) != "received", col(CustomerOrder.due_date),
+        col(CustomerOrder.status) != OrderStatus.RECEIVED, col(CustomerOrder.due_date),
         col(CustomerOrder.id))).all()
     short: dict[str, list[str]] = {}
     for order in orders:
-        if order.status == "received":
+        if order.status == OrderStatus.RECEIVED:
             try:
                 short[order.number] = [f"{a.sku} −{a.short}" for a in
                                        service.order_atp(session, order=order) if a.short]
@@ -133,7 +133,8 @@ def show(number: str) -> str:
     lines = session.exec(select(OrderLine, Product).join(
         Product, col(OrderLine.product_id) == Product.id)
         .where(OrderLine.order_id == order.id).order_by(col(OrderLine.line_no))).all()
-    atp = service.order_atp(session, order=order) if order.status == "received" else []
+    atp = (service.order_atp(session, order=order) if order.status == OrderStatus.RECEIVED
+           else [])
     units = service.order_units(session, order=order)
     work_orders = session.exec(select(WorkOrder).join(
         OrderLine, col(WorkOrder.order_line_id) == OrderLine.id)

@@ -38,7 +38,13 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from server.models.types import Tracking
+from server.models.types import (
+    OrderStatus,
+    Tracking,
+    UnitOperationStatus,
+    UnitStatus,
+    WorkOrderStatus,
+)
 from server.tools.generate_bulk import (
     RECALL_LOT_SIZE,
     Catalog,
@@ -180,8 +186,9 @@ class _Generator:
         # About one order in twelve is late: its due date is before completion.
         if completed is not None and rng.random() < 0.08:
             due = datetime.fromtimestamp(completed - 86400, UTC)
-        status = ("completed" if complete else "in_progress" if finished or start < now_ts
-                  else "released")
+        status = (OrderStatus.COMPLETED if complete
+                  else OrderStatus.IN_PROGRESS if finished or start < now_ts
+                  else OrderStatus.RELEASED)
         self.add("customerorder", (
             order_id, f"SO-G{self.run_tag}-{order_id:07d}", rng.choice(CUSTOMERS),
             due.date() if w.pg else due.date().isoformat(), status, 0, w.ts(received),
@@ -190,7 +197,8 @@ class _Generator:
         self.add("orderline", (line_id, order_id, 1, self.cat.product.id, size,
                                json.dumps(options)))
         self.add("workorder", (wo_id, f"WO-G{self.run_tag}-{wo_id:07d}", line_id, size,
-                               "completed" if complete else "released",
+                               WorkOrderStatus.COMPLETED if complete
+                               else WorkOrderStatus.RELEASED,
                                w.ts(received + 3600), "taktline generate"))
         self.report.orders += 1
 
@@ -202,7 +210,7 @@ class _Generator:
         serial = f"{cat.product.code}-G{unit_id:07d}"
         t = start
         ended: float | None = None
-        status = "queued"
+        status = UnitStatus.QUEUED
         for op in cat.operations:
             uo_id = self.take("unitoperation")
             stations = cat.stations[op.station_kind]
@@ -212,14 +220,16 @@ class _Generator:
             paused = rng.uniform(30, 300) if rng.random() < 0.1 else 0.0
             work = op.standard_seconds * rng.lognormvariate(0, 0.2) * (1 + 0.1 * (operator % 3))
             end = t + work + paused
-            op_status = "done" if end <= now_ts else ("active" if t <= now_ts else "ready")
+            op_status = (UnitOperationStatus.DONE if end <= now_ts
+                         else UnitOperationStatus.ACTIVE if t <= now_ts
+                         else UnitOperationStatus.READY)
             self.add("unitoperation", (
                 uo_id, unit_id, op.id, op.sequence, op.station_kind, op_status, 0,
                 w.ts(t - 3600), station.id if t <= now_ts else None,
                 w.ts(t) if t <= now_ts else None, self.op_picks_json[cfg][op.code]))
             if t > now_ts:
                 continue
-            status = "in_progress"
+            status = UnitStatus.IN_PROGRESS
             end_s = w.ts(end) if end <= now_ts else None
             self.add("steprecord", (self.take("steprecord"), unit_id, uo_id, op.id, station.id,
                                     operator, w.ts(t), end_s, None, paused))
@@ -231,7 +241,7 @@ class _Generator:
             ended = end if end <= now_ts else None
             t = end + rng.uniform(10, 120)
         if ended is not None:
-            status = "completed"
+            status = UnitStatus.COMPLETED
         self.add("unit", (unit_id, serial, wo_id, cat.product.id, json.dumps(options), status,
                           w.ts(start - 3600), w.ts(ended) if ended else None))
         return ended

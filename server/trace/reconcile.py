@@ -19,11 +19,13 @@ from sqlmodel import Session, col, select
 from server.models import (
     Consumption,
     Event,
+    EventResult,
     StepRecord,
     StockLot,
     StockMovement,
     Unit,
     UnitOperation,
+    UnitStatus,
 )
 
 
@@ -55,9 +57,9 @@ def scans_applied_once(session: Session, published: Iterable[str] | None) -> lis
     if len(seen) != len(rows):  # cannot happen while msg_id is UNIQUE; says so if it does
         problems.append(f"{len(rows) - len(seen)} msg_id(s) recorded more than once")
     for msg_id, (result, reason) in seen.items():
-        if result == "rejected" and not reason:
+        if result == EventResult.REJECTED and not reason:
             problems.append(f"{msg_id}: rejected without a reason")
-        elif result not in ("accepted", "rejected"):
+        elif result not in EventResult.stored():
             problems.append(f"{msg_id}: recorded as {result!r}")
     for msg_id in published or ():
         if msg_id not in seen:
@@ -75,13 +77,13 @@ def consumptions_match_bom(session: Session) -> list[str]:
     problems = []
     needed: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     done_units = {u.id or 0: u.serial for u in session.exec(
-        select(Unit).where(Unit.status == "completed"))}
+        select(Unit).where(Unit.status == UnitStatus.COMPLETED))}
     if not done_units:
         return []
-    for uo in session.exec(select(UnitOperation).where(
+    for unit_operation in session.exec(select(UnitOperation).where(
             col(UnitOperation.unit_id).in_(done_units))):
-        for pick in uo.picks:
-            needed[uo.unit_id][int(pick["part_id"])] += int(pick["qty"])
+        for pick in unit_operation.picks:
+            needed[unit_operation.unit_id][int(pick["part_id"])] += int(pick["qty"])
     got: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for c in session.exec(select(Consumption).where(
             col(Consumption.unit_id).in_(done_units))):
@@ -150,9 +152,9 @@ def reconcile(engine: Engine, *, published: Iterable[str] | None = None,
             report.checks["every step record has a start and an end"] = steps_closed(session)
         report.figures = {
             "events recorded": _count(session, Event),
-            "events accepted": _count(session, Event, Event.result == "accepted"),
-            "events rejected": _count(session, Event, Event.result == "rejected"),
-            "units completed": _count(session, Unit, Unit.status == "completed"),
+            "events accepted": _count(session, Event, Event.result == EventResult.ACCEPTED),
+            "events rejected": _count(session, Event, Event.result == EventResult.REJECTED),
+            "units completed": _count(session, Unit, Unit.status == UnitStatus.COMPLETED),
             "consumptions": _count(session, Consumption),
             "step records": _count(session, StepRecord),
         }

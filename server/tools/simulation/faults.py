@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from server.models.types import EventResult
 from server.tools.simulation.monitor import Monitor, Published
 from server.tools.simulation.plan import Fault
 from server.tools.simulation.processes import Broker, Service, StationRig
@@ -166,8 +167,10 @@ class FaultInjector(threading.Thread):
         verdict = None
         while time.monotonic() < deadline and not self.abort.is_set():
             answers = self.monitor.verdicts(item.msg_id)[before:]
-            verdict = next((a for a in answers if a.get("result") == "duplicate"), None)
-            if verdict is not None or any(a.get("result") != "duplicate" for a in answers):
+            verdict = next(
+                (a for a in answers if a.get("result") == EventResult.DUPLICATE), None)
+            if verdict is not None or any(
+                    a.get("result") != EventResult.DUPLICATE for a in answers):
                 break
             time.sleep(0.05)
         outcome.done = True
@@ -192,7 +195,7 @@ class FaultInjector(threading.Thread):
             outcome.detail = "noise typed; the bridge published nothing flagged"
             return
         verdict = self.monitor.wait_verdict(flagged[0].msg_id, timeout=60)
-        outcome.ok = bool(verdict and verdict.get("result") == "rejected"
+        outcome.ok = bool(verdict and verdict.get("result") == EventResult.REJECTED
                           and verdict.get("reason"))
         outcome.detail = (f"noise flagged {flagged[0].doc.get('error')!r}, answered "
                           f"{(verdict or {}).get('result')}: {(verdict or {}).get('reason')}")

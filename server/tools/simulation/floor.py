@@ -31,7 +31,7 @@ from server.models import (
     Site,
     Station,
 )
-from server.models.types import utcnow
+from server.models.types import Tracking, utcnow
 from server.orders import service as orders
 from server.security import auth
 from server.tools.simulation.plan import random_options
@@ -194,13 +194,13 @@ def receive_shortfall(session: Session, short: orders.Shortage) -> None:
             continue
         part = session.get(Part, line.part_id)
         assert part is not None
-        if part.tracking == "serial":
+        if part.tracking == Tracking.SERIAL:
             for k in range(line.short):
                 ledger.receive(session, part=part, location_id=location.id or 0, quantity=1,
                                by=BY, serial=f"S{stamp}{part.id:03d}{k:03d}",
                                reason="goods receipt (simulation)")
         else:
-            lot = f"L{stamp}{part.id:03d}" if part.tracking == "lot" else ""
+            lot = f"L{stamp}{part.id:03d}" if part.tracking == Tracking.LOT else ""
             ledger.receive(session, part=part, location_id=location.id or 0,
                            quantity=line.short + 5, by=BY, lot_code=lot,
                            reason="goods receipt (simulation)")

@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 
 from firmware_bridge import topics
 from server.messaging import client as server_mqtt
+from server.models.types import EventResult
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class Monitor:
                 continue
             if accepted is not None:
                 first = (verdicts.get(p.msg_id) or [{}])[0].get("result")
-                if (first == "accepted") != accepted or first is None:
+                if (first == EventResult.ACCEPTED) != accepted or first is None:
                     continue
             out.append(p)
         return out

@@ -33,7 +33,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from server import dispatch
-from server.models import Event, Part, PartIdentifier, Station, StockLot, StockMovement
+from server.models import (
+    Event,
+    EventResult,
+    Part,
+    PartIdentifier,
+    Station,
+    StockLot,
+    StockMovement,
+)
 from server.tools.simulation.floor import StationInfo
 from server.tools.simulation.plan import OperatorDice, gs1_scan
 from server.tools.simulation.processes import StationRig
@@ -267,7 +275,7 @@ class Operator(threading.Thread):
             recorded = self._events(data)
             if len(recorded) > len(before):
                 if expect == "reject":
-                    self.stats.add(f"{what}_rejected" if recorded[-1] == "rejected"
+                    self.stats.add(f"{what}_rejected" if recorded[-1] == EventResult.REJECTED
                                    else f"{what}_unexpected_{recorded[-1]}")
                 return
             time.sleep(0.05)

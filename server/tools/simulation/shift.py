@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from server.db import get_engine
-from server.models import Event, Unit, UnitOperation
+from server.models import Event, Unit, UnitOperation, UnitOperationStatus, UnitStatus
 from server.tools.simulation import floor, processes
 from server.tools.simulation.faults import FaultInjector, FaultLog
 from server.tools.simulation.monitor import Monitor
@@ -245,7 +245,7 @@ def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
     report = reconcile(engine, published=published)
     with Session(engine) as session:
         completed = session.exec(select(sa.func.count()).select_from(Unit).where(  # type: ignore[call-overload]
-            Unit.status == "completed", col(Unit.completed_at) >= started_at)).one()
+            Unit.status == UnitStatus.COMPLETED, col(Unit.completed_at) >= started_at)).one()
     return ShiftResult(report=report, faults=injector.log if injector else FaultLog(),
                        schedule=schedule, operators=counts, published=len(published),
                        scans_recorded=scans, real_seconds=real_seconds,
@@ -261,7 +261,8 @@ def _now(engine: sa.Engine) -> object:
 def _units_open(engine: sa.Engine) -> int:
     with Session(engine) as session:
         return int(session.exec(select(sa.func.count(sa.distinct(col(UnitOperation.unit_id))))  # type: ignore[call-overload]
-                                .where(col(UnitOperation.status).in_(("ready", "active")))
+                                .where(col(UnitOperation.status).in_(
+                                    (UnitOperationStatus.READY, UnitOperationStatus.ACTIVE)))
                                 ).one())
 
 
@@ -275,7 +276,7 @@ def _progress(engine: sa.Engine, clock: _Clock, monitor: Monitor, started: float
               started_at: object) -> str:
     with Session(engine) as session:
         done = session.exec(select(sa.func.count()).select_from(Unit).where(  # type: ignore[call-overload]
-            Unit.status == "completed", col(Unit.completed_at) >= started_at)).one()
+            Unit.status == UnitStatus.COMPLETED, col(Unit.completed_at) >= started_at)).one()
     scans = _scans_since(engine, started_at)
     real = time.monotonic() - started
     return (f"{clock.label()} units completed {done}, scans {scans} "
