@@ -54,7 +54,7 @@ def test_day_figures_and_station_states(line: dict[str, Any]) -> None:
 
 def test_a_unit_held_for_a_defect_blocks_its_station(line: dict[str, Any]) -> None:
     engine = line["engine"]
-    assert act(engine, "BRD-1", ReportDefect("BENT-PIN", "CPU socket", "hold")).accepted
+    assert act(engine, "BRD-1", ReportDefect("function", "CPU socket: bent pin", "hold")).accepted
     with Session(engine) as db:
         f = day_figures(db)
     brd = {s.code: s for s in f.stations}["BRD-1"]
