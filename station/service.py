@@ -51,7 +51,7 @@ from server.models import (
     Unit,
 )
 from server.models.types import rfc3339, utcnow
-from server.security.auth import verify_secret
+from server.security.secrets import verify_secret
 from station import dispatching, messages, reading
 from station import workflow as wf
 from station.cache import Cache, StationRef

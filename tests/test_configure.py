@@ -16,10 +16,10 @@ from server.catalog.configure import (
     RuleSpec,
     applies,
     evaluate,
-    load_product,
     resolve,
     validate,
 )
+from server.catalog.products import load_product
 from server.models import Product
 
 

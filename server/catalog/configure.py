@@ -1,8 +1,9 @@
 """Configuration: validate a product's chosen options, resolve the unit's BOM and routing.
 
 The functions here are pure: they work on the plain dataclasses below (``ProductSpec``),
-never on a database session or a Flask request. ``load_product`` is the one adapter that
-reads a ``ProductSpec`` from the models; everything else can be tested with literals.
+never on a database session or a Flask request (an import-linter contract holds them
+to it). ``server.catalog.products.load_product`` is the adapter that reads a
+``ProductSpec`` from the models; everything here can be tested with literals.
 
 Rules (see docs/orders.md):
 - every chosen code must be an option of the product;
@@ -16,10 +17,6 @@ Rules (see docs/orders.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from sqlmodel import Session, col, select
-
-from server.models import BomLine, Operation, Option, OptionGroup, OptionRule, Part, Product
 
 
 @dataclass(frozen=True)
@@ -274,30 +271,3 @@ def evaluate(spec: ProductSpec, options: list[str] | tuple[str, ...]) -> Evaluat
         except ConfigurationError as exc:
             result.problems = exc.problems
     return result
-
-
-def load_product(session: Session, product: Product) -> ProductSpec:
-    """Read ``product``'s options, rules, routing and BOM into a ``ProductSpec``."""
-    groups = session.exec(select(OptionGroup).where(OptionGroup.product_id == product.id)
-                          .order_by(col(OptionGroup.position), col(OptionGroup.id))).all()
-    options = session.exec(select(Option).where(Option.product_id == product.id)
-                           .order_by(col(Option.position), col(Option.id))).all()
-    rules = session.exec(select(OptionRule).where(OptionRule.product_id == product.id)
-                         .order_by(col(OptionRule.id))).all()
-    ops = session.exec(select(Operation).where(Operation.product_id == product.id)).all()
-    bom = session.exec(select(BomLine, Part).join(Part, col(BomLine.part_id) == Part.id)
-                       .where(BomLine.product_id == product.id).order_by(col(BomLine.id))).all()
-    return ProductSpec(
-        id=product.id or 0, code=product.code, name=product.name,
-        serial_pattern=product.serial_pattern,
-        groups=tuple(GroupSpec(g.code, g.name, g.multiple, g.required, tuple(
-            OptionSpec(o.code, o.name, g.code) for o in options if o.group_id == g.id))
-            for g in groups),
-        rules=tuple(RuleSpec(r.kind, r.option, r.other, r.message) for r in rules),
-        operations=tuple(OperationSpec(
-            op.id or 0, op.code, op.sequence, op.name, op.station_kind, op.instructions,
-            op.image, op.standard_seconds, op.required_skill, tuple(op.when_options))
-            for op in ops),
-        bom=tuple(BomSpec(b.part_id, p.sku, p.description, b.quantity, b.operation_code,
-                          tuple(b.when_options)) for b, p in bom),
-    )

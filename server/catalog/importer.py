@@ -365,7 +365,7 @@ class _Importer:
                                 when_options=check_codes(b, "when", _as_list(b.get("when")))))
 
     def operators(self, doc: dict[str, Any]) -> None:
-        from server.security.auth import hash_secret
+        from server.security.secrets import hash_secret
 
         for item in self.items(doc, "operators"):
             badge = self.text(item, "badge", max_len=64)

@@ -15,7 +15,8 @@ from typing import Any
 from sqlmodel import Session, select
 
 from server import audit
-from server.catalog.configure import ProductSpec, load_product, normalise, validate
+from server.catalog.configure import ProductSpec, normalise, validate
+from server.catalog.products import load_product
 from server.models import CustomerOrder, OrderLine, Product
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from server import audit
-from server.catalog.configure import Configuration, load_product, resolve
+from server.catalog.configure import Configuration, resolve
+from server.catalog.products import load_product
 from server.inventory import ledger
 from server.models import (
     CustomerOrder,

@@ -22,7 +22,8 @@ from flask_babel import gettext as _
 from sqlmodel import Session, col, select
 
 from server import dispatch
-from server.catalog.configure import ConfigurationError, evaluate, load_product
+from server.catalog.configure import ConfigurationError, evaluate
+from server.catalog.products import load_product
 from server.db import get_session, write_session
 from server.models import CustomerOrder, OrderLine, OrderStatus, Product, Unit, WorkOrder
 from server.orders import csv_import, service, travelers

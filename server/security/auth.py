@@ -25,8 +25,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from flask import (
     Flask,
     Response,
@@ -48,13 +46,14 @@ from server.db import get_session
 from server.models import ApiToken, DeviceToken, Operator, Station
 from server.models.types import Role, utcnow
 from server.security.ratelimit import RateLimited, SignInLimiter
+from server.security.secrets import hash_secret, verify_secret
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R", bound=BaseResponse)
 RANK = {Role.OPERATOR: 1, Role.SUPERVISOR: 2, Role.ADMIN: 3}
-_hasher = PasswordHasher()
-__all__ = ["RateLimited"]  # re-exported: views catch auth.RateLimited
+# Re-exported: views catch auth.RateLimited; pages hash with auth.hash_secret.
+__all__ = ["RateLimited", "hash_secret", "verify_secret"]
 
 DEVICE_COOKIE = "taktline_device"
 # Browsers cap cookie lifetime at 400 days; an admin re-binds a tablet after that.
@@ -64,19 +63,6 @@ _API_AREA = re.compile(r"^/api/(?:v\d+/)?([^/]+)")
 
 
 # -- secrets -------------------------------------------------------------------------
-
-def hash_secret(secret: str) -> str:
-    return _hasher.hash(secret)
-
-
-def verify_secret(secret_hash: str | None, secret: str) -> bool:
-    if not secret_hash:
-        return False
-    try:
-        return _hasher.verify(secret_hash, secret)
-    except (VerificationError, InvalidHashError):
-        return False
-
 
 def token_digest(token: str) -> str:
     """What is stored for a token: tokens are 256 random bits, so SHA-256 is enough and

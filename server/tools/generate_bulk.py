@@ -14,7 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from server.catalog.configure import ConfigurationError, load_product, resolve
+from server.catalog.configure import ConfigurationError, resolve
+from server.catalog.products import load_product
 from server.models import Location, Operation, Operator, Part, Product, Station
 from server.models.types import Tracking
 

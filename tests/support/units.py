@@ -7,7 +7,8 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from server.catalog.configure import load_product, resolve
+from server.catalog.configure import resolve
+from server.catalog.products import load_product
 from server.db import write_session
 from server.models import OrderLine, Product, Unit, UnitOperation, WorkOrder
 from server.orders.reservations import reserve_for_unit

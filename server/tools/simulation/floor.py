@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from server.catalog import importer
-from server.catalog.configure import load_product
+from server.catalog.products import load_product
 from server.db import write_session
 from server.inventory import ledger
 from server.models import (

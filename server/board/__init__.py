@@ -1,0 +1,1 @@
+"""The line board: live figures, station states and shortages for supervisors."""
