@@ -28,6 +28,7 @@ from server.models import (
     UnitOperationStatus,
     UnitStatus,
     WorkOrder,
+    join_unit_to_order,
 )
 
 WIP_STATUSES = (UnitStatus.IN_PROGRESS, UnitStatus.HELD)
@@ -109,12 +110,12 @@ def _received_shortages_now(db: Session) -> list[tuple[str, int, str]]:
 def _q() -> dict[str, Any]:
     """Statements built once (building a select costs more than running it)."""
     return {
-        "open_ops": sa.select(
-            col(UnitOperation.id), col(UnitOperation.status), col(UnitOperation.picks)
-        )
-        .join(Unit, col(Unit.id) == col(UnitOperation.unit_id))
-        .join(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
-        .where(
+        "open_ops": join_unit_to_order(
+            sa.select(
+                col(UnitOperation.id), col(UnitOperation.status), col(UnitOperation.picks)
+            ).join(Unit, col(Unit.id) == col(UnitOperation.unit_id)),
+            upto=WorkOrder,
+        ).where(
             col(Unit.completed_at).is_(None),
             col(Unit.status).in_((UnitStatus.QUEUED, *WIP_STATUSES)),
             col(WorkOrder.override_reason).is_not(None),

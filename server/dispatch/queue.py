@@ -31,6 +31,8 @@ from server.models import (
     UnitStatus,
     WorkOrder,
     WorkOrderStatus,
+    join_unit_to_order,
+    join_work_order_to_order,
 )
 from server.models.types import pk, utcnow
 
@@ -78,9 +80,7 @@ def claim_next(session: Session, *, station: Station) -> UnitOperation | None:
 
 
 def order_of(session: Session, *, unit: Unit) -> CustomerOrder:
-    return session.exec(select(CustomerOrder)
-                        .join(OrderLine, col(OrderLine.order_id) == CustomerOrder.id)
-                        .join(WorkOrder, col(WorkOrder.order_line_id) == OrderLine.id)
+    return session.exec(join_work_order_to_order(select(CustomerOrder).select_from(WorkOrder))
                         .where(WorkOrder.id == unit.work_order_id)).one()
 
 
@@ -132,10 +132,8 @@ def complete_operation(session: Session, *, unit_operation: UnitOperation) -> No
     wo = session.get(WorkOrder, unit.work_order_id)
     _stock_sub_assembly(session, unit=unit, work_order=wo)
     order = order_of(session, unit=unit)
-    siblings = session.exec(select(Unit.status).join(
-        WorkOrder, col(Unit.work_order_id) == WorkOrder.id)
-        .join(OrderLine, col(WorkOrder.order_line_id) == OrderLine.id)
-        .where(OrderLine.order_id == order.id)).all()
+    siblings = session.exec(join_unit_to_order(select(Unit.status), upto=OrderLine)
+                            .where(OrderLine.order_id == order.id)).all()
     if wo is not None and not session.exec(select(Unit.id).where(
             Unit.work_order_id == wo.id, col(Unit.status).not_in(FINISHED))
             ).first():

@@ -16,7 +16,7 @@ from server.models import (
     UnitOperation,
     UnitOperationStatus,
     UnitStatus,
-    WorkOrder,
+    join_unit_to_order,
 )
 
 HOLDABLE = (UnitOperationStatus.PENDING, UnitOperationStatus.READY, UnitOperationStatus.ACTIVE)
@@ -81,10 +81,8 @@ def reprioritise(session: Session, *, order: CustomerOrder, priority: int, by: s
     many operations changed."""
     previous, order.priority = order.priority, priority
     session.add(order)
-    ops = session.exec(select(UnitOperation)
-                       .join(Unit, col(UnitOperation.unit_id) == Unit.id)
-                       .join(WorkOrder, col(Unit.work_order_id) == WorkOrder.id)
-                       .join(OrderLine, col(WorkOrder.order_line_id) == OrderLine.id)
+    of_units = select(UnitOperation).join(Unit, col(UnitOperation.unit_id) == Unit.id)
+    ops = session.exec(join_unit_to_order(of_units, upto=OrderLine)
                        .where(OrderLine.order_id == order.id,
                               col(UnitOperation.status).not_in(CLOSED))).all()
     for op in ops:

@@ -19,6 +19,7 @@ from server.models.catalog import (
 from server.models.events import Event
 from server.models.execution import AndonCall, Consumption, Defect, StepRecord
 from server.models.inventory import Location, StockLot, StockMovement
+from server.models.joins import join_unit_to_order, join_work_order_to_order
 from server.models.orders import CustomerOrder, OrderLine, Unit, UnitOperation, WorkOrder
 from server.models.plant import ApiToken, DeviceToken, Line, Operator, Site, Station
 from server.models.types import (
@@ -37,5 +38,6 @@ __all__ = [
     "Operator", "Option", "OptionGroup", "OptionRule", "OrderLine", "OrderStatus", "Part",
     "PartIdentifier", "PartSubstitute", "Product", "Role", "Site", "Station", "StepRecord",
     "StockLot", "StockMovement", "Tracking", "Unit", "UnitOperation", "UnitOperationStatus",
-    "UnitStatus", "WorkOrder", "WorkOrderStatus",
+    "UnitStatus", "WorkOrder", "WorkOrderStatus", "join_unit_to_order",
+    "join_work_order_to_order",
 ]

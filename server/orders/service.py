@@ -33,6 +33,8 @@ from server.models import (
     UnitStatus,
     WorkOrder,
     WorkOrderStatus,
+    join_unit_to_order,
+    join_work_order_to_order,
 )
 from server.models.types import utcnow
 from server.orders import atp as atp_mod
@@ -106,9 +108,9 @@ def _needs(configs: list[LineConfig]) -> list[list[atp_mod.Need]]:
 
 
 def _work_order_ids(session: Session, order: CustomerOrder) -> list[int]:
-    return [w for w in session.exec(select(WorkOrder.id).join(
-        OrderLine, col(WorkOrder.order_line_id) == OrderLine.id)
-        .where(OrderLine.order_id == order.id)).all() if w is not None]
+    return [w for w in session.exec(join_work_order_to_order(select(WorkOrder.id), upto=OrderLine)
+                                    .where(OrderLine.order_id == order.id)).all()
+            if w is not None]
 
 
 def order_atp(session: Session, *, order: CustomerOrder) -> list[atp_mod.AtpLine]:
@@ -220,8 +222,7 @@ def _pick(pick: dict[str, object], allocation: atp_mod.Allocation | None,
 
 
 def order_units(session: Session, *, order: CustomerOrder) -> list[Unit]:
-    return list(session.exec(select(Unit).join(WorkOrder, col(Unit.work_order_id) == WorkOrder.id)
-                             .join(OrderLine, col(WorkOrder.order_line_id) == OrderLine.id)
+    return list(session.exec(join_unit_to_order(select(Unit), upto=OrderLine)
                              .where(OrderLine.order_id == order.id).order_by(col(Unit.id))).all())
 
 

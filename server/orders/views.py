@@ -25,7 +25,15 @@ from server import dispatch
 from server.catalog.configure import ConfigurationError, evaluate
 from server.catalog.products import load_product
 from server.db import get_session, write_session
-from server.models import CustomerOrder, OrderLine, OrderStatus, Product, Unit, WorkOrder
+from server.models import (
+    CustomerOrder,
+    OrderLine,
+    OrderStatus,
+    Product,
+    Unit,
+    WorkOrder,
+    join_work_order_to_order,
+)
 from server.orders import csv_import, service, travelers
 from server.security import auth
 
@@ -137,9 +145,8 @@ def show(number: str) -> str:
     atp = (service.order_atp(session, order=order) if order.status == OrderStatus.RECEIVED
            else [])
     units = service.order_units(session, order=order)
-    work_orders = session.exec(select(WorkOrder).join(
-        OrderLine, col(WorkOrder.order_line_id) == OrderLine.id)
-        .where(OrderLine.order_id == order.id)).all()
+    work_orders = session.exec(join_work_order_to_order(select(WorkOrder), upto=OrderLine)
+                               .where(OrderLine.order_id == order.id)).all()
     return render_template("orders/show.html", order=order, lines=lines, atp=atp,
                            releasable=not any(a.short for a in atp), units=units,
                            work_orders=work_orders, stamps=STAMPS)

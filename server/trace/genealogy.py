@@ -27,7 +27,6 @@ from server.models import (
     Event,
     Operation,
     Operator,
-    OrderLine,
     Part,
     Product,
     Station,
@@ -36,6 +35,7 @@ from server.models import (
     Unit,
     UnitOperation,
     WorkOrder,
+    join_unit_to_order,
 )
 from server.models.types import rfc3339
 
@@ -217,7 +217,7 @@ def _q() -> dict[str, Any]:
     """The statements, built once: building a select costs more than running it."""
     unit_id: Any = sa.bindparam("unit_id")
     for_part = aliased(Part)
-    unit = (
+    unit = join_unit_to_order(
         sa.select(
             col(Unit.id),
             col(Unit.serial),
@@ -233,12 +233,9 @@ def _q() -> dict[str, Any]:
             col(CustomerOrder.customer),
             col(CustomerOrder.due_date),
         )
-        .join(Product, col(Product.id) == col(Unit.product_id))
-        .outerjoin(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
-        .outerjoin(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id))
-        .outerjoin(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id))
-        .where(col(Unit.serial) == sa.bindparam("serial"))
-    )
+        .join(Product, col(Product.id) == col(Unit.product_id)),
+        outer=True,
+    ).where(col(Unit.serial) == sa.bindparam("serial"))
     parent = (
         sa.select(col(Unit.serial))
         .join(Consumption, col(Consumption.unit_id) == col(Unit.id))

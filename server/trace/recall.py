@@ -24,12 +24,11 @@ from sqlmodel import Session, col
 from server.models import (
     Consumption,
     CustomerOrder,
-    OrderLine,
     Part,
     Product,
     StockLot,
     Unit,
-    WorkOrder,
+    join_unit_to_order,
 )
 
 MAX_DEPTH = 5
@@ -233,16 +232,14 @@ def _q() -> dict[str, Any]:
     )
 
     def hits_from_consumption() -> Any:
-        return (
+        return join_unit_to_order(
             sa.select(*hit_cols, col(Part.sku), col(StockLot.lot_code), col(Consumption.serial))
             .select_from(Consumption)
             .join(Unit, col(Unit.id) == col(Consumption.unit_id))
             .join(Product, col(Product.id) == col(Unit.product_id))
             .join(Part, col(Part.id) == col(Consumption.part_id))
-            .outerjoin(StockLot, col(StockLot.id) == col(Consumption.lot_id))
-            .outerjoin(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
-            .outerjoin(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id))
-            .outerjoin(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id))
+            .outerjoin(StockLot, col(StockLot.id) == col(Consumption.lot_id)),
+            outer=True,
         )
 
     lots = (
@@ -251,7 +248,7 @@ def _q() -> dict[str, Any]:
         .where(col(Part.sku) == sa.bindparam("sku"), col(StockLot.lot_code) == sa.bindparam("lot"))
     )
     # In index order (the order the units were built), no sort: a recall can be 10,000s.
-    by_lot = (
+    by_lot = join_unit_to_order(
         sa.select(
             col(Unit.serial),
             col(Unit.product_id),
@@ -261,12 +258,9 @@ def _q() -> dict[str, Any]:
             due,
         )
         .select_from(Consumption)
-        .join(Unit, col(Unit.id) == col(Consumption.unit_id))
-        .outerjoin(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
-        .outerjoin(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id))
-        .outerjoin(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id))
-        .where(col(Consumption.lot_id) == sa.bindparam("lot"))
-    )
+        .join(Unit, col(Unit.id) == col(Consumption.unit_id)),
+        outer=True,
+    ).where(col(Consumption.lot_id) == sa.bindparam("lot"))
     products = sa.select(col(Product.id), col(Product.code))
     by_serial = (
         hits_from_consumption()
@@ -279,21 +273,8 @@ def _q() -> dict[str, Any]:
         .where(col(Product.code).in_(sa.bindparam("codes", expanding=True)))
     )
     parents = (
-        sa.select(
-            *hit_cols,
-            col(Part.sku),
-            col(StockLot.lot_code),
-            col(Consumption.serial),
-            col(Consumption.serial),
-        )
-        .select_from(Consumption)
-        .join(Unit, col(Unit.id) == col(Consumption.unit_id))
-        .join(Product, col(Product.id) == col(Unit.product_id))
-        .join(Part, col(Part.id) == col(Consumption.part_id))
-        .outerjoin(StockLot, col(StockLot.id) == col(Consumption.lot_id))
-        .outerjoin(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
-        .outerjoin(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id))
-        .outerjoin(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id))
+        hits_from_consumption()
+        .add_columns(col(Consumption.serial).label("via"))
         .where(
             col(Consumption.part_id).in_(sa.bindparam("parts", expanding=True)),
             col(Consumption.serial).in_(sa.bindparam("serials", expanding=True)),
@@ -320,10 +301,7 @@ def _q() -> dict[str, Any]:
         )
 
     order = (
-        components()
-        .join(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
-        .join(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id))
-        .join(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id))
+        join_unit_to_order(components())
         .where(col(CustomerOrder.number) == sa.bindparam("number"))
         .order_by(col(Unit.serial), col(Consumption.id))
     )
