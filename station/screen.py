@@ -25,13 +25,13 @@ from server.models import (
     Operation,
     Operator,
     Option,
-    OrderLine,
     Product,
     Station,
     Unit,
     UnitOperation,
-    WorkOrder,
 )
+from server.models.joins import join_unit_to_order
+from server.models.types import UnitOperationStatus
 from station import workflow as wf
 from station.messages import TEMPLATES
 
@@ -185,7 +185,8 @@ def fingerprint(session: Session, *, station_id: int, kind: str) -> tuple[object
     a supervisor's move) and the andon call (acknowledged, resolved)."""
     queue = session.exec(
         select(sa.func.count(), sa.func.max(UnitOperation.id), sa.func.sum(UnitOperation.priority))
-        .where(UnitOperation.station_kind == kind, UnitOperation.status == "ready")
+        .where(UnitOperation.station_kind == kind,
+               UnitOperation.status == UnitOperationStatus.READY)
     ).one()
     call = session.exec(
         select(AndonCall.id, AndonCall.acknowledged_at, AndonCall.resolved_at)
@@ -225,14 +226,13 @@ def _unit(session: Session, unit_id: int, unit_operation_id: int, today: date) -
         .join(Operation, col(Operation.id) == UnitOperation.operation_id)
         .where(UnitOperation.unit_id == unit.id).order_by(col(UnitOperation.sequence))
     ).all():
-        state = ("current" if uop.id == unit_operation_id else "done" if uop.status == "done"
-                 else "held" if uop.status == "held" else "todo")
+        state = ("current" if uop.id == unit_operation_id
+                 else "done" if uop.status == UnitOperationStatus.DONE
+                 else "held" if uop.status == UnitOperationStatus.HELD else "todo")
         routing.append(RoutingStep(name=op.name, state=state))
     due: date | None = session.exec(
-        select(col(CustomerOrder.due_date))
-        .join(OrderLine, col(OrderLine.order_id) == CustomerOrder.id)
-        .join(WorkOrder, col(WorkOrder.order_line_id) == OrderLine.id)
-        .where(WorkOrder.id == unit.work_order_id)
+        join_unit_to_order(select(col(CustomerOrder.due_date)).select_from(Unit))
+        .where(Unit.id == unit.id)
     ).first()
     return UnitInfo(id=unit.id, serial=unit.serial, product=product.name if product else "",
                     options=[names.get(code, code) for code in unit.options],

@@ -50,7 +50,7 @@ from server.models import (
     StockLot,
     Unit,
 )
-from server.models.types import rfc3339, utcnow
+from server.models.types import EventResult, rfc3339, utcnow
 from server.security.secrets import verify_secret
 from station import dispatching, messages, reading
 from station import workflow as wf
@@ -65,7 +65,7 @@ MAX_REASON = 500
 class Outcome:
     """The verdict on one event, as the sender and the screens need it."""
 
-    result: str  # accepted | rejected | duplicate
+    result: EventResult
     code: str
     params: dict[str, Any]
     msg_id: str
@@ -77,7 +77,7 @@ class Outcome:
 
     @property
     def accepted(self) -> bool:
-        return self.result == "accepted"
+        return self.result == EventResult.ACCEPTED
 
     @property
     def message(self) -> str:
@@ -206,12 +206,14 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
         code, params = "unknown_station", {"station": station_code[:64]}
         event_id = record_event(session, msg_id=msg_id, station_id=None, channel=channel,
                                 kind=kind, source=source, seq=seq, ts=ts, data=data,
-                                payload=payload, result="rejected", code=code, params=params)
+                                payload=payload, result=EventResult.REJECTED, code=code,
+                                params=params)
         if event_id is None:
             return _duplicate(session, msg_id, station_code, source)
         log.warning("station %s: event %s rejected: %s", station_code[:64], msg_id,
                     messages.english(code, params))
-        return Outcome("rejected", code, params, msg_id, station_code, event_id, source)
+        return Outcome(EventResult.REJECTED, code, params, msg_id, station_code, event_id,
+                       source)
     state = reading.station_state(session, info, cache)
     operator = state.operator
     by = actor or (f"{operator.name} ({operator.badge}) at {info.code}" if operator
@@ -263,13 +265,13 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
         cache.states[info.id] = after
     else:
         cache.states.pop(info.id, None)
-    return Outcome(decision.result, decision.code, decision.params, msg_id, station_code,
-                   event_id, source, after)
+    return Outcome(EventResult(decision.result), decision.code, decision.params, msg_id,
+                   station_code, event_id, source, after)
 
 
 def _duplicate(session: Session, msg_id: str, station_code: str, source: str) -> Outcome:
     original = session.connection().execute(_ORIGINAL, {"msg_id": msg_id}).scalar()
-    return Outcome("duplicate", "duplicate", {}, msg_id, station_code, source=source,
+    return Outcome(EventResult.DUPLICATE, "duplicate", {}, msg_id, station_code, source=source,
                    original=original)
 
 
@@ -310,7 +312,7 @@ _INSERT_EVENT = {
 def record_event(session: Session, *, msg_id: str, station_id: int | None, channel: str,
                  kind: str, source: str = "", seq: int | None = None,
                  ts: datetime | None = None, data: str = "",
-                 payload: dict[str, Any] | None = None, result: str = "accepted",
+                 payload: dict[str, Any] | None = None, result: str = EventResult.ACCEPTED,
                  code: str = "", params: dict[str, Any] | None = None,
                  unit_id: int | None = None, operator_id: int | None = None) -> int | None:
     """Insert the event unless its ``msg_id`` is known; its id, or ``None`` (duplicate).

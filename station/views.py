@@ -42,7 +42,7 @@ from sqlmodel import Session, col, select
 from server.db import begin_write, get_session
 from server.messaging import live
 from server.models import Operator, Station
-from server.models.types import utcnow
+from server.models.types import EventResult, utcnow
 from server.security import auth
 from station import publish, screen, service, texts
 from station import workflow as wf
@@ -69,7 +69,8 @@ PARTIALS = {
     "actions": "station/_actions.html",
     "signin": "station/_signin.html",
 }
-BANNER_KIND = {"accepted": "ok", "rejected": "reject", "duplicate": "info"}
+BANNER_KIND: dict[str, str] = {EventResult.ACCEPTED: "ok", EventResult.REJECTED: "reject",
+               EventResult.DUPLICATE: "info"}
 
 
 def heartbeat_seconds() -> float:

@@ -26,6 +26,7 @@ from server.db import get_session, write_session
 from server.ingest.payload import ACTIONS, InvalidPayload, envelope
 from server.messaging import live
 from server.models import Station
+from server.models.types import EventResult
 from server.security import auth
 from station import messages, publish, service
 
@@ -47,7 +48,7 @@ def post_event(code: str) -> Any:
 
 def _refused(detail: str, msg_id: str | None, status: int) -> Any:
     params = {"detail": detail}
-    return jsonify(ref=msg_id, result="rejected", code="bad_payload", params=params,
+    return jsonify(ref=msg_id, result=EventResult.REJECTED, code="bad_payload", params=params,
                    reason=messages.english("bad_payload", params)), status
 
 
@@ -68,7 +69,7 @@ def _post(code: str, kind_of: Any) -> Any:
         return _refused(exc.detail, exc.msg_id, 400)
     if get_session().exec(select(Station.id).where(Station.code == code)).first() is None:
         params = {"station": code[:64]}
-        return jsonify(ref=env.msg_id, result="rejected", code="unknown_station",
+        return jsonify(ref=env.msg_id, result=EventResult.REJECTED, code="unknown_station",
                        params=params, reason=messages.english("unknown_station", params)), 404
     # A write transaction of its own: the request session has been reading already.
     with write_session(current_app.extensions["taktline.engine"]) as session:
@@ -82,7 +83,7 @@ def _post(code: str, kind_of: Any) -> Any:
     body["params"] = outcome.params
     if outcome.state is not None:
         body["state"] = service.snapshot(outcome.state)
-    return jsonify(body), 422 if outcome.result == "rejected" else 200
+    return jsonify(body), 422 if outcome.result == EventResult.REJECTED else 200
 
 
 _ENVELOPE = {"msg_id": {"type": "string", "maxLength": 64},
@@ -114,7 +115,7 @@ openapi.add_schema("StationEvent", {
 openapi.add_schema("StationFeedback", {
     "type": "object", "required": ["ref", "result", "code", "reason"],
     "properties": {"ref": {"type": ["string", "null"]},
-                   "result": {"type": "string", "enum": ["accepted", "rejected", "duplicate"]},
+                   "result": {"type": "string", "enum": [r.value for r in EventResult]},
                    "code": {"type": "string"},
                    "params": {"type": "object", "description": "the message's parameters"},
                    "reason": {"type": "string", "description": "the message in English"},

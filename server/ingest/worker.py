@@ -42,6 +42,7 @@ from server.dispatch import DispatchError
 from server.ingest.payload import InvalidPayload, decode, envelope
 from server.messaging import client as server_mqtt
 from server.models import Station
+from server.models.types import EventResult
 from station import messages, publish, service
 from station.cache import Cache
 
@@ -232,11 +233,12 @@ class Ingest:
                 Station.code == topic.station)).first()
             event_id = service.record_event(
                 session, msg_id=exc.msg_id, station_id=station_id, channel="mqtt", kind=kind,
-                source=exc.source, result="rejected", code="bad_payload", params=params)
+                source=exc.source, result=EventResult.REJECTED, code="bad_payload",
+                params=params)
             if event_id is None:
-                return {"ref": exc.msg_id, "result": "duplicate", "code": "duplicate",
+                return {"ref": exc.msg_id, "result": EventResult.DUPLICATE, "code": "duplicate",
                         "reason": messages.english("duplicate"), "source": exc.source}
-        return {"ref": exc.msg_id, "result": "rejected", "code": "bad_payload",
+        return {"ref": exc.msg_id, "result": EventResult.REJECTED, "code": "bad_payload",
                 "reason": messages.english("bad_payload", params), "source": exc.source}
 
     def _poison(self, message: Message) -> Result:
@@ -247,7 +249,7 @@ class Ingest:
         msg_id = None
         with contextlib.suppress(InvalidPayload):
             msg_id = decode(message.payload).get("msg_id")
-        feedback = {"ref": msg_id, "result": "rejected", "code": "conflict",
+        feedback = {"ref": msg_id, "result": EventResult.REJECTED, "code": "conflict",
                     "reason": messages.english("conflict", {"detail": "server error"})}
         return Result(message, publish.Answer(topic.site, topic.line, topic.station, feedback))
 
