@@ -13,7 +13,7 @@ from firmware_bridge import config as bridge_config
 from firmware_bridge import topics
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.simulate import PtyPort
-from tests.firmware_bridge.conftest import publish, wait_opened, write_config
+from tests.support.bridge import publish, wait_opened, write_config
 from tests.support.mosquitto import Mosquitto, free_port
 
 GS = b"\x1d"

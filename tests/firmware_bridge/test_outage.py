@@ -23,7 +23,7 @@ from firmware_bridge import config as bridge_config
 from firmware_bridge import topics
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.simulate import PtyPort
-from tests.firmware_bridge.conftest import Subscriber, wait_opened, write_config
+from tests.support.bridge import Subscriber, wait_opened, write_config
 from tests.support.mosquitto import Mosquitto
 
 REPO = Path(__file__).resolve().parents[2]

@@ -28,7 +28,7 @@ from server.models import (
     UnitOperation,
 )
 from server.orders import service as orders
-from tests.firmware_bridge.conftest import wait_opened
+from tests.support.bridge import wait_opened
 from tests.support.mosquitto import Mosquitto
 
 KIT_SCANS = [b"9506000001104", b"(01)09506000001128(21)P45X00001", b"SCRM3",

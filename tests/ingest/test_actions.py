@@ -8,7 +8,7 @@ import pytest
 
 from server.db import get_engine
 from server.ingest.worker import Ingest
-from tests.ingest.conftest import Station, counts
+from tests.support.ingest import Station, counts
 from tests.support.mosquitto import Mosquitto
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from server.db import get_engine
 from server.ingest.worker import Ingest
-from tests.ingest.conftest import AmqttBroker, Station, counts
+from tests.support.ingest import AmqttBroker, Station, counts
 from tests.support.mosquitto import Mosquitto
 
 

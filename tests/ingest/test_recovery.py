@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ingest.conftest import IngestProcess, Station, counts
+from tests.support.ingest import IngestProcess, Station, counts
 from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.slow

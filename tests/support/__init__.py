@@ -6,6 +6,11 @@ browser      the browser tests' fixtures (``live_server``, ``chromium``, ``brows
              ``page_log``) and ``open_page``; registered by ``tests/conftest.py``
 live_server  ``serve``: `taktline serve` with a private Mosquitto; ``LiveServer``
 mosquitto    a private Mosquitto on a free port; ``free_port``, ``wait_port``
+ingest       the ingest tests' helpers: ``Station`` (station-side MQTT client),
+             ``IngestProcess``, ``AmqttBroker``, ``counts``, ``screw_step``,
+             ``broker_conf``, ``PREFIX``
+bridge       the bridge tests' helpers: ``Subscriber``, ``publish``, ``write_config``,
+             ``wait_opened``
 building     build units through the real orders and station services
 units        release demo units for station tests
 pdf_text     the text an fpdf2 PDF draws
