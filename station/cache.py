@@ -66,22 +66,18 @@ _STATION = (
     )
     .where(station_table.c.code == sa.bindparam("code"))
 )
-_OPERATOR = sa.select(
+_OPERATOR_COLUMNS = (
     operator_table.c.id,
     operator_table.c.name,
     operator_table.c.badge,
     operator_table.c.skills,
     operator_table.c.locale,
     operator_table.c.pin_hash,
-).where(operator_table.c.id == sa.bindparam("id"))
-_BADGE = sa.select(
-    operator_table.c.id,
-    operator_table.c.name,
-    operator_table.c.badge,
-    operator_table.c.skills,
-    operator_table.c.locale,
-    operator_table.c.pin_hash,
-).where(operator_table.c.badge == sa.bindparam("badge"), operator_table.c.active.is_(True))
+)
+_OPERATOR = sa.select(*_OPERATOR_COLUMNS).where(operator_table.c.id == sa.bindparam("id"))
+_BADGE = sa.select(*_OPERATOR_COLUMNS).where(
+    operator_table.c.badge == sa.bindparam("badge"), operator_table.c.active.is_(True)
+)
 MAX_BADGE = 64  # Operator.badge
 _PARTS = sa.select(
     part_table.c.id,

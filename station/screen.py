@@ -33,6 +33,7 @@ from server.models import (
 from server.models.joins import join_unit_to_order
 from server.models.types import UnitOperationStatus
 from station import workflow as wf
+from station.cache import StationRef
 from station.messages import TEMPLATES
 
 QUEUE_LIMIT = 50
@@ -40,16 +41,6 @@ QUEUE_LIMIT = 50
 BANNER_SECONDS = 120.0
 # The step timer turns amber at this share of the standard time, red beyond it.
 AMBER_AT = 0.8
-@dataclass
-class ScreenStation:
-    id: int
-    code: str
-    name: str
-    kind: str
-    line: str
-    site: str
-
-
 @dataclass
 class ScreenOperator:
     id: int
@@ -146,7 +137,7 @@ class AndonInfo:
 
 @dataclass
 class StationView:
-    station: ScreenStation
+    station: StationRef
     operator: ScreenOperator | None = None
     queue: list[QueueItem] = field(default_factory=list)
     unit: UnitInfo | None = None
@@ -163,7 +154,7 @@ def clock(seconds: float) -> str:
 def build(session: Session, state: wf.StationState, *, now: datetime) -> StationView:
     """The whole screen of the station in ``state`` (``station.service.load_state``)."""
     view = StationView(
-        station=ScreenStation(id=state.station_id, code=state.station, name=state.name,
+        station=StationRef(id=state.station_id, code=state.station, name=state.name,
                             kind=state.kind, line=state.line, site=state.site))
     if state.operator is not None:
         op = state.operator
