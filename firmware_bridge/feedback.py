@@ -64,8 +64,10 @@ class FeedbackWorker(threading.Thread):
         source = source or msg.get("source")
         device = self.devices.get(source) if isinstance(source, str) else None
         if device is None:
-            log.warning("feedback %s for unknown ref %r (source %r); nothing to show",
-                         result, ref, source)
+            # The station's events from the tablet or the API are answered on this topic
+            # too (their source is no device here): nothing to show, nothing wrong.
+            log.debug("feedback %s for ref %r from source %r: not one of our devices",
+                      result, ref, source)
             return
         log.info("feedback %s for %s from %s: %s", result, ref, device.name,
                  msg.get("reason", ""))
