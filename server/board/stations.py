@@ -54,12 +54,12 @@ def station_states(
     conn = db.connection()
     q = _q()
     out = []
-    open_steps = {r[0]: r for r in conn.execute(q["open_steps"])}
+    open_steps = {r.station_id: r for r in conn.execute(q["open_steps"])}
     andons: dict[int, Any] = {}
     for r in conn.execute(q["andons"]):
-        andons.setdefault(r[0], r)  # the oldest open call per station
+        andons.setdefault(r.station_id, r)  # the oldest open call per station
     stations = conn.execute(q["stations"]).all()
-    kinds = {"kinds": sorted({r[2] for r in stations}) or [""]}
+    kinds = {"kinds": sorted({r.kind for r in stations}) or [""]}
     held = {kind: reason for kind, reason in conn.execute(q["held"], kinds)}
     ready = {kind for (kind,) in conn.execute(q["ready"], kinds)}
     for code, name, kind, takt, operator, station_id in stations:
@@ -79,8 +79,8 @@ def station_states(
         andon = andons.get(station_id)
         if andon is not None:
             s.state = "andon"
-            s.andon_id, s.andon_reason, s.andon_raised_at = andon[1], andon[2], andon[3]
-            s.andon_acknowledged = andon[4] is not None
+            s.andon_id, s.andon_reason, s.andon_raised_at = andon.id, andon.reason, andon.raised_at
+            s.andon_acknowledged = andon.acknowledged_at is not None
         if last_cycles and last_cycles.get(code):
             s.last_cycle_seconds = last_cycles[code][-1]
         out.append(s)

@@ -112,8 +112,8 @@ def receive(session: Session, *, part: Part, location_id: int, quantity: int, by
 
 def on_hand_from_ledger(session: Session, lot_id: int) -> tuple[int, int]:
     """(on hand, reserved) summed from the ledger itself, for reconciliation."""
-    row = session.exec(select(  # type: ignore[call-overload]
+    on_hand, reserved = session.exec(select(  # type: ignore[call-overload]
         sa.func.coalesce(sa.func.sum(StockMovement.quantity), 0),
         sa.func.coalesce(sa.func.sum(StockMovement.reserved_delta), 0),
     ).where(StockMovement.lot_id == lot_id)).one()
-    return int(row[0]), int(row[1])
+    return int(on_hand), int(reserved)

@@ -249,7 +249,7 @@ def cancel(session: Session, *, order: CustomerOrder, by: str, reason: str = "",
     held: list[tuple[int, int | None, int]] = [
         (lot_id, unit_id, int(n)) for lot_id, unit_id, n in rows if n and n > 0]
     lots = {lot.id: lot for lot in session.exec(
-        select(StockLot).where(col(StockLot.id).in_([h[0] for h in held]))
+        select(StockLot).where(col(StockLot.id).in_([lot_id for lot_id, _, _ in held]))
         .order_by(col(StockLot.id)).with_for_update()
         .execution_options(populate_existing=True)).all()}
     wo_of_unit = {u.id: u.work_order_id for u in units}
@@ -268,7 +268,7 @@ def cancel(session: Session, *, order: CustomerOrder, by: str, reason: str = "",
         session.add(wo)
     previous, order.status = order.status, OrderStatus.CANCELLED
     session.add(order)
-    released = sum(h[2] for h in held)
+    released = sum(n for _, _, n in held)
     audit.record(session, actor=by, action="order.cancel", entity="order",
                  entity_id=order.number, address=address,
                  detail={"previous_status": previous, "reason": reason, "unreserved": released})

@@ -148,59 +148,34 @@ def _unit(db: Session, serial: str, depth: int, max_depth: int, seen: set[str]) 
     if row is None:
         return None
     seen.add(serial)
-    unit_id = row[0]
+    # Every statement's columns are labelled with the field names they fill.
     g = Genealogy(
-        serial=row[1],
-        product=row[7],
-        product_name=row[8],
-        options=list(row[2]),
-        status=row[3],
-        created_at=row[4],
-        completed_at=row[5],
-        work_order=row[9],
-        order=row[10],
-        customer=row[11],
-        due_date=row[12],
+        serial=row.serial,
+        product=row.product,
+        product_name=row.product_name,
+        options=list(row.options),
+        status=row.status,
+        created_at=row.created_at,
+        completed_at=row.completed_at,
+        work_order=row.work_order,
+        order=row.order,
+        customer=row.customer,
+        due_date=row.due_date,
         depth=depth,
     )
-    params = {"unit_id": unit_id}
+    params = {"unit_id": row.id}
     g.picks = [
-        Pick(
-            sku=r[0],
-            description=r[1],
-            tracking=r[2],
-            quantity=r[3],
-            lot_code=r[4] or None,
-            serial=r[5],
-            for_sku=r[6],
-            operation=r[7],
-            station=r[8],
-            operator=r[9],
-            at=r[10],
-            scan=r[11],
-            scan_msg_id=r[12],
-            scan_channel=r[13],
-            sub_product_id=r[14],
-        )
+        Pick(**(r._asdict() | {"lot_code": r.lot_code or None}))
         for r in conn.execute(_q()["picks"], params)
     ]
     g.steps = [
-        Step(
-            operation=r[0],
-            name=r[1],
-            sequence=r[2],
-            station=r[3],
-            operator=r[4],
-            badge=r[5],
-            started_at=r[6],
-            ended_at=r[7],
-            paused_seconds=r[8] or 0.0,
-            standard_seconds=r[9],
-        )
+        Step(**(r._asdict() | {"paused_seconds": r.paused_seconds or 0.0}))
         for r in conn.execute(_q()["steps"], params)
     ]
-    g.defects = [DefectRow(*r) for r in conn.execute(_q()["defects"], params)]
-    g.built_into = conn.execute(_q()["parent"], {"serial": serial, "product_id": row[6]}).scalar()
+    g.defects = [DefectRow(**r._asdict()) for r in conn.execute(_q()["defects"], params)]
+    g.built_into = conn.execute(
+        _q()["parent"], {"serial": serial, "product_id": row.product_id}
+    ).scalar()
     for pick in g.picks:
         if (
             pick.serial
@@ -217,21 +192,21 @@ def _q() -> dict[str, Any]:
     """The statements, built once: building a select costs more than running it."""
     unit_id: Any = sa.bindparam("unit_id")
     for_part = aliased(Part)
-    unit = join_unit_to_order(
+    unit: Any = join_unit_to_order(
         sa.select(
-            col(Unit.id),
-            col(Unit.serial),
-            col(Unit.options),
-            col(Unit.status),
-            col(Unit.created_at),
-            col(Unit.completed_at),
-            col(Unit.product_id),
-            col(Product.code),
-            col(Product.name),
-            col(WorkOrder.number),
-            col(CustomerOrder.number),
-            col(CustomerOrder.customer),
-            col(CustomerOrder.due_date),
+            col(Unit.id).label("id"),
+            col(Unit.serial).label("serial"),
+            col(Unit.options).label("options"),
+            col(Unit.status).label("status"),
+            col(Unit.created_at).label("created_at"),
+            col(Unit.completed_at).label("completed_at"),
+            col(Unit.product_id).label("product_id"),
+            col(Product.code).label("product"),
+            col(Product.name).label("product_name"),
+            col(WorkOrder.number).label("work_order"),
+            col(CustomerOrder.number).label("order"),
+            col(CustomerOrder.customer).label("customer"),
+            col(CustomerOrder.due_date).label("due_date"),
         )
         .join(Product, col(Product.id) == col(Unit.product_id)),
         outer=True,
@@ -246,23 +221,23 @@ def _q() -> dict[str, Any]:
         )
         .limit(1)
     )
-    picks = (
+    picks: Any = (
         sa.select(
-            col(Part.sku),
-            col(Part.description),
-            col(Part.tracking),
-            col(Consumption.quantity),
-            col(StockLot.lot_code),
-            col(Consumption.serial),
-            col(for_part.sku),
-            col(Operation.code),
-            col(Station.code),
-            col(Operator.name),
-            col(Consumption.at),
-            col(Event.data),
-            col(Event.msg_id),
-            col(Event.channel),
-            col(Part.product_id),
+            col(Part.sku).label("sku"),
+            col(Part.description).label("description"),
+            col(Part.tracking).label("tracking"),
+            col(Consumption.quantity).label("quantity"),
+            col(StockLot.lot_code).label("lot_code"),
+            col(Consumption.serial).label("serial"),
+            col(for_part.sku).label("for_sku"),
+            col(Operation.code).label("operation"),
+            col(Station.code).label("station"),
+            col(Operator.name).label("operator"),
+            col(Consumption.at).label("at"),
+            col(Event.data).label("scan"),
+            col(Event.msg_id).label("scan_msg_id"),
+            col(Event.channel).label("scan_channel"),
+            col(Part.product_id).label("sub_product_id"),
         )
         .join(Part, col(Part.id) == col(Consumption.part_id))
         .join(for_part, col(for_part.id) == col(Consumption.for_part_id))
@@ -275,18 +250,18 @@ def _q() -> dict[str, Any]:
         .where(col(Consumption.unit_id) == unit_id)
         .order_by(col(UnitOperation.sequence), col(Consumption.id))
     )
-    steps = (
+    steps: Any = (
         sa.select(
-            col(Operation.code),
-            col(Operation.name),
-            col(Operation.sequence),
-            col(Station.code),
-            col(Operator.name),
-            col(Operator.badge),
-            col(StepRecord.started_at),
-            col(StepRecord.ended_at),
-            col(StepRecord.paused_seconds),
-            col(Operation.standard_seconds),
+            col(Operation.code).label("operation"),
+            col(Operation.name).label("name"),
+            col(Operation.sequence).label("sequence"),
+            col(Station.code).label("station"),
+            col(Operator.name).label("operator"),
+            col(Operator.badge).label("badge"),
+            col(StepRecord.started_at).label("started_at"),
+            col(StepRecord.ended_at).label("ended_at"),
+            col(StepRecord.paused_seconds).label("paused_seconds"),
+            col(Operation.standard_seconds).label("standard_seconds"),
         )
         .join(Operation, col(Operation.id) == col(StepRecord.operation_id))
         .join(Station, col(Station.id) == col(StepRecord.station_id))
@@ -294,16 +269,16 @@ def _q() -> dict[str, Any]:
         .where(col(StepRecord.unit_id) == unit_id)
         .order_by(col(StepRecord.started_at), col(StepRecord.id))
     )
-    defects = (
+    defects: Any = (
         sa.select(
-            col(Defect.reason_code),
-            col(Defect.note),
-            col(Defect.disposition),
-            col(Defect.at),
-            col(Station.code),
-            col(Operator.name),
-            col(Defect.resolved_at),
-            col(Operation.code),
+            col(Defect.reason_code).label("reason_code"),
+            col(Defect.note).label("note"),
+            col(Defect.disposition).label("disposition"),
+            col(Defect.at).label("at"),
+            col(Station.code).label("station"),
+            col(Operator.name).label("operator"),
+            col(Defect.resolved_at).label("resolved_at"),
+            col(Operation.code).label("operation"),
         )
         .outerjoin(Station, col(Station.id) == col(Defect.station_id))
         .outerjoin(Operator, col(Operator.id) == col(Defect.operator_id))

@@ -81,7 +81,7 @@ class Recall:
 def recall_lot(db: Session, *, part_sku: str, lot_code: str) -> Recall:
     """Every unit that holds lot ``lot_code`` of ``part_sku`` (any location)."""
     conn = db.connection()
-    lot_ids = [r[0] for r in conn.execute(_q()["lots"], {"sku": part_sku, "lot": lot_code})]
+    lot_ids = conn.scalars(_q()["lots"], {"sku": part_sku, "lot": lot_code}).all()
     hits: list[Hit] = []
     if lot_ids:
         # Part and lot are the query's own: not joined per row (a lot can be in 10,000s).
@@ -144,7 +144,8 @@ def recall_serial(db: Session, *, serial: str, part_sku: str | None = None) -> R
 
 
 def _direct(conn: sa.Connection, stmt: Any, params: dict[str, Any]) -> list[Hit]:
-    return [Hit(*r) for r in conn.execute(stmt, params).all()]
+    """Hits read by column label (the statement's labels are ``Hit``'s field names)."""
+    return [Hit(**r._asdict()) for r in conn.execute(stmt, params).all()]
 
 
 def _upward(conn: sa.Connection, hits: list[Hit]) -> list[Hit]:
@@ -153,7 +154,7 @@ def _upward(conn: sa.Connection, hits: list[Hit]) -> list[Hit]:
     level_hits = hits
     for level in range(1, MAX_DEPTH + 1):
         products = {h.product for h in level_hits}
-        sub_parts = [r[0] for r in conn.execute(_q()["sub_parts"], {"codes": list(products)})]
+        sub_parts = conn.scalars(_q()["sub_parts"], {"codes": list(products)}).all()
         if not sub_parts:
             break
         by_serial = {h.serial: h for h in level_hits}
@@ -163,20 +164,17 @@ def _upward(conn: sa.Connection, hits: list[Hit]) -> list[Hit]:
             for r in conn.execute(
                 _q()["parents"], {"parts": sub_parts, "serials": serials[chunk : chunk + 500]}
             ):
-                origin = by_serial[r[9]]
+                # The parent unit, holding the component of the hit it was built from.
                 parents.append(
-                    Hit(
-                        r[0],
-                        r[1],
-                        r[2],
-                        r[3],
-                        r[4],
-                        r[5],
-                        origin.component,
-                        origin.lot,
-                        origin.component_serial,
-                        level,
-                        r[9],
+                    by_serial[r.via]._replace(
+                        serial=r.serial,
+                        product=r.product,
+                        status=r.status,
+                        order=r.order,
+                        customer=r.customer,
+                        due_date=r.due_date,
+                        level=level,
+                        via=r.via,
                     )
                 )
         if not parents:
@@ -196,7 +194,9 @@ def order_components(db: Session, *, order_number: str) -> list[Component] | Non
         is None
     ):
         return None
-    rows = [Component(*r) for r in conn.execute(_q()["order"], {"number": order_number})]
+    rows = [
+        Component(**r._asdict()) for r in conn.execute(_q()["order"], {"number": order_number})
+    ]
     out: list[Component] = []
     for c in rows:
         out.append(c)
@@ -212,7 +212,7 @@ def _sub_components(conn: sa.Connection, c: Component, depth: int) -> list[Compo
         return []
     out: list[Component] = []
     for r in conn.execute(_q()["unit_components"], {"serial": c.serial}):
-        sub = Component(c.unit, r[0], r[1], r[2], r[3], r[4], r[5], via=c.serial)
+        sub = Component(unit=c.unit, **r._asdict(), via=c.serial)
         out.append(sub)
         out.extend(_sub_components(conn, sub, depth + 1))
     return out
@@ -222,18 +222,24 @@ def _sub_components(conn: sa.Connection, c: Component, depth: int) -> list[Compo
 def _q() -> dict[str, Any]:
     """Statements built once (building a select costs more than running it)."""
     due = sa.cast(col(CustomerOrder.due_date), sa.String)
-    hit_cols = (
-        col(Unit.serial),
-        col(Product.code),
-        col(Unit.status),
-        col(CustomerOrder.number),
-        col(CustomerOrder.customer),
-        due,
+    # Labelled with the field names of Hit and Component, which are read by label.
+    hit_cols: tuple[Any, ...] = (
+        col(Unit.serial).label("serial"),
+        col(Product.code).label("product"),
+        col(Unit.status).label("status"),
+        col(CustomerOrder.number).label("order"),
+        col(CustomerOrder.customer).label("customer"),
+        due.label("due_date"),
     )
 
     def hits_from_consumption() -> Any:
         return join_unit_to_order(
-            sa.select(*hit_cols, col(Part.sku), col(StockLot.lot_code), col(Consumption.serial))
+            sa.select(
+                *hit_cols,
+                col(Part.sku).label("component"),
+                col(StockLot.lot_code).label("lot"),
+                col(Consumption.serial).label("component_serial"),
+            )
             .select_from(Consumption)
             .join(Unit, col(Unit.id) == col(Consumption.unit_id))
             .join(Product, col(Product.id) == col(Unit.product_id))
@@ -281,18 +287,18 @@ def _q() -> dict[str, Any]:
         )
     )
     for_part = sa.orm.aliased(Part)
-    component_cols = (
-        col(Part.sku),
-        col(Part.description),
-        col(Consumption.quantity),
-        col(StockLot.lot_code),
-        col(Consumption.serial),
-        col(for_part.sku),
+    component_cols: tuple[Any, ...] = (
+        col(Part.sku).label("sku"),
+        col(Part.description).label("description"),
+        col(Consumption.quantity).label("quantity"),
+        col(StockLot.lot_code).label("lot"),
+        col(Consumption.serial).label("serial"),
+        col(for_part.sku).label("for_sku"),
     )
 
     def components() -> Any:
         return (
-            sa.select(col(Unit.serial), *component_cols)
+            sa.select(col(Unit.serial).label("unit"), *component_cols)
             .select_from(Consumption)
             .join(Unit, col(Unit.id) == col(Consumption.unit_id))
             .join(Part, col(Part.id) == col(Consumption.part_id))
