@@ -43,7 +43,9 @@ MAX_DEPTH = 5
 
 
 @dataclass
-class Pick:
+class PickedComponent:
+    """One component built into the unit: the pick, where, by whom and the scan."""
+
     sku: str
     description: str
     tracking: str
@@ -117,7 +119,7 @@ class Genealogy:
     order: str | None
     customer: str | None
     due_date: Any
-    picks: list[Pick] = field(default_factory=list)
+    picks: list[PickedComponent] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     defects: list[DefectRow] = field(default_factory=list)
     built_into: str | None = None  # serial of the unit this one is a sub-assembly of
@@ -165,7 +167,7 @@ def _unit(db: Session, serial: str, depth: int, max_depth: int, seen: set[str]) 
     )
     params = {"unit_id": row.id}
     g.picks = [
-        Pick(**(r._asdict() | {"lot_code": r.lot_code or None}))
+        PickedComponent(**(r._asdict() | {"lot_code": r.lot_code or None}))
         for r in conn.execute(_q()["picks"], params)
     ]
     g.steps = [

@@ -41,7 +41,9 @@ BY = "simulator"
 
 
 @dataclass(frozen=True)
-class StationInfo:
+class SimStation:
+    """A station the simulator runs, with its simulated operator and tablet token."""
+
     code: str
     kind: str
     site: str
@@ -94,7 +96,7 @@ def choose_stations(existing: list[tuple[str, str]], load: dict[str, int], n: in
     return [c for c, _ in chosen], added
 
 
-def prepare_stations(engine: Engine, *, n: int) -> list[StationInfo]:
+def prepare_stations(engine: Engine, *, n: int) -> list[SimStation]:
     """``n`` stations with one simulated operator each (holding the skill the station's
     work needs) and a tablet binding; parallel stations are added when ``n`` is larger
     than the plant."""
@@ -118,11 +120,13 @@ def prepare_stations(engine: Engine, *, n: int) -> list[StationInfo]:
                 "site": site.code, "name": site.name, "lines": [{
                     "code": line.code, "name": line.name, "takt_seconds": line.takt_seconds,
                     "stations": [{"code": s.code, "name": s.name, "kind": s.kind}
-                                 for s, ln, _ in rows if ln.id == line.id]
+                                 for s, station_line, _ in rows
+                                 if station_line.id == line.id]
                     + [{"code": c, "name": f"Simulated {k} {c}", "kind": k}
                        for c, k in added]}]}}, source="simulation", by=BY)
         wanted = chosen + [c for c, _ in added]
-        by_code = {s.code: (s, ln, st) for s, ln, st in _stations(session)}
+        by_code = {station.code: (station, station_line, station_site)
+                   for station, station_line, station_site in _stations(session)}
         operators = []
         for i, code in enumerate(wanted, start=1):
             skill = kinds.get(by_code[code][0].kind, (0, None))[1]
@@ -132,11 +136,11 @@ def prepare_stations(engine: Engine, *, n: int) -> list[StationInfo]:
                                  by=BY)
         infos = []
         for code, op in zip(wanted, operators, strict=True):
-            station, ln, st = by_code[code]
+            station, station_line, station_site = by_code[code]
             token = auth.issue_device_token(session, station=station, by=None,
                                             label="shift simulator")
-            infos.append(StationInfo(code, station.kind, st.code, ln.code, str(op["badge"]),
-                                     token))
+            infos.append(SimStation(code, station.kind, station_site.code, station_line.code,
+                                    str(op["badge"]), token))
     return infos
 
 

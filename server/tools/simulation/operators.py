@@ -42,7 +42,7 @@ from server.models import (
     StockLot,
     StockMovement,
 )
-from server.tools.simulation.floor import StationInfo
+from server.tools.simulation.floor import SimStation
 from server.tools.simulation.plan import OperatorDice, gs1_scan
 from server.tools.simulation.processes import StationRig
 from station import service
@@ -127,7 +127,7 @@ class Needed:
 class Operator(threading.Thread):
     """Works the station until ``stop_new_work`` is set, then finishes the step in hand."""
 
-    def __init__(self, *, info: StationInfo, rig: StationRig | None, web_url: str,
+    def __init__(self, *, info: SimStation, rig: StationRig | None, web_url: str,
                  engine: Engine, dice: OperatorDice, stop_new_work: threading.Event,
                  abort: threading.Event) -> None:
         super().__init__(name=f"operator-{info.code}", daemon=True)
