@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from server.board.shortages import WIP_STATUSES, shortages
-from server.board.stations import StationState, station_states
+from server.board.stations import BoardStationState, station_states
 from server.models import (
     CustomerOrder,
     Defect,
@@ -50,7 +50,14 @@ from server.models import (
 from server.models.types import rfc3339, utcnow
 from server.trace.timing import Stats, percentile, summarize
 
-__all__ = ["DayFigures", "StationState", "day_figures", "shortages", "station_states", "to_dict"]
+__all__ = [
+    "BoardStationState",
+    "DayFigures",
+    "day_figures",
+    "shortages",
+    "station_states",
+    "to_dict",
+]
 
 
 @dataclass
@@ -67,7 +74,7 @@ class DayFigures:
     orders_on_time: int = 0
     lead_time_hours: dict[str, float | None] = field(default_factory=dict)
     shortages: list[tuple[str, int, str]] = field(default_factory=list)  # sku, short, source
-    stations: list[StationState] = field(default_factory=list)
+    stations: list[BoardStationState] = field(default_factory=list)
     cycle_times: dict[str, Stats] = field(default_factory=dict)
     takt_seconds: int = 0
 
@@ -80,7 +87,7 @@ class DayFigures:
         return self.orders_on_time / self.orders_completed if self.orders_completed else None
 
     @property
-    def open_andons(self) -> list[StationState]:
+    def open_andons(self) -> list[BoardStationState]:
         return [s for s in self.stations if s.andon_id is not None]
 
 

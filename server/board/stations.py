@@ -29,7 +29,7 @@ from server.models import (
 
 
 @dataclass
-class StationState:
+class BoardStationState:
     code: str
     name: str
     kind: str
@@ -50,7 +50,7 @@ class StationState:
 
 def station_states(
     db: Session, *, now: datetime, last_cycles: dict[str, list[float]] | None = None
-) -> list[StationState]:
+) -> list[BoardStationState]:
     conn = db.connection()
     q = _q()
     out = []
@@ -63,7 +63,7 @@ def station_states(
     held = {kind: reason for kind, reason in conn.execute(q["held"], kinds)}
     ready = {kind for (kind,) in conn.execute(q["ready"], kinds)}
     for code, name, kind, takt, operator, station_id in stations:
-        s = StationState(
+        s = BoardStationState(
             code=code, name=name, kind=kind, state="idle", operator=operator, takt_seconds=takt
         )
         step = open_steps.get(station_id)

@@ -77,7 +77,7 @@ CUSTOMERS = ("Atelier Dupont", "Nordic Render AB", "Cabinet Leroy", "Studio Kapp
 
 
 @dataclass
-class Report:
+class GenerateReport:
     units: int = 0
     orders: int = 0
     consumptions: int = 0
@@ -90,7 +90,7 @@ class Report:
 
 def generate(engine: Engine, *, units: int, days: int | None = None, seed: int = 7,
              now: datetime | None = None,
-             progress: Callable[[int], None] | None = None) -> Report:
+             progress: Callable[[int], None] | None = None) -> GenerateReport:
     """Write ``units`` finished (or in-progress) units over the last ``days`` days."""
     if units <= 0:
         raise ValueError("units must be positive")
@@ -99,7 +99,7 @@ def generate(engine: Engine, *, units: int, days: int | None = None, seed: int =
     now_ts = (now or datetime.now(UTC)).timestamp()
     with Session(engine) as session:
         cat = load_catalog(session, [c[1] for c in CONFIGS])
-    report = Report()
+    report = GenerateReport()
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:  # a big page cache keeps the index inserts in memory
@@ -128,7 +128,7 @@ def generate(engine: Engine, *, units: int, days: int | None = None, seed: int =
 
 class _Generator:
     def __init__(self, w: Writer, cat: Catalog, lots: Lots, rng: random.Random,
-                 ids: dict[str, int], part_of_lot: dict[int, int], report: Report,
+                 ids: dict[str, int], part_of_lot: dict[int, int], report: GenerateReport,
                  run: str) -> None:
         self.w, self.cat, self.lots, self.rng, self.ids = w, cat, lots, rng, ids
         self.part_of_lot, self.report, self.run_tag = part_of_lot, report, run

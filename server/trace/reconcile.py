@@ -30,7 +30,7 @@ from server.models import (
 
 
 @dataclass
-class Report:
+class ReconcileReport:
     checks: dict[str, list[str]] = field(default_factory=dict)
     figures: dict[str, int] = field(default_factory=dict)
 
@@ -139,8 +139,8 @@ def steps_closed(session: Session) -> list[str]:
 
 
 def reconcile(engine: Engine, *, published: Iterable[str] | None = None,
-              allow_open_steps: bool = False) -> Report:
-    report = Report()
+              allow_open_steps: bool = False) -> ReconcileReport:
+    report = ReconcileReport()
     with Session(engine) as session:
         report.checks["every scan applied once or rejected with a reason"] = \
             scans_applied_once(session, published)

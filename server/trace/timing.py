@@ -80,7 +80,7 @@ class Group:
 
 
 @dataclass
-class Report:
+class TimingReport:
     start: datetime
     end: datetime
     by_configuration: list[Group] = field(default_factory=list)  # (product, options)
@@ -118,7 +118,7 @@ def _steps_query() -> Any:
 
 def assembly_time(
     db: Session, *, start: datetime, end: datetime, product: str | None = None
-) -> Report:
+) -> TimingReport:
     """Steps that ended in [start, end); whole units: those completed in that window."""
     rows = db.connection().execute(_steps_query(), {"start": start, "end": end}).all()
     by_station: dict[tuple[str, ...], list[float]] = defaultdict(list)
@@ -156,7 +156,7 @@ def assembly_time(
         config_standard[(prod, opts)] = max(
             config_standard.get((prod, opts), 0.0), float(sum(ops.values()))
         )
-    report = Report(start, end)
+    report = TimingReport(start, end)
     report.by_configuration = [
         Group(k, summarize(v, config_standard[k])) for k, v in sorted(by_config.items())
     ]

@@ -124,7 +124,7 @@ class Needed:
     part_id: int
 
 
-class Operator(threading.Thread):
+class SimOperator(threading.Thread):
     """Works the station until ``stop_new_work`` is set, then finishes the step in hand."""
 
     def __init__(self, *, info: SimStation, rig: StationRig | None, web_url: str,

@@ -28,9 +28,9 @@ from server.models import Event, Unit, UnitOperation, UnitOperationStatus, UnitS
 from server.tools.simulation import floor, processes
 from server.tools.simulation.faults import FaultInjector, FaultLog
 from server.tools.simulation.monitor import Monitor
-from server.tools.simulation.operators import Operator
+from server.tools.simulation.operators import SimOperator
 from server.tools.simulation.plan import Behaviour, Fault, OperatorDice, fault_schedule
-from server.trace.reconcile import Report, reconcile
+from server.trace.reconcile import ReconcileReport, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ShiftConfig:
 
 @dataclass
 class ShiftResult:
-    report: Report
+    report: ReconcileReport
     faults: FaultLog
     schedule: list[Fault]
     operators: Counter[str]
@@ -128,7 +128,7 @@ def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
     broker = ingest = web = None
     monitor: Monitor | None = None
     rigs: dict[str, processes.StationRig] = {}
-    operators: list[Operator] = []
+    operators: list[SimOperator] = []
     injector: FaultInjector | None = None
     errors: list[str] = []
     run_id = uuid.uuid4().hex[:8]
@@ -180,9 +180,9 @@ def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
         for i, s in enumerate(stations):
             dice = OperatorDice(random.Random(config.seed * 1000 + i), config.behaviour,
                                 config.speed)
-            operators.append(Operator(info=s, rig=rigs[s.code], web_url=web_url,
-                                      engine=engine, dice=dice, stop_new_work=stop_new_work,
-                                      abort=abort))
+            operators.append(SimOperator(info=s, rig=rigs[s.code], web_url=web_url,
+                                         engine=engine, dice=dice, stop_new_work=stop_new_work,
+                                         abort=abort))
         if schedule:
             injector = FaultInjector(schedule=schedule, speed=config.speed, broker=broker,
                                      ingest=ingest, rigs=rigs, monitor=monitor, abort=abort,
