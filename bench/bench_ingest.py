@@ -91,8 +91,15 @@ def build_plant(url: str, stations: int) -> None:
         s.add(line)
         s.flush()
         for i in range(stations):
-            s.add(Station(line_id=line.id, code=f"ST{i:02d}", name=f"Station {i}", kind="bench",
-                          position=i))
+            s.add(
+                Station(
+                    line_id=line.id,
+                    code=f"ST{i:02d}",
+                    name=f"Station {i}",
+                    kind="bench",
+                    position=i,
+                )
+            )
         loc = Location(code="LS", name="Line side", kind="lineside")
         part = Part(sku="BOLT", description="Bolt M4", tracking="none")
         s.add_all([loc, part])
@@ -102,8 +109,9 @@ def build_plant(url: str, stations: int) -> None:
         product = Product(code="BX", name="Bench box", line_id=line.id)
         s.add(product)
         s.flush()
-        op = Operation(product_id=product.id, code="ASM", sequence=10, name="Assemble",
-                       station_kind="bench")
+        op = Operation(
+            product_id=product.id, code="ASM", sequence=10, name="Assemble", station_kind="bench"
+        )
         s.add(op)
         s.add(Operator(name="Bench Operator", badge="B1"))
         order = CustomerOrder(number="SO-B", customer="Bench", due_date=date.today())
@@ -119,9 +127,16 @@ def build_plant(url: str, stations: int) -> None:
             unit = Unit(serial=f"BX-{i:04d}", work_order_id=wo.id, product_id=product.id)
             s.add(unit)
             s.flush()
-            s.add(UnitOperation(unit_id=unit.id, operation_id=op.id, sequence=10,
-                                station_kind="bench", status="ready",
-                                picks=[{"part_id": part.id, "sku": "BOLT", "qty": 1_000_000}]))
+            s.add(
+                UnitOperation(
+                    unit_id=unit.id,
+                    operation_id=op.id,
+                    sequence=10,
+                    station_kind="bench",
+                    status="ready",
+                    picks=[{"part_id": part.id, "sku": "BOLT", "qty": 1_000_000}],
+                )
+            )
     for i in range(stations):
         for event in (SignIn("B1"), StartNext()):
             with write_session(engine) as s:
@@ -164,8 +179,15 @@ class Stations:
     def scan(self, i: int) -> str:
         self.seq[i] += 1
         msg_id = str(uuid.uuid4())
-        payload = json.dumps({"msg_id": msg_id, "ts": "2026-03-02T08:00:00.000Z",
-                              "seq": self.seq[i], "source": "scanner1", "data": "BOLT"})
+        payload = json.dumps(
+            {
+                "msg_id": msg_id,
+                "ts": "2026-03-02T08:00:00.000Z",
+                "seq": self.seq[i],
+                "source": "scanner1",
+                "data": "BOLT",
+            }
+        )
         with self.lock:
             self.sent[msg_id] = time.perf_counter()
         self.clients[i].publish(f"taktline/B/L1/ST{i:02d}/evt/scan", payload, qos=1)
@@ -239,8 +261,9 @@ def statement_floor(path: Path, n: int = 4000, batch: int = 200) -> float:
     the cost of one of the statements an accepted scan cannot do without."""
     url = f"sqlite:///{path}"
     engine = get_engine(url)
-    table = sa.Table("s", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
-                     sa.Column("v", sa.String))
+    table = sa.Table(
+        "s", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.String)
+    )
     table.metadata.create_all(engine)
     stmt = sa.insert(table)
     t0 = time.perf_counter()
@@ -260,15 +283,21 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=2.0, help="scans per second per station")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--flood", type=int, default=6000)
-    ap.add_argument("--nagle", action="store_true",
-                    help="leave the broker's set_tcp_nodelay off (Mosquitto's default)")
+    ap.add_argument(
+        "--nagle",
+        action="store_true",
+        help="leave the broker's set_tcp_nodelay off (Mosquitto's default)",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     url = f"sqlite:///{work / 'taktline.db'}"
     build_plant(url, args.stations)
     dispose_engine(url)
-    tuning = "\n".join(line for line in (ROOT / "deploy/mosquitto.conf").read_text().splitlines()
-                       if line.startswith(("max_inflight", "max_queued")))
+    tuning = "\n".join(
+        line
+        for line in (ROOT / "deploy/mosquitto.conf").read_text().splitlines()
+        if line.startswith(("max_inflight", "max_queued"))
+    )
     run_as = "user root\n" if os.geteuid() == 0 else ""
     # Without TCP_NODELAY the broker holds each small packet for the peer's delayed ACK:
     # +40 ms per scan (measured). Recommended for deploy/mosquitto.conf too.
@@ -277,11 +306,21 @@ def main() -> None:
         floor_mqtt = mqtt_floor(broker.port)
         floor_db = sqlite_floor(work / "floor.db")
         floor_stmt = statement_floor(work / "floor-stmt.db")
-        env = {**os.environ, "TAKTLINE_DATABASE_URL": url, "TAKTLINE_MQTT_URL": broker.url,
-               "TAKTLINE_INGEST_CLIENT_ID": "bench-ingest", "TAKTLINE_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "TAKTLINE_DATABASE_URL": url,
+            "TAKTLINE_MQTT_URL": broker.url,
+            "TAKTLINE_INGEST_CLIENT_ID": "bench-ingest",
+            "TAKTLINE_LOG_LEVEL": "WARNING",
+        }
         log = open(work / "ingest.log", "wb")  # noqa: SIM115
-        ingest = subprocess.Popen([str(Path(sys.executable).parent / "taktline"), "ingest"],
-                                  cwd=work, env=env, stdout=log, stderr=log)
+        ingest = subprocess.Popen(
+            [str(Path(sys.executable).parent / "taktline"), "ingest"],
+            cwd=work,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
         stations = Stations(broker.port, args.stations)
         try:
             deadline = time.monotonic() + 60
@@ -321,26 +360,41 @@ def main() -> None:
     engine = get_engine(url)
     with engine.connect() as conn:
         cons = conn.execute(sa.select(sa.func.count()).select_from(Consumption)).scalar()
-        moves = conn.execute(sa.select(sa.func.count()).select_from(StockMovement).where(
-            StockMovement.kind == "consumption")).scalar()
+        moves = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(StockMovement)
+            .where(StockMovement.kind == "consumption")
+        ).scalar()
     # Every answered scan, readiness pings included (some are answered late).
     accepted = sum(1 for _t, result in stations.answered.values() if result == "accepted")
     ms = 1000.0
-    print(f"stations={args.stations} rate={args.rate}/s each seconds={args.seconds} "
-          f"flood={args.flood} (SQLite, Mosquitto, taktline ingest as its own process)")
-    print(f"floor  MQTT QoS1 round trip    p50 {statistics.median(floor_mqtt) * ms:6.2f} ms"
-          f"  p99 {pct(floor_mqtt, 99) * ms:6.2f} ms")
-    print(f"floor  SQLite INSERT+COMMIT    p50 {statistics.median(floor_db) * ms:6.2f} ms"
-          f"  p99 {pct(floor_db, 99) * ms:6.2f} ms  ({len(floor_db) / sum(floor_db):.0f}/s)")
-    print(f"floor  Core INSERT in a batch  {floor_stmt * 1e6:6.0f} us per statement; "
-          f"x{SCAN_STATEMENTS} statements per scan = {1 / (SCAN_STATEMENTS * floor_stmt):.0f} "
-          f"scans/s at best (one core)")
-    print(f"ingest scan -> feedback        p50 {statistics.median(lat) * ms:6.2f} ms"
-          f"  p90 {pct(lat, 90) * ms:6.2f} ms  p99 {pct(lat, 99) * ms:6.2f} ms"
-          f"  max {max(lat) * ms:6.2f} ms  ({len(lat)} scans at "
-          f"{args.stations * args.rate:.0f}/s)")
-    print(f"ingest sustained               {accepted_flood / (t1 - t0):6.0f} accepted scans/s"
-          f"  ({accepted_flood} in {t1 - t0:.2f} s)")
+    print(
+        f"stations={args.stations} rate={args.rate}/s each seconds={args.seconds} "
+        f"flood={args.flood} (SQLite, Mosquitto, taktline ingest as its own process)"
+    )
+    print(
+        f"floor  MQTT QoS1 round trip    p50 {statistics.median(floor_mqtt) * ms:6.2f} ms"
+        f"  p99 {pct(floor_mqtt, 99) * ms:6.2f} ms"
+    )
+    print(
+        f"floor  SQLite INSERT+COMMIT    p50 {statistics.median(floor_db) * ms:6.2f} ms"
+        f"  p99 {pct(floor_db, 99) * ms:6.2f} ms  ({len(floor_db) / sum(floor_db):.0f}/s)"
+    )
+    print(
+        f"floor  Core INSERT in a batch  {floor_stmt * 1e6:6.0f} us per statement; "
+        f"x{SCAN_STATEMENTS} statements per scan = {1 / (SCAN_STATEMENTS * floor_stmt):.0f} "
+        f"scans/s at best (one core)"
+    )
+    print(
+        f"ingest scan -> feedback        p50 {statistics.median(lat) * ms:6.2f} ms"
+        f"  p90 {pct(lat, 90) * ms:6.2f} ms  p99 {pct(lat, 99) * ms:6.2f} ms"
+        f"  max {max(lat) * ms:6.2f} ms  ({len(lat)} scans at "
+        f"{args.stations * args.rate:.0f}/s)"
+    )
+    print(
+        f"ingest sustained               {accepted_flood / (t1 - t0):6.0f} accepted scans/s"
+        f"  ({accepted_flood} in {t1 - t0:.2f} s)"
+    )
     print(f"check  accepted={accepted} consumptions={cons} ledger={moves}")
     if not (accepted == cons == moves):
         raise SystemExit("MISMATCH between accepted scans and the database")

@@ -44,8 +44,16 @@ def main() -> None:
     url = f"sqlite:///{tmp / 'taktline.db'}"
     migrate.upgrade(url)
     seed.seed(get_engine(url))
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "RUN_INGEST": False,
-                      "TESTING": True, "LOG_LEVEL": "WARNING"}, instance_path=str(tmp))
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "SECRET_KEY": "bench",
+            "RUN_INGEST": False,
+            "TESTING": True,
+            "LOG_LEVEL": "WARNING",
+        },
+        instance_path=str(tmp),
+    )
     engine = app.extensions["taktline.engine"]
     with write_session(engine) as db:
         for order in db.exec(select(CustomerOrder).order_by(CustomerOrder.number)).all():
@@ -57,10 +65,12 @@ def main() -> None:
         token = auth.issue_device_token(db, station=kit, by=None)
     client = app.test_client()
     assert client.get(f"/station/bind?token={token}").status_code == 303
-    for path, data in (("/station/KIT-1/scan", {"data": "OP1001"}),
-                       ("/station/KIT-1/start", {}),
-                       ("/station/KIT-1/scan", {"data": "9506000001104"}),
-                       ("/station/KIT-1/scan", {"data": "(01)09506000001210(10)FN-2605"})):
+    for path, data in (
+        ("/station/KIT-1/scan", {"data": "OP1001"}),
+        ("/station/KIT-1/start", {}),
+        ("/station/KIT-1/scan", {"data": "9506000001104"}),
+        ("/station/KIT-1/scan", {"data": "(01)09506000001210(10)FN-2605"}),
+    ):
         assert client.post(path, data=data, headers=HX).status_code == 200
 
     print(f"Station partials, {args.rounds} requests each (server time, in-process):")
@@ -74,15 +84,24 @@ def main() -> None:
             times.append((time.perf_counter() - start) * 1000)
             size = len(response.data)
             assert response.status_code == 200
-        print(f"{name:<10} {percentile(times, .5):8.2f} {percentile(times, .99):8.2f} {size:7}")
+        print(f"{name:<10} {percentile(times, 0.5):8.2f} {percentile(times, 0.99):8.2f} {size:7}")
     page = client.get("/station/KIT-1")
     body = page.data
-    print(f"full page /station/KIT-1: {len(body)} bytes ({len(gzip.compress(body))} gzipped); "
-          f"p50 of {args.rounds // 3} loads: "
-          f"{statistics.median(_times(client, '/station/KIT-1', args.rounds // 3)):.2f} ms")
-    static = sum(len(client.get(p).data) for p in (
-        "/static/station.css", "/static/station.js", "/static/taktline.css",
-        "/static/vendor/htmx-2.0.11.min.js", "/static/vendor/htmx-ext-sse-2.2.4.min.js"))
+    print(
+        f"full page /station/KIT-1: {len(body)} bytes ({len(gzip.compress(body))} gzipped); "
+        f"p50 of {args.rounds // 3} loads: "
+        f"{statistics.median(_times(client, '/station/KIT-1', args.rounds // 3)):.2f} ms"
+    )
+    static = sum(
+        len(client.get(p).data)
+        for p in (
+            "/static/station.css",
+            "/static/station.js",
+            "/static/taktline.css",
+            "/static/vendor/htmx-2.0.11.min.js",
+            "/static/vendor/htmx-ext-sse-2.2.4.min.js",
+        )
+    )
     print(f"static assets (first load, then cached): {static} bytes")
     dispose_engine(url)
 

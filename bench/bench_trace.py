@@ -62,15 +62,16 @@ def build(url: str, units: int) -> None:
         now = time.perf_counter()
         if now - last[0] > 15:
             last[0] = now
-            print(f"  generated {last[1]:,} units ({last[1] / (now - started):,.0f}/s)",
-                  flush=True)
+            print(f"  generated {last[1]:,} units ({last[1] / (now - started):,.0f}/s)", flush=True)
 
     report = generate(engine, units=units, progress=progress)
     with engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
-    print(f"built {units:,} units in {time.perf_counter() - started:,.0f} s: "
-          f"{report.counts}", flush=True)
+    print(
+        f"built {units:,} units in {time.perf_counter() - started:,.0f} s: {report.counts}",
+        flush=True,
+    )
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
@@ -95,34 +96,49 @@ def run(url: str, label: str, repeat: int) -> None:
     with engine.connect() as conn:
         n_units = conn.exec_driver_sql("SELECT COUNT(*) FROM unit").scalar_one()
         n_cons = conn.exec_driver_sql("SELECT COUNT(*) FROM consumption").scalar_one()
-        lot = conn.execute(sa.text(
-            "SELECT l.id, l.lot_code, p.sku, COUNT(DISTINCT c.unit_id) FROM stocklot l "
-            "JOIN part p ON p.id = l.part_id JOIN consumption c ON c.lot_id = l.id "
-            "WHERE p.sku = 'TP-1' AND l.lot_code LIKE 'G%' GROUP BY l.id, l.lot_code, p.sku "
-            "ORDER BY l.id LIMIT 1")).one()
+        lot = conn.execute(
+            sa.text(
+                "SELECT l.id, l.lot_code, p.sku, COUNT(DISTINCT c.unit_id) FROM stocklot l "
+                "JOIN part p ON p.id = l.part_id JOIN consumption c ON c.lot_id = l.id "
+                "WHERE p.sku = 'TP-1' AND l.lot_code LIKE 'G%' GROUP BY l.id, l.lot_code, p.sku "
+                "ORDER BY l.id LIMIT 1"
+            )
+        ).one()
         last_done = conn.execute(sa.text("SELECT MAX(completed_at) FROM unit")).scalar_one()
         max_id = conn.exec_driver_sql("SELECT MAX(id) FROM unit").scalar_one()
     day = _as_date(last_done) - timedelta(days=1)
-    print(f"\n[{label}] {n_units:,} units, {n_cons:,} consumptions; recall lot {lot[1]} "
-          f"({lot[3]:,} units); board day {day}")
+    print(
+        f"\n[{label}] {n_units:,} units, {n_cons:,} consumptions; recall lot {lot[1]} "
+        f"({lot[3]:,} units); board day {day}"
+    )
     rng = random.Random(1)
     serials = [f"PC-G{rng.randint(1, max_id):07d}" for _ in range(repeat + 1)]
     it = iter(serials * 2)
 
     with Session(engine) as db:
         rows = [
-            ("genealogy of one unit", 5,
-             lambda: genealogy(db, serial=next(it)),
-             lambda: _sql_genealogy(db, next(it))),
-            (f"recall of a lot in {lot[3]:,} units", 50,
-             lambda: recall_lot(db, part_sku=lot[2], lot_code=lot[1]),
-             lambda: _sql_recall(db, lot[0])),
-            ("board figures for one day", 200,
-             lambda: day_figures(db, day=day),
-             lambda: _sql_board(db, day)),
+            (
+                "genealogy of one unit",
+                5,
+                lambda: genealogy(db, serial=next(it)),
+                lambda: _sql_genealogy(db, next(it)),
+            ),
+            (
+                f"recall of a lot in {lot[3]:,} units",
+                50,
+                lambda: recall_lot(db, part_sku=lot[2], lot_code=lot[1]),
+                lambda: _sql_recall(db, lot[0]),
+            ),
+            (
+                "board figures for one day",
+                200,
+                lambda: day_figures(db, day=day),
+                lambda: _sql_board(db, day),
+            ),
         ]
-        print(f"{'query':34} {'aim':>6} {'p50 ms':>8} {'p99 ms':>8}   "
-              f"{'hand SQL p50':>12} {'p99':>8}")
+        print(
+            f"{'query':34} {'aim':>6} {'p50 ms':>8} {'p99 ms':>8}   {'hand SQL p50':>12} {'p99':>8}"
+        )
         for name, aim, ours, hand in rows:
             n = repeat if aim < 100 else max(5, repeat // 5)
             p50, p99, _ = timed(ours, n)
@@ -145,27 +161,38 @@ def _bounds(day: date) -> tuple[datetime, datetime]:
 def _sql_genealogy(db: Session, serial: str) -> list[Any]:
     """The same genealogy, hand-written: unit, its picks with part and lot, its steps."""
     unit = db.execute(sa.text("SELECT id FROM unit WHERE serial = :s"), {"s": serial}).one()
-    picks = db.execute(sa.text(
-        "SELECT c.id, p.sku, c.serial, l.lot_code, c.quantity, c.at FROM consumption c "
-        "JOIN part p ON p.id = c.part_id LEFT JOIN stocklot l ON l.id = c.lot_id "
-        "WHERE c.unit_id = :u"), {"u": unit[0]}).all()
-    steps = db.execute(sa.text(
-        "SELECT s.id, st.code, o.name, s.started_at, s.ended_at, s.paused_seconds "
-        "FROM steprecord s JOIN station st ON st.id = s.station_id "
-        "LEFT JOIN operator o ON o.id = s.operator_id WHERE s.unit_id = :u"),
-        {"u": unit[0]}).all()
-    defects = db.execute(sa.text("SELECT id FROM defect WHERE unit_id = :u"),
-                         {"u": unit[0]}).all()
+    picks = db.execute(
+        sa.text(
+            "SELECT c.id, p.sku, c.serial, l.lot_code, c.quantity, c.at FROM consumption c "
+            "JOIN part p ON p.id = c.part_id LEFT JOIN stocklot l ON l.id = c.lot_id "
+            "WHERE c.unit_id = :u"
+        ),
+        {"u": unit[0]},
+    ).all()
+    steps = db.execute(
+        sa.text(
+            "SELECT s.id, st.code, o.name, s.started_at, s.ended_at, s.paused_seconds "
+            "FROM steprecord s JOIN station st ON st.id = s.station_id "
+            "LEFT JOIN operator o ON o.id = s.operator_id WHERE s.unit_id = :u"
+        ),
+        {"u": unit[0]},
+    ).all()
+    defects = db.execute(sa.text("SELECT id FROM defect WHERE unit_id = :u"), {"u": unit[0]}).all()
     return [picks, steps, defects]
 
 
 def _sql_recall(db: Session, lot_id: int) -> list[Any]:
-    return list(db.execute(sa.text(
-        "SELECT u.serial, u.status, co.number, co.customer FROM consumption c "
-        "JOIN unit u ON u.id = c.unit_id JOIN workorder w ON w.id = u.work_order_id "
-        "JOIN orderline ol ON ol.id = w.order_line_id "
-        "JOIN customerorder co ON co.id = ol.order_id WHERE c.lot_id = :l"),
-        {"l": lot_id}).all())
+    return list(
+        db.execute(
+            sa.text(
+                "SELECT u.serial, u.status, co.number, co.customer FROM consumption c "
+                "JOIN unit u ON u.id = c.unit_id JOIN workorder w ON w.id = u.work_order_id "
+                "JOIN orderline ol ON ol.id = w.order_line_id "
+                "JOIN customerorder co ON co.id = ol.order_id WHERE c.lot_id = :l"
+            ),
+            {"l": lot_id},
+        ).all()
+    )
 
 
 def _sql_board(db: Session, day: date) -> list[Any]:
@@ -173,8 +200,11 @@ def _sql_board(db: Session, day: date) -> list[Any]:
     orders and lead times, step durations per station, open steps and andon calls."""
     start, end = _bounds(day)
     pg = db.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
-    secs = ("EXTRACT(EPOCH FROM s.ended_at - s.started_at)" if pg else
-            "(julianday(s.ended_at) - julianday(s.started_at)) * 86400.0")
+    secs = (
+        "EXTRACT(EPOCH FROM s.ended_at - s.started_at)"
+        if pg
+        else "(julianday(s.ended_at) - julianday(s.started_at)) * 86400.0"
+    )
     day_of = "CAST(completed_at AS DATE)" if pg else "date(completed_at)"
     p = {"a": start, "b": end}
     b = [sa.bindparam("a", type_=_dt()), sa.bindparam("b", type_=_dt())]
@@ -182,18 +212,27 @@ def _sql_board(db: Session, day: date) -> list[Any]:
     def q(sql: str) -> Any:
         return db.execute(sa.text(sql).bindparams(*b) if ":a" in sql else sa.text(sql), p)
 
-    done = q("SELECT u.completed_at, EXISTS (SELECT 1 FROM defect d WHERE d.unit_id = u.id) "
-             "FROM unit u WHERE u.completed_at >= :a AND u.completed_at < :b").all()
-    first = q("SELECT MIN(started_at) FROM steprecord WHERE started_at >= :a "
-              "AND started_at < :b").scalar()
+    done = q(
+        "SELECT u.completed_at, EXISTS (SELECT 1 FROM defect d WHERE d.unit_id = u.id) "
+        "FROM unit u WHERE u.completed_at >= :a AND u.completed_at < :b"
+    ).all()
+    first = q(
+        "SELECT MIN(started_at) FROM steprecord WHERE started_at >= :a AND started_at < :b"
+    ).scalar()
     wip = q("SELECT COUNT(*) FROM unit WHERE status IN ('in_progress', 'held')").scalar()
-    orders = q(f"SELECT due_date, {day_of} <= due_date, completed_at, received_at "
-               "FROM customerorder WHERE completed_at >= :a AND completed_at < :b").all()
-    cycles = q(f"SELECT st.code, {secs} - s.paused_seconds FROM steprecord s "
-               "JOIN station st ON st.id = s.station_id "
-               "WHERE s.ended_at >= :a AND s.ended_at < :b").all()
-    open_steps = q("SELECT s.station_id, u.serial, s.started_at FROM steprecord s "
-                   "JOIN unit u ON u.id = s.unit_id WHERE s.ended_at IS NULL").all()
+    orders = q(
+        f"SELECT due_date, {day_of} <= due_date, completed_at, received_at "
+        "FROM customerorder WHERE completed_at >= :a AND completed_at < :b"
+    ).all()
+    cycles = q(
+        f"SELECT st.code, {secs} - s.paused_seconds FROM steprecord s "
+        "JOIN station st ON st.id = s.station_id "
+        "WHERE s.ended_at >= :a AND s.ended_at < :b"
+    ).all()
+    open_steps = q(
+        "SELECT s.station_id, u.serial, s.started_at FROM steprecord s "
+        "JOIN unit u ON u.id = s.unit_id WHERE s.ended_at IS NULL"
+    ).all()
     andons = q("SELECT station_id, reason FROM andoncall WHERE resolved_at IS NULL").all()
     return [done, first, wip, orders, cycles, open_steps, andons]
 
@@ -214,8 +253,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     OUT.mkdir(exist_ok=True)
-    targets = [] if args.no_sqlite else [(f"sqlite:///{OUT / f'trace-{args.units}.db'}",
-                                          "SQLite")]
+    targets = [] if args.no_sqlite else [(f"sqlite:///{OUT / f'trace-{args.units}.db'}", "SQLite")]
     if args.pg:
         targets.append((_pg_database(args.pg, args.units), "PostgreSQL"))
     for url, label in targets:
@@ -229,12 +267,12 @@ def _pg_database(admin_url: str, units: int) -> str:
     name = f"taktline_bench_{units}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        if not conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s",
-                                    (name,)).first():
+        if not conn.exec_driver_sql(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).first():
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
-    return sa.engine.make_url(admin_url).set(database=name).render_as_string(
-        hide_password=False)
+    return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,11 @@ def now_rfc3339() -> str:
 class Bridge:
     def __init__(self, config: BridgeConfig) -> None:
         self.config = config
-        self.outbox = Outbox(config.outbox.path, max_messages=config.outbox.max_messages,
-                             when_full=config.outbox.when_full)
+        self.outbox = Outbox(
+            config.outbox.path,
+            max_messages=config.outbox.max_messages,
+            when_full=config.outbox.when_full,
+        )
         self.devices: dict[str, Device] = {d.name: make_device(d) for d in config.devices}
         refs = RecentRefs()
         self.feedback = FeedbackWorker(self.devices, refs)
@@ -78,8 +81,13 @@ class Bridge:
 
     def _on_event(self, device: Device, event: Event) -> None:
         def build(seq: int) -> dict[str, Any]:
-            return {"msg_id": str(uuid6.uuid7()), "ts": now_rfc3339(), "seq": seq,
-                    "source": device.name, **event.fields}
+            return {
+                "msg_id": str(uuid6.uuid7()),
+                "ts": now_rfc3339(),
+                "seq": seq,
+                "source": device.name,
+                **event.fields,
+            }
 
         try:
             self.outbox.append(self.config.topic(event.kind), device.name, build)

@@ -21,15 +21,25 @@ _TERMINATORS = {"cr": b"\r", "lf": b"\n", "crlf": b"\r\n"}
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 @click.command("bridge")
-@click.option("--config", "config_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The station's TOML file.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The station's TOML file.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
 def bridge_command(config_path: Path, log_level: str) -> None:
     """Run the station bridge: serial devices <-> MQTT, with a disk outbox."""
     from firmware_bridge.bridge import Bridge
@@ -39,8 +49,10 @@ def bridge_command(config_path: Path, log_level: str) -> None:
         cfg = bridge_config.load(config_path)
     except bridge_config.ConfigError as exc:
         raise click.UsageError(f"bad config {config_path}: {exc}") from exc
-    click.echo(f"bridge for {cfg.site}/{cfg.line}/{cfg.station}: "
-               f"{len(cfg.devices)} device(s), broker {cfg.mqtt.host}:{cfg.mqtt.port}")
+    click.echo(
+        f"bridge for {cfg.site}/{cfg.line}/{cfg.station}: "
+        f"{len(cfg.devices)} device(s), broker {cfg.mqtt.host}:{cfg.mqtt.port}"
+    )
     Bridge(cfg).run()
 
 
@@ -51,8 +63,9 @@ def simulate_group() -> None:
 
 def _run_pty(link: Path, suffix: bytes, label: str) -> None:
     with PtyPort(link) as port:
-        click.echo(f"{label} on {port.slave_path}, linked at {link}; type lines, Ctrl-D ends",
-                   err=True)
+        click.echo(
+            f"{label} on {port.slave_path}, linked at {link}; type lines, Ctrl-D ends", err=True
+        )
         done = threading.Event()
 
         def echo_back() -> None:
@@ -73,18 +86,27 @@ def _run_pty(link: Path, suffix: bytes, label: str) -> None:
 
 
 @simulate_group.command("scanner")
-@click.option("--link", required=True, type=click.Path(path_type=Path),
-              help="Stable path to point at the pty, used as the port in the bridge config.")
-@click.option("--terminator", default="crlf", show_default=True,
-              type=click.Choice(sorted(_TERMINATORS)))
+@click.option(
+    "--link",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Stable path to point at the pty, used as the port in the bridge config.",
+)
+@click.option(
+    "--terminator", default="crlf", show_default=True, type=click.Choice(sorted(_TERMINATORS))
+)
 def simulate_scanner(link: Path, terminator: str) -> None:
     """A barcode scanner: each stdin line is one scan; prints good/bad-read bytes."""
     _run_pty(link, _TERMINATORS[terminator], "scanner")
 
 
 @simulate_group.command("device")
-@click.option("--link", required=True, type=click.Path(path_type=Path),
-              help="Stable path to point at the pty, used as the port in the bridge config.")
+@click.option(
+    "--link",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Stable path to point at the pty, used as the port in the bridge config.",
+)
 def simulate_device(link: Path) -> None:
     """A line-protocol board: type 'BTN 1', 'TORQUE 5.2 OK'...; prints commands it gets."""
     _run_pty(link, b"\n", "device")

@@ -145,8 +145,11 @@ def _mqtt(t: dict[str, Any], codes: dict[str, str], base: Path) -> MQTTConfig:
         password = Path(password_file).read_text().strip()
     default_id = f"taktline-bridge-{codes['site']}-{codes['line']}-{codes['station']}"
     return MQTTConfig(
-        host=parts.hostname, port=port, tls=tls,
-        username=_str(t, "mqtt", "username", None), password=password,
+        host=parts.hostname,
+        port=port,
+        tls=tls,
+        username=_str(t, "mqtt", "username", None),
+        password=password,
         client_id=_str(t, "mqtt", "client_id", default_id) or default_id,
         prefix=_str(t, "mqtt", "prefix", topics.DEFAULT_PREFIX) or topics.DEFAULT_PREFIX,
         keepalive=_int(t, "mqtt", "keepalive", 30, low=5),
@@ -200,8 +203,9 @@ def _buttons(t: dict[str, Any], key: str, kind: str) -> dict[int, str]:
         if not number.isdigit():
             raise ConfigError(f"{key}.buttons.{number}", "must be a button number (BTN n)")
         if action not in BUTTON_ACTIONS:
-            raise ConfigError(f"{key}.buttons.{number}",
-                              f"must be one of {', '.join(BUTTON_ACTIONS)}")
+            raise ConfigError(
+                f"{key}.buttons.{number}", f"must be one of {', '.join(BUTTON_ACTIONS)}"
+            )
         buttons[int(number)] = action
     return buttons
 

@@ -82,8 +82,13 @@ class SerialDevice(Device):
         self._lock = threading.Lock()
 
     def open(self) -> None:
-        port = serial.Serial(self.config.port, self.config.baudrate, timeout=READ_TIMEOUT_S,
-                             write_timeout=1.0, exclusive=True)
+        port = serial.Serial(
+            self.config.port,
+            self.config.baudrate,
+            timeout=READ_TIMEOUT_S,
+            write_timeout=1.0,
+            exclusive=True,
+        )
         with self._lock:
             self._port = port
 
@@ -126,7 +131,8 @@ class SerialScanner(SerialDevice):
 
     def feedback(self, result: str) -> bytes:
         return {"accepted": self.config.good_read, "rejected": self.config.bad_read}.get(
-            result, b"")
+            result, b""
+        )
 
 
 class LineProtocolDevice(SerialDevice):
@@ -145,8 +151,11 @@ class LineProtocolDevice(SerialDevice):
                 if fields is None:
                     log.debug("%s: %s", self.name, text)
                     return None
-                action = self.config.buttons.get(fields.get("button", -1)) if (
-                    fields["kind"] == "button") else None
+                action = (
+                    self.config.buttons.get(fields.get("button", -1))
+                    if (fields["kind"] == "button")
+                    else None
+                )
                 if action is not None:  # a button box: this button is a station action
                     return Event("evt/action", {"action": action})
                 return Event("evt/device", fields)
@@ -169,8 +178,9 @@ class PortReader(threading.Thread):
     Reopen attempts back off from 0.2 s to ``reopen_max_s``.
     """
 
-    def __init__(self, device: Device, on_event: Callable[[Device, Event], None],
-                 stop: threading.Event) -> None:
+    def __init__(
+        self, device: Device, on_event: Callable[[Device, Event], None], stop: threading.Event
+    ) -> None:
         super().__init__(name=f"reader-{device.name}", daemon=True)
         self.device = device
         self.on_event = on_event
@@ -185,9 +195,14 @@ class PortReader(threading.Thread):
             except OSError as exc:
                 failures += 1
                 level = logging.WARNING if failures == 1 else logging.DEBUG
-                log.log(level, "%s: cannot open %s (%s); retrying every <= %.0f s",
-                         self.device.name, self.device.config.port, exc,
-                         self.device.config.reopen_max_s)
+                log.log(
+                    level,
+                    "%s: cannot open %s (%s); retrying every <= %.0f s",
+                    self.device.name,
+                    self.device.config.port,
+                    exc,
+                    self.device.config.reopen_max_s,
+                )
                 self.stop.wait(delay)
                 delay = min(delay * 2, self.device.config.reopen_max_s)
                 continue
@@ -196,8 +211,9 @@ class PortReader(threading.Thread):
             try:
                 self._pump()
             except OSError as exc:
-                log.warning("%s: lost %s (%s); reopening", self.device.name,
-                            self.device.config.port, exc)
+                log.warning(
+                    "%s: lost %s (%s); reopening", self.device.name, self.device.config.port, exc
+                )
             except Exception:  # a bug must not silence the device for months: log, reopen
                 log.exception("%s: reader failed; reopening in %.1f s", self.device.name, delay)
                 self.stop.wait(delay)
@@ -212,6 +228,10 @@ class PortReader(threading.Thread):
                 if event is None:
                     continue
                 if event.error:
-                    log.warning("%s: bad input (%s): %.200s", self.device.name, event.error,
-                                event.fields.get("data", ""))
+                    log.warning(
+                        "%s: bad input (%s): %.200s",
+                        self.device.name,
+                        event.error,
+                        event.fields.get("data", ""),
+                    )
                 self.on_event(self.device, event)

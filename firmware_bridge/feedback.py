@@ -66,11 +66,11 @@ class FeedbackWorker(threading.Thread):
         if device is None:
             # The station's events from the tablet or the API are answered on this topic
             # too (their source is no device here): nothing to show, nothing wrong.
-            log.debug("feedback %s for ref %r from source %r: not one of our devices",
-                      result, ref, source)
+            log.debug(
+                "feedback %s for ref %r from source %r: not one of our devices", result, ref, source
+            )
             return
-        log.info("feedback %s for %s from %s: %s", result, ref, device.name,
-                 msg.get("reason", ""))
+        log.info("feedback %s for %s from %s: %s", result, ref, device.name, msg.get("reason", ""))
         show(device, result)
 
 

@@ -20,17 +20,31 @@ log = logging.getLogger(__name__)
 
 GS = "\x1d"
 _ELEMENT_SYMBOLOGIES = {
-    GS1Symbology.GS1_128, GS1Symbology.GS1_DATAMATRIX, GS1Symbology.GS1_QR_CODE,
-    GS1Symbology.GS1_DATABAR, GS1Symbology.GS1_DOTCODE,
-    GS1Symbology.GS1_COMPOSITE_WITH_SEPARATOR_CHAR, GS1Symbology.GS1_COMPOSITE_WITH_ESCAPE_CHAR,
+    GS1Symbology.GS1_128,
+    GS1Symbology.GS1_DATAMATRIX,
+    GS1Symbology.GS1_QR_CODE,
+    GS1Symbology.GS1_DATABAR,
+    GS1Symbology.GS1_DOTCODE,
+    GS1Symbology.GS1_COMPOSITE_WITH_SEPARATOR_CHAR,
+    GS1Symbology.GS1_COMPOSITE_WITH_ESCAPE_CHAR,
 }
 _GTIN_SYMBOLOGIES = {
-    GS1Symbology.EAN_13, GS1Symbology.EAN_8, GS1Symbology.ITF_14,
+    GS1Symbology.EAN_13,
+    GS1Symbology.EAN_8,
+    GS1Symbology.ITF_14,
     GS1Symbology.EAN_13_WITH_ADD_ON,
 }
 # Named fields for the AIs a line cares about; every AI is also under "ais".
-_NAMES = {"00": "sscc", "01": "gtin", "10": "lot", "21": "serial", "17": "expiry",
-          "11": "production_date", "15": "best_before", "30": "count"}
+_NAMES = {
+    "00": "sscc",
+    "01": "gtin",
+    "10": "lot",
+    "21": "serial",
+    "17": "expiry",
+    "11": "production_date",
+    "15": "best_before",
+    "30": "count",
+}
 
 
 def parse(text: str) -> dict[str, Any] | None:

@@ -58,8 +58,12 @@ def _torque(args: list[str]) -> dict[str, Any]:
     if len(args) not in (2, 3) or args[1] not in ("OK", "NOK"):
         raise LineError("expected 'TORQUE <value> OK|NOK [unit]'")
     unit = args[2] if len(args) == 3 else "Nm"
-    return {"kind": "torque", "value": _number(args[0], "TORQUE"), "unit": unit,
-            "ok": args[1] == "OK"}
+    return {
+        "kind": "torque",
+        "value": _number(args[0], "TORQUE"),
+        "unit": unit,
+        "ok": args[1] == "OK",
+    }
 
 
 def _weight(args: list[str]) -> dict[str, Any]:
@@ -76,8 +80,14 @@ def _fault(args: list[str]) -> dict[str, Any]:
     return {"kind": "fault", "message": " ".join(args)}
 
 
-_HANDLERS = {"BTN": _button, "PICK": _pick, "TORQUE": _torque, "WEIGHT": _weight,
-             "HELLO": _hello, "ERR": _fault}
+_HANDLERS = {
+    "BTN": _button,
+    "PICK": _pick,
+    "TORQUE": _torque,
+    "WEIGHT": _weight,
+    "HELLO": _hello,
+    "ERR": _fault,
+}
 
 
 def command(line: str) -> bytes:

@@ -55,8 +55,13 @@ class RecentRefs:
 
 
 class Link:
-    def __init__(self, config: BridgeConfig, outbox: Outbox, refs: RecentRefs,
-                 on_feedback: Callable[[bytes], None]) -> None:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        outbox: Outbox,
+        refs: RecentRefs,
+        on_feedback: Callable[[bytes], None],
+    ) -> None:
         self.config = config
         self.outbox = outbox
         self.refs = refs
@@ -70,14 +75,19 @@ class Link:
     def _make_client(self) -> mqtt.Client:
         m = self.config.mqtt
         # A persistent session: feedback sent while the bridge is briefly away is kept.
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=m.client_id,
-                             clean_session=False)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=m.client_id, clean_session=False
+        )
         client.will_set(self.status_topic, "offline", qos=1, retain=True)
         if m.username:
             client.username_pw_set(m.username, m.password)
         if m.tls is not None:
-            client.tls_set(ca_certs=m.tls.ca_file, certfile=m.tls.cert_file,
-                           keyfile=m.tls.key_file, cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set(
+                ca_certs=m.tls.ca_file,
+                certfile=m.tls.cert_file,
+                keyfile=m.tls.key_file,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
             client.tls_insecure_set(m.tls.insecure)
         client.reconnect_delay_set(1, max(1, int(m.reconnect_max_s)))
         client.max_inflight_messages_set(WINDOW)
@@ -116,8 +126,9 @@ class Link:
 
     # -- paho callbacks: never block, only queue ----------------------------------
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
-                    reason: Any, properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if reason.is_failure:
             log.error("broker refused the connection: %s", reason)
             return
@@ -126,13 +137,15 @@ class Link:
         client.publish(self.status_topic, "online", qos=1, retain=True)
         self._events.put(("connected", None))
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
-                       reason: Any, properties: Any) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         log.warning("disconnected from broker: %s", reason)
         self._events.put(("disconnected", None))
 
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int,
-                    reason: Any, properties: Any) -> None:
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
+    ) -> None:
         self._events.put(("ack", mid))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -170,8 +183,9 @@ class Link:
             if connected and not held and deadline is None:
                 last_id = self._publish_more(in_flight, last_id)
         if in_flight:
-            log.warning("stopping with %d unacknowledged messages; they stay in the outbox",
-                        len(in_flight))
+            log.warning(
+                "stopping with %d unacknowledged messages; they stay in the outbox", len(in_flight)
+            )
 
     def _publish_more(self, in_flight: dict[int, int], last_id: int) -> int:
         room = WINDOW - len(in_flight)

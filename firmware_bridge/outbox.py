@@ -58,8 +58,9 @@ class Row:
 class Outbox:
     """A SQLite-backed FIFO shared by the device threads and the MQTT link."""
 
-    def __init__(self, path: Path | str, *, max_messages: int = 50_000,
-                 when_full: str = "refuse_new") -> None:
+    def __init__(
+        self, path: Path | str, *, max_messages: int = 50_000, when_full: str = "refuse_new"
+    ) -> None:
         if when_full not in POLICIES:
             raise ValueError(f"when_full must be one of {', '.join(POLICIES)}")
         self.path = Path(path)
@@ -104,15 +105,23 @@ class Outbox:
     def _make_room(self) -> None:
         if self.when_full == "refuse_new":
             self.refused += 1
-            log.error("outbox full (%d messages): refusing new event (%d refused so far); "
-                      "is the broker reachable?", self._count, self.refused)
+            log.error(
+                "outbox full (%d messages): refusing new event (%d refused so far); "
+                "is the broker reachable?",
+                self._count,
+                self.refused,
+            )
             raise OutboxFull(f"outbox holds {self._count} messages")
         oldest = self._db.execute("SELECT id, msg_id FROM outbox ORDER BY id LIMIT 1").fetchone()
         self._db.execute("DELETE FROM outbox WHERE id = ?", (oldest[0],))
         self._count -= 1
         self.dropped += 1
-        log.error("outbox full (%d messages): dropped oldest event %s (%d dropped so far)",
-                  self.max_messages, oldest[1], self.dropped)
+        log.error(
+            "outbox full (%d messages): dropped oldest event %s (%d dropped so far)",
+            self.max_messages,
+            oldest[1],
+            self.dropped,
+        )
 
     def pending(self, *, after: int = 0, limit: int = 100) -> list[Row]:
         """Rows with ``id > after`` in insertion order."""
@@ -130,8 +139,9 @@ class Outbox:
             return
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            cur = self._db.executemany("DELETE FROM outbox WHERE id = ?",
-                                       [(row_id,) for row_id in row_ids])
+            cur = self._db.executemany(
+                "DELETE FROM outbox WHERE id = ?", [(row_id,) for row_id in row_ids]
+            )
             self._count -= cur.rowcount
 
     def __len__(self) -> int:

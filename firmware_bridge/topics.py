@@ -59,7 +59,13 @@ def parse(topic: str, *, prefix: str = DEFAULT_PREFIX) -> StationTopic:
     return StationTopic(site, line, station, kind, prefix)
 
 
-def subscription(kind_filter: str, *, prefix: str = DEFAULT_PREFIX, site: str = "+",
-                 line: str = "+", station: str = "+") -> str:
+def subscription(
+    kind_filter: str,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    site: str = "+",
+    line: str = "+",
+    station: str = "+",
+) -> str:
     """A subscription filter such as ``taktline/+/+/+/evt/#``."""
     return f"{prefix}/{site}/{line}/{station}/{kind_filter}"

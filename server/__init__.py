@@ -20,8 +20,9 @@ from server import settings
 log = logging.getLogger(__name__)
 
 
-def create_app(test_config: dict[str, Any] | None = None, *,
-               instance_path: str | None = None) -> Flask:
+def create_app(
+    test_config: dict[str, Any] | None = None, *, instance_path: str | None = None
+) -> Flask:
     app = Flask(
         __name__,
         instance_path=instance_path or str(Path.cwd() / "instance"),
@@ -29,8 +30,9 @@ def create_app(test_config: dict[str, Any] | None = None, *,
         template_folder=str(Path(_templates.__file__).parent),
     )
     app.config.from_mapping(settings.load(Path(app.instance_path), test_config))
-    logging.basicConfig(level=app.config["LOG_LEVEL"],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     for area in areas():
         area.init_app(app)
@@ -53,6 +55,22 @@ def areas() -> tuple[Any, ...]:
     from server.trace import views as trace_views
     from station import views as station_views
 
-    return (db, i18n, auth, headers, navigation, security_views, home, admin, audit_views,
-            stock_views, live, api, order_views, dispatch_views, station_views, trace_views,
-            board_views)
+    return (
+        db,
+        i18n,
+        auth,
+        headers,
+        navigation,
+        security_views,
+        home,
+        admin,
+        audit_views,
+        stock_views,
+        live,
+        api,
+        order_views,
+        dispatch_views,
+        station_views,
+        trace_views,
+        board_views,
+    )

@@ -33,8 +33,9 @@ def _make_app() -> Flask:
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_make_app, add_default_commands=False,
-             add_version_option=False)
+@click.group(
+    cls=FlaskGroup, create_app=_make_app, add_default_commands=False, add_version_option=False
+)
 def cli() -> None:
     """Taktline: assembly execution for assemble-to-order lines."""
 
@@ -62,17 +63,21 @@ def seed_demo() -> None:
     migrate.upgrade(current_app.config["DATABASE_URL"])
     engine = current_app.extensions["taktline.engine"]
     if not seed.is_empty(engine):
-        raise click.ClickException("The database already holds a plant; seed-demo only "
-                                   "fills an empty one.")
+        raise click.ClickException(
+            "The database already holds a plant; seed-demo only fills an empty one."
+        )
     report = seed.seed(engine)
     click.echo("Demo plant loaded: " + ", ".join(f"{n} {k}" for k, n in report.counts.items()))
-    click.echo("Desktop sign-in: supervisor / supervisor, admin / admin. "
-               "Station badges: OP1001, OP1002 (PIN 4321), OP1003.")
+    click.echo(
+        "Desktop sign-in: supervisor / supervisor, admin / admin. "
+        "Station badges: OP1001, OP1002 (PIN 4321), OP1003."
+    )
 
 
 @cli.command("import")
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @with_appcontext
 def import_command(files: tuple[Path, ...]) -> None:
     """Import plant, catalog, operators and stock from YAML or CSV files.
@@ -87,8 +92,12 @@ def import_command(files: tuple[Path, ...]) -> None:
             try:
                 with write_session(engine) as session:
                     report = importer.import_document(
-                        session, doc, source=str(path), by="cli-import",
-                        progress=lambda _section: bar.update(1))
+                        session,
+                        doc,
+                        source=str(path),
+                        by="cli-import",
+                        progress=lambda _section: bar.update(1),
+                    )
                     _audit_import(session, path, report.counts)
             except importer.ImportError_ as exc:
                 raise click.ClickException(str(exc)) from exc
@@ -102,9 +111,15 @@ def _audit_import(session: Session, path: Path, counts: dict[str, int]) -> None:
 
     from server import audit
 
-    audit.record(session, actor=f"cli:{getpass.getuser()}", action="catalog.import",
-                 entity="import", entity_id=path.name[:64], address=socket.gethostname()[:64],
-                 detail={"file": str(path), "counts": dict(counts)})
+    audit.record(
+        session,
+        actor=f"cli:{getpass.getuser()}",
+        action="catalog.import",
+        entity="import",
+        entity_id=path.name[:64],
+        address=socket.gethostname()[:64],
+        detail={"file": str(path), "counts": dict(counts)},
+    )
 
 
 def _load_or_exit(path: Path) -> dict[str, Any]:
@@ -126,8 +141,12 @@ def serve(host: str | None, port: int | None) -> None:
 @cli.command("demo")
 @click.option("--host", default=None)
 @click.option("--port", default=None, type=int)
-@click.option("--simulate", is_flag=True, default=False,
-              help="Run a slow simulated shift beside it (docs/simulation.md).")
+@click.option(
+    "--simulate",
+    is_flag=True,
+    default=False,
+    help="Run a slow simulated shift beside it (docs/simulation.md).",
+)
 @with_appcontext
 def demo(host: str | None, port: int | None, simulate: bool) -> None:
     """Migrate, seed the demo plant if the database is empty, then serve."""
@@ -138,8 +157,10 @@ def demo(host: str | None, port: int | None, simulate: bool) -> None:
     if seed.is_empty(app.extensions["taktline.engine"]):
         seed.seed(app.extensions["taktline.engine"])
         click.echo("Demo plant loaded.")
-    click.echo("Desktop sign-in: supervisor / supervisor, admin / admin. "
-               "Station badges: OP1001, OP1002 (PIN 4321), OP1003.")
+    click.echo(
+        "Desktop sign-in: supervisor / supervisor, admin / admin. "
+        "Station badges: OP1001, OP1002 (PIN 4321), OP1003."
+    )
     on_ready = None
     if simulate:
         from server.tools.simulation.cli import start_beside_demo
@@ -152,24 +173,32 @@ def demo(host: str | None, port: int | None, simulate: bool) -> None:
 
 
 @cli.command("reconcile")
-@click.option("--closed-steps/--open-steps-ok", default=False, show_default=True,
-              help="Also require every step record to have an end (true after a shift; "
-                   "on a running line, steps in progress are open).")
+@click.option(
+    "--closed-steps/--open-steps-ok",
+    default=False,
+    show_default=True,
+    help="Also require every step record to have an end (true after a shift; "
+    "on a running line, steps in progress are open).",
+)
 @with_appcontext
 def reconcile_command(closed_steps: bool) -> None:
     """Check the plant's invariants from the rows; exit 1 on any mismatch."""
     from server.trace.reconcile import reconcile
 
-    report = reconcile(current_app.extensions["taktline.engine"],
-                       allow_open_steps=not closed_steps)
+    report = reconcile(current_app.extensions["taktline.engine"], allow_open_steps=not closed_steps)
     for line in report.lines():
         click.echo(line)
     if not report.clean:
         raise SystemExit(1)
 
 
-def _serve(app: Flask, host: str | None, port: int | None, *,
-           on_ready: Callable[[str, str], Callable[[], None]] | None = None) -> None:
+def _serve(
+    app: Flask,
+    host: str | None,
+    port: int | None,
+    *,
+    on_ready: Callable[[str, str], Callable[[], None]] | None = None,
+) -> None:
     from waitress import create_server
 
     from server import runtime
@@ -177,8 +206,10 @@ def _serve(app: Flask, host: str | None, port: int | None, *,
     host = host or app.config["HOST"]
     port = port or app.config["PORT"]
     services = runtime.start(app)
-    server = create_server(app, host=host, port=port, threads=app.config["WEB_THREADS"],
-                           channel_timeout=300)
+    server = create_server(
+        app, host=host, port=port, threads=app.config["WEB_THREADS"], channel_timeout=300
+    )
+
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("signal %s: shutting down", signum)
         raise KeyboardInterrupt  # leaves server.run(); services stop in the finally below
@@ -199,9 +230,13 @@ def _serve(app: Flask, host: str | None, port: int | None, *,
 
 
 @cli.command("mqtt-credentials")
-@click.option("--out", "out_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for passwd, acl and bridge-<code>.password files.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for passwd, acl and bridge-<code>.password files.",
+)
 @with_appcontext
 def mqtt_credentials(out_dir: Path) -> None:
     """Write a Mosquitto password file and ACL from the stations in the database."""
@@ -209,13 +244,19 @@ def mqtt_credentials(out_dir: Path) -> None:
 
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     with Session(app.extensions["taktline.engine"]) as session:
-        creds = mc.build(session, prefix=app.config["MQTT_PREFIX"],
-                         secret_key=app.config["SECRET_KEY"], mqtt_url=app.config["MQTT_URL"])
+        creds = mc.build(
+            session,
+            prefix=app.config["MQTT_PREFIX"],
+            secret_key=app.config["SECRET_KEY"],
+            mqtt_url=app.config["MQTT_URL"],
+        )
     for path in mc.write(creds, out_dir):
         click.echo(f"wrote {path}")
-    click.echo(f"{len(creds.stations)} station logins; the server logs in as "
-               f"{next(iter(creds.passwords))}. Point Mosquitto's password_file and "
-               "acl_file at these files and send it SIGHUP to reload.")
+    click.echo(
+        f"{len(creds.stations)} station logins; the server logs in as "
+        f"{next(iter(creds.passwords))}. Point Mosquitto's password_file and "
+        "acl_file at these files and send it SIGHUP to reload."
+    )
 
 
 def _safe_url(url: str) -> str:

@@ -32,6 +32,9 @@ def select_locale() -> str:
 
 
 def init_app(app: Flask) -> None:
-    Babel(app, locale_selector=select_locale,
-          default_translation_directories=str(Path(__file__).parent / "translations"))
+    Babel(
+        app,
+        locale_selector=select_locale,
+        default_translation_directories=str(Path(__file__).parent / "translations"),
+    )
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale)

@@ -37,27 +37,43 @@ class Section:
 
 SECTIONS: tuple[Section, ...] = (
     Section(Link("home.index", _l("Home")), ("home",)),
-    Section(Link("orders.index", _l("Orders")), ("orders", "units"), (
-        Link("orders.index", _l("All orders")),
-        Link("orders.new", _l("New order")),
-        Link("orders.import_csv", _l("Import CSV")))),
+    Section(
+        Link("orders.index", _l("Orders")),
+        ("orders", "units"),
+        (
+            Link("orders.index", _l("All orders")),
+            Link("orders.new", _l("New order")),
+            Link("orders.import_csv", _l("Import CSV")),
+        ),
+    ),
     Section(Link("dispatch.board", _l("Dispatch")), ("dispatch",)),
     Section(Link("stock.index", _l("Stock")), ("stock",)),
-    Section(Link("trace.trace_page", _l("Trace")), ("trace",), (
-        Link("trace.trace_page", _l("Search")),
-        Link("trace.assembly_time_page", _l("Assembly time")))),
+    Section(
+        Link("trace.trace_page", _l("Trace")),
+        ("trace",),
+        (
+            Link("trace.trace_page", _l("Search")),
+            Link("trace.assembly_time_page", _l("Assembly time")),
+        ),
+    ),
     Section(Link("board.page", _l("Line board")), ("board",)),
     Section(Link("audit.index", _l("Audit trail")), ("audit",)),
-    Section(Link("admin.index", _l("Admin")), ("admin",), (
-        Link("admin.users", _l("People")),
-        Link("admin.api_tokens", _l("API tokens")),
-        Link("admin.devices", _l("Station tablets")))),
+    Section(
+        Link("admin.index", _l("Admin")),
+        ("admin",),
+        (
+            Link("admin.users", _l("People")),
+            Link("admin.api_tokens", _l("API tokens")),
+            Link("admin.devices", _l("Station tablets")),
+        ),
+    ),
 )
 
 
 @dataclass(frozen=True)
 class Item:
     """A link as rendered: ``current`` marks it with aria-current="page"."""
+
     label: Any
     url: str
     current: bool
@@ -101,8 +117,11 @@ def desk_nav() -> Nav:
         here = blueprint in section.blueprints
         sections.append(Item(section.link.label, url_for(section.link.endpoint), here))
         if here:
-            tabs = [Item(tab.label, url_for(tab.endpoint), request.endpoint == tab.endpoint)
-                    for tab in section.tabs if may_open(tab.endpoint)]
+            tabs = [
+                Item(tab.label, url_for(tab.endpoint), request.endpoint == tab.endpoint)
+                for tab in section.tabs
+                if may_open(tab.endpoint)
+            ]
             tabs_label = section.link.label
     return Nav(sections, tabs, tabs_label)
 

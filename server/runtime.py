@@ -40,8 +40,9 @@ def start(app: Flask) -> Services:
     url = app.config["MQTT_URL"]
     services = Services(mqtt_url=url)
     if not url:
-        broker = EmbeddedBroker(Path(app.instance_path) / "broker",
-                                app.config["EMBEDDED_BROKER_PORT"]).start()
+        broker = EmbeddedBroker(
+            Path(app.instance_path) / "broker", app.config["EMBEDDED_BROKER_PORT"]
+        ).start()
         services.stoppers.append(broker.stop)
         services.mqtt_url = broker.url
         app.config["MQTT_URL_EFFECTIVE"] = broker.url

@@ -37,51 +37,98 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("DATABASE_URL", "", "SQLAlchemy URL of the database. Empty: SQLite file "
-            "`instance/taktline.db`. PostgreSQL: `postgresql+psycopg://user@host/db`."),
-    Setting("MQTT_URL", "", "Broker URL, `mqtt://user:password@host:1883` (`mqtts://` for "
-            "TLS). Empty: `taktline serve` starts an embedded broker on 127.0.0.1."),
+    Setting(
+        "DATABASE_URL",
+        "",
+        "SQLAlchemy URL of the database. Empty: SQLite file "
+        "`instance/taktline.db`. PostgreSQL: `postgresql+psycopg://user@host/db`.",
+    ),
+    Setting(
+        "MQTT_URL",
+        "",
+        "Broker URL, `mqtt://user:password@host:1883` (`mqtts://` for "
+        "TLS). Empty: `taktline serve` starts an embedded broker on 127.0.0.1.",
+    ),
     Setting("MQTT_PREFIX", "taktline", "First level of every MQTT topic."),
-    Setting("EMBEDDED_BROKER_PORT", 1884, "Port of the embedded broker (when MQTT_URL is "
-            "empty). Not 1883, so it never collides with a system broker.", int),
-    Setting("SECRET_KEY", "", "Key that signs session cookies. Empty: generated once and "
-            "kept in `instance/secret_key`."),
+    Setting(
+        "EMBEDDED_BROKER_PORT",
+        1884,
+        "Port of the embedded broker (when MQTT_URL is "
+        "empty). Not 1883, so it never collides with a system broker.",
+        int,
+    ),
+    Setting(
+        "SECRET_KEY",
+        "",
+        "Key that signs session cookies. Empty: generated once and kept in `instance/secret_key`.",
+    ),
     Setting("HOST", "127.0.0.1", "Address `taktline serve` listens on."),
     Setting("PORT", 8000, "Port `taktline serve` listens on.", int),
-    Setting("WEB_THREADS", 48, "Waitress threads. Each open tablet or line board holds one "
-            "for its SSE stream, so size it above the number of screens.", int),
+    Setting(
+        "WEB_THREADS",
+        48,
+        "Waitress threads. Each open tablet or line board holds one "
+        "for its SSE stream, so size it above the number of screens.",
+        int,
+    ),
     Setting("RUN_INGEST", True, "Run the MQTT ingest worker inside `taktline serve`.", _bool),
-    Setting("INGEST_SHARED", False, "Subscribe through `$share/taktline-ingest/` so several "
-            "`taktline ingest` processes share the load (Mosquitto). See docs/deploy.md for "
-            "the broker-restart caveat of shared subscriptions on Mosquitto 2.0.", _bool),
-    Setting("INGEST_CLIENT_ID", "", "Stable MQTT client id of the ingest (persistent "
-            "session: what arrives while it is down waits at the broker). Empty: "
-            "`taktline-ingest-<host>` (`taktline-serve-<host>` inside `taktline serve`); "
-            "give each ingest process its own."),
-    Setting("DEFAULT_LOCALE", "en", "Language of screens before an operator signs in "
-            "(`en` or `fr`)."),
-    Setting("SESSION_MINUTES", 720, "Minutes of inactivity after which a sign-in expires.",
-            int),
+    Setting(
+        "INGEST_SHARED",
+        False,
+        "Subscribe through `$share/taktline-ingest/` so several "
+        "`taktline ingest` processes share the load (Mosquitto). See docs/deploy.md for "
+        "the broker-restart caveat of shared subscriptions on Mosquitto 2.0.",
+        _bool,
+    ),
+    Setting(
+        "INGEST_CLIENT_ID",
+        "",
+        "Stable MQTT client id of the ingest (persistent "
+        "session: what arrives while it is down waits at the broker). Empty: "
+        "`taktline-ingest-<host>` (`taktline-serve-<host>` inside `taktline serve`); "
+        "give each ingest process its own.",
+    ),
+    Setting(
+        "DEFAULT_LOCALE", "en", "Language of screens before an operator signs in (`en` or `fr`)."
+    ),
+    Setting("SESSION_MINUTES", 720, "Minutes of inactivity after which a sign-in expires.", int),
     Setting("SECURE_COOKIES", False, "Mark cookies Secure; turn on behind HTTPS.", _bool),
-    Setting("SIGNIN_MAX_FAILURES", 5, "Failed sign-ins per user name or badge within "
-            "SIGNIN_WINDOW_SECONDS before further tries are refused (429); an address gets "
-            "four times as many.", int),
+    Setting(
+        "SIGNIN_MAX_FAILURES",
+        5,
+        "Failed sign-ins per user name or badge within "
+        "SIGNIN_WINDOW_SECONDS before further tries are refused (429); an address gets "
+        "four times as many.",
+        int,
+    ),
     Setting("SIGNIN_WINDOW_SECONDS", 300, "Sliding window of the sign-in rate limit.", int),
-    Setting("STATION_HEARTBEAT_SECONDS", 15.0, "Seconds between heartbeats on a tablet's "
-            "live stream; the tablet says \"reconnecting\" after missing about two. Lower "
-            "it behind a proxy that closes idle connections sooner.", float),
+    Setting(
+        "STATION_HEARTBEAT_SECONDS",
+        15.0,
+        "Seconds between heartbeats on a tablet's "
+        'live stream; the tablet says "reconnecting" after missing about two. Lower '
+        "it behind a proxy that closes idle connections sooner.",
+        float,
+    ),
     Setting("LOG_LEVEL", "INFO", "Python logging level of the server processes."),
-    Setting("BOARD_REFRESH_SECONDS", 10, "Seconds between refreshes of the line board's "
-            "day figures when no station changes (station changes refresh it at once).",
-            int),
+    Setting(
+        "BOARD_REFRESH_SECONDS",
+        10,
+        "Seconds between refreshes of the line board's "
+        "day figures when no station changes (station changes refresh it at once).",
+        int,
+    ),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
 ENV_PREFIX = "TAKTLINE_"
 
 
-def load(instance_path: Path, test_config: Mapping[str, Any] | None = None,
-         environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def load(
+    instance_path: Path,
+    test_config: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Resolve every setting; a bad value raises ``ValueError`` naming the setting."""
     environ = os.environ if environ is None else environ
     file_values: dict[str, Any] = {}

@@ -50,11 +50,19 @@ def options(app: Flask, *, bind: str, workers: int, threads: int) -> dict[str, A
             started.stop()
 
     return {
-        "bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
+        "bind": bind,
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
         # An SSE stream is a long request: never kill a worker for it.
-        "timeout": 0, "graceful_timeout": 20, "keepalive": 75,
-        "post_worker_init": post_worker_init, "worker_exit": worker_exit,
-        "accesslog": "-", "errorlog": "-", "loglevel": app.config["LOG_LEVEL"].lower(),
+        "timeout": 0,
+        "graceful_timeout": 20,
+        "keepalive": 75,
+        "post_worker_init": post_worker_init,
+        "worker_exit": worker_exit,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": app.config["LOG_LEVEL"].lower(),
     }
 
 
@@ -67,9 +75,12 @@ def web_command(bind: str | None, workers: int, threads: int | None) -> None:
     """Run the web app under gunicorn (production; needs TAKTLINE_MQTT_URL)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     if not app.config["MQTT_URL"]:
-        raise click.ClickException("taktline web needs TAKTLINE_MQTT_URL (the plant's broker); "
-                                   "for one machine use taktline serve.")
+        raise click.ClickException(
+            "taktline web needs TAKTLINE_MQTT_URL (the plant's broker); "
+            "for one machine use taktline serve."
+        )
     app.config["RUN_INGEST"] = False  # ingest runs as `taktline ingest`
     bind = bind or f"{app.config['HOST']}:{app.config['PORT']}"
-    _Gunicorn(app, options(app, bind=bind, workers=workers,
-                           threads=threads or app.config["WEB_THREADS"])).run()
+    _Gunicorn(
+        app, options(app, bind=bind, workers=workers, threads=threads or app.config["WEB_THREADS"])
+    ).run()

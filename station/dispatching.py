@@ -15,8 +15,9 @@ from server.models import Station, Unit, UnitOperation
 log = logging.getLogger(__name__)
 
 
-def peek(session: Session, *, station: Station, unit_serial: str | None = None
-         ) -> UnitOperation | None:
+def peek(
+    session: Session, *, station: Station, unit_serial: str | None = None
+) -> UnitOperation | None:
     """The unit operation this station would start next (or that of ``unit_serial``);
     nothing is claimed: a start the workflow refuses leaves the queue as it was."""
     for op in dispatch.queue_for(session, station=station):

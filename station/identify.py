@@ -40,8 +40,9 @@ _GS1_IDS = ("]C1", "]d2", "]Q3", "]e0", "]e1", "]e2", "]J1")
 _GTIN_IDS = ("]E0", "]E1", "]E3", "]E4", "]I1")
 _MAX_PATTERN_INPUT = 200
 lot_table: sa.Table = StockLot.__table__  # type: ignore[attr-defined]
-_SERIAL_PART = (sa.select(lot_table.c.part_id)
-                .where(lot_table.c.serial == sa.bindparam("serial")).limit(1))
+_SERIAL_PART = (
+    sa.select(lot_table.c.part_id).where(lot_table.c.serial == sa.bindparam("serial")).limit(1)
+)
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,18 @@ class Identified:
 
 
 def parse_scan(data: str) -> ScanCode:
-    symbology, text = (data[:3], data[3:]) if data.startswith("]") and len(data) >= 3 else (
-        "", data)
+    symbology, text = (
+        (data[:3], data[3:]) if data.startswith("]") and len(data) >= 3 else ("", data)
+    )
     text = text.strip()
     try:
         if text.startswith("(") and symbology == "":
             return _from_elements(data, text, GS1Message.parse_hri(text))
-        looks_gs1 = (symbology in _GS1_IDS or GS in text
-                     or (text[:2] in ("00", "01") and len(text) > 16 and text[:16].isdigit()))
+        looks_gs1 = (
+            symbology in _GS1_IDS
+            or GS in text
+            or (text[:2] in ("00", "01") and len(text) > 16 and text[:16].isdigit())
+        )
         if looks_gs1:
             result = biip.parse(symbology + text if symbology in _GS1_IDS else text)
             if result.gs1_message is None:
@@ -97,13 +102,17 @@ def _from_elements(data: str, text: str, message: GS1Message) -> ScanCode:
             return ScanCode(data, text, error=str(element.sscc_error))
         fields[element.ai.ai] = element.value
     gtin = fields.get("01")
-    return ScanCode(data, text, gtin=gtin.zfill(14) if gtin else None, lot=fields.get("10"),
-                    serial=fields.get("21"),
-                    expiry=fields.get("17"))
+    return ScanCode(
+        data,
+        text,
+        gtin=gtin.zfill(14) if gtin else None,
+        lot=fields.get("10"),
+        serial=fields.get("21"),
+        expiry=fields.get("17"),
+    )
 
 
-def identify(session: Session, code: ScanCode, *, cache: Cache | None = None
-             ) -> Identified | None:
+def identify(session: Session, code: ScanCode, *, cache: Cache | None = None) -> Identified | None:
     """The part (and lot / serial) ``code`` names, or ``None`` when nothing matches.
 
     ``cache`` (``station.cache.Cache``) keeps the catalog lookups of one transaction."""
@@ -119,8 +128,9 @@ def identify(session: Session, code: ScanCode, *, cache: Cache | None = None
     if part is not None:
         return _found(part)
     # Stock changes: a bare serial label is looked up every time.
-    part = _part(session, cache, session.connection().execute(
-        _SERIAL_PART, {"serial": code.text}).scalar())
+    part = _part(
+        session, cache, session.connection().execute(_SERIAL_PART, {"serial": code.text}).scalar()
+    )
     if part is not None:
         return _found(part, serial=code.text)
     if code.error or len(code.text) > _MAX_PATTERN_INPUT:
@@ -130,8 +140,9 @@ def identify(session: Session, code: ScanCode, *, cache: Cache | None = None
             match = re.fullmatch(value, code.text)
         except re.error:
             part = cache.part(session, part_id)
-            log.warning("pattern identifier %s of %s is not a regex", value,
-                        part.sku if part else part_id)
+            log.warning(
+                "pattern identifier %s of %s is not a regex", value, part.sku if part else part_id
+            )
             continue
         if match and (part := cache.part(session, part_id)) is not None:
             groups = match.groupdict()
@@ -143,7 +154,12 @@ def _part(session: Session, cache: Cache, part_id: int | None) -> PartInfo | Non
     return None if part_id is None else cache.part(session, part_id)
 
 
-def _found(part: PartInfo, *, lot: str | None = None, serial: str | None = None
-           ) -> Identified:
-    return Identified(part_id=part.id, sku=part.sku, description=part.description,
-                      tracking=part.tracking, lot=lot, serial=serial)
+def _found(part: PartInfo, *, lot: str | None = None, serial: str | None = None) -> Identified:
+    return Identified(
+        part_id=part.id,
+        sku=part.sku,
+        description=part.description,
+        tracking=part.tracking,
+        lot=lot,
+        serial=serial,
+    )

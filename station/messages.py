@@ -25,8 +25,9 @@ TEMPLATES: dict[str, str] = {
     "signed_out": N_("Signed out. Goodbye, %(name)s."),
     "step_started": N_("Unit %(unit)s: %(operation)s started."),
     "picked": N_("%(sku)s picked (%(done)s of %(qty)s)."),
-    "picked_substitute": N_("%(sku)s picked as approved substitute for %(for_sku)s "
-                            "(%(done)s of %(qty)s)."),
+    "picked_substitute": N_(
+        "%(sku)s picked as approved substitute for %(for_sku)s (%(done)s of %(qty)s)."
+    ),
     "step_complete": N_("Unit %(unit)s: %(operation)s complete."),
     "paused": N_("Step paused."),
     "resumed": N_("Step resumed."),
@@ -43,14 +44,15 @@ TEMPLATES: dict[str, str] = {
     "step_in_progress": N_("Unit %(unit)s is still in progress here: finish it first."),
     "no_work": N_("No unit is waiting for this station."),
     "unit_not_here": N_("Unit %(unit)s has no step waiting at this station."),
-    "missing_skill": N_("%(operation)s needs the skill \"%(skill)s\"; ask a supervisor."),
+    "missing_skill": N_('%(operation)s needs the skill "%(skill)s"; ask a supervisor.'),
     "paused_now": N_("The step is paused: resume it first."),
     "already_paused": N_("The step is already paused."),
     "not_paused": N_("The step is not paused."),
     "picks_missing": N_("Not finished: still to pick %(missing)s."),
     "unreadable": N_("Scan not readable (%(detail)s): scan again."),
-    "bad_check_digit": N_("Barcode damaged or misprinted (%(detail)s): scan again or "
-                          "type the code."),
+    "bad_check_digit": N_(
+        "Barcode damaged or misprinted (%(detail)s): scan again or type the code."
+    ),
     "unknown_barcode": N_("Unknown barcode %(data)s: not a part of this plant."),
     "wrong_part": N_("Wrong part: this is %(scanned)s, step needs %(needed)s."),
     "already_picked": N_("%(sku)s already picked (%(qty)s of %(qty)s): put it back."),
@@ -61,8 +63,7 @@ TEMPLATES: dict[str, str] = {
     "serial_twice": N_("Serial %(serial)s was already scanned for this unit."),
     "lot_unknown": N_("Lot %(lot)s of %(sku)s is not in stock."),
     "out_of_stock": N_("No %(sku)s left in stock (%(where)s): call the supervisor."),
-    "reserved_elsewhere": N_("%(sku)s %(where)s is reserved for other units: take "
-                             "another one."),
+    "reserved_elsewhere": N_("%(sku)s %(where)s is reserved for other units: take another one."),
     "torque_nok": N_("Torque %(value)s %(unit)s not OK: tighten again."),
     "device_fault": N_("Device %(source)s reports a fault: %(detail)s."),
     "bad_disposition": N_("Unknown disposition %(disposition)s: use rework, hold or scrap."),

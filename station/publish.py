@@ -43,12 +43,18 @@ def answer(outcome: service.Outcome, *, site: str = "", line: str = "") -> Answe
     """The ``Answer`` for an outcome; the state names the station's site and line
     (an unknown station has none: then the topic's, if the caller has one)."""
     state = outcome.state
-    return Answer(site=state.site if state else site, line=state.line if state else line,
-                  station=outcome.station, feedback=outcome.feedback(), state=state)
+    return Answer(
+        site=state.site if state else site,
+        line=state.line if state else line,
+        station=outcome.station,
+        feedback=outcome.feedback(),
+        state=state,
+    )
 
 
-def after_commit(sink: Sink, answers: Iterable[Answer], *,
-                 acknowledge: Callable[[int], None] | None = None) -> None:
+def after_commit(
+    sink: Sink, answers: Iterable[Answer], *, acknowledge: Callable[[int], None] | None = None
+) -> None:
     """Publish each answer's feedback (then ``acknowledge(i)``, the i-th answer's ack:
     feedback first, so a crash in between leaves the message unacked, redelivered and
     answered ``duplicate``), then each touched station's last state, once."""

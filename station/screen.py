@@ -41,6 +41,8 @@ QUEUE_LIMIT = 50
 BANNER_SECONDS = 120.0
 # The step timer turns amber at this share of the standard time, red beyond it.
 AMBER_AT = 0.8
+
+
 @dataclass
 class ScreenOperator:
     id: int
@@ -154,8 +156,15 @@ def clock(seconds: float) -> str:
 def build(session: Session, state: wf.StationState, *, now: datetime) -> StationView:
     """The whole screen of the station in ``state`` (``station.service.load_state``)."""
     view = StationView(
-        station=StationRef(id=state.station_id, code=state.station, name=state.name,
-                            kind=state.kind, line=state.line, site=state.site))
+        station=StationRef(
+            id=state.station_id,
+            code=state.station,
+            name=state.name,
+            kind=state.kind,
+            line=state.line,
+            site=state.site,
+        )
+    )
     if state.operator is not None:
         op = state.operator
         view.operator = ScreenOperator(id=op.id, name=op.name, badge=op.badge, locale=op.locale)
@@ -163,8 +172,7 @@ def build(session: Session, state: wf.StationState, *, now: datetime) -> Station
     assert station is not None
     view.queue = _queue(session, station, now.date())
     if state.unit is not None and state.operation is not None:
-        view.unit = _unit(session, state.unit.id, state.operation.unit_operation_id,
-                          now.date())
+        view.unit = _unit(session, state.unit.id, state.operation.unit_operation_id, now.date())
         view.step = _step(state)
         view.timer = _timer(state, now)
     view.andon = _andon(session, state.station_id)
@@ -175,32 +183,46 @@ def fingerprint(session: Session, *, station_id: int, kind: str) -> tuple[object
     """Changes to the screen that no station snapshot announces: the queue (a release,
     a supervisor's move) and the andon call (acknowledged, resolved)."""
     queue = session.exec(
-        select(sa.func.count(), sa.func.max(UnitOperation.id), sa.func.sum(UnitOperation.priority))
-        .where(UnitOperation.station_kind == kind,
-               UnitOperation.status == UnitOperationStatus.READY)
+        select(
+            sa.func.count(), sa.func.max(UnitOperation.id), sa.func.sum(UnitOperation.priority)
+        ).where(
+            UnitOperation.station_kind == kind, UnitOperation.status == UnitOperationStatus.READY
+        )
     ).one()
     call = session.exec(
         select(AndonCall.id, AndonCall.acknowledged_at, AndonCall.resolved_at)
         .where(AndonCall.station_id == station_id)
-        .order_by(col(AndonCall.id).desc()).limit(1)
+        .order_by(col(AndonCall.id).desc())
+        .limit(1)
     ).first()
     return tuple(queue), tuple(call or ())
 
 
 def _queue(session: Session, station: Station, today: date) -> list[QueueItem]:
     uops = list(dispatch.queue_for(session, station=station))[:QUEUE_LIMIT]
-    units = {u.id: u for u in session.exec(
-        select(Unit).where(col(Unit.id).in_([uop.unit_id for uop in uops])))}
-    products = {p.id: p.name for p in session.exec(
-        select(Product).where(col(Product.id).in_({u.product_id for u in units.values()})))}
+    units = {
+        u.id: u
+        for u in session.exec(select(Unit).where(col(Unit.id).in_([uop.unit_id for uop in uops])))
+    }
+    products = {
+        p.id: p.name
+        for p in session.exec(
+            select(Product).where(col(Product.id).in_({u.product_id for u in units.values()}))
+        )
+    }
     items = []
     for uop in uops:
         unit = units.get(uop.unit_id)
         if unit is None:
             continue
-        items.append(QueueItem(serial=unit.serial, product=products.get(unit.product_id, ""),
-                               due_date=uop.due_date,
-                               late=bool(uop.due_date and uop.due_date < today)))
+        items.append(
+            QueueItem(
+                serial=unit.serial,
+                product=products.get(unit.product_id, ""),
+                due_date=uop.due_date,
+                late=bool(uop.due_date and uop.due_date < today),
+            )
+        )
     return items
 
 
@@ -208,52 +230,85 @@ def _unit(session: Session, unit_id: int, unit_operation_id: int, today: date) -
     unit = session.get(Unit, unit_id)
     assert unit is not None and unit.id is not None
     product = session.get(Product, unit.product_id)
-    names = dict(session.exec(
-        select(Option.code, Option.name).where(Option.product_id == unit.product_id)
-    ).all())
+    names = dict(
+        session.exec(
+            select(Option.code, Option.name).where(Option.product_id == unit.product_id)
+        ).all()
+    )
     routing = []
     for uop, op in session.exec(
         select(UnitOperation, Operation)
         .join(Operation, col(Operation.id) == UnitOperation.operation_id)
-        .where(UnitOperation.unit_id == unit.id).order_by(col(UnitOperation.sequence))
+        .where(UnitOperation.unit_id == unit.id)
+        .order_by(col(UnitOperation.sequence))
     ).all():
-        state = ("current" if uop.id == unit_operation_id
-                 else "done" if uop.status == UnitOperationStatus.DONE
-                 else "held" if uop.status == UnitOperationStatus.HELD else "todo")
+        state = (
+            "current"
+            if uop.id == unit_operation_id
+            else "done"
+            if uop.status == UnitOperationStatus.DONE
+            else "held"
+            if uop.status == UnitOperationStatus.HELD
+            else "todo"
+        )
         routing.append(RoutingStep(name=op.name, state=state))
     due: date | None = session.exec(
-        join_unit_to_order(select(col(CustomerOrder.due_date)).select_from(Unit))
-        .where(Unit.id == unit.id)
+        join_unit_to_order(select(col(CustomerOrder.due_date)).select_from(Unit)).where(
+            Unit.id == unit.id
+        )
     ).first()
-    return UnitInfo(id=unit.id, serial=unit.serial, product=product.name if product else "",
-                    options=[names.get(code, code) for code in unit.options],
-                    due_date=due, late=bool(due and due < today), routing=routing)
+    return UnitInfo(
+        id=unit.id,
+        serial=unit.serial,
+        product=product.name if product else "",
+        options=[names.get(code, code) for code in unit.options],
+        due_date=due,
+        late=bool(due and due < today),
+        routing=routing,
+    )
 
 
 def _step(state: wf.StationState) -> StepInfo:
     op = state.operation
     assert op is not None
-    picks = [PickLine(sku=p.sku, description=p.description, bin=p.bin, qty=p.qty,
-                      picked=p.done, records=list(p.recorded)) for p in state.picks]
-    return StepInfo(unit_operation_id=op.unit_operation_id, name=op.name,
-                    instructions=op.instructions, image=op.image, picks=picks,
-                    paused=state.paused)
+    picks = [
+        PickLine(
+            sku=p.sku,
+            description=p.description,
+            bin=p.bin,
+            qty=p.qty,
+            picked=p.done,
+            records=list(p.recorded),
+        )
+        for p in state.picks
+    ]
+    return StepInfo(
+        unit_operation_id=op.unit_operation_id,
+        name=op.name,
+        instructions=op.instructions,
+        image=op.image,
+        picks=picks,
+        paused=state.paused,
+    )
 
 
 def _timer(state: wf.StationState, now: datetime) -> Timer | None:
     if state.started_at is None or state.operation is None:
         return None
-    return Timer(started_at=state.started_at.isoformat(),
-                 paused_at=state.paused_at.isoformat() if state.paused_at else None,
-                 paused_seconds=round(state.paused_seconds, 3),
-                 standard_seconds=state.operation.standard_seconds, now=now.isoformat(),
-                 elapsed=state.worked_seconds(now))
+    return Timer(
+        started_at=state.started_at.isoformat(),
+        paused_at=state.paused_at.isoformat() if state.paused_at else None,
+        paused_seconds=round(state.paused_seconds, 3),
+        standard_seconds=state.operation.standard_seconds,
+        now=now.isoformat(),
+        elapsed=state.worked_seconds(now),
+    )
 
 
 def _andon(session: Session, station_id: int) -> AndonInfo | None:
     call = session.exec(
-        select(AndonCall).where(AndonCall.station_id == station_id,
-                                col(AndonCall.resolved_at).is_(None))
+        select(AndonCall)
+        .where(AndonCall.station_id == station_id, col(AndonCall.resolved_at).is_(None))
         .order_by(col(AndonCall.raised_at).desc())
     ).first()
     if call is None:
@@ -262,11 +317,13 @@ def _andon(session: Session, station_id: int) -> AndonInfo | None:
     if call.acknowledged_by_id is not None:
         who = session.get(Operator, call.acknowledged_by_id)
         by = who.name if who else None
-    return AndonInfo(raised_at=call.raised_at, acknowledged=call.acknowledged_at is not None,
-                     acknowledged_by=by)
+    return AndonInfo(
+        raised_at=call.raised_at, acknowledged=call.acknowledged_at is not None, acknowledged_by=by
+    )
 
 
 # -- the last verdict ----------------------------------------------------------------
+
 
 @dataclass
 class Verdict:
@@ -277,18 +334,23 @@ class Verdict:
     at: datetime
 
 
-def last_verdict(session: Session, station_id: int, *, now: datetime,
-                 max_age_seconds: float = BANNER_SECONDS) -> Verdict | None:
+def last_verdict(
+    session: Session, station_id: int, *, now: datetime, max_age_seconds: float = BANNER_SECONDS
+) -> Verdict | None:
     """The station's most recent event verdict, if recent: the banner of a screen that is
     re-rendered (page load, SSE snapshot after an MQTT or API event). Read from the
     stored code and parameters, so it renders in the operator's language."""
     row = session.exec(
-        select(Event).where(Event.station_id == station_id)
-        .order_by(col(Event.id).desc()).limit(1)
+        select(Event).where(Event.station_id == station_id).order_by(col(Event.id).desc()).limit(1)
     ).first()
     if row is None or (now - row.received_at).total_seconds() > max_age_seconds:
         return None
     if row.code not in TEMPLATES:
         return None
-    return Verdict(result=row.result, code=row.code, params=dict(row.params or {}),
-                   msg_id=row.msg_id, at=row.received_at)
+    return Verdict(
+        result=row.result,
+        code=row.code,
+        params=dict(row.params or {}),
+        msg_id=row.msg_id,
+        at=row.received_at,
+    )

@@ -86,9 +86,13 @@ class Outcome:
 
     def feedback(self) -> dict[str, Any]:
         """The ``cmd/feedback`` payload (MQTT contract v1)."""
-        payload: dict[str, Any] = {"ref": self.msg_id, "result": self.result,
-                                   "code": self.code, "reason": self.message,
-                                   "source": self.source}
+        payload: dict[str, Any] = {
+            "ref": self.msg_id,
+            "result": self.result,
+            "code": self.code,
+            "reason": self.message,
+            "source": self.source,
+        }
         if self.original:
             payload["original"] = self.original
         return payload
@@ -127,8 +131,9 @@ class RefusedByDatabase(Exception):
 # --- reading the state -------------------------------------------------------------
 
 
-def load_state(session: Session, *, station_code: str,
-               cache: Cache | None = None) -> wf.StationState:
+def load_state(
+    session: Session, *, station_code: str, cache: Cache | None = None
+) -> wf.StationState:
     """What the station is doing now; ``LookupError`` for an unknown station."""
     cache = cache or Cache()
     info = cache.station(session, station_code)
@@ -139,9 +144,14 @@ def load_state(session: Session, *, station_code: str,
 
 def _operator_info(operator: Operator) -> wf.OperatorInfo:
     assert operator.id is not None
-    return wf.OperatorInfo(operator.id, operator.name, operator.badge,
-                           tuple(operator.skills or ()), operator.locale,
-                           has_pin=bool(operator.pin_hash))
+    return wf.OperatorInfo(
+        operator.id,
+        operator.name,
+        operator.badge,
+        tuple(operator.skills or ()),
+        operator.locale,
+        has_pin=bool(operator.pin_hash),
+    )
 
 
 def snapshot(state: wf.StationState, *, now: datetime | None = None) -> dict[str, Any]:
@@ -150,25 +160,50 @@ def snapshot(state: wf.StationState, *, now: datetime | None = None) -> dict[str
     step = None
     if state.operation is not None:
         op = state.operation
-        step = {"unit_operation_id": op.unit_operation_id, "code": op.code, "name": op.name,
-                "instructions": op.instructions, "image": op.image,
-                "standard_seconds": op.standard_seconds, "required_skill": op.required_skill,
-                "started_at": rfc3339(state.started_at), "paused": state.paused,
-                "paused_seconds": round(state.paused_seconds, 1),
-                "worked_seconds": round(state.worked_seconds(now), 1),
-                "complete": state.complete}
+        step = {
+            "unit_operation_id": op.unit_operation_id,
+            "code": op.code,
+            "name": op.name,
+            "instructions": op.instructions,
+            "image": op.image,
+            "standard_seconds": op.standard_seconds,
+            "required_skill": op.required_skill,
+            "started_at": rfc3339(state.started_at),
+            "paused": state.paused,
+            "paused_seconds": round(state.paused_seconds, 1),
+            "worked_seconds": round(state.worked_seconds(now), 1),
+            "complete": state.complete,
+        }
     return {
-        "station": state.station, "name": state.name, "kind": state.kind,
-        "site": state.site, "line": state.line,
-        "operator": None if state.operator is None else {
-            "badge": state.operator.badge, "name": state.operator.name,
-            "locale": state.operator.locale},
-        "unit": None if state.unit is None else {
-            "serial": state.unit.serial, "options": list(state.unit.options)},
+        "station": state.station,
+        "name": state.name,
+        "kind": state.kind,
+        "site": state.site,
+        "line": state.line,
+        "operator": None
+        if state.operator is None
+        else {
+            "badge": state.operator.badge,
+            "name": state.operator.name,
+            "locale": state.operator.locale,
+        },
+        "unit": None
+        if state.unit is None
+        else {"serial": state.unit.serial, "options": list(state.unit.options)},
         "step": step,
-        "picks": [{"part_id": p.part_id, "sku": p.sku, "description": p.description,
-                   "bin": p.bin, "tracking": p.tracking, "qty": p.qty, "done": p.done,
-                   "recorded": list(p.recorded)} for p in state.picks],
+        "picks": [
+            {
+                "part_id": p.part_id,
+                "sku": p.sku,
+                "description": p.description,
+                "bin": p.bin,
+                "tracking": p.tracking,
+                "qty": p.qty,
+                "done": p.done,
+                "recorded": list(p.recorded),
+            }
+            for p in state.picks
+        ],
         "at": rfc3339(now),
     }
 
@@ -176,12 +211,22 @@ def snapshot(state: wf.StationState, *, now: datetime | None = None) -> dict[str
 # --- handling an event -------------------------------------------------------------
 
 
-def handle(session: Session, *, station_code: str, event: wf.StationEvent,
-           msg_id: str | None = None, channel: str = "ui", source: str = "",
-           seq: int | None = None, ts: datetime | None = None,
-           payload: dict[str, Any] | None = None, actor: str = "",
-           address: str = "", cache: Cache | None = None,
-           savepoint: bool = True) -> Outcome:
+def handle(
+    session: Session,
+    *,
+    station_code: str,
+    event: wf.StationEvent,
+    msg_id: str | None = None,
+    channel: str = "ui",
+    source: str = "",
+    seq: int | None = None,
+    ts: datetime | None = None,
+    payload: dict[str, Any] | None = None,
+    actor: str = "",
+    address: str = "",
+    cache: Cache | None = None,
+    savepoint: bool = True,
+) -> Outcome:
     """Decide ``event`` at ``station_code`` and record it in the caller's transaction.
 
     Start that transaction as a write (``server.db.begin_write`` / ``write_session``)
@@ -204,31 +249,57 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
     info = cache.station(session, station_code)
     if info is None:
         code, params = "unknown_station", {"station": station_code[:64]}
-        event_id = record_event(session, msg_id=msg_id, station_id=None, channel=channel,
-                                kind=kind, source=source, seq=seq, ts=ts, data=data,
-                                payload=payload, result=EventResult.REJECTED, code=code,
-                                params=params)
+        event_id = record_event(
+            session,
+            msg_id=msg_id,
+            station_id=None,
+            channel=channel,
+            kind=kind,
+            source=source,
+            seq=seq,
+            ts=ts,
+            data=data,
+            payload=payload,
+            result=EventResult.REJECTED,
+            code=code,
+            params=params,
+        )
         if event_id is None:
             return _duplicate(session, msg_id, station_code, source)
-        log.warning("station %s: event %s rejected: %s", station_code[:64], msg_id,
-                    messages.english(code, params))
-        return Outcome(EventResult.REJECTED, code, params, msg_id, station_code, event_id,
-                       source)
+        log.warning(
+            "station %s: event %s rejected: %s",
+            station_code[:64],
+            msg_id,
+            messages.english(code, params),
+        )
+        return Outcome(EventResult.REJECTED, code, params, msg_id, station_code, event_id, source)
     state = reading.station_state(session, info, cache)
     operator = state.operator
-    by = actor or (f"{operator.name} ({operator.badge}) at {info.code}" if operator
-                   else f"station {info.code}")
+    by = actor or (
+        f"{operator.name} ({operator.badge}) at {info.code}" if operator else f"station {info.code}"
+    )
     ctx = _Ctx(session, info, state, now, by, cache)
     ctx.facts = facts = _facts(ctx, event)
     decision = wf.decide(state, event, facts)
     # The event row carries its verdict: one INSERT, and a msg_id seen before (or
     # raced by another process) changes nothing.
-    event_id = record_event(session, msg_id=msg_id, station_id=info.id, channel=channel,
-                            kind=kind, source=source, seq=seq, ts=ts, data=data,
-                            payload=payload, result=decision.result, code=decision.code,
-                            params=decision.params,
-                            unit_id=state.unit.id if state.unit else None,
-                            operator_id=operator.id if operator else None)
+    event_id = record_event(
+        session,
+        msg_id=msg_id,
+        station_id=info.id,
+        channel=channel,
+        kind=kind,
+        source=source,
+        seq=seq,
+        ts=ts,
+        data=data,
+        payload=payload,
+        result=decision.result,
+        code=decision.code,
+        params=decision.params,
+        unit_id=state.unit.id if state.unit else None,
+        operator_id=operator.id if operator else None,
+    )
     if event_id is None:
         return _duplicate(session, msg_id, station_code, source)
     ctx.event_id = event_id
@@ -237,25 +308,41 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
             try:
                 with session.begin_nested():
                     _apply_all(ctx, decision)
-            except (sa.exc.IntegrityError, ledger.InsufficientStock, LookupError,
-                    DispatchError, RefusedByDatabase) as exc:
-                log.warning("station %s: %s refused by the database: %s", station_code, kind,
-                            exc)
+            except (
+                sa.exc.IntegrityError,
+                ledger.InsufficientStock,
+                LookupError,
+                DispatchError,
+                RefusedByDatabase,
+            ) as exc:
+                log.warning("station %s: %s refused by the database: %s", station_code, kind, exc)
                 cache.forget()  # it may have counted what the savepoint took back
                 decision = wf.reject("conflict", detail=_short(_explain(session, exc)))
-                session.execute(sa.update(_EVENTS).where(_EVENTS.c.id == event_id).values(
-                    result=decision.result, code=decision.code, params=decision.params,
-                    reason=decision.message[:MAX_REASON]))
+                session.execute(
+                    sa.update(_EVENTS)
+                    .where(_EVENTS.c.id == event_id)
+                    .values(
+                        result=decision.result,
+                        code=decision.code,
+                        params=decision.params,
+                        reason=decision.message[:MAX_REASON],
+                    )
+                )
         else:
             _apply_all(ctx, decision)
     if decision.accepted and not isinstance(event, wf.Scan | wf.DeviceEvent):
-        audit.record(session, actor=by, action=f"station.{kind}", entity="station",
-                     entity_id=info.code, address=address or info.code,
-                     detail={"code": decision.code, **decision.params, "msg_id": msg_id})
+        audit.record(
+            session,
+            actor=by,
+            action=f"station.{kind}",
+            entity="station",
+            entity_id=info.code,
+            address=address or info.code,
+            detail={"code": decision.code, **decision.params, "msg_id": msg_id},
+        )
     if not decision.accepted:
         after = state
-        log.info("station %s rejected %s %r: %s", station_code, kind, data[:80],
-                 decision.message)
+        log.info("station %s rejected %s %r: %s", station_code, kind, data[:80], decision.message)
     elif all(isinstance(e, wf.RecordConsumption) for e in decision.effects):
         after = _after_picks(state, decision, facts)  # a pick: no need to read again
     else:
@@ -265,18 +352,32 @@ def handle(session: Session, *, station_code: str, event: wf.StationEvent,
         cache.states[info.id] = after
     else:
         cache.states.pop(info.id, None)
-    return Outcome(EventResult(decision.result), decision.code, decision.params, msg_id,
-                   station_code, event_id, source, after)
+    return Outcome(
+        EventResult(decision.result),
+        decision.code,
+        decision.params,
+        msg_id,
+        station_code,
+        event_id,
+        source,
+        after,
+    )
 
 
 def _duplicate(session: Session, msg_id: str, station_code: str, source: str) -> Outcome:
     original = session.connection().execute(_ORIGINAL, {"msg_id": msg_id}).scalar()
-    return Outcome(EventResult.DUPLICATE, "duplicate", {}, msg_id, station_code, source=source,
-                   original=original)
+    return Outcome(
+        EventResult.DUPLICATE,
+        "duplicate",
+        {},
+        msg_id,
+        station_code,
+        source=source,
+        original=original,
+    )
 
 
-def _after_picks(state: wf.StationState, decision: wf.Decision, facts: wf.Facts
-                 ) -> wf.StationState:
+def _after_picks(state: wf.StationState, decision: wf.Decision, facts: wf.Facts) -> wf.StationState:
     """The state after a pick, as ``load_state`` would read it back."""
     picks = list(state.picks)
     lot = facts.scan.lot if facts.scan else None
@@ -287,10 +388,12 @@ def _after_picks(state: wf.StationState, decision: wf.Decision, facts: wf.Facts
             if p.part_id == effect.for_part_id and p.remaining:
                 tag = ""
                 if p.tracking != "none":
-                    tag = effect.serial or (lot.lot_code if lot and lot.lot_id == effect.lot_id
-                                            else "")
-                picks[i] = replace(p, done=p.done + effect.quantity,
-                                   recorded=p.recorded + ((tag,) if tag else ()))
+                    tag = effect.serial or (
+                        lot.lot_code if lot and lot.lot_id == effect.lot_id else ""
+                    )
+                picks[i] = replace(
+                    p, done=p.done + effect.quantity, recorded=p.recorded + ((tag,) if tag else ())
+                )
                 break
     return replace(state, picks=tuple(picks))
 
@@ -304,17 +407,31 @@ _lots: sa.Table = StockLot.__table__  # type: ignore[attr-defined]
 _WORK_ORDER = sa.select(_units.c.work_order_id).where(_units.c.id == sa.bindparam("unit"))
 _LOT_PART = sa.select(_lots.c.part_id).where(_lots.c.id == sa.bindparam("lot"))
 _INSERT_EVENT = {
-    name: dialect.insert(_EVENTS).on_conflict_do_nothing(index_elements=["msg_id"])
+    name: dialect.insert(_EVENTS)
+    .on_conflict_do_nothing(index_elements=["msg_id"])
     .returning(_EVENTS.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
-def record_event(session: Session, *, msg_id: str, station_id: int | None, channel: str,
-                 kind: str, source: str = "", seq: int | None = None,
-                 ts: datetime | None = None, data: str = "",
-                 payload: dict[str, Any] | None = None, result: str = EventResult.ACCEPTED,
-                 code: str = "", params: dict[str, Any] | None = None,
-                 unit_id: int | None = None, operator_id: int | None = None) -> int | None:
+def record_event(
+    session: Session,
+    *,
+    msg_id: str,
+    station_id: int | None,
+    channel: str,
+    kind: str,
+    source: str = "",
+    seq: int | None = None,
+    ts: datetime | None = None,
+    data: str = "",
+    payload: dict[str, Any] | None = None,
+    result: str = EventResult.ACCEPTED,
+    code: str = "",
+    params: dict[str, Any] | None = None,
+    unit_id: int | None = None,
+    operator_id: int | None = None,
+) -> int | None:
     """Insert the event unless its ``msg_id`` is known; its id, or ``None`` (duplicate).
 
     The verdict is stored as its message ``code`` and ``params`` (rendered when read,
@@ -326,12 +443,24 @@ def record_event(session: Session, *, msg_id: str, station_id: int | None, chann
     process or thread, and the loser learns it without an error or a rollback.
     """
     conn = session.connection()
-    values = {"msg_id": msg_id, "station_id": station_id, "channel": channel, "kind": kind,
-              "source": source[:64], "seq": seq, "ts": ts, "data": data[:MAX_DATA],
-              "payload": payload or {}, "result": result, "code": code,
-              "params": params or {},
-              "reason": messages.english(code, params)[:MAX_REASON] if code else "",
-              "unit_id": unit_id, "operator_id": operator_id, "received_at": utcnow()}
+    values = {
+        "msg_id": msg_id,
+        "station_id": station_id,
+        "channel": channel,
+        "kind": kind,
+        "source": source[:64],
+        "seq": seq,
+        "ts": ts,
+        "data": data[:MAX_DATA],
+        "payload": payload or {},
+        "result": result,
+        "code": code,
+        "params": params or {},
+        "reason": messages.english(code, params)[:MAX_REASON] if code else "",
+        "unit_id": unit_id,
+        "operator_id": operator_id,
+        "received_at": utcnow(),
+    }
     event_id: int | None = conn.execute(_INSERT_EVENT[conn.dialect.name], values).scalar()
     return event_id
 
@@ -343,8 +472,9 @@ def _explain(session: Session, exc: Exception) -> Exception:
     lot = session.get(StockLot, exc.lot_id, populate_existing=True)
     if lot is None:
         return exc
-    return ledger.InsufficientStock(lot, session.get(Part, lot.part_id), exc.kind,
-                                    exc.quantity, exc.reserved_delta)
+    return ledger.InsufficientStock(
+        lot, session.get(Part, lot.part_id), exc.kind, exc.quantity, exc.reserved_delta
+    )
 
 
 def _short(exc: Exception) -> str:
@@ -365,8 +495,13 @@ def _kind_and_data(event: wf.StationEvent) -> tuple[str, str]:
         return "defect", event.reason_code
     if isinstance(event, wf.CallAndon):
         return "andon", event.reason
-    names = {wf.SignOut: "sign_out", wf.StartNext: "start", wf.CompleteStep: "complete",
-             wf.Pause: "pause", wf.Resume: "resume"}
+    names = {
+        wf.SignOut: "sign_out",
+        wf.StartNext: "start",
+        wf.CompleteStep: "complete",
+        wf.Pause: "pause",
+        wf.Resume: "resume",
+    }
     return names[type(event)], ""
 
 
@@ -380,27 +515,32 @@ def _facts(ctx: _Ctx, event: wf.StationEvent) -> wf.Facts:
             return wf.Facts(now=ctx.now)
         scan = None
         if state.unit is not None and state.operator is not None and not state.paused:
-            scan = reading.scan_facts(session, data=event.data, unit_id=state.unit.id,
-                                      cache=ctx.cache)
+            scan = reading.scan_facts(
+                session, data=event.data, unit_id=state.unit.id, cache=ctx.cache
+            )
             if scan.part_id is not None:
                 return wf.Facts(now=ctx.now, scan=scan)
         # Not a part: perhaps a badge (a sign-in, or a hand-over), on every path alike.
         badge = ctx.cache.badge(session, event.data.strip())
-        return wf.Facts(now=ctx.now, scan=scan, operator=badge,
-                        pin_ok=badge is not None and not badge.has_pin)
+        return wf.Facts(
+            now=ctx.now, scan=scan, operator=badge, pin_ok=badge is not None and not badge.has_pin
+        )
     if isinstance(event, wf.SignIn):
-        operator = session.exec(select(Operator).where(
-            Operator.badge == event.badge.strip(), Operator.active == True)  # noqa: E712
+        operator = session.exec(
+            select(Operator).where(Operator.badge == event.badge.strip(), Operator.active == True)  # noqa: E712
         ).first()
         if operator is None:
             return wf.Facts(now=ctx.now)
         pin_ok = (not operator.pin_hash) or verify_secret(operator.pin_hash, event.pin or "")
         return wf.Facts(now=ctx.now, operator=_operator_info(operator), pin_ok=pin_ok)
     if isinstance(event, wf.StartNext | wf.StartUnit) and state.operator and not state.unit:
-        uop = dispatching.peek(session, station=ctx.station,
-                               unit_serial=getattr(event, "unit_serial", None))
-        return wf.Facts(now=ctx.now, candidate=reading.candidate(session, uop.id, ctx.cache)
-                        if uop and uop.id else None)
+        uop = dispatching.peek(
+            session, station=ctx.station, unit_serial=getattr(event, "unit_serial", None)
+        )
+        return wf.Facts(
+            now=ctx.now,
+            candidate=reading.candidate(session, uop.id, ctx.cache) if uop and uop.id else None,
+        )
     return wf.Facts(now=ctx.now)
 
 
@@ -428,23 +568,42 @@ def _apply(ctx: _Ctx, effect: wf.Effect) -> None:
         station.signed_in_at = None
         session.add(station)
     elif isinstance(effect, wf.BeginStep):
-        dispatching.start(session, station=ctx.station,
-                          unit_operation_id=effect.unit_operation_id)
-        session.add(StepRecord(unit_id=effect.unit_id, unit_operation_id=effect.unit_operation_id,
-                               operation_id=effect.operation_id, station_id=ctx.info.id,
-                               operator_id=effect.operator_id, started_at=ctx.now))
+        dispatching.start(session, station=ctx.station, unit_operation_id=effect.unit_operation_id)
+        session.add(
+            StepRecord(
+                unit_id=effect.unit_id,
+                unit_operation_id=effect.unit_operation_id,
+                operation_id=effect.operation_id,
+                station_id=ctx.info.id,
+                operator_id=effect.operator_id,
+                started_at=ctx.now,
+            )
+        )
     elif isinstance(effect, wf.PauseStep | wf.ResumeStep | wf.EndStep | wf.HoldUnit):
         _step_change(ctx, effect)
     elif isinstance(effect, wf.RecordDefect):
-        session.add(Defect(unit_id=effect.unit_id, station_id=ctx.info.id,
-                           operator_id=state.operator.id if state.operator else None,
-                           unit_operation_id=effect.unit_operation_id,
-                           reason_code=effect.reason_code[:32], note=effect.note[:1000],
-                           disposition=effect.disposition, at=ctx.now))
+        session.add(
+            Defect(
+                unit_id=effect.unit_id,
+                station_id=ctx.info.id,
+                operator_id=state.operator.id if state.operator else None,
+                unit_operation_id=effect.unit_operation_id,
+                reason_code=effect.reason_code[:32],
+                note=effect.note[:1000],
+                disposition=effect.disposition,
+                at=ctx.now,
+            )
+        )
     elif isinstance(effect, wf.RaiseAndon):
-        session.add(AndonCall(station_id=ctx.info.id, unit_id=effect.unit_id,
-                              operator_id=state.operator.id if state.operator else None,
-                              reason=effect.reason[:200], raised_at=ctx.now))
+        session.add(
+            AndonCall(
+                station_id=ctx.info.id,
+                unit_id=effect.unit_id,
+                operator_id=state.operator.id if state.operator else None,
+                reason=effect.reason[:200],
+                raised_at=ctx.now,
+            )
+        )
     else:
         raise TypeError(f"unknown effect {effect!r}")
     session.flush()
@@ -456,20 +615,38 @@ def _consume(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
     assert state.unit is not None and state.operation is not None
     unit_id = state.unit.id
     if unit_id not in ctx.cache.work_orders:
-        ctx.cache.work_orders[unit_id] = session.connection().execute(
-            _WORK_ORDER, {"unit": unit_id}).scalar()
+        ctx.cache.work_orders[unit_id] = (
+            session.connection().execute(_WORK_ORDER, {"unit": unit_id}).scalar()
+        )
     work_order_id = ctx.cache.work_orders[unit_id]
     operator_id = state.operator.id if state.operator else None
     # uq_consumption_serial refuses a serial built in twice (IntegrityError).
-    session.connection().execute(_INSERT_CONSUMPTION, {
-        "unit_id": unit_id, "part_id": effect.part_id, "lot_id": effect.lot_id,
-        "serial": effect.serial, "quantity": effect.quantity,
-        "for_part_id": effect.for_part_id,
-        "unit_operation_id": state.operation.unit_operation_id, "station_id": ctx.info.id,
-        "operator_id": operator_id, "event_id": ctx.event_id, "at": ctx.now})
-    _post(ctx, lot_id=effect.lot_id, part_id=effect.part_id, kind="consumption",
-          quantity=-effect.quantity, reserved_delta=-effect.reserved_here,
-          work_order_id=work_order_id, reason=f"unit {state.unit.serial} {state.operation.code}")
+    session.connection().execute(
+        _INSERT_CONSUMPTION,
+        {
+            "unit_id": unit_id,
+            "part_id": effect.part_id,
+            "lot_id": effect.lot_id,
+            "serial": effect.serial,
+            "quantity": effect.quantity,
+            "for_part_id": effect.for_part_id,
+            "unit_operation_id": state.operation.unit_operation_id,
+            "station_id": ctx.info.id,
+            "operator_id": operator_id,
+            "event_id": ctx.event_id,
+            "at": ctx.now,
+        },
+    )
+    _post(
+        ctx,
+        lot_id=effect.lot_id,
+        part_id=effect.part_id,
+        kind="consumption",
+        quantity=-effect.quantity,
+        reserved_delta=-effect.reserved_here,
+        work_order_id=work_order_id,
+        reason=f"unit {state.unit.serial} {state.operation.code}",
+    )
     scan = ctx.facts.scan if ctx.facts else None
     parts = {lot_id: part_id for lot_id, part_id, _n in (scan.unit_reservations if scan else ())}
     for lot_id, qty in effect.release:
@@ -478,26 +655,58 @@ def _consume(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
             part_id = session.connection().execute(_LOT_PART, {"lot": lot_id}).scalar()
         if part_id is None:
             raise LookupError(f"stock lot {lot_id} not found")
-        _post(ctx, lot_id=lot_id, part_id=part_id, kind="unreservation", reserved_delta=-qty,
-              work_order_id=work_order_id, reason="scanned another lot")
+        _post(
+            ctx,
+            lot_id=lot_id,
+            part_id=part_id,
+            kind="unreservation",
+            reserved_delta=-qty,
+            work_order_id=work_order_id,
+            reason="scanned another lot",
+        )
 
 
-def _post(ctx: _Ctx, *, lot_id: int, part_id: int, kind: str, work_order_id: int | None,
-          reason: str, quantity: int = 0, reserved_delta: int = 0) -> None:
+def _post(
+    ctx: _Ctx,
+    *,
+    lot_id: int,
+    part_id: int,
+    kind: str,
+    work_order_id: int | None,
+    reason: str,
+    quantity: int = 0,
+    reserved_delta: int = 0,
+) -> None:
     assert ctx.state.unit is not None
     try:
-        ledger.append(ctx.session, lot_id=lot_id, part_id=part_id, kind=kind,
-                      quantity=quantity, reserved_delta=reserved_delta, by=ctx.by,
-                      unit_id=ctx.state.unit.id, work_order_id=work_order_id,
-                      event_id=ctx.event_id, reason=reason, at=ctx.now)
+        ledger.append(
+            ctx.session,
+            lot_id=lot_id,
+            part_id=part_id,
+            kind=kind,
+            quantity=quantity,
+            reserved_delta=reserved_delta,
+            by=ctx.by,
+            unit_id=ctx.state.unit.id,
+            work_order_id=work_order_id,
+            event_id=ctx.event_id,
+            reason=reason,
+            at=ctx.now,
+        )
     except sa.exc.IntegrityError as exc:
         raise RefusedByDatabase(lot_id, kind, quantity, reserved_delta) from exc
-    ctx.cache.moved(unit_id=ctx.state.unit.id, lot_id=lot_id, part_id=part_id,
-                    quantity=quantity, reserved_delta=reserved_delta)
+    ctx.cache.moved(
+        unit_id=ctx.state.unit.id,
+        lot_id=lot_id,
+        part_id=part_id,
+        quantity=quantity,
+        reserved_delta=reserved_delta,
+    )
 
 
-def _step_change(ctx: _Ctx, effect: wf.PauseStep | wf.ResumeStep | wf.EndStep | wf.HoldUnit
-                 ) -> None:
+def _step_change(
+    ctx: _Ctx, effect: wf.PauseStep | wf.ResumeStep | wf.EndStep | wf.HoldUnit
+) -> None:
     session, state = ctx.session, ctx.state
     step = session.get(StepRecord, state.step_record_id) if state.step_record_id else None
     if step is None:
@@ -515,6 +724,7 @@ def _step_change(ctx: _Ctx, effect: wf.PauseStep | wf.ResumeStep | wf.EndStep | 
         if isinstance(effect, wf.EndStep):
             dispatching.complete(session, unit_operation_id=effect.unit_operation_id)
         else:
-            dispatching.hold(session, unit_operation_id=effect.unit_operation_id,
-                             reason=effect.reason, by=ctx.by)
+            dispatching.hold(
+                session, unit_operation_id=effect.unit_operation_id, reason=effect.reason, by=ctx.by
+            )
     session.add(step)

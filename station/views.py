@@ -69,8 +69,11 @@ PARTIALS = {
     "actions": "station/_actions.html",
     "signin": "station/_signin.html",
 }
-BANNER_KIND: dict[str, str] = {EventResult.ACCEPTED: "ok", EventResult.REJECTED: "reject",
-               EventResult.DUPLICATE: "info"}
+BANNER_KIND: dict[str, str] = {
+    EventResult.ACCEPTED: "ok",
+    EventResult.REJECTED: "reject",
+    EventResult.DUPLICATE: "info",
+}
 
 
 def heartbeat_seconds() -> float:
@@ -78,6 +81,7 @@ def heartbeat_seconds() -> float:
 
 
 # -- binding -------------------------------------------------------------------------
+
 
 def station_device(view: F) -> F:
     """Admit only a tablet bound to the station named by the URL's ``code``."""
@@ -90,11 +94,23 @@ def station_device(view: F) -> F:
                 return Response(status=401, headers={"HX-Redirect": url_for("station.unbound")})
             return redirect(url_for("station.unbound"), code=303)
         if bound.code != code:
-            log.warning("tablet bound to %s refused station %s (%s %s)", bound.code, code,
-                        request.method, request.path)
-            return _notice(403, _("Wrong station"),
-                           _("This tablet is bound to station %(bound)s, not %(code)s.",
-                             bound=bound.code, code=code), device_station=bound.code)
+            log.warning(
+                "tablet bound to %s refused station %s (%s %s)",
+                bound.code,
+                code,
+                request.method,
+                request.path,
+            )
+            return _notice(
+                403,
+                _("Wrong station"),
+                _(
+                    "This tablet is bound to station %(bound)s, not %(code)s.",
+                    bound=bound.code,
+                    code=code,
+                ),
+                device_station=bound.code,
+            )
         g.station = bound
         db = get_session()
         _follow_operator_language(db, bound.id)
@@ -106,14 +122,23 @@ def station_device(view: F) -> F:
 
 
 def _notice(status: int, title: str, text: str, **extra: Any) -> tuple[str, int]:
-    return render_template("station/notice.html", station=None, title=title, text=text,
-                           kind="refused" if status >= 400 else "info", **extra), status
+    return render_template(
+        "station/notice.html",
+        station=None,
+        title=title,
+        text=text,
+        kind="refused" if status >= 400 else "info",
+        **extra,
+    ), status
 
 
 def _follow_operator_language(db: Session, station_id: int | None) -> None:
     """The screen speaks the language of whoever is signed in at the station."""
-    locale = db.exec(select(Operator.locale).join(Station, col(Station.operator_id) == Operator.id)
-                     .where(Station.id == station_id)).first()
+    locale = db.exec(
+        select(Operator.locale)
+        .join(Station, col(Station.operator_id) == Operator.id)
+        .where(Station.id == station_id)
+    ).first()
     g.station_locale = locale
     refresh_locale()
 
@@ -125,9 +150,11 @@ def bind() -> Any:
     station = auth.station_for_device(get_session(), token)
     if station is None:
         log.warning("tablet binding refused from %s: unknown or revoked token", auth.address())
-        return _notice(403, _("Binding refused"),
-                       _("This binding link is unknown or was revoked. Ask an admin "
-                         "for a new one."))
+        return _notice(
+            403,
+            _("Binding refused"),
+            _("This binding link is unknown or was revoked. Ask an admin for a new one."),
+        )
     log.info("tablet at %s bound to station %s", auth.address(), station.code)
     response = redirect(url_for("station.page", code=station.code), code=303)
     return auth.set_device_cookie(response, token)
@@ -139,12 +166,15 @@ def unbound() -> Any:
     bound = auth.bound_station()
     if bound is not None:
         return redirect(url_for("station.page", code=bound.code), code=303)
-    return _notice(200, _("This tablet is not bound to a station"),
-                   _("Ask an admin to bind it: they open the station's binding link "
-                     "on this tablet once."))
+    return _notice(
+        200,
+        _("This tablet is not bound to a station"),
+        _("Ask an admin to bind it: they open the station's binding link on this tablet once."),
+    )
 
 
 # -- rendering -----------------------------------------------------------------------
+
 
 def _view(db: Session, code: str) -> screen.StationView:
     state = service.load_state(db, station_code=code)
@@ -159,20 +189,31 @@ def _last_banner(db: Session, station_id: int) -> dict[str, Any] | None:
     db.commit()
     if verdict is None:
         return None
-    return {"kind": BANNER_KIND.get(verdict.result, "info"), "ref": verdict.msg_id,
-            "code": verdict.code, "text": texts.translated(verdict.code, verdict.params)}
+    return {
+        "kind": BANNER_KIND.get(verdict.result, "info"),
+        "ref": verdict.msg_id,
+        "code": verdict.code,
+        "text": texts.translated(verdict.code, verdict.params),
+    }
 
 
-def _context(view: screen.StationView, banner: dict[str, Any] | None = None,
-             **extra: Any) -> dict[str, Any]:
-    return {"view": view, "station": view.station, "banner": banner, "timer": view.timer,
-            "heartbeat_seconds": heartbeat_seconds(),
-            "defect_reasons": [(code, _(label)) for code, label in DEFECT_REASONS],
-            **extra}
+def _context(
+    view: screen.StationView, banner: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "view": view,
+        "station": view.station,
+        "banner": banner,
+        "timer": view.timer,
+        "heartbeat_seconds": heartbeat_seconds(),
+        "defect_reasons": [(code, _(label)) for code, label in DEFECT_REASONS],
+        **extra,
+    }
 
 
-def _render(partial: str, view: screen.StationView, banner: dict[str, Any] | None = None,
-            **extra: Any) -> str:
+def _render(
+    partial: str, view: screen.StationView, banner: dict[str, Any] | None = None, **extra: Any
+) -> str:
     """The partial for htmx, the whole page otherwise (same templates either way)."""
     context = _context(view, banner, **extra)
     if htmx:
@@ -184,8 +225,9 @@ def _render(partial: str, view: screen.StationView, banner: dict[str, Any] | Non
 @station_device
 def page(code: str) -> str:
     db = get_session()
-    return render_template("station/page.html",
-                           **_context(_view(db, code), _last_banner(db, g.station.id)))
+    return render_template(
+        "station/page.html", **_context(_view(db, code), _last_banner(db, g.station.id))
+    )
 
 
 @bp.get("/<code>/<any(" + ",".join(PARTIALS) + "):partial>")
@@ -207,6 +249,7 @@ def defect_dialog(code: str) -> Any:
 
 # -- actions: each one event through station.service ---------------------------------
 
+
 def _act(code: str, event: wf.StationEvent, *, source: str = "tablet") -> Any:
     """Record ``event`` in one write transaction, tell the screens, answer the screen."""
     outcome = _decide(code, event, source=source)
@@ -216,17 +259,27 @@ def _act(code: str, event: wf.StationEvent, *, source: str = "tablet") -> Any:
 def _decide(code: str, event: wf.StationEvent, *, source: str) -> service.Outcome:
     db = get_session()
     begin_write(db)
-    outcome = service.handle(db, station_code=code, event=event, msg_id=str(uuid.uuid4()),
-                             channel="ui", source=source, address=auth.address())
+    outcome = service.handle(
+        db,
+        station_code=code,
+        event=event,
+        msg_id=str(uuid.uuid4()),
+        channel="ui",
+        source=source,
+        address=auth.address(),
+    )
     db.commit()
     publish.after_commit(live.sink(), [publish.answer(outcome)])
     return outcome
 
 
 def banner_for(outcome: service.Outcome) -> dict[str, Any]:
-    return {"kind": BANNER_KIND.get(outcome.result, "info"),
-            "text": texts.lazy(outcome.code, outcome.params), "ref": outcome.msg_id,
-            "code": outcome.code}
+    return {
+        "kind": BANNER_KIND.get(outcome.result, "info"),
+        "text": texts.lazy(outcome.code, outcome.params),
+        "ref": outcome.msg_id,
+        "code": outcome.code,
+    }
 
 
 def _answer(code: str, banner: dict[str, Any] | None) -> Any:
@@ -236,8 +289,10 @@ def _answer(code: str, banner: dict[str, Any] | None) -> Any:
     if not htmx:  # a plain form post (no JavaScript) gets the whole page
         return render_template("station/page.html", **_context(view, banner))
     # The new #screen, and the dialog that led here (PIN pad, defect) closed.
-    return (render_template(PARTIALS["screen"], **_context(view, banner))
-            + '<div id="overlay" hx-swap-oob="innerHTML"></div>')
+    return (
+        render_template(PARTIALS["screen"], **_context(view, banner))
+        + '<div id="overlay" hx-swap-oob="innerHTML"></div>'
+    )
 
 
 @bp.post("/<code>/scan")
@@ -250,8 +305,15 @@ def scan(code: str) -> Any:
     data = request.form.get("data", "").strip("\r\n")
     if not data or len(data) > MAX_SCAN:
         log.warning("station %s: empty or oversized wedge scan (%d chars)", code, len(data))
-        return _answer(code, {"kind": "reject", "ref": str(uuid.uuid4()), "code": "unreadable",
-                              "text": _("Scan not readable: scan again.")})
+        return _answer(
+            code,
+            {
+                "kind": "reject",
+                "ref": str(uuid.uuid4()),
+                "code": "unreadable",
+                "text": _("Scan not readable: scan again."),
+            },
+        )
     return _badge(code, data, scan=True)
 
 
@@ -262,17 +324,27 @@ def _badge(code: str, badge: str, pin: str | None = None, *, scan: bool = False)
     try:
         limiter.check(key, auth.address())
     except auth.RateLimited as exc:
-        return _answer(code, {"kind": "reject", "ref": str(uuid.uuid4()), "code": "rate_limited",
-                              "text": _("Too many failed sign-ins. Try again in %(s)s "
-                                        "seconds.", s=exc.retry_after)})
-    event: wf.StationEvent = (wf.Scan(data=badge) if scan
-                              else wf.SignIn(badge=badge.strip(), pin=pin))
+        return _answer(
+            code,
+            {
+                "kind": "reject",
+                "ref": str(uuid.uuid4()),
+                "code": "rate_limited",
+                "text": _(
+                    "Too many failed sign-ins. Try again in %(s)s seconds.", s=exc.retry_after
+                ),
+            },
+        )
+    event: wf.StationEvent = (
+        wf.Scan(data=badge) if scan else wf.SignIn(badge=badge.strip(), pin=pin)
+    )
     outcome = _decide(code, event, source="wedge" if scan else "badge")
     if outcome.code in ("unknown_badge", "wrong_pin"):
         limiter.failed(key, auth.address())
     if outcome.code == "pin_needed":
-        return _pin_pad(code, str(outcome.params.get("badge", "")),
-                        str(outcome.params.get("name", "")))
+        return _pin_pad(
+            code, str(outcome.params.get("badge", "")), str(outcome.params.get("name", ""))
+        )
     return _answer(code, banner_for(outcome))
 
 
@@ -281,8 +353,10 @@ def _pin_pad(code: str, badge: str, name: str) -> Any:
     if not htmx:
         view = _view(get_session(), code)
         return render_template("station/page.html", **_context(view, None, pin=context))
-    return Response(render_template("station/_pin.html", **context),
-                    headers={"HX-Retarget": "#overlay", "HX-Reswap": "innerHTML"})
+    return Response(
+        render_template("station/_pin.html", **context),
+        headers={"HX-Retarget": "#overlay", "HX-Reswap": "innerHTML"},
+    )
 
 
 @bp.post("/<code>/sign-in")
@@ -333,11 +407,23 @@ def defect(code: str) -> Any:
     reason = request.form.get("reason", "")
     if reason not in dict(DEFECT_REASONS):
         log.warning("station %s: defect with unknown reason %r", code, reason[:40])
-        return _answer(code, {"kind": "reject", "ref": str(uuid.uuid4()), "code": "bad_reason",
-                              "text": _("Choose a defect reason.")})
-    return _act(code, wf.ReportDefect(reason_code=reason,
-                                      note=request.form.get("note", "")[:1000],
-                                      disposition=request.form.get("disposition", "rework")))
+        return _answer(
+            code,
+            {
+                "kind": "reject",
+                "ref": str(uuid.uuid4()),
+                "code": "bad_reason",
+                "text": _("Choose a defect reason."),
+            },
+        )
+    return _act(
+        code,
+        wf.ReportDefect(
+            reason_code=reason,
+            note=request.form.get("note", "")[:1000],
+            disposition=request.form.get("disposition", "rework"),
+        ),
+    )
 
 
 @bp.post("/<code>/andon")
@@ -347,6 +433,7 @@ def andon(code: str) -> Any:
 
 
 # -- live: one SSE stream per page ---------------------------------------------------
+
 
 def _sse(event: str, data: str) -> str:
     lines = data.splitlines() or [""]
@@ -368,8 +455,9 @@ def events(code: str) -> Response:
         with Session(app.extensions["taktline.engine"], expire_on_commit=False) as db:
             _follow_operator_language(db, station_id)
             view = _view(db, code)
-            return render_template(PARTIALS["screen"],
-                                   **_context(view, _last_banner(db, station_id)))
+            return render_template(
+                PARTIALS["screen"], **_context(view, _last_banner(db, station_id))
+            )
 
     def fingerprint() -> tuple[Any, ...]:
         with Session(app.extensions["taktline.engine"]) as db:
@@ -402,8 +490,11 @@ def events(code: str) -> Response:
         finally:
             subscription.close()
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return Response(
+        stream_with_context(stream()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def init_app(app: Flask) -> None:

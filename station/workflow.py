@@ -177,8 +177,19 @@ class CallAndon:
     reason: str = "help"
 
 
-StationEvent = (SignIn | SignOut | StartNext | StartUnit | Scan | DeviceEvent | CompleteStep
-                | Pause | Resume | ReportDefect | CallAndon)
+StationEvent = (
+    SignIn
+    | SignOut
+    | StartNext
+    | StartUnit
+    | Scan
+    | DeviceEvent
+    | CompleteStep
+    | Pause
+    | Resume
+    | ReportDefect
+    | CallAndon
+)
 
 # --- facts the service gathers ---------------------------------------------------
 
@@ -302,8 +313,18 @@ class RaiseAndon:
     unit_id: int | None
 
 
-Effect = (RecordSignIn | RecordSignOut | BeginStep | RecordConsumption | EndStep | PauseStep
-          | ResumeStep | RecordDefect | HoldUnit | RaiseAndon)
+Effect = (
+    RecordSignIn
+    | RecordSignOut
+    | BeginStep
+    | RecordConsumption
+    | EndStep
+    | PauseStep
+    | ResumeStep
+    | RecordDefect
+    | HoldUnit
+    | RaiseAndon
+)
 
 
 @dataclass(frozen=True)
@@ -349,9 +370,11 @@ def decide(state: StationState, event: StationEvent, facts: Facts) -> Decision:
     if isinstance(event, Scan) and not event.error and facts.operator is not None:
         return _sign_in(state, event.data.strip(), None, facts)
     if isinstance(event, CallAndon):
-        return accept("andon_raised", RaiseAndon(event.reason or "help",
-                                                 state.unit.id if state.unit else None),
-                      reason=event.reason or "help")
+        return accept(
+            "andon_raised",
+            RaiseAndon(event.reason or "help", state.unit.id if state.unit else None),
+            reason=event.reason or "help",
+        )
     if state.operator is None:
         if isinstance(event, Scan) and not event.error:
             return reject("unknown_badge", badge=event.data.strip()[:64])
@@ -385,10 +408,15 @@ def decide(state: StationState, event: StationEvent, facts: Facts) -> Decision:
     if isinstance(event, CompleteStep):
         missing = [p for p in state.picks if p.remaining]
         if missing:
-            return reject("picks_missing", missing=", ".join(
-                f"{p.remaining} x {p.sku}" for p in missing))
-        return accept("step_complete", EndStep(state.operation.unit_operation_id),
-                      unit=state.unit.serial, operation=state.operation.name)
+            return reject(
+                "picks_missing", missing=", ".join(f"{p.remaining} x {p.sku}" for p in missing)
+            )
+        return accept(
+            "step_complete",
+            EndStep(state.operation.unit_operation_id),
+            unit=state.unit.serial,
+            operation=state.operation.name,
+        )
     raise TypeError(f"not a station event: {event!r}")
 
 
@@ -425,10 +453,17 @@ def _start(state: StationState, event: StartNext | StartUnit, facts: Facts) -> D
     skill = candidate.operation.required_skill
     if skill and skill not in state.operator.skills:
         return reject("missing_skill", operation=candidate.operation.name, skill=skill)
-    return accept("step_started",
-                  BeginStep(candidate.unit.id, candidate.operation.unit_operation_id,
-                            candidate.operation.operation_id, state.operator.id),
-                  unit=candidate.unit.serial, operation=candidate.operation.name)
+    return accept(
+        "step_started",
+        BeginStep(
+            candidate.unit.id,
+            candidate.operation.unit_operation_id,
+            candidate.operation.operation_id,
+            state.operator.id,
+        ),
+        unit=candidate.unit.serial,
+        operation=candidate.operation.name,
+    )
 
 
 def _defect(state: StationState, event: ReportDefect, facts: Facts) -> Decision:
@@ -437,11 +472,23 @@ def _defect(state: StationState, event: ReportDefect, facts: Facts) -> Decision:
         return reject("bad_reason", reason=event.reason_code[:32])
     if event.disposition not in DISPOSITIONS:
         return reject("bad_disposition", disposition=event.disposition[:32])
-    effects: list[Effect] = [RecordDefect(state.unit.id, state.operation.unit_operation_id,
-                                          event.reason_code, event.note, event.disposition)]
+    effects: list[Effect] = [
+        RecordDefect(
+            state.unit.id,
+            state.operation.unit_operation_id,
+            event.reason_code,
+            event.note,
+            event.disposition,
+        )
+    ]
     if event.disposition in ("hold", "scrap"):
-        effects.append(HoldUnit(state.unit.id, state.operation.unit_operation_id,
-                                f"defect {event.reason_code} ({event.disposition})"))
+        effects.append(
+            HoldUnit(
+                state.unit.id,
+                state.operation.unit_operation_id,
+                f"defect {event.reason_code} ({event.disposition})",
+            )
+        )
         return accept("unit_held", *effects, reason=event.reason_code, unit=state.unit.serial)
     return accept("defect_recorded", *effects, reason=event.reason_code, unit=state.unit.serial)
 
@@ -450,11 +497,13 @@ def _device(event: DeviceEvent) -> Decision:
     if event.error or event.kind == "unknown":
         return reject("unreadable", detail=event.error or "unknown device line")
     if event.kind == "fault":
-        return reject("device_fault", source=event.source or "?",
-                      detail=str(event.fields.get("message", "")))
+        return reject(
+            "device_fault", source=event.source or "?", detail=str(event.fields.get("message", ""))
+        )
     if event.kind == "torque" and event.fields.get("ok") is False:
-        return reject("torque_nok", value=event.fields.get("value", "?"),
-                      unit=event.fields.get("unit", "Nm"))
+        return reject(
+            "torque_nok", value=event.fields.get("value", "?"), unit=event.fields.get("unit", "Nm")
+        )
     return accept("device_recorded", kind=event.kind)
 
 
@@ -483,8 +532,11 @@ def _scan(state: StationState, event: Scan, facts: Facts) -> Decision:
             return reject("serial_unknown", serial=scan.serial, sku=scan.sku)
     elif scan.tracking == "lot" and scan.lot is None and scan.lot_code:
         return reject("lot_unknown", lot=scan.lot_code, sku=scan.sku)
-    elif (scan.tracking == "lot" and not scan.lot_code
-          and (scan.lot is None or not scan.lot.reserved_for_unit)):
+    elif (
+        scan.tracking == "lot"
+        and not scan.lot_code
+        and (scan.lot is None or not scan.lot.reserved_for_unit)
+    ):
         # Without a lot on the label we only trust the lot kitted for this unit.
         return reject("lot_needed", sku=scan.sku)
     lot = scan.lot
@@ -501,12 +553,24 @@ def _scan(state: StationState, event: Scan, facts: Facts) -> Decision:
             if qty > 0 and lot_id != lot.lot_id and part_id in (pick.part_id, scan.part_id):
                 release = ((lot_id, 1),)
                 break
-    effect = RecordConsumption(part_id=scan.part_id, for_part_id=pick.part_id,
-                               lot_id=lot.lot_id, serial=scan.serial, quantity=1,
-                               reserved_here=reserved_here, release=release)
+    effect = RecordConsumption(
+        part_id=scan.part_id,
+        for_part_id=pick.part_id,
+        lot_id=lot.lot_id,
+        serial=scan.serial,
+        quantity=1,
+        reserved_here=reserved_here,
+        release=release,
+    )
     if scan.part_id != pick.part_id:
-        return accept("picked_substitute", effect, sku=scan.sku, for_sku=pick.sku,
-                      done=pick.done + 1, qty=pick.qty)
+        return accept(
+            "picked_substitute",
+            effect,
+            sku=scan.sku,
+            for_sku=pick.sku,
+            done=pick.done + 1,
+            qty=pick.qty,
+        )
     return accept("picked", effect, sku=scan.sku, done=pick.done + 1, qty=pick.qty)
 
 
@@ -525,11 +589,17 @@ def _pick_for(picks: tuple[Pick, ...], part_id: int) -> Pick | None:
 def _wrong_part(state: StationState, scan: ScanFacts) -> Decision:
     open_picks = [p for p in state.picks if p.remaining]
     if not open_picks:
-        return reject("wrong_part", scanned=scan.description or scan.sku,
-                      needed="nothing more (complete the step)")
+        return reject(
+            "wrong_part",
+            scanned=scan.description or scan.sku,
+            needed="nothing more (complete the step)",
+        )
     # Name the open pick most like the scanned part (same SKU family: MEM-16 vs MEM-32).
     family = scan.sku.split("-")[0]
     similar = [p for p in open_picks if p.sku.split("-")[0] == family]
     needed = similar or open_picks
-    return reject("wrong_part", scanned=scan.description or scan.sku,
-                  needed=" or ".join(p.description or p.sku for p in needed[:3]))
+    return reject(
+        "wrong_part",
+        scanned=scan.description or scan.sku,
+        needed=" or ".join(p.description or p.sku for p in needed[:3]),
+    )

@@ -14,8 +14,9 @@ from tests.support.units import release
 
 
 def _ready(app: Flask) -> None:
-    release(app.extensions["taktline.engine"], options=["i7", "mem32", "ssd1t", "mt"],
-            serial="PC-H1")
+    release(
+        app.extensions["taktline.engine"], options=["i7", "mem32", "ssd1t", "mt"], serial="PC-H1"
+    )
     with write_session(app.extensions["taktline.engine"]) as session:
         service.handle(session, station_code="KIT-1", event=SignIn("OP1001"))
     with write_session(app.extensions["taktline.engine"]) as session:
@@ -25,8 +26,13 @@ def _ready(app: Flask) -> None:
 def test_scan_over_http(demo_app: Flask, demo_client: FlaskClient) -> None:
     _ready(demo_app)
     login(demo_client, "supervisor")
-    body = {"msg_id": "h-1", "ts": "2026-03-02T08:00:00.123Z", "seq": 1, "source": "erp",
-            "data": "SCRM3"}
+    body = {
+        "msg_id": "h-1",
+        "ts": "2026-03-02T08:00:00.123Z",
+        "seq": 1,
+        "source": "erp",
+        "data": "SCRM3",
+    }
     with live.subscribe("KIT-1") as sub:
         first = demo_client.post("/api/v1/stations/KIT-1/scans", json=body)
         assert first.status_code == 200, first.json
@@ -38,17 +44,21 @@ def test_scan_over_http(demo_app: Flask, demo_client: FlaskClient) -> None:
     assert screws["done"] == 1
     again = demo_client.post("/api/v1/stations/KIT-1/scans", json=body)
     assert again.status_code == 200 and again.json["result"] == "duplicate"
-    wrong = demo_client.post("/api/v1/stations/KIT-1/scans",
-                             json={**body, "msg_id": "h-2", "data": "9506000001036"})
+    wrong = demo_client.post(
+        "/api/v1/stations/KIT-1/scans", json={**body, "msg_id": "h-2", "data": "9506000001036"}
+    )
     assert wrong.status_code == 422 and wrong.json["code"] == "wrong_part"
     bad = demo_client.post("/api/v1/stations/KIT-1/scans", json={"msg_id": "h-3", "data": 5})
-    assert bad.status_code == 400 and bad.json["reason"] == \
-        "Message refused: data is missing or not a string."
+    assert (
+        bad.status_code == 400
+        and bad.json["reason"] == "Message refused: data is missing or not a string."
+    )
     nowhere = demo_client.post("/api/v1/stations/NOPE/scans", json={**body, "msg_id": "h-4"})
     assert nowhere.status_code == 404
 
 
 def test_scan_over_http_needs_a_sign_in(demo_client: FlaskClient) -> None:
-    response = demo_client.post("/api/v1/stations/KIT-1/scans", json={"msg_id": "x",
-                                                                       "data": "SCRM3"})
+    response = demo_client.post(
+        "/api/v1/stations/KIT-1/scans", json={"msg_id": "x", "data": "SCRM3"}
+    )
     assert response.status_code == 401

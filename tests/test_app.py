@@ -43,6 +43,8 @@ def test_desktop_sign_in(demo_client: object) -> None:
 
 
 def test_open_redirect_refused(demo_client: object) -> None:
-    r = demo_client.post("/login?next=//evil.example/x",  # type: ignore[attr-defined]
-                         data={"username": "admin", "password": "admin"})
+    r = demo_client.post(
+        "/login?next=//evil.example/x",  # type: ignore[attr-defined]
+        data={"username": "admin", "password": "admin"},
+    )
     assert r.status_code == 303 and r.headers["Location"] == "/"

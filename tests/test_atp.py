@@ -10,15 +10,26 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = datetime(2026, 2, 1, tzinfo=UTC)
 
 
-def lot(id_: int, part: int, on_hand: int, reserved: int = 0, expires: date | None = None,
-        received: datetime = T0, lineside: bool = True) -> LotInfo:
+def lot(
+    id_: int,
+    part: int,
+    on_hand: int,
+    reserved: int = 0,
+    expires: date | None = None,
+    received: datetime = T0,
+    lineside: bool = True,
+) -> LotInfo:
     return LotInfo(id_, part, on_hand, reserved, expires, received, lineside)
 
 
 def test_first_expiring_first_then_first_in_and_undated_last() -> None:
-    lots = [lot(1, 7, 5), lot(2, 7, 5, expires=date(2027, 1, 1)),
-            lot(3, 7, 5, expires=date(2026, 6, 1)), lot(4, 7, 5, received=T1),
-            lot(5, 7, 5, received=T0, lineside=False)]
+    lots = [
+        lot(1, 7, 5),
+        lot(2, 7, 5, expires=date(2027, 1, 1)),
+        lot(3, 7, 5, expires=date(2026, 6, 1)),
+        lot(4, 7, 5, received=T1),
+        lot(5, 7, 5, received=T0, lineside=False),
+    ]
     assert [x.id for x in sorted(lots, key=fefo_key)] == [3, 2, 1, 5, 4]
     assert take_lots(lots, 12, {}) == [LotTake(3, 5), LotTake(2, 5), LotTake(1, 2)]
 
@@ -32,7 +43,10 @@ def test_plan_uses_a_substitute_only_when_the_primary_cannot_cover_a_unit() -> N
     lots = {7: [lot(1, 7, 3)], 8: [lot(2, 8, 10)]}
     result = plan([[Need(7, 2)]] * 3, lots, {7: [8]})
     assert [(a.reserved_part_id, a.takes) for [a] in result.units] == [
-        (7, [LotTake(1, 2)]), (8, [LotTake(2, 2)]), (8, [LotTake(2, 2)])]
+        (7, [LotTake(1, 2)]),
+        (8, [LotTake(2, 2)]),
+        (8, [LotTake(2, 2)]),
+    ]
     assert result.shortages == {}
 
 
@@ -44,8 +58,7 @@ def test_shortage_reports_what_nothing_covers() -> None:
 
 def test_atp_lines_per_part() -> None:
     lots = {7: [lot(1, 7, 5, reserved=3)], 8: [lot(2, 8, 4)], 9: [lot(3, 9, 10, reserved=1)]}
-    lines = atp([[Need(7, 1), Need(9, 2)]] * 3, lots, {7: "MEM", 8: "MEM-B", 9: "SCR"},
-                {7: [8]})
+    lines = atp([[Need(7, 1), Need(9, 2)]] * 3, lots, {7: "MEM", 8: "MEM-B", 9: "SCR"}, {7: [8]})
     by_sku = {line.sku: line for line in lines}
     assert by_sku["MEM"].required == 3 and by_sku["MEM"].on_hand == 5
     assert by_sku["MEM"].reserved_by_others == 3 and by_sku["MEM"].available == 2

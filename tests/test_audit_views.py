@@ -22,8 +22,12 @@ ROOT = Path(__file__).parent.parent
 
 def _lot(app: Flask, sku: str) -> StockLot:
     with Session(app.extensions["taktline.engine"]) as db:
-        return db.exec(select(StockLot).join(Part, StockLot.part_id == Part.id)  # type: ignore[arg-type]
-                       .where(Part.sku == sku).order_by(StockLot.id)).first()  # type: ignore[return-value]
+        return db.exec(
+            select(StockLot)
+            .join(Part, StockLot.part_id == Part.id)  # type: ignore[arg-type]
+            .where(Part.sku == sku)
+            .order_by(StockLot.id)
+        ).first()  # type: ignore[return-value]
 
 
 @pytest.fixture
@@ -35,28 +39,37 @@ def supervisor(demo_app: Flask) -> FlaskClient:
 
 def _lots(app: Flask, sku: str) -> list[StockLot]:
     with Session(app.extensions["taktline.engine"]) as db:
-        return list(db.exec(select(StockLot).join(Part, StockLot.part_id == Part.id)  # type: ignore[arg-type]
-                            .where(Part.sku == sku, StockLot.on_hand > 0)))
+        return list(
+            db.exec(
+                select(StockLot)
+                .join(Part, StockLot.part_id == Part.id)  # type: ignore[arg-type]
+                .where(Part.sku == sku, StockLot.on_hand > 0)
+            )
+        )
 
 
-def test_override_and_adjustment_show_who_and_why(demo_app: Flask,
-                                                  supervisor: FlaskClient) -> None:
+def test_override_and_adjustment_show_who_and_why(demo_app: Flask, supervisor: FlaskClient) -> None:
     # A cycle count finds the RTX 4080s missing, so SO-1002 can only go with an override.
     lots = _lots(demo_app, "GPU-4080")
     for lot in lots:
-        r = supervisor.post(f"/stock/lots/{lot.id}/adjust", data={
-            "quantity": str(-lot.on_hand), "reason": "cycle count: not on the shelf"})
+        r = supervisor.post(
+            f"/stock/lots/{lot.id}/adjust",
+            data={"quantity": str(-lot.on_hand), "reason": "cycle count: not on the shelf"},
+        )
         assert r.status_code == 303
     assert _lots(demo_app, "GPU-4080") == []
     refused = supervisor.post("/orders/SO-1002/release", follow_redirects=True)
     assert "GPU-4080" in refused.get_data(as_text=True)
-    r = supervisor.post("/orders/SO-1002/release", data={
-        "override": "on", "override_reason": "customer accepts a late GPU"})
+    r = supervisor.post(
+        "/orders/SO-1002/release",
+        data={"override": "on", "override_reason": "customer accepts a late GPU"},
+    )
     assert r.status_code == 303
     with Session(demo_app.extensions["taktline.engine"]) as db:
         moves = db.exec(select(StockMovement).where(StockMovement.kind == "adjustment")).all()
         assert {(m.by, m.reason) for m in moves} == {
-            ("Sam Sutherland (supervisor)", "cycle count: not on the shelf")}
+            ("Sam Sutherland (supervisor)", "cycle count: not on the shelf")
+        }
 
     page = supervisor.get("/audit/").get_data(as_text=True)
     rows = re.findall(r"<tr><td>.*?</tr>", page, re.S)
@@ -80,11 +93,15 @@ def test_override_and_adjustment_show_who_and_why(demo_app: Flask,
 
 
 def test_adjustment_without_reason_or_below_zero_changes_nothing(
-        demo_app: Flask, supervisor: FlaskClient) -> None:
+    demo_app: Flask, supervisor: FlaskClient
+) -> None:
     lot = _lot(demo_app, "GPU-4080")
-    for data in ({"quantity": "-1", "reason": " "}, {"quantity": "0", "reason": "count"},
-                 {"quantity": "lots", "reason": "count"},
-                 {"quantity": str(-lot.on_hand - 1), "reason": "count"}):
+    for data in (
+        {"quantity": "-1", "reason": " "},
+        {"quantity": "0", "reason": "count"},
+        {"quantity": "lots", "reason": "count"},
+        {"quantity": str(-lot.on_hand - 1), "reason": "count"},
+    ):
         r = supervisor.post(f"/stock/lots/{lot.id}/adjust", data=data, follow_redirects=True)
         assert "Adjustment refused" in r.get_data(as_text=True), data
     assert _lot(demo_app, "GPU-4080").on_hand == lot.on_hand
@@ -103,17 +120,22 @@ def test_filters_and_bad_dates(demo_app: Flask, supervisor: FlaskClient) -> None
 
 def test_operators_cannot_read_the_trail_and_it_is_append_only(demo_app: Flask) -> None:
     with demo_app.extensions["taktline.engine"].begin() as conn:
-        conn.execute(sa.text("INSERT INTO auditentry (at, actor, address, action, entity, "
-                             "entity_id, detail) VALUES (CURRENT_TIMESTAMP, 'x', '', 'a', "
-                             "'e', '1', '{}')"))
-    with pytest.raises(sa.exc.DatabaseError, match="append-only"), \
-            demo_app.extensions["taktline.engine"].begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO auditentry (at, actor, address, action, entity, "
+                "entity_id, detail) VALUES (CURRENT_TIMESTAMP, 'x', '', 'a', "
+                "'e', '1', '{}')"
+            )
+        )
+    with (
+        pytest.raises(sa.exc.DatabaseError, match="append-only"),
+        demo_app.extensions["taktline.engine"].begin() as conn,
+    ):
         conn.execute(sa.text("UPDATE auditentry SET actor = 'someone else'"))
     assert demo_app.test_client().get("/audit/").status_code == 302
 
 
-def test_a_catalog_import_is_on_the_trail(app: Flask, runner: CliRunner,
-                                          tmp_path: Path) -> None:
+def test_a_catalog_import_is_on_the_trail(app: Flask, runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "plant.yaml"
     path.write_text((ROOT / "server" / "tools" / "demo" / "plant.yaml").read_text())
     assert runner.invoke(["import", str(path)]).exit_code == 0

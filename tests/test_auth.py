@@ -40,11 +40,17 @@ def _routes() -> list[tuple[str, str, str]]:
     """(endpoint, method, rule) for every route of the app as it is now."""
     tmp = tempfile.mkdtemp(prefix="taktline-routes-")
     url = f"sqlite:///{tmp}/routes.db"
-    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "x",
-                      "RUN_INGEST": False}, instance_path=tmp)
-    rules = [(r.endpoint, m, r.rule) for r in app.url_map.iter_rules()
-             if r.endpoint != "static" for m in sorted(r.methods or ()) if m not in
-             ("HEAD", "OPTIONS")]
+    app = create_app(
+        {"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "x", "RUN_INGEST": False},
+        instance_path=tmp,
+    )
+    rules = [
+        (r.endpoint, m, r.rule)
+        for r in app.url_map.iter_rules()
+        if r.endpoint != "static"
+        for m in sorted(r.methods or ())
+        if m not in ("HEAD", "OPTIONS")
+    ]
     dispose_engine(url)
     shutil.rmtree(tmp, ignore_errors=True)
     return sorted(rules)
@@ -58,22 +64,32 @@ def _access(app: Flask, endpoint: str) -> str | None:
 
 
 def test_every_view_declares_its_access(app: Flask) -> None:
-    missing = sorted(e for e in app.view_functions
-                     if e != "static" and _access(app, e) not in ACCESS)
+    missing = sorted(
+        e for e in app.view_functions if e != "static" and _access(app, e) not in ACCESS
+    )
     assert missing == [], f"views without @auth.public / @auth.require(role): {missing}"
 
 
 def test_the_matrix_covers_the_admin_and_audit_routes() -> None:
     endpoints = {e for e, _, _ in ROUTES}
-    assert {"admin.users", "admin.api_tokens", "admin.devices", "audit.index",
-            "audit.export", "security.login", "home.index"} <= endpoints
+    assert {
+        "admin.users",
+        "admin.api_tokens",
+        "admin.devices",
+        "audit.index",
+        "audit.export",
+        "security.login",
+        "home.index",
+    } <= endpoints
 
 
 # -- the matrix ----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
-def matrix(_sqlite_templates: dict[str, Path],
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def matrix(
+    _sqlite_templates: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """One demo app for the whole matrix, with a signed-in session per role and tokens."""
     tmp = tmp_path_factory.mktemp("matrix")
     shutil.copy(_sqlite_templates["demo"], tmp / "taktline.db")
@@ -88,19 +104,24 @@ def matrix(_sqlite_templates: dict[str, Path],
         brd = db.exec(select(Station).where(Station.code == "BRD-1")).one()
         tokens = {
             "token": auth.issue_api_token(db, name="all", scopes=["*"], by=None),
-            "token-other-scope": auth.issue_api_token(db, name="other", scopes=["nothing:read"],
-                                                      by=None),
+            "token-other-scope": auth.issue_api_token(
+                db, name="other", scopes=["nothing:read"], by=None
+            ),
             "token-revoked": auth.issue_api_token(db, name="gone", scopes=["*"], by=None),
         }
         db.flush()
         gone = db.exec(select(ApiToken).where(ApiToken.name == "gone")).one()
         auth.revoke_api_token(db, token=gone, by=None)
-        devices = {"device-KIT-1": auth.issue_device_token(db, station=kit, by=None),
-                   "device-BRD-1": auth.issue_device_token(db, station=brd, by=None)}
+        devices = {
+            "device-KIT-1": auth.issue_device_token(db, station=kit, by=None),
+            "device-BRD-1": auth.issue_device_token(db, station=brd, by=None),
+        }
     cookies: dict[str, str] = {}
-    for role, (user, password) in {"operator": ("op1001", "op1001-pw"),
-                                   "supervisor": ("supervisor", "supervisor"),
-                                   "admin": ("admin", "admin")}.items():
+    for role, (user, password) in {
+        "operator": ("op1001", "op1001-pw"),
+        "supervisor": ("supervisor", "supervisor"),
+        "admin": ("admin", "admin"),
+    }.items():
         client = app.test_client()
         login(client, user, password)
         cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
@@ -150,13 +171,13 @@ def _cases() -> Iterator[Any]:
         if "<code>" in rule:
             principals += ["device-KIT-1", "device-BRD-1"]
         for principal in principals:
-            yield pytest.param(endpoint, method, rule, principal,
-                               id=f"{method} {rule} as {principal}")
+            yield pytest.param(
+                endpoint, method, rule, principal, id=f"{method} {rule} as {principal}"
+            )
 
 
-def _expected(access: str, principal: str, endpoint: str, method: str,
-              rule: str) -> str:
-    """"ok" (admitted: not 401/403), "out" (401 or redirect to sign in) or "forbidden"."""
+def _expected(access: str, principal: str, endpoint: str, method: str, rule: str) -> str:
+    """ "ok" (admitted: not 401/403), "out" (401 or redirect to sign in) or "forbidden"."""
     if access == "public":
         return "ok"
     if access == DEVICE:
@@ -164,16 +185,16 @@ def _expected(access: str, principal: str, endpoint: str, method: str,
             return "out"
         return "ok" if principal == "device-KIT-1" else "forbidden"
     if principal.startswith("token") and rule.startswith("/api/"):
-        return {"token": "ok", "token-other-scope": "forbidden",
-                "token-revoked": "out"}[principal]
+        return {"token": "ok", "token-other-scope": "forbidden", "token-revoked": "out"}[principal]
     if principal in ROLES:
         return "ok" if ROLES.index(principal) >= ROLES.index(access) else "forbidden"
     return "out"
 
 
 @pytest.mark.parametrize(("endpoint", "method", "rule", "principal"), list(_cases()))
-def test_route_access(matrix: dict[str, Any], endpoint: str, method: str, rule: str,
-                     principal: str) -> None:
+def test_route_access(
+    matrix: dict[str, Any], endpoint: str, method: str, rule: str, principal: str
+) -> None:
     app: Flask = matrix["app"]
     access = _access(app, endpoint)
     assert access in ACCESS, f"{endpoint} has no access marker"
@@ -197,17 +218,21 @@ def test_route_access(matrix: dict[str, Any], endpoint: str, method: str, rule: 
 
 # -- API tokens and scopes -----------------------------------------------------------
 
-@pytest.mark.parametrize(("granted", "needed", "allowed"), [
-    (["orders:read"], "orders:read", True),
-    (["orders:read"], "orders:write", False),
-    (["orders:write"], "orders:read", True),
-    (["orders:*"], "orders:write", True),
-    (["*:read"], "trace:read", True),
-    (["*:read"], "trace:write", False),
-    (["*"], "stock:write", True),
-    (["orders"], "orders:write", True),
-    (["trace:read"], "orders:read", False),
-])
+
+@pytest.mark.parametrize(
+    ("granted", "needed", "allowed"),
+    [
+        (["orders:read"], "orders:read", True),
+        (["orders:read"], "orders:write", False),
+        (["orders:write"], "orders:read", True),
+        (["orders:*"], "orders:write", True),
+        (["*:read"], "trace:read", True),
+        (["*:read"], "trace:write", False),
+        (["*"], "stock:write", True),
+        (["orders"], "orders:write", True),
+        (["trace:read"], "orders:read", False),
+    ],
+)
 def test_scopes(granted: list[str], needed: str, allowed: bool) -> None:
     assert auth.scope_allows(granted, needed) is allowed
 
@@ -221,8 +246,7 @@ def test_default_scope_follows_the_api_area_and_method() -> None:
 def test_bad_scopes_are_refused() -> None:
     with pytest.raises(ValueError, match="bad scope"):
         auth.parse_scopes("orders:read, Orders:drop")
-    assert auth.parse_scopes("trace:read orders:write,trace:read") == ["orders:write",
-                                                                       "trace:read"]
+    assert auth.parse_scopes("trace:read orders:write,trace:read") == ["orders:write", "trace:read"]
 
 
 def test_admin_issues_and_revokes_an_api_token(demo_app: Flask) -> None:
@@ -236,15 +260,18 @@ def test_admin_issues_and_revokes_an_api_token(demo_app: Flask) -> None:
     with Session(demo_app.extensions["taktline.engine"]) as db:
         row = db.exec(select(ApiToken).where(ApiToken.name == "ERP")).one()
         assert row.scopes == ["orders:read"] and token not in row.token_hash
-        assert db.exec(select(AuditEntry).where(AuditEntry.action == "api_token.issue")
-                       ).one().actor == "Ada Admin (admin)"
+        assert (
+            db.exec(select(AuditEntry).where(AuditEntry.action == "api_token.issue")).one().actor
+            == "Ada Admin (admin)"
+        )
     refused = client.post("/admin/api-tokens", data={"name": "x", "scopes": "DROP TABLE"})
     assert refused.status_code == 400 and "bad scope" in refused.get_data(as_text=True)
     assert client.post(f"/admin/api-tokens/{row.id}/revoke").status_code == 303
     with Session(demo_app.extensions["taktline.engine"]) as db:
         assert db.get(ApiToken, row.id).revoked_at is not None  # type: ignore[union-attr]
-        assert db.exec(select(AuditEntry).where(AuditEntry.action == "api_token.revoke")
-                       ).one().entity_id == str(row.id)
+        assert db.exec(
+            select(AuditEntry).where(AuditEntry.action == "api_token.revoke")
+        ).one().entity_id == str(row.id)
 
 
 def test_bearer_token_is_ignored_outside_the_api(demo_app: Flask) -> None:
@@ -255,6 +282,7 @@ def test_bearer_token_is_ignored_outside_the_api(demo_app: Flask) -> None:
 
 
 # -- device tokens -------------------------------------------------------------------
+
 
 def test_device_tokens_bind_one_station_until_revoked(demo_app: Flask) -> None:
     engine = demo_app.extensions["taktline.engine"]
@@ -292,16 +320,27 @@ def test_admin_binds_the_browser_it_stands_at(demo_app: Flask) -> None:
 
 # -- people ----------------------------------------------------------------------------
 
+
 def test_admin_creates_and_changes_people_audited(demo_app: Flask) -> None:
     client = demo_app.test_client()
     login(client, "admin")
-    r = client.post("/admin/users", data={"name": "Pat Planner", "badge": "SV2002",
-                                          "username": "pat", "password": "long-enough",
-                                          "role": "supervisor", "skills": "final, test",
-                                          "locale": "fr"})
+    r = client.post(
+        "/admin/users",
+        data={
+            "name": "Pat Planner",
+            "badge": "SV2002",
+            "username": "pat",
+            "password": "long-enough",
+            "role": "supervisor",
+            "skills": "final, test",
+            "locale": "fr",
+        },
+    )
     assert r.status_code == 303
-    short = client.post("/admin/users", data={"name": "X", "badge": "B9", "username": "x",
-                                              "password": "short", "role": "operator"})
+    short = client.post(
+        "/admin/users",
+        data={"name": "X", "badge": "B9", "username": "x", "password": "short", "role": "operator"},
+    )
     assert short.status_code == 400 and "at least 8" in short.get_data(as_text=True)
     dup = client.post("/admin/users", data={"name": "Y", "badge": "SV2002", "role": "operator"})
     assert dup.status_code == 400 and "already taken" in dup.get_data(as_text=True)
@@ -312,18 +351,33 @@ def test_admin_creates_and_changes_people_audited(demo_app: Flask) -> None:
     with Session(engine) as db:
         pat = db.exec(select(Operator).where(Operator.username == "pat")).one()
         assert pat.skills == ["final", "test"] and pat.pin_hash is None
-    assert client.post(f"/admin/users/{pat.id}", data={
-        "name": "Pat Planner", "badge": "SV2002", "username": "pat", "role": "operator",
-        "skills": "final", "locale": "fr", "active": "on"}).status_code == 303
+    assert (
+        client.post(
+            f"/admin/users/{pat.id}",
+            data={
+                "name": "Pat Planner",
+                "badge": "SV2002",
+                "username": "pat",
+                "role": "operator",
+                "skills": "final",
+                "locale": "fr",
+                "active": "on",
+            },
+        ).status_code
+        == 303
+    )
     assert pat_client.get("/audit/").status_code == 403  # the new role counts at once
     assert client.post(f"/admin/users/{pat.id}/pin", data={"pin": "12ab"}).status_code == 400
-    assert client.post(f"/admin/users/{pat.id}/password",
-                       data={"password": "another-one"}).status_code == 303
+    assert (
+        client.post(f"/admin/users/{pat.id}/password", data={"password": "another-one"}).status_code
+        == 303
+    )
     # A password reset signs the person out everywhere.
     assert pat_client.get("/healthz").json["user"] == ""  # type: ignore[index]
     with Session(engine) as db:
-        trail = db.exec(select(AuditEntry).where(AuditEntry.entity_id == str(pat.id))
-                        .order_by(AuditEntry.id)).all()
+        trail = db.exec(
+            select(AuditEntry).where(AuditEntry.entity_id == str(pat.id)).order_by(AuditEntry.id)
+        ).all()
     assert [e.action for e in trail] == ["user.create", "user.update", "user.password_reset"]
     assert trail[1].detail["role"] == ["supervisor", "operator"]
     assert all(e.actor == "Ada Admin (admin)" and e.address == "127.0.0.1" for e in trail)
@@ -335,16 +389,26 @@ def test_admin_cannot_demote_itself(demo_app: Flask) -> None:
     login(client, "admin")
     with Session(demo_app.extensions["taktline.engine"]) as db:
         admin_id = db.exec(select(Operator.id).where(Operator.username == "admin")).one()
-    r = client.post(f"/admin/users/{admin_id}", data={
-        "name": "Ada Admin", "badge": "AD3001", "username": "admin", "role": "operator",
-        "locale": "en", "active": "on"})
+    r = client.post(
+        f"/admin/users/{admin_id}",
+        data={
+            "name": "Ada Admin",
+            "badge": "AD3001",
+            "username": "admin",
+            "role": "operator",
+            "locale": "en",
+            "active": "on",
+        },
+    )
     assert r.status_code == 400 and "own admin role" in r.get_data(as_text=True)
 
 
 # -- sign-in: rate limit, expiry -----------------------------------------------------
 
-def test_sign_in_is_rate_limited_and_failures_logged(demo_db_url: str, tmp_path: Path,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+
+def test_sign_in_is_rate_limited_and_failures_logged(
+    demo_db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     app = make_app(demo_db_url, tmp_path, SIGNIN_MAX_FAILURES=3)
     client = app.test_client()
     for _ in range(3):
@@ -361,8 +425,7 @@ def test_sliding_window_forgets_old_failures() -> None:
     from server.security.ratelimit import RateLimited, SignInLimiter
 
     now = [1000.0]
-    limiter = SignInLimiter(per_name=2, per_address=3, window_seconds=60,
-                            clock=lambda: now[0])
+    limiter = SignInLimiter(per_name=2, per_address=3, window_seconds=60, clock=lambda: now[0])
     limiter.failed("ann", "10.0.0.1")
     limiter.failed("ANN", "10.0.0.1")
     with pytest.raises(RateLimited) as exc:

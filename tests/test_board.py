@@ -24,8 +24,7 @@ def line(demo_app: Flask) -> dict[str, Any]:
     """Unit 1 built with a defect reported at test; unit 2 kitted and on BRD-1 now;
     an andon call open at FIN-1; unit 3 still waiting for kitting."""
     engine = demo_app.extensions["taktline.engine"]
-    serials = place_and_release(engine, number="SO-B1", product="PC", quantity=3,
-                                options=OPTIONS)
+    serials = place_and_release(engine, number="SO-B1", product="PC", quantity=3, options=OPTIONS)
     build(engine, serials[0])
     build_step(engine, "KIT-1", serials[1], badge="OP1001")
     assert act(engine, "BRD-1", SignIn("OP1002", pin="4321")).accepted
@@ -90,8 +89,7 @@ def test_board_page_stream_data_and_acknowledge(demo_app: Flask, line: dict[str,
     with Session(line["engine"]) as db:
         call = db.exec(select(AndonCall)).one()
         assert call.acknowledged_at is not None and call.acknowledged_by_id is not None
-        entry = db.exec(select(AuditEntry).where(AuditEntry.action == "andon.acknowledge")
-                        ).one()
+        entry = db.exec(select(AuditEntry).where(AuditEntry.action == "andon.acknowledge")).one()
     assert entry.entity_id == "FIN-1" and "supervisor" in entry.actor.lower()
     assert client.post("/board/andon/9999/ack").status_code == 404
     assert client.get("/board?day=yesterday").status_code == 400
@@ -99,5 +97,4 @@ def test_board_page_stream_data_and_acknowledge(demo_app: Flask, line: dict[str,
 
 def test_operators_may_not_see_the_board(demo_app: Flask) -> None:
     client = demo_app.test_client()
-    assert client.get("/board/data.json", headers={"Accept": "application/json"}
-                      ).status_code == 401
+    assert client.get("/board/data.json", headers={"Accept": "application/json"}).status_code == 401

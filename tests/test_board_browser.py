@@ -24,14 +24,20 @@ def live_server_settings() -> dict[str, object]:
 @pytest.fixture(scope="module")
 def board_server(live_server: LiveServer) -> LiveServer:
     """The module's live server with one PC built through every station."""
-    (serial,) = place_and_release(live_server.engine, number="SO-BB", product="PC",
-                                  quantity=1, options=["i5", "mem16", "ssd512", "mt"])
+    (serial,) = place_and_release(
+        live_server.engine,
+        number="SO-BB",
+        product="PC",
+        quantity=1,
+        options=["i5", "mem16", "ssd512", "mt"],
+    )
     build(live_server.engine, serial)
     return live_server
 
 
-def test_board_draws_charts_and_updates_live(board_server: LiveServer, browser_page: Any,
-                                             page_log: PageLog, artifacts_dir: Path) -> None:
+def test_board_draws_charts_and_updates_live(
+    board_server: LiveServer, browser_page: Any, page_log: PageLog, artifacts_dir: Path
+) -> None:
     from playwright.sync_api import expect
 
     base_url = board_server.url
@@ -43,13 +49,16 @@ def test_board_draws_charts_and_updates_live(board_server: LiveServer, browser_p
     page.click("button.primary")
     page.goto(f"{base_url}/board")
     expect(page.locator("[data-kpi=completed] .value")).to_have_text("1")
-    page.wait_for_function("() => window.Chart && Chart.getChart('chart-hourly')"
-                           " && Chart.getChart('chart-cycles')")
-    total = page.evaluate("() => Chart.getChart('chart-hourly').data.datasets[0]"
-                          ".data.reduce((a, b) => a + b, 0)")
+    page.wait_for_function(
+        "() => window.Chart && Chart.getChart('chart-hourly') && Chart.getChart('chart-cycles')"
+    )
+    total = page.evaluate(
+        "() => Chart.getChart('chart-hourly').data.datasets[0].data.reduce((a, b) => a + b, 0)"
+    )
     assert total == 1
-    stations = page.evaluate("() => Chart.getChart('chart-cycles').data.datasets"
-                             ".map(d => d.label.split(' ')[0])")
+    stations = page.evaluate(
+        "() => Chart.getChart('chart-cycles').data.datasets.map(d => d.label.split(' ')[0])"
+    )
     assert set(stations) == {"KIT-1", "BRD-1", "FIN-1", "TST-1"}
     # An andon raised at a station shows up without a reload.
     assert act(board_server.engine, "FIN-1", CallAndon("need help")).accepted

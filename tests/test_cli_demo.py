@@ -18,13 +18,21 @@ from tests.support.mosquitto import free_port, wait_port
 @pytest.mark.slow
 def test_taktline_demo_seeds_and_serves(tmp_path: Path) -> None:
     port, broker_port = free_port(), free_port()
-    env = {**os.environ, "TAKTLINE_EMBEDDED_BROKER_PORT": str(broker_port),
-           "TAKTLINE_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "TAKTLINE_EMBEDDED_BROKER_PORT": str(broker_port),
+        "TAKTLINE_LOG_LEVEL": "WARNING",
+    }
     env.pop("TAKTLINE_DATABASE_URL", None)
     env.pop("TAKTLINE_MQTT_URL", None)
     taktline = Path(sys.executable).with_name("taktline")
-    proc = subprocess.Popen([str(taktline), "demo", "--port", str(port)], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(taktline), "demo", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_port(port, timeout=60)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:

@@ -18,14 +18,21 @@ def test_reconcile_a_clean_plant_and_an_open_step(demo_app: Flask) -> None:
     assert "[ok] on-hand equals the ledger for every lot" in clean.output
 
     engine = demo_app.extensions["taktline.engine"]
-    place_and_release(engine, number="SO-R1", product="PC", quantity=1,
-                      options=["i5", "mem16", "ssd512", "mt"])
+    place_and_release(
+        engine, number="SO-R1", product="PC", quantity=1, options=["i5", "mem16", "ssd512", "mt"]
+    )
     with write_session(engine) as session:
-        assert service.handle(session, station_code="KIT-1", event=SignIn("OP1001"),
-                              channel="ui").result == "accepted"
+        assert (
+            service.handle(
+                session, station_code="KIT-1", event=SignIn("OP1001"), channel="ui"
+            ).result
+            == "accepted"
+        )
     with write_session(engine) as session:
-        assert service.handle(session, station_code="KIT-1", event=StartNext(),
-                              channel="ui").result == "accepted"
+        assert (
+            service.handle(session, station_code="KIT-1", event=StartNext(), channel="ui").result
+            == "accepted"
+        )
     # A step in progress is normal on a running line, and a mismatch at shift end.
     assert runner.invoke(["reconcile"]).exit_code == 0
     strict = runner.invoke(["reconcile", "--closed-steps"])

@@ -43,23 +43,68 @@ def _finish_kitting(app: Flask) -> None:
 def test_policy_orders_by_priority_then_due_date_then_release_time() -> None:
     t = datetime(2026, 1, 1, tzinfo=UTC)
     t2 = datetime(2026, 1, 2, tzinfo=UTC)
-    ops = [UOp(id=1, unit_id=1, operation_id=1, sequence=1, station_kind="k", priority=0,
-               due_date=date(2026, 3, 1), released_at=t),
-           UOp(id=2, unit_id=1, operation_id=1, sequence=1, station_kind="k", priority=0,
-               due_date=None, released_at=t),
-           UOp(id=3, unit_id=1, operation_id=1, sequence=1, station_kind="k", priority=5,
-               due_date=date(2026, 9, 1), released_at=t2),
-           UOp(id=4, unit_id=1, operation_id=1, sequence=1, station_kind="k", priority=0,
-               due_date=date(2026, 3, 1), released_at=t2),
-           UOp(id=5, unit_id=1, operation_id=1, sequence=1, station_kind="k", priority=0,
-               due_date=date(2026, 2, 1), released_at=t2)]
+    ops = [
+        UOp(
+            id=1,
+            unit_id=1,
+            operation_id=1,
+            sequence=1,
+            station_kind="k",
+            priority=0,
+            due_date=date(2026, 3, 1),
+            released_at=t,
+        ),
+        UOp(
+            id=2,
+            unit_id=1,
+            operation_id=1,
+            sequence=1,
+            station_kind="k",
+            priority=0,
+            due_date=None,
+            released_at=t,
+        ),
+        UOp(
+            id=3,
+            unit_id=1,
+            operation_id=1,
+            sequence=1,
+            station_kind="k",
+            priority=5,
+            due_date=date(2026, 9, 1),
+            released_at=t2,
+        ),
+        UOp(
+            id=4,
+            unit_id=1,
+            operation_id=1,
+            sequence=1,
+            station_kind="k",
+            priority=0,
+            due_date=date(2026, 3, 1),
+            released_at=t2,
+        ),
+        UOp(
+            id=5,
+            unit_id=1,
+            operation_id=1,
+            sequence=1,
+            station_kind="k",
+            priority=0,
+            due_date=date(2026, 2, 1),
+            released_at=t2,
+        ),
+    ]
     assert [o.id for o in in_queue_order(ops)] == [3, 5, 1, 4, 2]
-    assert may_take(status="ready", station_kind="k", assigned_station_id=None, station_id=1,
-                    kind="k")
-    assert not may_take(status="ready", station_kind="k", assigned_station_id=2,
-                        station_id=1, kind="k")
-    assert not may_take(status="held", station_kind="k", assigned_station_id=None,
-                        station_id=1, kind="k")
+    assert may_take(
+        status="ready", station_kind="k", assigned_station_id=None, station_id=1, kind="k"
+    )
+    assert not may_take(
+        status="ready", station_kind="k", assigned_station_id=2, station_id=1, kind="k"
+    )
+    assert not may_take(
+        status="held", station_kind="k", assigned_station_id=None, station_id=1, kind="k"
+    )
 
 
 def test_released_units_appear_in_the_right_queues_in_dispatch_order(demo_app: Flask) -> None:
@@ -78,8 +123,7 @@ def test_released_units_appear_in_the_right_queues_in_dispatch_order(demo_app: F
         assert order.status == "in_progress" and order.first_started_at is not None
 
 
-def test_parallel_stations_polling_at_once_never_get_the_same_unit(
-        any_demo_app: Flask) -> None:
+def test_parallel_stations_polling_at_once_never_get_the_same_unit(any_demo_app: Flask) -> None:
     _release(any_demo_app, "SO-1001", "SO-1003", "SO-1005")  # 11 units
     _finish_kitting(any_demo_app)
     claimed: dict[str, list[int]] = {"BRD-1": [], "BRD-2": []}
@@ -153,7 +197,12 @@ def test_hold_resume_move_and_reprioritise(demo_app: Flask) -> None:
             assert "does final work, not board" in str(exc)
         else:
             raise AssertionError("a board operation moved to a final station")
-        actions = s.exec(select(AuditEntry.action).where(
-            col(AuditEntry.action).startswith("dispatch."))).all()
-        assert sorted(actions) == ["dispatch.hold", "dispatch.move", "dispatch.reprioritise",
-                                   "dispatch.resume"]
+        actions = s.exec(
+            select(AuditEntry.action).where(col(AuditEntry.action).startswith("dispatch."))
+        ).all()
+        assert sorted(actions) == [
+            "dispatch.hold",
+            "dispatch.move",
+            "dispatch.reprioritise",
+            "dispatch.resume",
+        ]

@@ -19,14 +19,14 @@ def built(demo_app: Flask) -> dict[str, str]:
     """Five mem32 PCs released: the demo holds four MEM-32, so release reserves the
     second-source MEM-32B for the fifth, which is built at every station."""
     engine = demo_app.extensions["taktline.engine"]
-    serials = place_and_release(engine, number="SO-T1", product="PC", quantity=5,
-                                options=OPTIONS)
+    serials = place_and_release(engine, number="SO-T1", product="PC", quantity=5, options=OPTIONS)
     build(engine, serials[4])
     return {"first": serials[0], "fifth": serials[4], "queued": serials[2]}
 
 
-def test_genealogy_lists_every_pick_step_and_the_substitute(demo_app: Flask,
-                                                            built: dict[str, str]) -> None:
+def test_genealogy_lists_every_pick_step_and_the_substitute(
+    demo_app: Flask, built: dict[str, str]
+) -> None:
     with Session(demo_app.extensions["taktline.engine"]) as db:
         g = genealogy(db, serial=built["fifth"])
     assert g is not None
@@ -39,11 +39,21 @@ def test_genealogy_lists_every_pick_step_and_the_substitute(demo_app: Flask,
     assert all(p.scan and p.scan_msg_id and p.station and p.operator for p in g.picks)
     cpu = next(p for p in g.picks if p.sku == "CPU-I5")
     assert cpu.serial and cpu.scan.endswith(cpu.serial) and cpu.station == "BRD-1"
-    assert {p.sku for p in g.picks} >= {"CASE-MT", "PSU-450", "MB-B760", "CPU-I5", "TP-1",
-                                        "SSD-512", "BOX-MT"}
+    assert {p.sku for p in g.picks} >= {
+        "CASE-MT",
+        "PSU-450",
+        "MB-B760",
+        "CPU-I5",
+        "TP-1",
+        "SSD-512",
+        "BOX-MT",
+    }
     assert [(s.operation, s.station, s.operator) for s in g.steps] == [
-        ("KIT", "KIT-1", "Alice Martin"), ("BRD", "BRD-1", "Alice Martin"),
-        ("FIN", "FIN-1", "Chen Wei"), ("TST", "TST-1", "Chen Wei")]
+        ("KIT", "KIT-1", "Alice Martin"),
+        ("BRD", "BRD-1", "Alice Martin"),
+        ("FIN", "FIN-1", "Chen Wei"),
+        ("TST", "TST-1", "Chen Wei"),
+    ]
     assert all(s.duration_seconds is not None and s.duration_seconds >= 0 for s in g.steps)
     assert g.standard_seconds == 240 + 420 + 480 + 360
     assert g.assembly_seconds == pytest.approx(sum(s.duration_seconds or 0 for s in g.steps))

@@ -30,21 +30,31 @@ def test_generate_keeps_ledger_serials_and_keys_consistent(any_demo_app: Flask) 
         assert steps and all(s.ended_at > s.started_at for s in steps)
         assert all(s.started_at <= now for s in db.exec(select(StepRecord)))
         # Every lot balance equals its ledger, and none is negative.
-        balances = dict(db.execute(sa.select(StockMovement.lot_id,
-                                             func.sum(StockMovement.quantity))
-                                   .group_by(StockMovement.lot_id)).all())
+        balances = dict(
+            db.execute(
+                sa.select(StockMovement.lot_id, func.sum(StockMovement.quantity)).group_by(
+                    StockMovement.lot_id
+                )
+            ).all()
+        )
         for lot in db.exec(select(StockLot)):
             assert lot.on_hand == balances.get(lot.id, 0) and lot.on_hand >= 0
         # A serial is built into one unit only.
-        dupes = db.execute(sa.select(Consumption.serial).where(Consumption.serial != None)  # noqa: E711
-                           .group_by(Consumption.serial).having(func.count() > 1)).all()
+        dupes = db.execute(
+            sa.select(Consumption.serial)
+            .where(Consumption.serial != None)  # noqa: E711
+            .group_by(Consumption.serial)
+            .having(func.count() > 1)
+        ).all()
         assert dupes == []
         assert db.exec(select(func.count()).select_from(Defect)).one() == report.defects
         # The recall lot holds as many units as the picks of that lot say.
         recall = recall_lot(db, part_sku="TP-1", lot_code=report.recall_lot)
-        picked = db.exec(select(func.count(func.distinct(Consumption.unit_id))).join(
-            StockLot, StockLot.id == Consumption.lot_id).where(
-            StockLot.lot_code == report.recall_lot)).one()
+        picked = db.exec(
+            select(func.count(func.distinct(Consumption.unit_id)))
+            .join(StockLot, StockLot.id == Consumption.lot_id)
+            .where(StockLot.lot_code == report.recall_lot)
+        ).one()
         assert recall.units == picked > 50
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
@@ -62,7 +72,8 @@ def test_generate_twice_appends_with_fresh_serials(demo_app: Flask) -> None:
 
 
 def test_generate_command_seeds_an_empty_database_and_shows_progress(
-        runner: CliRunner, app: Flask) -> None:
+    runner: CliRunner, app: Flask
+) -> None:
     result = runner.invoke(["generate", "--units", "60", "--days", "3"])
     assert result.exit_code == 0, result.output
     assert "Demo plant loaded." in result.output and "Generating units" in result.output

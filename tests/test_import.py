@@ -38,9 +38,11 @@ stock:
 
 def _counts(app: Flask) -> tuple[int, int, int]:
     with Session(app.extensions["taktline.engine"]) as db:
-        return (db.exec(select(func.count()).select_from(Part)).one(),
-                db.exec(select(func.count()).select_from(StockLot)).one(),
-                db.exec(select(func.count()).select_from(StockMovement)).one())
+        return (
+            db.exec(select(func.count()).select_from(Part)).one(),
+            db.exec(select(func.count()).select_from(StockLot)).one(),
+            db.exec(select(func.count()).select_from(StockMovement)).one(),
+        )
 
 
 def test_import_yaml(app: Flask, runner: CliRunner, tmp_path: Path) -> None:
@@ -52,12 +54,17 @@ def test_import_yaml(app: Flask, runner: CliRunner, tmp_path: Path) -> None:
     with Session(app.extensions["taktline.engine"]) as db:
         lots = db.exec(select(StockLot).order_by(StockLot.id)).all()
         assert [(lot.lot_code, lot.serial, lot.on_hand) for lot in lots] == [
-            ("L-1", "", 10), ("", "SN001", 1), ("", "SN002", 1), ("", "SN003", 1)]
+            ("L-1", "", 10),
+            ("", "SN001", 1),
+            ("", "SN002", 1),
+            ("", "SN003", 1),
+        ]
         assert len(db.exec(select(PartSubstitute)).all()) == 1
 
 
-def test_bad_yaml_names_line_and_field_and_changes_nothing(app: Flask, runner: CliRunner,
-                                                           tmp_path: Path) -> None:
+def test_bad_yaml_names_line_and_field_and_changes_nothing(
+    app: Flask, runner: CliRunner, tmp_path: Path
+) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(BAD)
     before = _counts(app)
@@ -73,8 +80,10 @@ def test_bad_yaml_names_line_and_field_and_changes_nothing(app: Flask, runner: C
 
 
 def test_bad_csv_names_the_line(app: Flask, runner: CliRunner, tmp_path: Path) -> None:
-    (tmp_path / "loc.yaml").write_text("locations:\n  - {code: WH, name: W}\n"
-                                       "parts:\n  - {sku: P-1, description: W, tracking: lot}\n")
+    (tmp_path / "loc.yaml").write_text(
+        "locations:\n  - {code: WH, name: W}\n"
+        "parts:\n  - {sku: P-1, description: W, tracking: lot}\n"
+    )
     assert runner.invoke(["import", str(tmp_path / "loc.yaml")]).exit_code == 0
     before = _counts(app)
     csv_path = tmp_path / "stock.csv"

@@ -21,11 +21,14 @@ def _sql(stmt: object) -> str:
 
 def test_join_unit_to_order_walks_the_whole_chain_for_orm_and_core_selects() -> None:
     orm = _sql(join_unit_to_order(select(Unit)))
-    assert ("FROM unit JOIN workorder ON workorder.id = unit.work_order_id "
-            "JOIN orderline ON orderline.id = workorder.order_line_id "
-            "JOIN customerorder ON customerorder.id = orderline.order_id") in orm
-    core = _sql(join_unit_to_order(sa.select(col(Unit.serial), col(CustomerOrder.number)),
-                                   outer=True))
+    assert (
+        "FROM unit JOIN workorder ON workorder.id = unit.work_order_id "
+        "JOIN orderline ON orderline.id = workorder.order_line_id "
+        "JOIN customerorder ON customerorder.id = orderline.order_id"
+    ) in orm
+    core = _sql(
+        join_unit_to_order(sa.select(col(Unit.serial), col(CustomerOrder.number)), outer=True)
+    )
     assert core.count("LEFT OUTER JOIN") == 3 and core.count("customerorder") == 3
 
 
@@ -35,5 +38,7 @@ def test_upto_stops_the_walk() -> None:
     to_work_order = _sql(join_unit_to_order(select(Unit.id), upto=WorkOrder))
     assert "workorder" in to_work_order and "orderline" not in to_work_order
     from_work_order = _sql(join_work_order_to_order(select(CustomerOrder).select_from(WorkOrder)))
-    assert ("FROM workorder JOIN orderline ON orderline.id = workorder.order_line_id "
-            "JOIN customerorder ON customerorder.id = orderline.order_id") in from_work_order
+    assert (
+        "FROM workorder JOIN orderline ON orderline.id = workorder.order_line_id "
+        "JOIN customerorder ON customerorder.id = orderline.order_id"
+    ) in from_work_order

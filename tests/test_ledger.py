@@ -19,8 +19,9 @@ def _setup(engine: sa.Engine) -> tuple[int, int]:
         db.add(part)
         db.add(loc)
         db.flush()
-        lot = ledger.receive(db, part=part, location_id=loc.id, quantity=5, by="test",
-                             lot_code="L1")
+        lot = ledger.receive(
+            db, part=part, location_id=loc.id, quantity=5, by="test", lot_code="L1"
+        )
         return int(part.id), int(lot.id)  # type: ignore[arg-type]
 
 
@@ -46,8 +47,14 @@ def test_ledger_refuses_to_go_negative(any_app: Flask, quantity: int, reserved: 
     with write_session(engine) as db:
         lot = db.get(StockLot, lot_id)
         with pytest.raises(ledger.InsufficientStock, match="Not enough MEM-16 \\(lot L1\\)"):
-            ledger.post(db, lot=lot, kind="adjustment", quantity=quantity,
-                        reserved_delta=reserved, by="test")
+            ledger.post(
+                db,
+                lot=lot,
+                kind="adjustment",
+                quantity=quantity,
+                reserved_delta=reserved,
+                by="test",
+            )
     with Session(engine) as db:
         lot = db.get(StockLot, lot_id)
         assert (lot.on_hand, lot.reserved) == (5, 0)
@@ -58,16 +65,23 @@ def test_ledger_refuses_negative_even_in_raw_sql(any_app: Flask) -> None:
     engine = any_app.extensions["taktline.engine"]
     part_id, lot_id = _setup(engine)
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO stockmovement (lot_id, part_id, kind, quantity, reserved_delta, reason,"
-            " by, at) VALUES (:lot, :part, 'scrap', -99, 0, '', 'sql', CURRENT_TIMESTAMP)"),
-            {"lot": lot_id, "part": part_id})
+        conn.execute(
+            sa.text(
+                "INSERT INTO stockmovement (lot_id, part_id, kind, quantity, reserved_delta,"
+                " reason, by, at)"
+                " VALUES (:lot, :part, 'scrap', -99, 0, '', 'sql', CURRENT_TIMESTAMP)"
+            ),
+            {"lot": lot_id, "part": part_id},
+        )
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE stockmovement SET quantity = 500",
-    "DELETE FROM stockmovement",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE stockmovement SET quantity = 500",
+        "DELETE FROM stockmovement",
+    ],
+)
 def test_ledger_cannot_be_edited_in_place(any_app: Flask, statement: str) -> None:
     engine = any_app.extensions["taktline.engine"]
     _, lot_id = _setup(engine)

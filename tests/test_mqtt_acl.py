@@ -41,14 +41,16 @@ class Client:
         self.subacks: queue.Queue[list[int]] = queue.Queue()
         self.connected = threading.Event()
         self.connect_reason: int | None = None
-        self.paho = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{user}",
-                                protocol=mqtt.MQTTv5)
+        self.paho = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"t-{user}", protocol=mqtt.MQTTv5
+        )
         self.paho.username_pw_set(user, password)
         self.paho.on_connect = self._on_connect
         self.paho.on_message = lambda _c, _u, msg: self.messages.put((msg.topic, msg.payload))
         self.paho.on_publish = self._on_publish
         self.paho.on_subscribe = lambda _c, _u, _mid, codes, _p: self.subacks.put(
-            [c.value for c in codes])
+            [c.value for c in codes]
+        )
         self.paho.connect("127.0.0.1", broker.port)
         self.paho.loop_start()
 
@@ -75,21 +77,29 @@ class Client:
 
 @pytest.fixture
 def plant(demo_db_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    app: Flask = make_app(demo_db_url, tmp_path, MQTT_URL="mqtt://ingest:s3cret@127.0.0.1:1",
-                          SECRET_KEY=SECRET)
+    app: Flask = make_app(
+        demo_db_url, tmp_path, MQTT_URL="mqtt://ingest:s3cret@127.0.0.1:1", SECRET_KEY=SECRET
+    )
     out = tmp_path / "mqtt"
     result = CliRunner(app).invoke(["mqtt-credentials", "--out", str(out)])
     assert result.exit_code == 0, result.output
     with Session(app.extensions["taktline.engine"]) as db:
-        rows = db.exec(select(Station.code, Line.code, Site.code)
-                       .join(Line, Station.line_id == Line.id)  # type: ignore[arg-type]
-                       .join(Site, Line.site_id == Site.id)).all()  # type: ignore[arg-type]
+        rows = db.exec(
+            select(Station.code, Line.code, Site.code)
+            .join(Line, Station.line_id == Line.id)  # type: ignore[arg-type]
+            .join(Site, Line.site_id == Site.id)
+        ).all()  # type: ignore[arg-type]
     where = {code: (site, line) for code, line, site in rows}
     # `user`: mosquitto started as root drops to the "mosquitto" user, which could not
     # read our mode-600 files (in production: chown them to the broker's user).
-    broker = Mosquitto(tmp_path / "broker", persistence=False, extra_conf=(
-        f"user {getpass.getuser()}\nallow_anonymous false\n"
-        f"password_file {out / 'passwd'}\nacl_file {out / 'acl'}"))
+    broker = Mosquitto(
+        tmp_path / "broker",
+        persistence=False,
+        extra_conf=(
+            f"user {getpass.getuser()}\nallow_anonymous false\n"
+            f"password_file {out / 'passwd'}\nacl_file {out / 'acl'}"
+        ),
+    )
     with broker:
         yield {"out": out, "broker": broker, "where": where}
 
@@ -126,8 +136,10 @@ def test_station_cannot_publish_as_another_station(plant: dict[str, Any]) -> Non
         assert kit.publish(_topic(plant, "KIT-1", "cmd/feedback"), "{}") == NOT_AUTHORIZED
         assert server.publish(_topic(plant, "BRD-1", "cmd/feedback"), '{"ref": "b"}') == 0
         assert server.publish(_topic(plant, "KIT-1", "cmd/feedback"), '{"ref": "k"}') == 0
-        assert kit.messages.get(timeout=5) == (_topic(plant, "KIT-1", "cmd/feedback"),
-                                               b'{"ref": "k"}')
+        assert kit.messages.get(timeout=5) == (
+            _topic(plant, "KIT-1", "cmd/feedback"),
+            b'{"ref": "k"}',
+        )
         with pytest.raises(queue.Empty):
             kit.messages.get(timeout=0.5)
     finally:
@@ -153,17 +165,18 @@ def test_wrong_password_and_anonymous_are_refused(plant: dict[str, Any]) -> None
             client.loop_stop()
 
 
-def test_files_are_private_and_rerunning_keeps_bridge_passwords(plant: dict[str, Any],
-                                                                demo_db_url: str,
-                                                                tmp_path: Path) -> None:
+def test_files_are_private_and_rerunning_keeps_bridge_passwords(
+    plant: dict[str, Any], demo_db_url: str, tmp_path: Path
+) -> None:
     out = plant["out"]
     assert (out / "passwd").stat().st_mode & 0o077 == 0
     assert (out / "bridge-KIT-1.password").stat().st_mode & 0o077 == 0
     acl = (out / "acl").read_text()
     assert "user station-BRD-2\n" in acl and "topic readwrite taktline/#" in acl
     before = (out / "bridge-KIT-1.password").read_text()
-    app = make_app(demo_db_url, tmp_path / "again", MQTT_URL="mqtt://ingest:s3cret@h:1",
-                   SECRET_KEY=SECRET)
+    app = make_app(
+        demo_db_url, tmp_path / "again", MQTT_URL="mqtt://ingest:s3cret@h:1", SECRET_KEY=SECRET
+    )
     assert CliRunner(app).invoke(["mqtt-credentials", "--out", str(out)]).exit_code == 0
     assert (out / "bridge-KIT-1.password").read_text() == before
     _login(plant, "KIT-1").close()  # the running broker still accepts that bridge

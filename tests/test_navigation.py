@@ -24,9 +24,14 @@ from server.security import auth
 TEMPLATES = Path(__file__).parent.parent / "templates"
 
 HOME = [("/", "Home")]
-SUPERVISOR_NAV = HOME + [("/orders/", "Orders"), ("/dispatch/", "Dispatch"), ("/stock/", "Stock"),
-                         ("/trace", "Trace"), ("/board", "Line board"),
-                         ("/audit/", "Audit trail")]
+SUPERVISOR_NAV = HOME + [
+    ("/orders/", "Orders"),
+    ("/dispatch/", "Dispatch"),
+    ("/stock/", "Stock"),
+    ("/trace", "Trace"),
+    ("/board", "Line board"),
+    ("/audit/", "Audit trail"),
+]
 ADMIN_NAV = SUPERVISOR_NAV + [("/admin/", "Admin")]
 NAV = {"anonymous": HOME, "operator": HOME, "supervisor": SUPERVISOR_NAV, "admin": ADMIN_NAV}
 
@@ -56,19 +61,38 @@ ADMIN_PAGES = {
 }
 OPERATOR_PAGES = {"/": "Home", "/dispatch/stations/KIT-1": None, "/units/{unit}": None}
 ANONYMOUS_PAGES = {"/": "Home", "/login": None}
-PAGES = {"anonymous": ANONYMOUS_PAGES, "operator": OPERATOR_PAGES,
-         "supervisor": DESK_PAGES, "admin": DESK_PAGES | ADMIN_PAGES}
+PAGES = {
+    "anonymous": ANONYMOUS_PAGES,
+    "operator": OPERATOR_PAGES,
+    "supervisor": DESK_PAGES,
+    "admin": DESK_PAGES | ADMIN_PAGES,
+}
 TABS = {
-    "/orders/new": ([("/orders/", "All orders"), ("/orders/new", "New order"),
-                     ("/orders/import", "Import CSV")], "New order"),
-    "/reports/assembly-time": ([("/trace", "Search"), ("/reports/assembly-time",
-                                                       "Assembly time")], "Assembly time"),
-    "/admin/api-tokens": ([("/admin/users", "People"), ("/admin/api-tokens", "API tokens"),
-                           ("/admin/devices", "Station tablets")], "API tokens"),
+    "/orders/new": (
+        [
+            ("/orders/", "All orders"),
+            ("/orders/new", "New order"),
+            ("/orders/import", "Import CSV"),
+        ],
+        "New order",
+    ),
+    "/reports/assembly-time": (
+        [("/trace", "Search"), ("/reports/assembly-time", "Assembly time")],
+        "Assembly time",
+    ),
+    "/admin/api-tokens": (
+        [
+            ("/admin/users", "People"),
+            ("/admin/api-tokens", "API tokens"),
+            ("/admin/devices", "Station tablets"),
+        ],
+        "API tokens",
+    ),
 }
 
 
 # -- reading the HTML ------------------------------------------------------------------
+
 
 @dataclass
 class Link:
@@ -152,6 +176,7 @@ class Page(HTMLParser):
 
 # -- the app, people and pages ---------------------------------------------------------
 
+
 def _login(client: FlaskClient, username: str, password: str) -> None:
     response = client.post("/login", data={"username": username, "password": password})
     assert response.status_code == 303, response.data[:500]
@@ -180,9 +205,11 @@ def desk(demo_app: Flask) -> Iterator[Desk]:
         op.username, op.password_hash = "op1001", auth.hash_secret("op1001-pw")
         db.add(op)
     clients = {"anonymous": demo_app.test_client()}
-    for role, (user, password) in {"operator": ("op1001", "op1001-pw"),
-                                   "supervisor": ("supervisor", "supervisor"),
-                                   "admin": ("admin", "admin")}.items():
+    for role, (user, password) in {
+        "operator": ("op1001", "op1001-pw"),
+        "supervisor": ("supervisor", "supervisor"),
+        "admin": ("admin", "admin"),
+    }.items():
         clients[role] = demo_app.test_client()
         _login(clients[role], user, password)
     assert clients["supervisor"].post("/orders/SO-1001/release").status_code == 303
@@ -195,6 +222,7 @@ def desk(demo_app: Flask) -> Iterator[Desk]:
 
 
 # -- the tests -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("role", ["anonymous", "operator", "supervisor", "admin"])
 def test_every_desk_page_shows_the_same_navigation_for_the_role(desk: Desk, role: str) -> None:
@@ -213,13 +241,22 @@ def test_every_desk_page_shows_the_same_navigation_for_the_role(desk: Desk, role
 
 
 def test_the_links_shown_depend_on_the_role(desk: Desk) -> None:
-    seen = {role: [link.text for link in desk.get(role, "/").main_nav().links]
-            for role in NAV}
-    assert seen == {"anonymous": ["Home"], "operator": ["Home"],
-                    "supervisor": ["Home", "Orders", "Dispatch", "Stock", "Trace",
-                                   "Line board", "Audit trail"],
-                    "admin": ["Home", "Orders", "Dispatch", "Stock", "Trace", "Line board",
-                              "Audit trail", "Admin"]}
+    seen = {role: [link.text for link in desk.get(role, "/").main_nav().links] for role in NAV}
+    assert seen == {
+        "anonymous": ["Home"],
+        "operator": ["Home"],
+        "supervisor": ["Home", "Orders", "Dispatch", "Stock", "Trace", "Line board", "Audit trail"],
+        "admin": [
+            "Home",
+            "Orders",
+            "Dispatch",
+            "Stock",
+            "Trace",
+            "Line board",
+            "Audit trail",
+            "Admin",
+        ],
+    }
     # Every link shown opens for that role; Admin is refused to a supervisor.
     for role, links in NAV.items():
         for href, _label in links:
@@ -251,11 +288,24 @@ def test_every_post_form_carries_the_csrf_field(desk: Desk, role: str) -> None:
     expected = {
         "anonymous": ["/login"],
         "operator": ["/logout"],
-        "supervisor": ["/logout", "/orders/SO-1002/release", "/orders/new", "/orders/import",
-                       "/orders/SO-1001/priority", "/orders/SO-1001/cancel", "/dispatch/ops/",
-                       "/stock/lots/"],
-        "admin": ["/logout", "/admin/users", "/admin/users/", "/admin/api-tokens",
-                  "/admin/devices", "/dispatch/ops/"],
+        "supervisor": [
+            "/logout",
+            "/orders/SO-1002/release",
+            "/orders/new",
+            "/orders/import",
+            "/orders/SO-1001/priority",
+            "/orders/SO-1001/cancel",
+            "/dispatch/ops/",
+            "/stock/lots/",
+        ],
+        "admin": [
+            "/logout",
+            "/admin/users",
+            "/admin/users/",
+            "/admin/api-tokens",
+            "/admin/devices",
+            "/dispatch/ops/",
+        ],
     }[role]
     for prefix in expected:
         assert any(a.startswith(prefix) for a in actions), (role, prefix, sorted(set(actions)))
@@ -286,8 +336,11 @@ def test_station_tablet_pages_keep_their_own_layout(desk: Desk) -> None:
 def test_templates_write_neither_a_nav_nor_a_csrf_input_by_hand() -> None:
     """The navigation lives in _nav.html and the CSRF input in _forms.html only."""
     desk_templates = [p for p in TEMPLATES.rglob("*.html") if "station" not in p.parts]
-    by_hand = [p.name for p in desk_templates
-               if 'name="csrf_token"' in p.read_text() and p.name != "_forms.html"]
+    by_hand = [
+        p.name
+        for p in desk_templates
+        if 'name="csrf_token"' in p.read_text() and p.name != "_forms.html"
+    ]
     assert by_hand == []
     nav_blocks = [p.name for p in desk_templates if "{% block nav" in p.read_text()]
     assert nav_blocks == []

@@ -13,8 +13,9 @@ from tests.support.live_server import LiveServer
 pytestmark = pytest.mark.browser
 
 
-def test_order_form_updates_live_and_order_releases(live_server: LiveServer, browser_page: Any,
-                                                    artifacts_dir: Path) -> None:
+def test_order_form_updates_live_and_order_releases(
+    live_server: LiveServer, browser_page: Any, artifacts_dir: Path
+) -> None:
     from playwright.sync_api import expect
 
     base_url = live_server.url
@@ -27,6 +28,7 @@ def test_order_form_updates_live_and_order_releases(live_server: LiveServer, bro
     page.fill("input[name=number]", "SO-9001")
     page.fill("input[name=customer]", "Browser GmbH")
     page.fill("input[name=due_date]", "2030-06-01")
+
     def choose(code: str) -> None:
         # Wait for each swap, as a person would see the form change before the
         # next click.
@@ -37,8 +39,7 @@ def test_order_form_updates_live_and_order_releases(live_server: LiveServer, bro
     choose("sff")
     gpu = page.locator("[data-option=gpu4080] input")
     expect(gpu).to_be_disabled()
-    expect(page.locator("[data-option=gpu4080]")).to_contain_text(
-        "does not fit the small case")
+    expect(page.locator("[data-option=gpu4080]")).to_contain_text("does not fit the small case")
     for code in ("i7", "mem32", "ssd1t"):
         choose(code)
     expect(page.locator("table.bom")).to_contain_text("MB-ITX")

@@ -50,27 +50,26 @@ products:
 def nested(demo_app: Flask) -> dict[str, str]:
     engine = demo_app.extensions["taktline.engine"]
     with write_session(engine) as session:
-        importer.import_document(session, yaml.safe_load(SUB_ASSEMBLY), source="test",
-                                 by="test")
-    (fan_module,) = place_and_release(engine, number="SO-FM", product="FM", quantity=1,
-                                      options=[])
+        importer.import_document(session, yaml.safe_load(SUB_ASSEMBLY), source="test", by="test")
+    (fan_module,) = place_and_release(engine, number="SO-FM", product="FM", quantity=1, options=[])
     build(engine, fan_module)
     # Completing the module booked it into line-side stock, where the workstation picks it.
     with Session(engine) as session:
         part = session.exec(select(Part).where(Part.sku == "FANMOD")).one()
         lots = session.exec(select(StockLot).where(StockLot.part_id == part.id)).all()
         assert [(lot.serial, lot.on_hand) for lot in lots] == [(fan_module, 1)]
-    (workstation,) = place_and_release(engine, number="SO-WS", product="WS", quantity=1,
-                                       options=[])
+    (workstation,) = place_and_release(engine, number="SO-WS", product="WS", quantity=1, options=[])
     build(engine, workstation)
-    (pc,) = place_and_release(engine, number="SO-PC", product="PC", quantity=1,
-                              options=["i5", "mem16", "ssd512", "mt"])
+    (pc,) = place_and_release(
+        engine, number="SO-PC", product="PC", quantity=1, options=["i5", "mem16", "ssd512", "mt"]
+    )
     build(engine, pc)
     return {"module": fan_module, "workstation": workstation, "pc": pc}
 
 
 def test_genealogy_and_recall_both_ways_through_a_sub_assembly(
-        demo_app: Flask, nested: dict[str, str]) -> None:
+    demo_app: Flask, nested: dict[str, str]
+) -> None:
     with Session(demo_app.extensions["taktline.engine"]) as db:
         ws = genealogy(db, serial=nested["workstation"])
         module = genealogy(db, serial=nested["module"])
@@ -79,7 +78,9 @@ def test_genealogy_and_recall_both_ways_through_a_sub_assembly(
     assert pick.serial == nested["module"] and pick.scan == nested["module"]
     assert pick.sub_unit is not None and pick.sub_unit.depth == 1
     assert [(p.sku, p.lot_code, p.quantity) for p in pick.sub_unit.picks] == [
-        ("FAN-120", "FN-2605", 1), ("FAN-120", "FN-2605", 1)]
+        ("FAN-120", "FN-2605", 1),
+        ("FAN-120", "FN-2605", 1),
+    ]
     assert module.built_into == nested["workstation"]
 
     # Up from a lot: the module holds it, the workstation through the module.
@@ -100,7 +101,8 @@ def test_genealogy_and_recall_both_ways_through_a_sub_assembly(
         cpu = next(p for p in pc.picks if p.sku == "CPU-I5")
         r = recall_serial(db, serial=cpu.serial or "")
         assert [(h.serial, h.order, h.component) for h in r.hits] == [
-            (nested["pc"], "SO-PC", "CPU-I5")]
+            (nested["pc"], "SO-PC", "CPU-I5")
+        ]
         assert recall_lot(db, part_sku="FAN-120", lot_code="NO-SUCH-LOT").hits == []
 
     # Down from an order, the sub-assembly opened up.
@@ -121,8 +123,7 @@ def test_trace_api_and_page_both_ways(demo_app: Flask, nested: dict[str, str]) -
     assert up.status_code == 200 and up.json["units"] == 3
     assert {h["serial"]: h["level"] for h in up.json["hits"]}[nested["workstation"]] == 1
     down = client.get("/api/v1/trace?order=SO-WS").json["components"]
-    assert {(c["sku"], c["via"]) for c in down} >= {("FANMOD", None),
-                                                   ("FAN-120", nested["module"])}
+    assert {(c["sku"], c["via"]) for c in down} >= {("FANMOD", None), ("FAN-120", nested["module"])}
     assert client.get("/api/v1/trace?lot=FN-2605").status_code == 400
     assert client.get("/api/v1/trace?order=NOPE").status_code == 404
     page = client.get("/trace?part=FAN-120&lot=FN-2605").get_data(as_text=True)

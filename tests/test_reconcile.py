@@ -16,8 +16,7 @@ from station import workflow as wf
 
 def _start_a_step(engine: sa.Engine) -> None:
     with write_session(engine) as session:
-        order = session.exec(select(CustomerOrder).where(
-            CustomerOrder.number == "SO-1001")).one()
+        order = session.exec(select(CustomerOrder).where(CustomerOrder.number == "SO-1001")).one()
         orders.release(session, order=order, by="test")
     for event in (wf.SignIn("OP1001"), wf.StartNext()):
         with write_session(engine) as session:
@@ -35,8 +34,16 @@ def test_lost_and_reasonless_events_and_open_steps_are_mismatches(demo_app: Flas
     engine = demo_app.extensions["taktline.engine"]
     _start_a_step(engine)
     with write_session(engine) as session:
-        service.record_event(session, msg_id="m-no-reason", station_id=None, channel="mqtt",
-                             kind="scan", data="x", result="rejected", code="")
+        service.record_event(
+            session,
+            msg_id="m-no-reason",
+            station_id=None,
+            channel="mqtt",
+            kind="scan",
+            data="x",
+            result="rejected",
+            code="",
+        )
     report = reconcile(engine, published={"m-never-seen", "m-no-reason"})
     assert not report.clean
     scans = report.checks["every scan applied once or rejected with a reason"]
@@ -46,6 +53,7 @@ def test_lost_and_reasonless_events_and_open_steps_are_mismatches(demo_app: Flas
     assert any("FAIL" in line for line in report.lines())
     relaxed = reconcile(engine, allow_open_steps=True)
     assert relaxed.checks["every scan applied once or rejected with a reason"] == [
-        "m-no-reason: rejected without a reason"]
+        "m-no-reason: rejected without a reason"
+    ]
     with Session(engine) as session:
         assert session.exec(select(Event).where(Event.msg_id == "m-no-reason")).one()

@@ -28,10 +28,18 @@ PAYLOAD = "<script>alert('x')</script><img src=x onerror=alert(2)>"
 ESCAPED = "&lt;script&gt;alert("
 # Free-text columns people type or import; each gets the payload in front.
 TEXT_COLUMNS = {
-    "site": ["name"], "line": ["name"], "station": ["name"], "operator": ["name"],
-    "location": ["name"], "part": ["description"], "product": ["name", "description"],
-    "optiongroup": ["name"], "option": ["name"], "operation": ["name", "instructions"],
-    "customerorder": ["customer"], "optionrule": ["message"],
+    "site": ["name"],
+    "line": ["name"],
+    "station": ["name"],
+    "operator": ["name"],
+    "location": ["name"],
+    "part": ["description"],
+    "product": ["name", "description"],
+    "optiongroup": ["name"],
+    "option": ["name"],
+    "operation": ["name", "instructions"],
+    "customerorder": ["customer"],
+    "optionrule": ["message"],
 }
 FORM = re.compile(r"<form\b([^>]*)>(.*?)</form>", re.I | re.S)
 
@@ -48,18 +56,19 @@ class _CSPAudit(HTMLParser):
         names = {name for name, _ in attrs}
         if tag == "script" and not names & {"src", "nonce"}:
             self.problems.append("inline <script> without nonce")
-        self.problems += [f"<{tag} {n}=...>" for n in names
-                          if n.startswith("on") or n.startswith("hx-on")]
+        self.problems += [
+            f"<{tag} {n}=...>" for n in names if n.startswith("on") or n.startswith("hx-on")
+        ]
 
 
 # -- CSRF ----------------------------------------------------------------------------
+
 
 def test_post_without_or_with_a_wrong_csrf_token_is_refused(demo_client: FlaskClient) -> None:
     data = {"username": "admin", "password": "admin"}
     missing = demo_client.post("/login", data=data, csrf=False)  # type: ignore[call-arg]
     assert missing.status_code == 400 and "Form expired" in missing.get_data(as_text=True)
-    wrong = demo_client.post("/login", data={**data, "csrf_token": "forged"},
-                             csrf=False)  # type: ignore[call-arg]
+    wrong = demo_client.post("/login", data={**data, "csrf_token": "forged"}, csrf=False)  # type: ignore[call-arg]
     assert wrong.status_code == 400
     assert demo_client.get("/healthz").json["user"] == ""  # type: ignore[index]
 
@@ -67,14 +76,16 @@ def test_post_without_or_with_a_wrong_csrf_token_is_refused(demo_client: FlaskCl
 def test_the_token_in_the_page_is_accepted(demo_client: FlaskClient) -> None:
     html = demo_client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
-    r = demo_client.post("/login", data={"username": "admin", "password": "admin",
-                                         "csrf_token": token}, csrf=False)  # type: ignore[call-arg]
+    r = demo_client.post(
+        "/login", data={"username": "admin", "password": "admin", "csrf_token": token}, csrf=False
+    )  # type: ignore[call-arg]
     assert r.status_code == 303
     # htmx sends the token of <body hx-headers> as X-CSRFToken.
     body = demo_client.get("/admin/").get_data(as_text=True)
     header = re.search(r'"X-CSRFToken": "([^"]+)"', body).group(1)  # type: ignore[union-attr]
-    r = demo_client.post("/logout", headers={"X-CSRFToken": header, "HX-Request": "true"},
-                         csrf=False)  # type: ignore[call-arg]
+    r = demo_client.post(
+        "/logout", headers={"X-CSRFToken": header, "HX-Request": "true"}, csrf=False
+    )  # type: ignore[call-arg]
     assert r.status_code == 303
 
 
@@ -85,12 +96,16 @@ def test_api_needs_csrf_with_a_session_but_not_with_a_bearer_token(demo_app: Fla
     login(client, "supervisor")
     by_cookie = client.post("/api/v1/orders/NOPE/cancel", csrf=False)  # type: ignore[call-arg]
     assert by_cookie.status_code == 400 and "CSRF" in by_cookie.json["error"]  # type: ignore[index]
-    bearer = demo_app.test_client().post("/api/v1/orders/NOPE/cancel", csrf=False,  # type: ignore[call-arg]
-                                         headers={"Authorization": f"Bearer {token}"})
+    bearer = demo_app.test_client().post(
+        "/api/v1/orders/NOPE/cancel",
+        csrf=False,  # type: ignore[call-arg]
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert bearer.status_code == 404
 
 
 # -- headers -------------------------------------------------------------------------
+
 
 def test_security_headers(demo_client: FlaskClient) -> None:
     r = demo_client.get("/")
@@ -102,12 +117,15 @@ def test_security_headers(demo_client: FlaskClient) -> None:
     assert r.headers["Referrer-Policy"] == "same-origin"
     assert "Strict-Transport-Security" not in r.headers  # only with SECURE_COOKIES
     nonce_1 = re.search(r"'nonce-([^']+)'", csp).group(1)  # type: ignore[union-attr]
-    nonce_2 = re.search(r"'nonce-([^']+)'",  # type: ignore[union-attr]
-                        demo_client.get("/").headers["Content-Security-Policy"]).group(1)
+    nonce_2 = re.search(
+        r"'nonce-([^']+)'",  # type: ignore[union-attr]
+        demo_client.get("/").headers["Content-Security-Policy"],
+    ).group(1)
     assert nonce_1 != nonce_2
 
 
 # -- payloads render as text everywhere ----------------------------------------------
+
 
 @pytest.fixture
 def poisoned(demo_app: Flask) -> Iterator[dict[str, Any]]:
@@ -117,8 +135,9 @@ def poisoned(demo_app: Flask) -> Iterator[dict[str, Any]]:
     with engine.begin() as conn:
         for table, columns in TEXT_COLUMNS.items():
             for column in columns:
-                conn.execute(sa.text(f'UPDATE "{table}" SET "{column}" = :p || "{column}"'),
-                             {"p": PAYLOAD})
+                conn.execute(
+                    sa.text(f'UPDATE "{table}" SET "{column}" = :p || "{column}"'), {"p": PAYLOAD}
+                )
     with write_session(engine) as db:
         order = db.exec(select(CustomerOrder).order_by(CustomerOrder.id)).first()
         assert order is not None
@@ -132,8 +151,10 @@ def poisoned(demo_app: Flask) -> Iterator[dict[str, Any]]:
     login(client, "admin")
     client.set_cookie(auth.DEVICE_COOKIE, device)
     client.post("/station/KIT-1/sign-in", data={"badge": "OP1001"})
-    yield {"client": client, "values": {"code": "KIT-1", "number": number, "serial": serial,
-                                        "fmt": "json"}}
+    yield {
+        "client": client,
+        "values": {"code": "KIT-1", "number": number, "serial": serial, "fmt": "json"},
+    }
 
 
 def _get_pages(app: Flask, values: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -154,8 +175,7 @@ def _get_pages(app: Flask, values: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield rule.endpoint, rule.build(args, append_unknown=False)[1]  # type: ignore[index]
 
 
-def test_payloads_render_as_text_on_every_page(demo_app: Flask,
-                                               poisoned: dict[str, Any]) -> None:
+def test_payloads_render_as_text_on_every_page(demo_app: Flask, poisoned: dict[str, Any]) -> None:
     client: FlaskClient = poisoned["client"]
     seen: dict[str, int] = {}
     for endpoint, path in _get_pages(demo_app, poisoned["values"]):
@@ -181,9 +201,18 @@ def test_payloads_render_as_text_on_every_page(demo_app: Flask,
     shown = {e for e, n in seen.items() if n}
     # The payload must really be on the pages that show these texts, escaped.
     # (station, line board, genealogy, orders, traveler, dispatch, audit, admin)
-    assert {"home.index", "orders.show", "orders.index", "station.page", "board.page",
-            "trace.unit_page", "units.traveler", "dispatch.board", "audit.index",
-            "admin.devices"} <= shown, seen
+    assert {
+        "home.index",
+        "orders.show",
+        "orders.index",
+        "station.page",
+        "board.page",
+        "trace.unit_page",
+        "units.traveler",
+        "dispatch.board",
+        "audit.index",
+        "admin.devices",
+    } <= shown, seen
 
 
 def _check_pdf(path: str, pdf: bytes) -> None:
@@ -194,8 +223,7 @@ def _check_pdf(path: str, pdf: bytes) -> None:
     assert "<script>alert('x')</script>" in pdf_text(pdf).replace("\n", ""), path
 
 
-def test_json_and_csv_carry_payloads_as_data(demo_app: Flask,
-                                             poisoned: dict[str, Any]) -> None:
+def test_json_and_csv_carry_payloads_as_data(demo_app: Flask, poisoned: dict[str, Any]) -> None:
     client: FlaskClient = poisoned["client"]
     r = client.get("/audit/export.json?entity=device_token")
     assert r.mimetype == "application/json" and r.headers["X-Content-Type-Options"] == "nosniff"

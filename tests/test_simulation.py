@@ -29,9 +29,17 @@ def shift_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.mark.slow
 def test_a_short_shift_with_faults_reconciles_clean(shift_db_url: str, tmp_path: Path) -> None:
     said: list[str] = []
-    config = ShiftConfig(database_url=shift_db_url, workdir=tmp_path / "shift",
-                         secret_key="test-shift", stations=5, orders=3, minutes=30,
-                         speed=50, faults=True, seed=4)
+    config = ShiftConfig(
+        database_url=shift_db_url,
+        workdir=tmp_path / "shift",
+        secret_key="test-shift",
+        stations=5,
+        orders=3,
+        minutes=30,
+        speed=50,
+        faults=True,
+        seed=4,
+    )
     result = run_shift(config, say=said.append)
 
     assert result.clean, "\n".join(said + result.summary())
@@ -51,14 +59,19 @@ def test_a_short_shift_with_faults_reconciles_clean(shift_db_url: str, tmp_path:
 
     engine = get_engine(shift_db_url)
     with Session(engine) as session:
-        flagged = [e for e in session.exec(select(Event).where(Event.channel == "mqtt"))
-                   if e.payload.get("error")]
+        flagged = [
+            e
+            for e in session.exec(select(Event).where(Event.channel == "mqtt"))
+            if e.payload.get("error")
+        ]
         assert flagged and all(e.result == "rejected" and e.reason for e in flagged)
-        wrong = session.exec(select(Event).where(
-            col(Event.reason).startswith("wrong_part"))).all()
-        assert wrong and all(e.result == "rejected" for e in wrong)
+        wrong = session.exec(select(Event).where(Event.code == "wrong_part")).all()
+        assert wrong and all(
+            e.result == "rejected" and e.reason.startswith("Wrong part: ") for e in wrong
+        )
         assert session.exec(select(Unit).where(Unit.status == "completed")).first()
-        assert not session.exec(select(StepRecord).where(
-            col(StepRecord.ended_at).is_(None))).first()
+        assert not session.exec(
+            select(StepRecord).where(col(StepRecord.ended_at).is_(None))
+        ).first()
     # The report is re-derivable from the rows alone.
     assert reconcile(engine).clean

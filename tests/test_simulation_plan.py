@@ -21,17 +21,30 @@ from station.identify import parse_scan
 
 
 def _spec() -> ProductSpec:
-    def group(code: str, options: list[str], *, multiple: bool = False,
-              required: bool = True) -> GroupSpec:
-        return GroupSpec(code, code, multiple, required,
-                         tuple(OptionSpec(o, o, code) for o in options))
+    def group(
+        code: str, options: list[str], *, multiple: bool = False, required: bool = True
+    ) -> GroupSpec:
+        return GroupSpec(
+            code, code, multiple, required, tuple(OptionSpec(o, o, code) for o in options)
+        )
 
-    return ProductSpec(1, "PC", "PC", "PC-{seq}", groups=(
-        group("cpu", ["i5", "i7", "i9"]), group("case", ["mt", "sff"]),
-        group("storage", ["ssd", "hdd"], multiple=True),
-        group("gpu", ["g1", "g2"], required=False)),
-        rules=(RuleSpec("requires", "i9", "mt"), RuleSpec("excludes", "g2", "sff"),
-               RuleSpec("excludes", "hdd", "sff")))
+    return ProductSpec(
+        1,
+        "PC",
+        "PC",
+        "PC-{seq}",
+        groups=(
+            group("cpu", ["i5", "i7", "i9"]),
+            group("case", ["mt", "sff"]),
+            group("storage", ["ssd", "hdd"], multiple=True),
+            group("gpu", ["g1", "g2"], required=False),
+        ),
+        rules=(
+            RuleSpec("requires", "i9", "mt"),
+            RuleSpec("excludes", "g2", "sff"),
+            RuleSpec("excludes", "hdd", "sff"),
+        ),
+    )
 
 
 def test_random_options_are_always_valid_and_varied() -> None:
@@ -46,14 +59,20 @@ def test_random_options_are_always_valid_and_varied() -> None:
 
 
 def test_random_options_repeat_with_the_same_seed() -> None:
-    assert [random_options(_spec(), random.Random(3)) for _ in range(5)] == \
-        [random_options(_spec(), random.Random(3)) for _ in range(5)]
+    assert [random_options(_spec(), random.Random(3)) for _ in range(5)] == [
+        random_options(_spec(), random.Random(3)) for _ in range(5)
+    ]
 
 
 def test_random_options_refuses_an_unsatisfiable_product() -> None:
-    spec = ProductSpec(1, "X", "X", "X", groups=(
-        GroupSpec("a", "a", False, True, (OptionSpec("a1", "a1", "a"),)),),
-        rules=(RuleSpec("requires", "a1", "nothing"),))
+    spec = ProductSpec(
+        1,
+        "X",
+        "X",
+        "X",
+        groups=(GroupSpec("a", "a", False, True, (OptionSpec("a1", "a1", "a"),)),),
+        rules=(RuleSpec("requires", "a1", "nothing"),),
+    )
     with pytest.raises(ValueError, match="no valid configuration"):
         random_options(spec, random.Random(1), tries=10)
 
@@ -69,8 +88,7 @@ def test_fault_schedule_has_every_kind_inside_the_shift_without_overlaps() -> No
         for b in schedule:
             if a is not b and (a.station or a.kind) == (b.station or b.kind) and a.at < b.at:
                 assert a.at + a.duration < b.at, (a, b)
-    assert "bridge_offline at" in next(f for f in schedule
-                                       if f.kind == "bridge_offline").describe()
+    assert "bridge_offline at" in next(f for f in schedule if f.kind == "bridge_offline").describe()
 
 
 def test_longer_shifts_get_more_rounds_of_faults() -> None:
@@ -103,12 +121,16 @@ def test_gs1_labels_parse_back_to_the_same_part_lot_and_serial() -> None:
 
 
 def test_choose_stations_covers_every_kind_then_adds_at_the_bottleneck() -> None:
-    existing = [("KIT-1", "kitting"), ("BRD-1", "board"), ("BRD-2", "board"),
-                ("FIN-1", "final"), ("TST-1", "test")]
+    existing = [
+        ("KIT-1", "kitting"),
+        ("BRD-1", "board"),
+        ("BRD-2", "board"),
+        ("FIN-1", "final"),
+        ("TST-1", "test"),
+    ]
     load = {"kitting": 240, "board": 420, "final": 480, "test": 360}
     assert choose_stations(existing, load, 4) == (["KIT-1", "BRD-1", "FIN-1", "TST-1"], [])
-    assert choose_stations(existing, load, 5) == (
-        ["KIT-1", "BRD-1", "FIN-1", "TST-1", "BRD-2"], [])
+    assert choose_stations(existing, load, 5) == (["KIT-1", "BRD-1", "FIN-1", "TST-1", "BRD-2"], [])
     chosen, added = choose_stations(existing, load, 7)
     assert len(chosen) == 5
     assert added == [("FIN-2", "final"), ("TST-2", "test")]

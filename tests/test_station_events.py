@@ -35,8 +35,13 @@ from station import screen, texts
 from tests.support.apps import login, make_app
 
 # KIT picks of SO-1001's first unit: CASE-MT, PSU-450 (serial), SCR-M3, FAN-120 x2.
-KIT_SCANS = ["9506000001104", "(01)09506000001128(21)P45X00001", "SCRM3",
-             "(01)09506000001210(10)FN-2605", "(01)09506000001210(10)FN-2605"]
+KIT_SCANS = [
+    "9506000001104",
+    "(01)09506000001128(21)P45X00001",
+    "SCRM3",
+    "(01)09506000001210(10)FN-2605",
+    "(01)09506000001210(10)FN-2605",
+]
 # 600 characters: a GS1 string whose lot is too long, so biip names all of it.
 LONG_SCAN = "(01)09506000134352(10)" + "A" * 578
 
@@ -118,8 +123,7 @@ def test_a_whole_unit_over_the_events_api(app: Flask, post: Poster) -> None:
         status, body = post("scans", data=data)
         assert status == 200, body
     status, body = post("events", action="andon", reason="screws low")
-    assert (status, body["code"], body["params"]) == (200, "andon_raised",
-                                                      {"reason": "screws low"})
+    assert (status, body["code"], body["params"]) == (200, "andon_raised", {"reason": "screws low"})
     status, body = post("events", action="defect", reason="<script>", note="x")
     assert (status, body["code"]) == (422, "bad_reason")
     assert post("events", action="defect", reason="cosmetic", note="scuff")[0] == 200
@@ -128,27 +132,42 @@ def test_a_whole_unit_over_the_events_api(app: Flask, post: Poster) -> None:
     assert body["reason"] == f"Unit {serial}: Kit the case complete."
     assert body["state"]["unit"] is None
     again = post("events", action="complete", msg_id="done-1")
-    assert again == (200, {"ref": "done-1", "result": "duplicate", "code": "duplicate",
-                           "reason": "Already received; nothing changed.", "source": "",
-                           "original": "accepted", "params": {}})
+    assert again == (
+        200,
+        {
+            "ref": "done-1",
+            "result": "duplicate",
+            "code": "duplicate",
+            "reason": "Already received; nothing changed.",
+            "source": "",
+            "original": "accepted",
+            "params": {},
+        },
+    )
     assert rows(app, col(StepRecord.ended_at).is_not(None), model=StepRecord) == 1
     assert rows(app, UnitOperation.status == "done", model=UnitOperation) == 1
     assert rows(app, model=AndonCall) == 1 and rows(app, model=Defect) == 1
     assert rows(app, Event.channel == "http", Event.kind == "complete") == 2
 
 
-@pytest.mark.parametrize(("body", "detail"), [
-    ({"action": "dance"}, "action must be one of sign_in, sign_out, start, complete, pause, "
-                          "resume, andon, defect"),
-    ({"action": "sign_in"}, "badge is missing"),
-    ({"action": "sign_in", "badge": "x" * 65}, "badge must be a string of 1 to 64 characters"),
-    ({"action": "andon", "reason": ["help"]}, "reason must be a string of 1 to 200 characters"),
-    ({"action": "pause", "evil": 1}, "unknown field 'evil' for an action"),
-    ({"type": "teleport", "action": "pause"}, "type must be one of action, scan, device"),
-])
-def test_a_malformed_event_is_refused_and_changes_nothing(app: Flask, post: Poster,
-                                                          body: dict[str, Any],
-                                                          detail: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            {"action": "dance"},
+            "action must be one of sign_in, sign_out, start, complete, pause, "
+            "resume, andon, defect",
+        ),
+        ({"action": "sign_in"}, "badge is missing"),
+        ({"action": "sign_in", "badge": "x" * 65}, "badge must be a string of 1 to 64 characters"),
+        ({"action": "andon", "reason": ["help"]}, "reason must be a string of 1 to 200 characters"),
+        ({"action": "pause", "evil": 1}, "unknown field 'evil' for an action"),
+        ({"type": "teleport", "action": "pause"}, "type must be one of action, scan, device"),
+    ],
+)
+def test_a_malformed_event_is_refused_and_changes_nothing(
+    app: Flask, post: Poster, body: dict[str, Any], detail: str
+) -> None:
     status, answer = post("events", **body)
     assert status == 400 and answer["code"] == "bad_payload"
     assert answer["reason"] == f"Message refused: {detail}."
@@ -157,14 +176,15 @@ def test_a_malformed_event_is_refused_and_changes_nothing(app: Flask, post: Post
 
 def test_the_events_api_needs_stations_write(app: Flask) -> None:
     client = app.test_client()
-    response = client.post("/api/v1/stations/KIT-1/events", json={"msg_id": "x",
-                                                                   "action": "pause"})
+    response = client.post("/api/v1/stations/KIT-1/events", json={"msg_id": "x", "action": "pause"})
     assert response.status_code == 401
     with write_session(app.extensions["taktline.engine"]) as db:
         token = auth.issue_api_token(db, name="reader", scopes=["stations:read"], by=None)
-    response = client.post("/api/v1/stations/KIT-1/events", json={"msg_id": "x",
-                                                                   "action": "pause"},
-                           headers={"Authorization": f"Bearer {token}"})
+    response = client.post(
+        "/api/v1/stations/KIT-1/events",
+        json={"msg_id": "x", "action": "pause"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code == 403 and rows(app) == 0
 
 
@@ -208,7 +228,8 @@ def test_a_rejection_over_the_api_reaches_the_open_tablet(app: Flask, post: Post
 
 
 def test_a_long_rejection_is_stored_as_data_and_renders_in_any_language(
-        app: Flask, post: Poster) -> None:
+    app: Flask, post: Poster
+) -> None:
     post("events", action="sign_in", badge="OP1001")
     post("events", action="start")
     status, body = post("scans", data=LONG_SCAN, msg_id="long-1")
@@ -226,8 +247,7 @@ def test_a_long_rejection_is_stored_as_data_and_renders_in_any_language(
         english = texts.translated(verdict.code, verdict.params)
     with app.test_request_context(), force_locale("fr"):
         french = texts.translated(verdict.code, verdict.params)
-    assert english == (f"Barcode damaged or misprinted ({detail}): scan again or type the "
-                       "code.")
+    assert english == (f"Barcode damaged or misprinted ({detail}): scan again or type the code.")
     assert detail in french and french != english and "?" not in french.replace(detail, "")
     # The tablet re-rendered later shows it whole, with its parameters.
     tablet = app.test_client()
@@ -243,17 +263,25 @@ def test_migration_0004_splits_old_verdicts_into_code_and_text(tmp_path: Path) -
     migrate.upgrade(url, "0003")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for msg_id, reason in (("old-1", "wrong_part: Wrong part: this is A, step needs B."),
-                               ("old-2", "")):
-            conn.execute(sa.text(
-                "INSERT INTO event (msg_id, channel, kind, source, received_at, data, payload,"
-                " result, reason) VALUES (:m, 'mqtt', 'scan', '', '2026-03-02 08:00:00', 'x',"
-                " '{}', 'rejected', :r)"), {"m": msg_id, "r": reason})
+        for msg_id, reason in (
+            ("old-1", "wrong_part: Wrong part: this is A, step needs B."),
+            ("old-2", ""),
+        ):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO event (msg_id, channel, kind, source, received_at, data, payload,"
+                    " result, reason) VALUES (:m, 'mqtt', 'scan', '', '2026-03-02 08:00:00', 'x',"
+                    " '{}', 'rejected', :r)"
+                ),
+                {"m": msg_id, "r": reason},
+            )
     migrate.upgrade(url)
     with engine.connect() as conn:
-        got = conn.execute(sa.text(
-            "SELECT msg_id, code, params, reason FROM event ORDER BY msg_id")).all()
+        got = conn.execute(
+            sa.text("SELECT msg_id, code, params, reason FROM event ORDER BY msg_id")
+        ).all()
     engine.dispose()
     assert [tuple(r) for r in got] == [
         ("old-1", "wrong_part", "{}", "Wrong part: this is A, step needs B."),
-        ("old-2", "", "{}", "")]
+        ("old-2", "", "{}", ""),
+    ]

@@ -48,11 +48,18 @@ def psu(n: int) -> str:
     return f"(01)09506000001128(21)P45X{n:05d}"
 
 
-def act(app: Flask, station: str, event: StationEvent, msg_id: str | None = None
-        ) -> service.Outcome:
+def act(
+    app: Flask, station: str, event: StationEvent, msg_id: str | None = None
+) -> service.Outcome:
     with write_session(app.extensions["taktline.engine"]) as session:
-        return service.handle(session, station_code=station, event=event, msg_id=msg_id,
-                              channel="mqtt", source="scanner1")
+        return service.handle(
+            session,
+            station_code=station,
+            event=event,
+            msg_id=msg_id,
+            channel="mqtt",
+            source="scanner1",
+        )
 
 
 def count(app: Flask, model: Any, *where: Any) -> int:
@@ -75,7 +82,11 @@ def test_a_kitting_step_end_to_end(any_demo_app: Flask) -> None:
     started = act(any_demo_app, "KIT-1", StartNext())
     assert started.message == "Unit PC-T1: Kit the case started."
     assert started.state is not None and [p.sku for p in started.state.picks] == [
-        "CASE-MT", "PSU-450", "SCR-M3", "FAN-120"]
+        "CASE-MT",
+        "PSU-450",
+        "SCR-M3",
+        "FAN-120",
+    ]
 
     case = act(any_demo_app, "KIT-1", Scan(CASE_MT), msg_id="m-case")
     assert case.accepted and case.message == "CASE-MT picked (1 of 1)."
@@ -84,12 +95,13 @@ def test_a_kitting_step_end_to_end(any_demo_app: Flask) -> None:
     assert act(any_demo_app, "KIT-1", Scan(CASE_MT)).code == "already_picked"
     assert act(any_demo_app, "KIT-1", Scan("9506000001128")).code == "serial_needed"
     wrong = act(any_demo_app, "KIT-1", Scan("9506000001036"))
-    assert wrong.message.startswith("Wrong part: this is 16 GB memory (2x8 GB DDR5), "
-                                    "step needs ")
+    assert wrong.message.startswith("Wrong part: this is 16 GB memory (2x8 GB DDR5), step needs ")
     assert act(any_demo_app, "KIT-1", Scan("9506000001105")).code == "bad_check_digit"
     assert act(any_demo_app, "KIT-1", Scan("NOT-A-PART")).code == "unknown_barcode"
-    assert act(any_demo_app, "KIT-1", CompleteStep()).message == \
-        "Not finished: still to pick 1 x PSU-450, 1 x SCR-M3, 2 x FAN-120."
+    assert (
+        act(any_demo_app, "KIT-1", CompleteStep()).message
+        == "Not finished: still to pick 1 x PSU-450, 1 x SCR-M3, 2 x FAN-120."
+    )
 
     assert act(any_demo_app, "KIT-1", Pause()).accepted
     assert act(any_demo_app, "KIT-1", Scan(SCREWS)).code == "paused_now"
@@ -106,20 +118,25 @@ def test_a_kitting_step_end_to_end(any_demo_app: Flask) -> None:
     assert count(any_demo_app, Consumption) == 5
     assert count(any_demo_app, StockMovement, StockMovement.kind == "consumption") == 5
     with Session(any_demo_app.extensions["taktline.engine"]) as session:
-        held = session.exec(select(func.sum(StockMovement.reserved_delta)).where(
-            StockMovement.unit_id.is_not(None),  # type: ignore[union-attr]
-            col(StockMovement.part_id).in_(
-                select(Consumption.part_id)))).one()
+        held = session.exec(
+            select(func.sum(StockMovement.reserved_delta)).where(
+                StockMovement.unit_id.is_not(None),  # type: ignore[union-attr]
+                col(StockMovement.part_id).in_(select(Consumption.part_id)),
+            )
+        ).one()
         assert held == 0
         step = session.exec(select(StepRecord)).one()
         assert step.ended_at is not None and step.paused_seconds >= 0
-        statuses = [u.status for u in session.exec(
-            select(UnitOperation).order_by(col(UnitOperation.sequence)))]
+        statuses = [
+            u.status
+            for u in session.exec(select(UnitOperation).order_by(col(UnitOperation.sequence)))
+        ]
         assert statuses == ["done", "ready", "pending", "pending"]
         fan_lot = session.exec(select(StockLot).where(StockLot.lot_code == "FN-2605")).one()
         assert (fan_lot.on_hand, fan_lot.reserved) == (78, 0)
-        results = dict(session.exec(select(Event.result, func.count()).group_by(
-            Event.result)).all())
+        results = dict(
+            session.exec(select(Event.result, func.count()).group_by(Event.result)).all()
+        )
     assert results == {"accepted": 10, "rejected": 8}  # the duplicate left no row
 
 
@@ -156,8 +173,9 @@ def test_skills_pins_and_start_by_serial(demo_app: Flask) -> None:
 
 
 def test_unreserved_lot_part_needs_its_lot_on_the_label(demo_app: Flask) -> None:
-    release(demo_app.extensions["taktline.engine"], options=KIT_OPTIONS, serial="PC-T1",
-            reserve=False)
+    release(
+        demo_app.extensions["taktline.engine"], options=KIT_OPTIONS, serial="PC-T1", reserve=False
+    )
     act(demo_app, "KIT-1", SignIn("OP1001"))
     act(demo_app, "KIT-1", StartNext())
     assert act(demo_app, "KIT-1", Scan("9506000001210")).code == "lot_needed"
@@ -197,7 +215,8 @@ def test_snapshot_is_the_retained_state_payload(demo_app: Flask) -> None:
 
 
 def test_one_transaction_with_a_shared_cache_decides_like_one_per_event(
-        any_demo_app: Flask) -> None:
+    any_demo_app: Flask,
+) -> None:
     """The ingest's batches: many events in one transaction sharing a ``Cache``
     (on SQLite it carries station state, lots and reservations between events). The
     verdicts, states and rows are those of one transaction per event."""
@@ -207,17 +226,45 @@ def test_one_transaction_with_a_shared_cache_decides_like_one_per_event(
     release(engine, options=KIT_OPTIONS, serial="PC-T1")
     release(engine, options=KIT_OPTIONS, serial="PC-T2")
     events: list[StationEvent] = [
-        SignIn("OP1001"), StartNext(), Scan(CASE_MT), Scan(FAN), Scan(psu(1)), Scan(psu(1)),
-        Scan(FAN), Scan(FAN), Scan(SCREWS), CompleteStep(), StartNext(), Scan(psu(1)),
-        Scan(FAN), Scan("P45X00002")]
+        SignIn("OP1001"),
+        StartNext(),
+        Scan(CASE_MT),
+        Scan(FAN),
+        Scan(psu(1)),
+        Scan(psu(1)),
+        Scan(FAN),
+        Scan(FAN),
+        Scan(SCREWS),
+        CompleteStep(),
+        StartNext(),
+        Scan(psu(1)),
+        Scan(FAN),
+        Scan("P45X00002"),
+    ]
     with write_session(engine) as session:
         cache = Cache()
-        outcomes = [service.handle(session, station_code="KIT-1", event=e, channel="mqtt",
-                                   cache=cache, savepoint=False) for e in events]
+        outcomes = [
+            service.handle(
+                session, station_code="KIT-1", event=e, channel="mqtt", cache=cache, savepoint=False
+            )
+            for e in events
+        ]
     assert [o.code for o in outcomes] == [
-        "signed_in", "step_started", "picked", "picked", "picked", "already_picked",
-        "picked", "already_picked", "picked", "step_complete", "step_started",
-        "serial_used", "picked", "picked"]
+        "signed_in",
+        "step_started",
+        "picked",
+        "picked",
+        "picked",
+        "already_picked",
+        "picked",
+        "already_picked",
+        "picked",
+        "step_complete",
+        "step_started",
+        "serial_used",
+        "picked",
+        "picked",
+    ]
     last = outcomes[-1].state
     assert last is not None and last.unit is not None and last.unit.serial == "PC-T2"
     with Session(engine) as session:

@@ -87,8 +87,12 @@ def scan(client: FlaskClient, data: str) -> str:
 
 
 def banner(html: str) -> tuple[str, str]:
-    match = re.search(r'id="banner" class="banner (\w+)".*?(?:<span class="banner-text">'
-                      r'(.*?)</span>|</div>)', html, re.S)
+    match = re.search(
+        r'id="banner" class="banner (\w+)".*?(?:<span class="banner-text">'
+        r"(.*?)</span>|</div>)",
+        html,
+        re.S,
+    )
     assert match, html[:800]
     return match.group(1), (match.group(2) or "").strip()
 
@@ -100,8 +104,11 @@ def rows(app: Flask, model: Any, *where: Any) -> int:
 
 def signed_in_operator(app: Flask) -> str | None:
     with Session(app.extensions["taktline.engine"]) as db:
-        return db.exec(select(Operator.badge).join(Station, Station.operator_id == Operator.id)
-                       .where(Station.code == "KIT-1")).first()
+        return db.exec(
+            select(Operator.badge)
+            .join(Station, Station.operator_id == Operator.id)
+            .where(Station.code == "KIT-1")
+        ).first()
 
 
 def start_unit(tablet: FlaskClient) -> str:
@@ -112,6 +119,7 @@ def start_unit(tablet: FlaskClient) -> str:
 
 
 # -- binding -------------------------------------------------------------------------
+
 
 def test_an_unbound_tablet_is_sent_to_a_page_that_says_so(app: Flask) -> None:
     client = app.test_client()
@@ -153,6 +161,7 @@ def test_a_tablet_bound_elsewhere_gets_403(tablet: FlaskClient) -> None:
 
 # -- the page and its partials -------------------------------------------------------
 
+
 def test_the_signed_out_page(tablet: FlaskClient) -> None:
     page = tablet.get("/station/KIT-1")
     assert page.status_code == 200
@@ -169,22 +178,31 @@ def test_the_signed_out_page(tablet: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(PARTIALS))
-def test_every_partial_alone_for_htmx_and_in_the_page_otherwise(tablet: FlaskClient,
-                                                                  name: str) -> None:
+def test_every_partial_alone_for_htmx_and_in_the_page_otherwise(
+    tablet: FlaskClient, name: str
+) -> None:
     start_unit(tablet)
     fragment = tablet.get(f"/station/KIT-1/{name}", headers=HX)
     assert fragment.status_code == 200
     assert "<html" not in fragment.text and fragment.text.strip()
     page = tablet.get(f"/station/KIT-1/{name}")
     assert page.status_code == 200 and "<html" in page.text
-    expected_ids = {"screen": 'data-testid="screen"', "header": 'id="station-header"',
-                    "banner": 'id="banner"', "queue": 'id="queue"', "unit": 'id="unit"',
-                    "step": 'id="step"', "timer": 'id="timer"', "actions": 'id="actions"',
-                    "signin": 'id="signin"'}
+    expected_ids = {
+        "screen": 'data-testid="screen"',
+        "header": 'id="station-header"',
+        "banner": 'id="banner"',
+        "queue": 'id="queue"',
+        "unit": 'id="unit"',
+        "step": 'id="step"',
+        "timer": 'id="timer"',
+        "actions": 'id="actions"',
+        "signin": 'id="signin"',
+    }
     assert expected_ids[name] in fragment.text
 
 
 # -- sign-in -------------------------------------------------------------------------
+
 
 def test_badge_sign_in_by_scan(app: Flask, tablet: FlaskClient) -> None:
     html = scan(tablet, "OP1001")
@@ -194,8 +212,9 @@ def test_badge_sign_in_by_scan(app: Flask, tablet: FlaskClient) -> None:
     assert signed_in_operator(app) == "OP1001"
 
 
-def test_an_unknown_badge_is_rejected_and_nobody_is_signed_in(app: Flask,
-                                                              tablet: FlaskClient) -> None:
+def test_an_unknown_badge_is_rejected_and_nobody_is_signed_in(
+    app: Flask, tablet: FlaskClient
+) -> None:
     html = scan(tablet, "OP9999")
     assert banner(html) == ("reject", "Badge OP9999 is not known or not active.")
     assert "Scan your badge to sign in" in html
@@ -226,11 +245,11 @@ def test_every_action_answer_closes_the_dialog(tablet: FlaskClient) -> None:
     assert html.endswith('<div id="overlay" hx-swap-oob="innerHTML"></div>')
 
 
-def test_without_htmx_the_pin_pad_and_defect_dialog_are_in_the_page(
-        tablet: FlaskClient) -> None:
+def test_without_htmx_the_pin_pad_and_defect_dialog_are_in_the_page(tablet: FlaskClient) -> None:
     page = tablet.post("/station/KIT-1/scan", data={"data": "OP1002"}).text
-    assert "<html" in page and re.search(r'id="overlay"[^>]*>\s*<div class="dialog pin-dialog"',
-                                         page)
+    assert "<html" in page and re.search(
+        r'id="overlay"[^>]*>\s*<div class="dialog pin-dialog"', page
+    )
     post(tablet, "/station/KIT-1/pin", badge="OP1002", pin="4321")
     assert 'data-testid="defect-dialog"' in tablet.get("/station/KIT-1/defect").text
 
@@ -245,7 +264,8 @@ def test_too_many_wrong_pins_are_refused(app: Flask, tablet: FlaskClient) -> Non
 
 
 def test_an_operator_without_the_skill_cannot_start_and_is_told_why(
-        app: Flask, tablet: FlaskClient) -> None:
+    app: Flask, tablet: FlaskClient
+) -> None:
     post(tablet, "/station/KIT-1/pin", badge="OP1002", pin="4321")  # Bruno: esd, test
     with app.test_request_context():
         html = post(tablet, "/station/KIT-1/start")
@@ -257,6 +277,7 @@ def test_an_operator_without_the_skill_cannot_start_and_is_told_why(
 
 # -- the work --------------------------------------------------------------------------
 
+
 def test_start_shows_unit_step_picks_and_timer(tablet: FlaskClient) -> None:
     html = start_unit(tablet)
     assert 'data-testid="unit-serial">PC-000001<' in html
@@ -267,8 +288,12 @@ def test_start_shows_unit_step_picks_and_timer(tablet: FlaskClient) -> None:
     assert '<li class="current">Kit the case</li>' in html
     assert '<li class="todo">Board assembly</li>' in html
     assert "Take the case and the power supply" in html
-    for sku, bin_ in (("CASE-MT", "D-01"), ("PSU-450", "D-03"), ("SCR-M3", "H-01"),
-                      ("FAN-120", "F-03")):
+    for sku, bin_ in (
+        ("CASE-MT", "D-01"),
+        ("PSU-450", "D-03"),
+        ("SCR-M3", "H-01"),
+        ("FAN-120", "F-03"),
+    ):
         assert re.search(rf'data-sku="{sku}">.*?<td class="bin">{bin_}</td>', html, re.S)
     assert html.count('class="pick todo"') == 4
     assert 'data-standard="240"' in html and "data-started=" in html
@@ -276,21 +301,31 @@ def test_start_shows_unit_step_picks_and_timer(tablet: FlaskClient) -> None:
     assert "1 unit waiting" not in html and '<span class="count">1</span>' in html
 
 
-def test_accepted_scans_turn_picks_green_with_lot_or_serial(app: Flask,
-                                                            tablet: FlaskClient) -> None:
+def test_accepted_scans_turn_picks_green_with_lot_or_serial(
+    app: Flask, tablet: FlaskClient
+) -> None:
     start_unit(tablet)
     html = scan(tablet, KIT_SCANS[1])
     assert banner(html) == ("ok", "PSU-450 picked (1 of 1).")
-    assert re.search(r'class="pick done" data-testid="pick" data-sku="PSU-450">.*?'
-                     r"<span>P45X00001</span>", html, re.S)
+    assert re.search(
+        r'class="pick done" data-testid="pick" data-sku="PSU-450">.*?'
+        r"<span>P45X00001</span>",
+        html,
+        re.S,
+    )
     html = scan(tablet, FAN)
-    assert re.search(r'class="pick todo" data-testid="pick" data-sku="FAN-120">.*?'
-                     r'class="qty">1/2<.*?<span>FN-2605</span>', html, re.S)
+    assert re.search(
+        r'class="pick todo" data-testid="pick" data-sku="FAN-120">.*?'
+        r'class="qty">1/2<.*?<span>FN-2605</span>',
+        html,
+        re.S,
+    )
     assert rows(app, Consumption) == 2
 
 
 def test_a_wrong_part_is_rejected_in_plain_words_and_nothing_is_recorded(
-        app: Flask, tablet: FlaskClient) -> None:
+    app: Flask, tablet: FlaskClient
+) -> None:
     start_unit(tablet)
     html = scan(tablet, WRONG_PART)
     kind, text = banner(html)
@@ -314,9 +349,15 @@ def test_complete_only_when_picks_are_done(app: Flask, tablet: FlaskClient) -> N
     assert banner(html) == ("ok", "Unit PC-000001: Kit the case complete.")
     assert 'data-testid="start-next"' in html and "No unit in progress." in html
     with Session(app.extensions["taktline.engine"]) as db:
-        statuses = [u.status for u in db.exec(
-            select(UnitOperation).join(Unit, col(Unit.id) == UnitOperation.unit_id)
-            .where(Unit.serial == "PC-000001").order_by(col(UnitOperation.sequence)))]
+        statuses = [
+            u.status
+            for u in db.exec(
+                select(UnitOperation)
+                .join(Unit, col(Unit.id) == UnitOperation.unit_id)
+                .where(Unit.serial == "PC-000001")
+                .order_by(col(UnitOperation.sequence))
+            )
+        ]
     assert statuses[:2] == ["done", "ready"]
 
 
@@ -324,7 +365,7 @@ def test_pause_and_resume(app: Flask, tablet: FlaskClient) -> None:
     start_unit(tablet)
     html = post(tablet, "/station/KIT-1/pause")
     assert banner(html) == ("ok", "Step paused.")
-    assert 'data-testid="resume"' in html and "data-paused-at=\"20" in html
+    assert 'data-testid="resume"' in html and 'data-paused-at="20' in html
     assert ">Paused<" in html
     scanned = scan(tablet, CASE_MT)
     assert banner(scanned) == ("reject", "The step is paused: resume it first.")
@@ -398,9 +439,12 @@ def test_sign_out(app: Flask, tablet: FlaskClient) -> None:
 
 
 def test_a_scan_with_nobody_signed_in_is_a_badge_and_empty_scans_are_refused(
-        tablet: FlaskClient) -> None:
-    assert banner(scan(tablet, CASE_MT)) == ("reject",
-                                             f"Badge {CASE_MT} is not known or not active.")
+    tablet: FlaskClient,
+) -> None:
+    assert banner(scan(tablet, CASE_MT)) == (
+        "reject",
+        f"Badge {CASE_MT} is not known or not active.",
+    )
     assert banner(scan(tablet, "")) == ("reject", "Scan not readable: scan again.")
 
 
@@ -411,6 +455,7 @@ def test_a_form_post_without_htmx_gets_the_whole_page(tablet: FlaskClient) -> No
 
 
 # -- live ----------------------------------------------------------------------------
+
 
 def sse_events(response: Any, count: int) -> Iterator[tuple[str, str]]:
     buffer = ""
@@ -443,8 +488,7 @@ def test_sse_sends_a_snapshot_on_connect_then_heartbeats(tablet: FlaskClient) ->
     assert re.match(r"\d{4}-\d\d-\d\dT", got[1][1])
 
 
-def test_a_badge_scanned_while_someone_works_hands_over(app: Flask,
-                                                        tablet: FlaskClient) -> None:
+def test_a_badge_scanned_while_someone_works_hands_over(app: Flask, tablet: FlaskClient) -> None:
     start_unit(tablet)
     html = scan(tablet, "OP1003")
     assert banner(html) == ("ok", "Welcome, Chen Wei.")
@@ -466,16 +510,17 @@ def test_a_change_reaches_the_open_stream_as_a_snapshot(tablet: FlaskClient) -> 
 
 
 def test_a_verdict_from_the_serial_scanner_shows_in_the_operators_language(
-        app: Flask, tablet: FlaskClient) -> None:
+    app: Flask, tablet: FlaskClient
+) -> None:
     from station import service
     from station.workflow import Scan
 
     post(tablet, "/station/KIT-1/pin", badge="OP1002", pin="4321")  # Bruno: French
     with write_session(app.extensions["taktline.engine"]) as db:
-        outcome = service.handle(db, station_code="KIT-1", event=Scan(WRONG_PART),
-                                 channel="mqtt", source="scanner1")
+        outcome = service.handle(
+            db, station_code="KIT-1", event=Scan(WRONG_PART), channel="mqtt", source="scanner1"
+        )
     assert outcome.code == "no_unit"
     html = tablet.get("/station/KIT-1/banner", headers=HX).text
-    assert banner(html) == ("reject", "Aucune unité en cours : commencez d’abord l’unité "
-                                      "suivante.")
+    assert banner(html) == ("reject", "Aucune unité en cours : commencez d’abord l’unité suivante.")
     assert f'data-ref="{outcome.msg_id}"' in html

@@ -41,8 +41,13 @@ def test_assembly_time_report_groups_and_excludes_pauses(history: Flask) -> None
     with Session(history.extensions["taktline.engine"]) as db:
         report = assembly_time(db, start=start, end=start + timedelta(days=2))
     stations = {g.key: g.stats for g in report.by_station}
-    assert set(stations) >= {("KIT", "KIT-1"), ("BRD", "BRD-1"), ("BRD", "BRD-2"),
-                             ("FIN", "FIN-1"), ("TST", "TST-1")}
+    assert set(stations) >= {
+        ("KIT", "KIT-1"),
+        ("BRD", "BRD-1"),
+        ("BRD", "BRD-2"),
+        ("FIN", "FIN-1"),
+        ("TST", "TST-1"),
+    }
     kit = stations[("KIT", "KIT-1")]
     assert kit.standard == 240 and kit.minimum <= kit.p50 <= kit.p90 <= kit.maximum
     # Generated work takes about the standard time (lognormal around it) plus operator pace,
@@ -72,6 +77,5 @@ def test_assembly_time_page(history: Flask) -> None:
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and 'data-key="KIT|KIT-1"' in html
     assert 'data-key="PC|i5 mem16 mt ssd512"' in html
-    assert client.get("/reports/assembly-time?from=2026-03-05&to=2026-03-01"
-                      ).status_code == 400
+    assert client.get("/reports/assembly-time?from=2026-03-05&to=2026-03-01").status_code == 400
     assert client.get("/reports/assembly-time?from=yesterday").status_code == 400

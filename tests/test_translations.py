@@ -51,8 +51,11 @@ def test_every_message_has_a_french_translation(catalog: Catalog) -> None:
 
 
 def test_placeholders_survive_translation(catalog: Catalog) -> None:
-    broken = [(msgid, msgstr) for msgid, msgstr in _messages(catalog)
-              if set(PLACEHOLDER.findall(msgid)) != set(PLACEHOLDER.findall(msgstr))]
+    broken = [
+        (msgid, msgstr)
+        for msgid, msgstr in _messages(catalog)
+        if set(PLACEHOLDER.findall(msgid)) != set(PLACEHOLDER.findall(msgstr))
+    ]
     assert broken == []
 
 
@@ -76,5 +79,7 @@ def test_the_po_holds_every_extracted_message(catalog: Catalog) -> None:
     with POT.open("rb") as fh:
         template = read_po(fh)
     missing = sorted(str(m.id) for m in template if m.id and m.id not in catalog)
-    assert missing == [], "run: pybabel update -i server/translations/messages.pot " \
-                          "-d server/translations, then translate"
+    assert missing == [], (
+        "run: pybabel update -i server/translations/messages.pot "
+        "-d server/translations, then translate"
+    )

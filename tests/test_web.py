@@ -16,18 +16,37 @@ from tests.support.mosquitto import Mosquitto, free_port, wait_port
 
 
 @pytest.mark.slow
-def test_web_workers_serve_and_each_subscribes_to_station_state(demo_db_url: str,
-                                                                 tmp_path: Path) -> None:
-    with Mosquitto(tmp_path / "broker",
-                   extra_conf="log_type notice\nconnection_messages true") as broker:
+def test_web_workers_serve_and_each_subscribes_to_station_state(
+    demo_db_url: str, tmp_path: Path
+) -> None:
+    with Mosquitto(
+        tmp_path / "broker", extra_conf="log_type notice\nconnection_messages true"
+    ) as broker:
         port = free_port()
-        env = {**os.environ, "TAKTLINE_DATABASE_URL": demo_db_url,
-               "TAKTLINE_MQTT_URL": broker.url, "TAKTLINE_SECRET_KEY": "k" * 32,
-               "TAKTLINE_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "TAKTLINE_DATABASE_URL": demo_db_url,
+            "TAKTLINE_MQTT_URL": broker.url,
+            "TAKTLINE_SECRET_KEY": "k" * 32,
+            "TAKTLINE_LOG_LEVEL": "WARNING",
+        }
         taktline = Path(sys.executable).with_name("taktline")
-        proc = subprocess.Popen([str(taktline), "web", "--bind", f"127.0.0.1:{port}",
-                                 "--workers", "2", "--threads", "4"], cwd=tmp_path, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                str(taktline),
+                "web",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_port(port, timeout=30)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:

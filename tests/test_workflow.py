@@ -52,16 +52,29 @@ CPU = Pick(10, "CPU-I7", "Processor Core i7", 1, tracking="serial")
 FANS = Pick(50, "FAN-120", "Case fan 120 mm", 2, tracking="none")
 IDLE = StationState("BRD-1", 2, kind="board")
 SIGNED = replace(IDLE, operator=ALICE)
-BUSY = replace(SIGNED, unit=UNIT, operation=BRD, picks=(CPU, MEM32, FANS), step_record_id=9,
-               started_at=NOW - timedelta(minutes=5))
+BUSY = replace(
+    SIGNED,
+    unit=UNIT,
+    operation=BRD,
+    picks=(CPU, MEM32, FANS),
+    step_record_id=9,
+    started_at=NOW - timedelta(minutes=5),
+)
 
 
 def facts(**kw: object) -> Facts:
     return Facts(now=NOW, **kw)  # type: ignore[arg-type]
 
 
-def lot(lot_id: int = 100, *, on_hand: int = 5, reserved: int = 0, mine: int = 0,
-        code: str = "", serial: str = "") -> LotFacts:
+def lot(
+    lot_id: int = 100,
+    *,
+    on_hand: int = 5,
+    reserved: int = 0,
+    mine: int = 0,
+    code: str = "",
+    serial: str = "",
+) -> LotFacts:
     return LotFacts(lot_id, code, serial, on_hand, reserved, mine)
 
 
@@ -77,8 +90,9 @@ def test_sign_in_checks_badge_and_pin() -> None:
     assert swap.effects == (RecordSignOut(1), RecordSignIn(2))
 
 
-@pytest.mark.parametrize("event", [StartNext(), CompleteStep(), Pause(), SignOut(),
-                                   Scan("", error="garbled")])
+@pytest.mark.parametrize(
+    "event", [StartNext(), CompleteStep(), Pause(), SignOut(), Scan("", error="garbled")]
+)
 def test_nothing_but_sign_in_and_andon_without_operator(event: object) -> None:
     decision = decide(IDLE, event, facts())  # type: ignore[arg-type]
     assert not decision.accepted and decision.code == "sign_in_first"
@@ -103,7 +117,10 @@ def test_a_badge_that_needs_a_pin_asks_for_it_on_every_path() -> None:
     bob = OperatorInfo(2, "Bruno", "OP1002", has_pin=True)
     asked = decide(IDLE, Scan("OP1002"), facts(operator=bob, pin_ok=False))
     assert (asked.accepted, asked.code, asked.params) == (
-        False, "pin_needed", {"badge": "OP1002", "name": "Bruno"})
+        False,
+        "pin_needed",
+        {"badge": "OP1002", "name": "Bruno"},
+    )
     assert decide(IDLE, SignIn("OP1002"), facts(operator=bob)).code == "pin_needed"
     assert decide(IDLE, SignIn("OP1002", "1"), facts(operator=bob)).code == "wrong_pin"
 
@@ -122,8 +139,10 @@ def test_andon_works_even_without_operator() -> None:
 def test_start_needs_work_the_skill_and_a_free_station() -> None:
     candidate = Candidate(UNIT, BRD, (CPU,))
     assert decide(SIGNED, StartNext(), facts()).code == "no_work"
-    assert decide(SIGNED, StartUnit("PC-9"), facts()).message == \
-        "Unit PC-9 has no step waiting at this station."
+    assert (
+        decide(SIGNED, StartUnit("PC-9"), facts()).message
+        == "Unit PC-9 has no step waiting at this station."
+    )
     chen = replace(SIGNED, operator=OperatorInfo(3, "Chen", "OP1003", ("kitting",)))
     refused = decide(chen, StartNext(), facts(candidate=candidate))
     assert refused.code == "missing_skill" and "esd" in refused.message
@@ -133,8 +152,14 @@ def test_start_needs_work_the_skill_and_a_free_station() -> None:
 
 
 def test_wrong_part_names_both_parts() -> None:
-    scan = ScanFacts(part_id=30, sku="MEM-16", description="16 GB memory", tracking="lot",
-                     lot_code="M16-1", lot=lot())
+    scan = ScanFacts(
+        part_id=30,
+        sku="MEM-16",
+        description="16 GB memory",
+        tracking="lot",
+        lot_code="M16-1",
+        lot=lot(),
+    )
     decision = decide(BUSY, Scan("x"), facts(scan=scan))
     assert not decision.accepted and decision.code == "wrong_part"
     assert decision.message == "Wrong part: this is 16 GB memory, step needs 32 GB memory."
@@ -142,25 +167,34 @@ def test_wrong_part_names_both_parts() -> None:
 
 
 def test_serial_part_accepted_once_and_never_in_another_unit() -> None:
-    base = ScanFacts(part_id=10, sku="CPU-I7", description="Core i7", tracking="serial",
-                     serial="I7X00001", lot=lot(200, on_hand=1, serial="I7X00001"))
+    base = ScanFacts(
+        part_id=10,
+        sku="CPU-I7",
+        description="Core i7",
+        tracking="serial",
+        serial="I7X00001",
+        lot=lot(200, on_hand=1, serial="I7X00001"),
+    )
     ok = decide(BUSY, Scan("x"), facts(scan=base))
     assert ok.accepted and ok.code == "picked"
     assert ok.effects == (RecordConsumption(10, 10, 200, "I7X00001", 1, 0, ()),)
     used = decide(BUSY, Scan("x"), facts(scan=replace(base, serial_in_unit="PC-000042")))
     assert used.message == "Serial I7X00001 is already in unit PC-000042."
-    assert decide(BUSY, Scan("x"), facts(scan=replace(base, serial=None))).code == \
-        "serial_needed"
-    assert decide(BUSY, Scan("x"), facts(scan=replace(base, lot=None))).code == \
-        "serial_unknown"
+    assert decide(BUSY, Scan("x"), facts(scan=replace(base, serial=None))).code == "serial_needed"
+    assert decide(BUSY, Scan("x"), facts(scan=replace(base, lot=None))).code == "serial_unknown"
     done = replace(BUSY, picks=(replace(CPU, done=1), MEM32, FANS))
     assert decide(done, Scan("x"), facts(scan=base)).code == "already_picked"
 
 
 def test_stock_must_be_reserved_for_this_unit_or_available() -> None:
-    scan = ScanFacts(part_id=40, sku="MEM-32", tracking="lot", lot_code="M32-A",
-                     lot=lot(300, on_hand=2, reserved=2, mine=0),
-                     unit_reservations=((301, 40, 1),))
+    scan = ScanFacts(
+        part_id=40,
+        sku="MEM-32",
+        tracking="lot",
+        lot_code="M32-A",
+        lot=lot(300, on_hand=2, reserved=2, mine=0),
+        unit_reservations=((301, 40, 1),),
+    )
     assert decide(BUSY, Scan("x"), facts(scan=scan)).code == "reserved_elsewhere"
     mine = replace(scan, lot=lot(300, on_hand=2, reserved=2, mine=1))
     ok = decide(BUSY, Scan("x"), facts(scan=mine))
@@ -178,8 +212,9 @@ def test_stock_must_be_reserved_for_this_unit_or_available() -> None:
 
 
 def test_approved_substitute_fills_the_pick() -> None:
-    scan = ScanFacts(part_id=41, sku="MEM-32B", tracking="lot", lot_code="B-1",
-                     lot=lot(400, on_hand=5))
+    scan = ScanFacts(
+        part_id=41, sku="MEM-32B", tracking="lot", lot_code="B-1", lot=lot(400, on_hand=5)
+    )
     decision = decide(BUSY, Scan("x"), facts(scan=scan))
     assert decision.code == "picked_substitute"
     assert decision.effects[0] == RecordConsumption(41, 40, 400, None, 1, 0, ())
@@ -218,17 +253,24 @@ def test_defects_and_holds() -> None:
     assert rework.effects == (RecordDefect(7, 70, "cosmetic", "left panel", "rework"),)
     hold = decide(BUSY, ReportDefect("function", disposition="hold"), facts())
     assert isinstance(hold.effects[1], HoldUnit) and hold.code == "unit_held"
-    assert decide(BUSY, ReportDefect("other", disposition="burn"), facts()).code == \
-        "bad_disposition"
+    assert (
+        decide(BUSY, ReportDefect("other", disposition="burn"), facts()).code == "bad_disposition"
+    )
     assert decide(SIGNED, ReportDefect("other"), facts()).code == "no_unit"
 
 
 def test_device_events() -> None:
-    assert decide(BUSY, DeviceEvent("torque", {"value": 5.2, "unit": "Nm", "ok": False}),
-                  facts()).message == "Torque 5.2 Nm not OK: tighten again."
+    assert (
+        decide(
+            BUSY, DeviceEvent("torque", {"value": 5.2, "unit": "Nm", "ok": False}), facts()
+        ).message
+        == "Torque 5.2 Nm not OK: tighten again."
+    )
     assert decide(BUSY, DeviceEvent("torque", {"value": 5.2, "ok": True}), facts()).accepted
-    assert decide(BUSY, DeviceEvent("unknown", error="unknown device line 'FOO'"),
-                  facts()).code == "unreadable"
+    assert (
+        decide(BUSY, DeviceEvent("unknown", error="unknown device line 'FOO'"), facts()).code
+        == "unreadable"
+    )
 
 
 def test_every_message_renders() -> None:
@@ -236,17 +278,20 @@ def test_every_message_renders() -> None:
         assert messages.english(code, {}) and "%(" not in messages.english(code, {})
 
 
-@pytest.mark.parametrize(("data", "gtin", "lot_code", "serial", "error"), [
-    ("]C1010950600000104310M32-2611A\x1d17281231", "09506000001043", "M32-2611A", None, False),
-    ("(01)09506000001012(21)I7X00001", "09506000001012", None, "I7X00001", False),
-    ("010950600000101221I7X00001", "09506000001012", None, "I7X00001", False),
-    ("9506000001012", "09506000001012", None, None, False),
-    ("9506000001013", None, None, None, True),  # check digit wrong: an error, not a guess
-    ("]d2010950600000101321I7X00001", None, None, None, True),
-    ("I7X00001", None, None, None, False),
-])
-def test_parse_scan(data: str, gtin: str | None, lot_code: str | None, serial: str | None,
-                    error: bool) -> None:
+@pytest.mark.parametrize(
+    ("data", "gtin", "lot_code", "serial", "error"),
+    [
+        ("]C1010950600000104310M32-2611A\x1d17281231", "09506000001043", "M32-2611A", None, False),
+        ("(01)09506000001012(21)I7X00001", "09506000001012", None, "I7X00001", False),
+        ("010950600000101221I7X00001", "09506000001012", None, "I7X00001", False),
+        ("9506000001012", "09506000001012", None, None, False),
+        ("9506000001013", None, None, None, True),  # check digit wrong: an error, not a guess
+        ("]d2010950600000101321I7X00001", None, None, None, True),
+        ("I7X00001", None, None, None, False),
+    ],
+)
+def test_parse_scan(
+    data: str, gtin: str | None, lot_code: str | None, serial: str | None, error: bool
+) -> None:
     code = parse_scan(data)
-    assert (code.gtin, code.lot, code.serial, bool(code.error)) == (gtin, lot_code, serial,
-                                                                     error)
+    assert (code.gtin, code.lot, code.serial, bool(code.error)) == (gtin, lot_code, serial, error)

@@ -72,14 +72,20 @@ def devices() -> str:
 
 def _devices_page(**extra: Any) -> str:
     db = get_session()
-    rows = db.exec(select(DeviceToken, Station).join(
-        Station, DeviceToken.station_id == Station.id)  # type: ignore[arg-type]
-        .order_by(DeviceToken.id.desc())).all()  # type: ignore[union-attr]
-    stations = db.exec(select(Station).join(Line, Station.line_id == Line.id)  # type: ignore[arg-type]
-                       .where(Station.active == True)  # noqa: E712
-                       .order_by(col(Line.code), col(Station.position))).all()
-    return render_template("admin/devices.html", rows=rows, stations=stations,
-                           here=auth.bound_station(), **extra)
+    rows = db.exec(
+        select(DeviceToken, Station)
+        .join(Station, DeviceToken.station_id == Station.id)  # type: ignore[arg-type]
+        .order_by(col(DeviceToken.id).desc())
+    ).all()
+    stations = db.exec(
+        select(Station)
+        .join(Line, Station.line_id == Line.id)  # type: ignore[arg-type]
+        .where(Station.active == True)  # noqa: E712
+        .order_by(col(Line.code), col(Station.position))
+    ).all()
+    return render_template(
+        "admin/devices.html", rows=rows, stations=stations, here=auth.bound_station(), **extra
+    )
 
 
 @bp.post("/devices")
@@ -87,8 +93,9 @@ def _devices_page(**extra: Any) -> str:
 def issue_device_token() -> Any:
     db = get_session()
     begin_write(db)
-    station = db.exec(select(Station).where(
-        Station.code == request.form.get("station", ""))).first()
+    station = db.exec(
+        select(Station).where(Station.code == request.form.get("station", ""))
+    ).first()
     label = request.form.get("label", "").strip()[:200]
     if station is None or not station.active:
         db.rollback()
@@ -102,8 +109,7 @@ def issue_device_token() -> Any:
         response = make_response(redirect(url_for("admin.devices"), code=303))
         return auth.set_device_cookie(response, token)
     bind_url = url_for("station.bind", token=token, _external=True)
-    response = make_response(_devices_page(new_token=token, new_station=station,
-                                           bind_url=bind_url))
+    response = make_response(_devices_page(new_token=token, new_station=station, bind_url=bind_url))
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -32,8 +32,9 @@ class FormError(ValueError):
 @auth.require("admin")
 def users() -> str:
     people = get_session().exec(select(Operator).order_by(Operator.name)).all()
-    return render_template("admin/users.html", people=people, roles=list(Role),
-                           locales=LOCALES, form={})
+    return render_template(
+        "admin/users.html", people=people, roles=list(Role), locales=LOCALES, form={}
+    )
 
 
 @bp.post("/users")
@@ -49,17 +50,26 @@ def create_user() -> Any:
     except FormError as exc:
         return _users_error(str(exc), form)
     begin_write(db)
-    person = Operator(**fields, password_hash=auth.hash_secret(password) if password else None,
-                      pin_hash=auth.hash_secret(pin) if pin else None)
+    person = Operator(
+        **fields,
+        password_hash=auth.hash_secret(password) if password else None,
+        pin_hash=auth.hash_secret(pin) if pin else None,
+    )
     db.add(person)
     try:
         db.flush()
     except IntegrityError:
         db.rollback()
         return _users_error(_("That badge or user name is already taken."), form)
-    audit.record(db, actor=auth.actor(), action="user.create", entity="operator",
-                 entity_id=person.id, detail={**fields, "password": bool(password),
-                                              "pin": bool(pin)}, address=auth.address())
+    audit.record(
+        db,
+        actor=auth.actor(),
+        action="user.create",
+        entity="operator",
+        entity_id=person.id,
+        detail={**fields, "password": bool(password), "pin": bool(pin)},
+        address=auth.address(),
+    )
     db.commit()
     flash(_("%(name)s created.", name=person.name))
     return redirect(url_for("admin.users"), code=303)
@@ -69,8 +79,9 @@ def create_user() -> Any:
 @auth.require("admin")
 def user(user_id: int) -> str:
     person = get_session().get(Operator, user_id) or abort(404)
-    return render_template("admin/user.html", person=person, roles=list(Role),
-                           locales=LOCALES, error=None)
+    return render_template(
+        "admin/user.html", person=person, roles=list(Role), locales=LOCALES, error=None
+    )
 
 
 @bp.post("/users/<int:user_id>")
@@ -86,8 +97,9 @@ def update_user(user_id: int) -> Any:
     except FormError as exc:
         db.rollback()
         log.info("admin user form refused: %s", exc)
-        return render_template("admin/user.html", person=person, roles=list(Role),
-                               locales=LOCALES, error=str(exc)), 400
+        return render_template(
+            "admin/user.html", person=person, roles=list(Role), locales=LOCALES, error=str(exc)
+        ), 400
     changes = {k: [getattr(person, k), v] for k, v in fields.items() if getattr(person, k) != v}
     for key, value in fields.items():
         setattr(person, key, value)
@@ -99,8 +111,15 @@ def update_user(user_id: int) -> Any:
         flash(_("That badge or user name is already taken."))
         return redirect(url_for("admin.user", user_id=user_id), code=303)
     if changes:
-        audit.record(db, actor=auth.actor(), action="user.update", entity="operator",
-                     entity_id=person.id, detail=changes, address=auth.address())
+        audit.record(
+            db,
+            actor=auth.actor(),
+            action="user.update",
+            entity="operator",
+            entity_id=person.id,
+            detail=changes,
+            address=auth.address(),
+        )
     db.commit()
     flash(_("%(name)s saved.", name=person.name))
     return redirect(url_for("admin.user", user_id=user_id), code=303)
@@ -130,16 +149,24 @@ def _reset(user_id: int, what: str) -> Any:
             _check_pin(value)
     except FormError as exc:
         db.rollback()
-        return render_template("admin/user.html", person=person, roles=list(Role),
-                               locales=LOCALES, error=str(exc)), 400
+        return render_template(
+            "admin/user.html", person=person, roles=list(Role), locales=LOCALES, error=str(exc)
+        ), 400
     new_hash = auth.hash_secret(value) if value else None
     if what == "password":
         person.password_hash = new_hash
     else:
         person.pin_hash = new_hash
     db.add(person)
-    audit.record(db, actor=auth.actor(), action=f"user.{what}_reset", entity="operator",
-                 entity_id=person.id, detail={"cleared": not value}, address=auth.address())
+    audit.record(
+        db,
+        actor=auth.actor(),
+        action=f"user.{what}_reset",
+        entity="operator",
+        entity_id=person.id,
+        detail={"cleared": not value},
+        address=auth.address(),
+    )
     db.commit()
     flash(_("Saved. Sessions of %(name)s signed out.", name=person.name))
     return redirect(url_for("admin.user", user_id=user_id), code=303)
@@ -162,8 +189,14 @@ def _fields(form: Any, *, creating: bool) -> dict[str, Any]:
     if locale not in LOCALES:
         raise FormError(_("Unknown language."))
     skills = sorted({s for s in re.split(r"[\s,]+", form.get("skills", "")) if s})
-    fields: dict[str, Any] = {"name": name, "badge": badge, "username": username, "role": role,
-                              "skills": skills, "locale": locale}
+    fields: dict[str, Any] = {
+        "name": name,
+        "badge": badge,
+        "username": username,
+        "role": role,
+        "skills": skills,
+        "locale": locale,
+    }
     if not creating:
         fields["active"] = form.get("active") == "on"
     return fields
@@ -184,5 +217,11 @@ def _check_pin(pin: str) -> None:
 def _users_error(message: str, form: Any) -> tuple[str, int]:
     log.info("admin user form refused: %s", message)
     people = get_session().exec(select(Operator).order_by(Operator.name)).all()
-    return render_template("admin/users.html", people=people, roles=list(Role),
-                           locales=LOCALES, error=message, form=form), 400
+    return render_template(
+        "admin/users.html",
+        people=people,
+        roles=list(Role),
+        locales=LOCALES,
+        error=message,
+        form=form,
+    ), 400

@@ -10,14 +10,22 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-INFO = {"title": "Taktline API", "version": "1.0.0",
-        "description": "Orders, release, stations and their queues, units. Authenticate "
-                       "with a Bearer API token (or a signed-in browser session)."}
+INFO = {
+    "title": "Taktline API",
+    "version": "1.0.0",
+    "description": "Orders, release, stations and their queues, units. Authenticate "
+    "with a Bearer API token (or a signed-in browser session).",
+}
 PATHS: dict[str, dict[str, Any]] = {}
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "Error": {"type": "object", "required": ["error"], "properties": {
-        "error": {"type": "string"},
-        "problems": {"type": "array", "items": {"type": "string"}}}},
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string"},
+            "problems": {"type": "array", "items": {"type": "string"}},
+        },
+    },
 }
 
 
@@ -36,8 +44,7 @@ def ref(name: str) -> dict[str, str]:
 
 
 def json_body(schema: dict[str, Any], description: str = "") -> dict[str, Any]:
-    return {"description": description or "OK",
-            "content": {"application/json": {"schema": schema}}}
+    return {"description": description or "OK", "content": {"application/json": {"schema": schema}}}
 
 
 def error(description: str) -> dict[str, Any]:
@@ -52,9 +59,10 @@ def document() -> dict[str, Any]:
         "paths": copy.deepcopy(PATHS),
         "components": {
             "schemas": copy.deepcopy(SCHEMAS),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
-                                "session": {"type": "apiKey", "in": "cookie",
-                                            "name": "session"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "session"},
+            },
         },
         "security": [{"bearer": []}, {"session": []}],
     }

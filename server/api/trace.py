@@ -31,10 +31,13 @@ def read_unit(serial: str) -> Any:
     g = genealogy(session, serial=serial)
     if g is None:
         return problem(404, f"no unit {serial}")
-    ops = session.exec(select(UnitOperation).join(Unit, col(Unit.id) == UnitOperation.unit_id)
-                       .where(Unit.serial == serial).order_by(col(UnitOperation.sequence))).all()
-    return jsonify(to_dict(g) | {"operations": [unit_operation_json(session, op)
-                                                for op in ops]})
+    ops = session.exec(
+        select(UnitOperation)
+        .join(Unit, col(Unit.id) == UnitOperation.unit_id)
+        .where(Unit.serial == serial)
+        .order_by(col(UnitOperation.sequence))
+    ).all()
+    return jsonify(to_dict(g) | {"operations": [unit_operation_json(session, op) for op in ops]})
 
 
 @bp.get("/trace")
@@ -48,55 +51,115 @@ def trace() -> Any:
         return problem(404, str(exc))
     if kind == "order":
         return jsonify(query=query, components=[component_dict(c) for c in result])
-    return jsonify(query=query, units=result.units, orders=result.orders,
-                   hits=[hit_dict(h) for h in result.hits])
+    return jsonify(
+        query=query,
+        units=result.units,
+        orders=result.orders,
+        hits=[hit_dict(h) for h in result.hits],
+    )
 
 
-_HIT = {"type": "object", "properties": {
-    "serial": {"type": "string"}, "product": {"type": "string"}, "status": {"type": "string"},
-    "order": {"type": "string", "nullable": True}, "customer": {"type": "string"},
-    "due_date": {"type": "string", "format": "date"}, "component": {"type": "string"},
-    "lot": {"type": "string", "nullable": True},
-    "component_serial": {"type": "string", "nullable": True},
-    "level": {"type": "integer", "description": "0: built in directly; n: inside n "
-                                                "sub-assemblies"},
-    "via": {"type": "string", "nullable": True,
-            "description": "serial of the sub-assembly the component came in"}}}
+_HIT = {
+    "type": "object",
+    "properties": {
+        "serial": {"type": "string"},
+        "product": {"type": "string"},
+        "status": {"type": "string"},
+        "order": {"type": "string", "nullable": True},
+        "customer": {"type": "string"},
+        "due_date": {"type": "string", "format": "date"},
+        "component": {"type": "string"},
+        "lot": {"type": "string", "nullable": True},
+        "component_serial": {"type": "string", "nullable": True},
+        "level": {
+            "type": "integer",
+            "description": "0: built in directly; n: inside n sub-assemblies",
+        },
+        "via": {
+            "type": "string",
+            "nullable": True,
+            "description": "serial of the sub-assembly the component came in",
+        },
+    },
+}
 oa.add_schema("RecallHit", _HIT)
-oa.add_schema("Genealogy", {"type": "object", "properties": {
-    "serial": {"type": "string"}, "product": {"type": "string"},
-    "options": {"type": "array", "items": {"type": "string"}},
-    "status": {"type": "string"}, "order": {"type": "string"},
-    "built_into": {"type": "string", "nullable": True},
-    "assembly_seconds": {"type": "number", "description": "worked time, pauses excluded"},
-    "standard_seconds": {"type": "integer"},
-    "components": {"type": "array", "items": {"type": "object", "properties": {
-        "sku": {"type": "string"}, "lot": {"type": "string", "nullable": True},
-        "serial": {"type": "string", "nullable": True}, "for_sku": {"type": "string"},
-        "substituted": {"type": "boolean"},
-        "scan": {"type": "object", "nullable": True},
-        "sub_assembly": {"$ref": "#/components/schemas/Genealogy"}}}},
-    "steps": {"type": "array", "items": {"type": "object"}},
-    "defects": {"type": "array", "items": {"type": "object"}},
-    "operations": {"type": "array", "items": oa.ref("UnitOperation")}}})
-oa.add_path("/units/{serial}", {"get": {
-    "summary": "A unit and its genealogy: components and the scans that confirmed them, "
-               "steps against standard time, defects, nested sub-assemblies",
-    "tags": ["units"],
-    "parameters": [{"name": "serial", "in": "path", "required": True,
-                    "schema": {"type": "string"}}],
-    "responses": {"200": oa.json_body(oa.ref("Genealogy")), "404": oa.error("No such unit")}}})
-oa.add_path("/trace", {"get": {
-    "summary": "Recall: the units that hold a lot (part + lot) or a serial, nested through "
-               "sub-assemblies; or, with order, everything an order's units were built from",
-    "tags": ["trace"],
-    "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                   for n in ("part", "lot", "serial", "order")],
-    "responses": {
-        "200": oa.json_body({"type": "object", "properties": {
-            "units": {"type": "integer"}, "orders": {"type": "array",
-                                                     "items": {"type": "string"}},
-            "hits": {"type": "array", "items": oa.ref("RecallHit")},
-            "components": {"type": "array", "items": {"type": "object"}}}}),
-        "400": oa.error("Missing or contradictory query"),
-        "404": oa.error("No such order")}}})
+oa.add_schema(
+    "Genealogy",
+    {
+        "type": "object",
+        "properties": {
+            "serial": {"type": "string"},
+            "product": {"type": "string"},
+            "options": {"type": "array", "items": {"type": "string"}},
+            "status": {"type": "string"},
+            "order": {"type": "string"},
+            "built_into": {"type": "string", "nullable": True},
+            "assembly_seconds": {"type": "number", "description": "worked time, pauses excluded"},
+            "standard_seconds": {"type": "integer"},
+            "components": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "sku": {"type": "string"},
+                        "lot": {"type": "string", "nullable": True},
+                        "serial": {"type": "string", "nullable": True},
+                        "for_sku": {"type": "string"},
+                        "substituted": {"type": "boolean"},
+                        "scan": {"type": "object", "nullable": True},
+                        "sub_assembly": {"$ref": "#/components/schemas/Genealogy"},
+                    },
+                },
+            },
+            "steps": {"type": "array", "items": {"type": "object"}},
+            "defects": {"type": "array", "items": {"type": "object"}},
+            "operations": {"type": "array", "items": oa.ref("UnitOperation")},
+        },
+    },
+)
+oa.add_path(
+    "/units/{serial}",
+    {
+        "get": {
+            "summary": "A unit and its genealogy: components and the scans that confirmed them, "
+            "steps against standard time, defects, nested sub-assemblies",
+            "tags": ["units"],
+            "parameters": [
+                {"name": "serial", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": oa.json_body(oa.ref("Genealogy")),
+                "404": oa.error("No such unit"),
+            },
+        }
+    },
+)
+oa.add_path(
+    "/trace",
+    {
+        "get": {
+            "summary": "Recall: the units that hold a lot (part + lot) or a serial, nested through "
+            "sub-assemblies; or, with order, everything an order's units were built from",
+            "tags": ["trace"],
+            "parameters": [
+                {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                for n in ("part", "lot", "serial", "order")
+            ],
+            "responses": {
+                "200": oa.json_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "units": {"type": "integer"},
+                            "orders": {"type": "array", "items": {"type": "string"}},
+                            "hits": {"type": "array", "items": oa.ref("RecallHit")},
+                            "components": {"type": "array", "items": {"type": "object"}},
+                        },
+                    }
+                ),
+                "400": oa.error("Missing or contradictory query"),
+                "404": oa.error("No such order"),
+            },
+        }
+    },
+)

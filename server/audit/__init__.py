@@ -13,9 +13,23 @@ from sqlmodel import Session
 from server.models import AuditEntry
 
 
-def record(session: Session, *, actor: str, action: str, entity: str, entity_id: object = "",
-           detail: dict[str, Any] | None = None, address: str = "") -> AuditEntry:
-    entry = AuditEntry(actor=actor, action=action, entity=entity, entity_id=str(entity_id),
-                       detail=detail or {}, address=address)
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: object = "",
+    detail: dict[str, Any] | None = None,
+    address: str = "",
+) -> AuditEntry:
+    entry = AuditEntry(
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id),
+        detail=detail or {},
+        address=address,
+    )
     session.add(entry)
     return entry

@@ -80,9 +80,15 @@ def index() -> Any:
         error, entries = str(exc), []
     entities = db.exec(select(AuditEntry.entity).distinct().order_by(AuditEntry.entity)).all()
     args = {k: v for k, v in request.args.items() if k != "page" and v}
-    return render_template("audit/index.html", entries=entries[:PAGE_SIZE], page=page,
-                           more=len(entries) > PAGE_SIZE, args=args, entities=entities,
-                           error=error), 400 if error else 200
+    return render_template(
+        "audit/index.html",
+        entries=entries[:PAGE_SIZE],
+        page=page,
+        more=len(entries) > PAGE_SIZE,
+        args=args,
+        entities=entities,
+        error=error,
+    ), 400 if error else 200
 
 
 @bp.get("/export.<fmt>")
@@ -104,17 +110,26 @@ def export(fmt: str) -> Any:
         writer = csv.DictWriter(out, fieldnames=COLUMNS)
         writer.writeheader()
         for record in records:
-            writer.writerow({**record, "detail": json.dumps(record["detail"],
-                                                            ensure_ascii=False)})
+            writer.writerow({**record, "detail": json.dumps(record["detail"], ensure_ascii=False)})
         body, mimetype = out.getvalue(), "text/csv"
-    return Response(body, mimetype=mimetype, headers={
-        "Content-Disposition": f'attachment; filename="taktline-audit-{stamp}.{fmt}"'})
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="taktline-audit-{stamp}.{fmt}"'},
+    )
 
 
 def _plain(entry: AuditEntry) -> dict[str, Any]:
-    return {"id": entry.id, "at": rfc3339(entry.at),
-            "actor": entry.actor, "address": entry.address, "action": entry.action,
-            "entity": entry.entity, "entity_id": entry.entity_id, "detail": entry.detail}
+    return {
+        "id": entry.id,
+        "at": rfc3339(entry.at),
+        "actor": entry.actor,
+        "address": entry.address,
+        "action": entry.action,
+        "entity": entry.entity,
+        "entity_id": entry.entity_id,
+        "detail": entry.detail,
+    }
 
 
 def init_app(app: Flask) -> None:

@@ -47,9 +47,7 @@ def shortages(db: Session) -> list[tuple[str, int, str]]:
     need: dict[int, int] = defaultdict(int)
     open_ops = conn.execute(q["open_ops"]).all()
     consumed: dict[tuple[int, int], int] = defaultdict(int)
-    active = [
-        op_id for op_id, status, _picks in open_ops if status == UnitOperationStatus.ACTIVE
-    ]
+    active = [op_id for op_id, status, _picks in open_ops if status == UnitOperationStatus.ACTIVE]
     if active:
         for op_id, part_id, qty in conn.execute(q["consumed"], {"ops": active}):
             consumed[(op_id, part_id)] += qty

@@ -104,8 +104,11 @@ def events() -> Response:
         finally:
             sub.close()
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return Response(
+        stream_with_context(stream()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def _sse(event: str, data: str) -> str:
@@ -128,9 +131,15 @@ def acknowledge(andon_id: int) -> Any:
         call.acknowledged_at = utcnow()
         call.acknowledged_by_id = g.user.id
         db.add(call)
-        audit.record(db, actor=auth.actor(), action="andon.acknowledge", entity="station",
-                     entity_id=code, address=auth.address(),
-                     detail={"andon_id": andon_id, "reason": call.reason})
+        audit.record(
+            db,
+            actor=auth.actor(),
+            action="andon.acknowledge",
+            entity="station",
+            entity_id=code,
+            address=auth.address(),
+            detail={"andon_id": andon_id, "reason": call.reason},
+        )
         db.commit()
         log.info("andon %s at %s acknowledged by %s", andon_id, code, auth.actor())
         _publish(db, code)

@@ -192,21 +192,29 @@ def validate(spec: ProductSpec, options: list[str] | tuple[str, ...]) -> list[Pr
     problems: list[Problem] = []
     for code in chosen:
         if spec.option(code) is None:
-            problems.append(Problem(f"Unknown option {code!r} for product {spec.code}.",
-                                    option=code))
+            problems.append(
+                Problem(f"Unknown option {code!r} for product {spec.code}.", option=code)
+            )
     for group in spec.groups:
         picked = [o.code for o in group.options if o.code in chosen_set]
         if group.required and not picked:
             problems.append(Problem(f"Choose a {group.name} ({group.code}).", group=group.code))
         if not group.multiple and len(picked) > 1:
-            problems.append(Problem(
-                f"Only one {group.name} may be chosen, not {', '.join(picked)}.",
-                option=picked[1], group=group.code))
+            problems.append(
+                Problem(
+                    f"Only one {group.name} may be chosen, not {', '.join(picked)}.",
+                    option=picked[1],
+                    group=group.code,
+                )
+            )
     for rule in spec.rules:
         if rule.option not in chosen_set:
             continue
-        broken = (rule.other not in chosen_set) if rule.kind == "requires" else (
-            rule.other in chosen_set)
+        broken = (
+            (rule.other not in chosen_set)
+            if rule.kind == "requires"
+            else (rule.other in chosen_set)
+        )
         if broken:
             problems.append(Problem(_rule_message(spec, rule), option=rule.option))
     return problems
@@ -219,8 +227,10 @@ def resolve(spec: ProductSpec, options: list[str] | tuple[str, ...]) -> Configur
         raise ConfigurationError(spec.code, problems)
     chosen = set(normalise(options))
     ordered = tuple(o.code for g in spec.groups for o in g.options if o.code in chosen)
-    routing_ops = sorted((op for op in spec.operations if applies(op.when_options, chosen)),
-                         key=lambda op: (op.sequence, op.code))
+    routing_ops = sorted(
+        (op for op in spec.operations if applies(op.when_options, chosen)),
+        key=lambda op: (op.sequence, op.code),
+    )
     op_codes = {op.code for op in routing_ops}
     # The same part picked at the same operation twice (two rules that both apply)
     # is one pick with the quantities added.
@@ -229,19 +239,29 @@ def resolve(spec: ProductSpec, options: list[str] | tuple[str, ...]) -> Configur
         if not applies(line.when_options, chosen):
             continue
         if line.operation_code not in op_codes:
-            problems.append(Problem(
-                f"{line.sku} is picked at operation {line.operation_code}, which does not "
-                f"apply to this configuration; fix the catalog.", group=None))
+            problems.append(
+                Problem(
+                    f"{line.sku} is picked at operation {line.operation_code}, which does not "
+                    f"apply to this configuration; fix the catalog.",
+                    group=None,
+                )
+            )
             continue
         key = (line.operation_code, line.part_id)
         prev = merged.get(key)
-        merged[key] = Pick(line.part_id, line.sku, line.description,
-                           line.quantity + (prev.qty if prev else 0), line.operation_code)
+        merged[key] = Pick(
+            line.part_id,
+            line.sku,
+            line.description,
+            line.quantity + (prev.qty if prev else 0),
+            line.operation_code,
+        )
     if problems:
         raise ConfigurationError(spec.code, problems)
     routing = tuple(
         RoutedOperation(op, tuple(p for (code, _), p in merged.items() if code == op.code))
-        for op in routing_ops)
+        for op in routing_ops
+    )
     bom = tuple(p for r in routing for p in r.picks)
     return Configuration(product=spec, options=ordered, bom=bom, routing=routing)
 
@@ -259,12 +279,12 @@ def evaluate(spec: ProductSpec, options: list[str] | tuple[str, ...]) -> Evaluat
                 for rule in spec.rules:
                     conflict = rule.kind == "excludes" and (
                         (rule.option == opt.code and rule.other in chosen_set)
-                        or (rule.other == opt.code and rule.option in chosen_set))
+                        or (rule.other == opt.code and rule.option in chosen_set)
+                    )
                     if conflict:
                         reason = _rule_message(spec, rule)
                         break
-            result.states[opt.code] = OptionState(opt, opt.code in chosen_set, not reason,
-                                                  reason)
+            result.states[opt.code] = OptionState(opt, opt.code in chosen_set, not reason, reason)
     if not result.problems:
         try:
             result.configuration = resolve(spec, chosen)

@@ -94,11 +94,13 @@ def load_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
-        raise ImportError_(str(path), [ImportProblem(line, "yaml", str(exc).splitlines()[0])]
-                           ) from exc
+        raise ImportError_(
+            str(path), [ImportProblem(line, "yaml", str(exc).splitlines()[0])]
+        ) from exc
     if not isinstance(doc, dict):
-        raise ImportError_(str(path), [ImportProblem(1, "document",
-                                                     "expected a mapping of sections")])
+        raise ImportError_(
+            str(path), [ImportProblem(1, "document", "expected a mapping of sections")]
+        )
     return doc
 
 
@@ -110,8 +112,14 @@ def parse_csv(text: str, *, source: str) -> dict[str, Any]:
     elif "part" in header:
         section = "stock"
     else:
-        raise ImportError_(source, [ImportProblem(1, "header", "expected a parts CSV (sku,...) "
-                                                  "or a stock CSV (part,...)")])
+        raise ImportError_(
+            source,
+            [
+                ImportProblem(
+                    1, "header", "expected a parts CSV (sku,...) or a stock CSV (part,...)"
+                )
+            ],
+        )
     rows = []
     for row in reader:
         item: dict[str, Any] = {k.strip(): (v or "").strip() for k, v in row.items() if k}
@@ -134,8 +142,15 @@ class _Importer:
     def problem(self, item: dict[str, Any], fld: str, message: str) -> None:
         self.problems.append(ImportProblem(int(item.get("__line__", 0)), fld, message))
 
-    def text(self, item: dict[str, Any], key: str, *, required: bool = True,
-             default: str = "", max_len: int = 200) -> str:
+    def text(
+        self,
+        item: dict[str, Any],
+        key: str,
+        *,
+        required: bool = True,
+        default: str = "",
+        max_len: int = 200,
+    ) -> str:
         value = item.get(key)
         if value is None or value == "":
             if required:
@@ -180,14 +195,16 @@ class _Importer:
             return
         site_code = self.text(plant, "site")
         site = self.by_code(Site, Site.code, site_code) or Site(
-            code=site_code, name=self.text(plant, "name", required=False, default=site_code))
+            code=site_code, name=self.text(plant, "name", required=False, default=site_code)
+        )
         self.db.add(site)
         self.db.flush()
         self.report.add("sites")
         for line_item in self.items(plant, "lines"):
             code = self.text(line_item, "code", max_len=32)
-            line = self.db.exec(select(Line).where(Line.site_id == site.id, Line.code == code)
-                                ).first() or Line(site_id=pk(site), code=code, name="")
+            line = self.db.exec(
+                select(Line).where(Line.site_id == site.id, Line.code == code)
+            ).first() or Line(site_id=pk(site), code=code, name="")
             line.name = self.text(line_item, "name", required=False, default=code)
             line.takt_seconds = self.integer(line_item, "takt_seconds", 300, minimum=1)
             self.db.add(line)
@@ -196,7 +213,8 @@ class _Importer:
             for pos, st in enumerate(self.items(line_item, "stations")):
                 st_code = self.text(st, "code", max_len=32)
                 station = self.by_code(Station, Station.code, st_code) or Station(
-                    line_id=pk(line), code=st_code, name="", kind="")
+                    line_id=pk(line), code=st_code, name="", kind=""
+                )
                 station.line_id = pk(line)
                 station.name = self.text(st, "name", required=False, default=st_code)
                 station.kind = self.text(st, "kind", max_len=32)
@@ -239,12 +257,15 @@ class _Importer:
                 if sub is None:
                     self.problem(item, "substitutes", f"unknown part {sub_sku!r}")
                     continue
-                exists = self.db.exec(select(PartSubstitute).where(
-                    PartSubstitute.part_id == part.id, PartSubstitute.substitute_id == sub.id)
+                exists = self.db.exec(
+                    select(PartSubstitute).where(
+                        PartSubstitute.part_id == part.id, PartSubstitute.substitute_id == sub.id
+                    )
                 ).first()
                 if not exists:
-                    self.db.add(PartSubstitute(part_id=pk(part), substitute_id=sub.id,
-                                               priority=priority))
+                    self.db.add(
+                        PartSubstitute(part_id=pk(part), substitute_id=sub.id, priority=priority)
+                    )
 
     def identifier(self, item: dict[str, Any], part: Part, kind: str, value: str) -> None:
         if kind == "gtin" and not _valid_gtin(value):
@@ -258,8 +279,9 @@ class _Importer:
                 return
         if kind == "gtin":
             value = value.zfill(14)
-        owner = self.db.exec(select(PartIdentifier).where(
-            PartIdentifier.kind == kind, PartIdentifier.value == value)).first()
+        owner = self.db.exec(
+            select(PartIdentifier).where(PartIdentifier.kind == kind, PartIdentifier.value == value)
+        ).first()
         if owner is None:
             self.db.add(PartIdentifier(part_id=pk(part), kind=kind, value=value))
         elif owner.part_id != part.id:
@@ -271,11 +293,14 @@ class _Importer:
             if self.by_code(Product, Product.code, code) is not None:
                 self.problem(item, "code", f"product {code!r} already exists")
                 continue
-            product = Product(code=code, name=self.text(item, "name"),
-                              serial_pattern=self.text(item, "serial_pattern", required=False,
-                                                       default="{product}-{seq:06d}"),
-                              description=self.text(item, "description", required=False,
-                                                    max_len=1000))
+            product = Product(
+                code=code,
+                name=self.text(item, "name"),
+                serial_pattern=self.text(
+                    item, "serial_pattern", required=False, default="{product}-{seq:06d}"
+                ),
+                description=self.text(item, "description", required=False, max_len=1000),
+            )
             line_code = item.get("line")
             if line_code:
                 line = self.by_code(Line, Line.code, str(line_code))
@@ -307,9 +332,14 @@ class _Importer:
     def product_body(self, item: dict[str, Any], product: Product) -> None:
         codes: set[str] = set()
         for pos, g in enumerate(self.items(item, "option_groups")):
-            group = OptionGroup(product_id=pk(product), code=self.text(g, "code", max_len=32),
-                                name=self.text(g, "name"), multiple=bool(g.get("multiple")),
-                                required=bool(g.get("required", True)), position=pos)
+            group = OptionGroup(
+                product_id=pk(product),
+                code=self.text(g, "code", max_len=32),
+                name=self.text(g, "name"),
+                multiple=bool(g.get("multiple")),
+                required=bool(g.get("required", True)),
+                position=pos,
+            )
             self.db.add(group)
             self.db.flush()
             for opos, o in enumerate(self.items(g, "options")):
@@ -317,8 +347,15 @@ class _Importer:
                 if ocode in codes:
                     self.problem(o, "code", f"option {ocode!r} appears twice")
                 codes.add(ocode)
-                self.db.add(Option(product_id=pk(product), group_id=pk(group), code=ocode,
-                                   name=self.text(o, "name"), position=opos))
+                self.db.add(
+                    Option(
+                        product_id=pk(product),
+                        group_id=pk(group),
+                        code=ocode,
+                        name=self.text(o, "name"),
+                        position=opos,
+                    )
+                )
 
         def check_codes(obj: dict[str, Any], key: str, values: list[str]) -> list[str]:
             for v in values:
@@ -335,21 +372,33 @@ class _Importer:
                 continue
             other = str(r[kinds[0]])
             check_codes(r, kinds[0], [other])
-            self.db.add(OptionRule(product_id=pk(product), kind=kinds[0], option=option,
-                                   other=other, message=self.text(r, "message", required=False,
-                                                                  max_len=300)))
+            self.db.add(
+                OptionRule(
+                    product_id=pk(product),
+                    kind=kinds[0],
+                    option=option,
+                    other=other,
+                    message=self.text(r, "message", required=False, max_len=300),
+                )
+            )
         ops: set[str] = set()
         for o in self.items(item, "operations"):
             ocode = self.text(o, "code", max_len=32)
             ops.add(ocode)
-            self.db.add(Operation(
-                product_id=pk(product), code=ocode, sequence=self.integer(o, "sequence", 10),
-                name=self.text(o, "name"), station_kind=self.text(o, "station_kind", max_len=32),
-                instructions=self.text(o, "instructions", required=False, max_len=4000),
-                image=self.text(o, "image", required=False, max_len=300),
-                standard_seconds=self.integer(o, "standard_seconds", 300, minimum=1),
-                required_skill=o.get("skill") or None,
-                when_options=check_codes(o, "when", _as_list(o.get("when")))))
+            self.db.add(
+                Operation(
+                    product_id=pk(product),
+                    code=ocode,
+                    sequence=self.integer(o, "sequence", 10),
+                    name=self.text(o, "name"),
+                    station_kind=self.text(o, "station_kind", max_len=32),
+                    instructions=self.text(o, "instructions", required=False, max_len=4000),
+                    image=self.text(o, "image", required=False, max_len=300),
+                    standard_seconds=self.integer(o, "standard_seconds", 300, minimum=1),
+                    required_skill=o.get("skill") or None,
+                    when_options=check_codes(o, "when", _as_list(o.get("when"))),
+                )
+            )
         for b in self.items(item, "bom"):
             sku = self.text(b, "part", max_len=64)
             part = self.by_code(Part, Part.sku, sku)
@@ -359,10 +408,15 @@ class _Importer:
             op_code = self.text(b, "operation", max_len=32)
             if op_code not in ops:
                 self.problem(b, "operation", f"unknown operation {op_code!r}")
-            self.db.add(BomLine(product_id=pk(product), part_id=part.id,
-                                quantity=self.integer(b, "qty", 1, minimum=1),
-                                operation_code=op_code,
-                                when_options=check_codes(b, "when", _as_list(b.get("when")))))
+            self.db.add(
+                BomLine(
+                    product_id=pk(product),
+                    part_id=part.id,
+                    quantity=self.integer(b, "qty", 1, minimum=1),
+                    operation_code=op_code,
+                    when_options=check_codes(b, "when", _as_list(b.get("when"))),
+                )
+            )
 
     def operators(self, doc: dict[str, Any]) -> None:
         from server.security.secrets import hash_secret
@@ -409,18 +463,34 @@ class _Importer:
                 self.problem(item, "serial", f"{sku} is not serial-tracked")
                 continue
             for serial in serials:
-                existing = self.db.exec(select(StockLot).where(
-                    StockLot.part_id == part.id, StockLot.serial == serial)).first()
+                existing = self.db.exec(
+                    select(StockLot).where(StockLot.part_id == part.id, StockLot.serial == serial)
+                ).first()
                 if existing is not None:
                     self.problem(item, "serial", f"serial {serial} of {sku} is already in stock")
                     continue
-                ledger.receive(self.db, part=part, location_id=loc.id, quantity=1, by=self.by,
-                               lot_code=lot_code, serial=serial, expires_on=expires)
+                ledger.receive(
+                    self.db,
+                    part=part,
+                    location_id=loc.id,
+                    quantity=1,
+                    by=self.by,
+                    lot_code=lot_code,
+                    serial=serial,
+                    expires_on=expires,
+                )
             if not serials:
                 qty = self.integer(item, "qty", 0, minimum=1)
                 if qty > 0:
-                    ledger.receive(self.db, part=part, location_id=loc.id, quantity=qty,
-                                   by=self.by, lot_code=lot_code, expires_on=expires)
+                    ledger.receive(
+                        self.db,
+                        part=part,
+                        location_id=loc.id,
+                        quantity=qty,
+                        by=self.by,
+                        lot_code=lot_code,
+                        expires_on=expires,
+                    )
             self.report.add("stock lines")
 
     def serials(self, item: dict[str, Any], part: Part) -> list[str]:
@@ -436,8 +506,11 @@ class _Importer:
                 self.problem(item, "serial_format", f"{fmt!r} is not a format: {exc}")
                 return []
         if part.tracking == Tracking.SERIAL and count is None:
-            self.problem(item, "serial", f"{part.sku} is serial-tracked: give serial or "
-                                         "serial_format and count")
+            self.problem(
+                item,
+                "serial",
+                f"{part.sku} is serial-tracked: give serial or serial_format and count",
+            )
         return []
 
 
@@ -457,8 +530,14 @@ def _valid_gtin(value: str) -> bool:
     return (10 - total % 10) % 10 == digits[-1]
 
 
-def import_document(session: Session, doc: dict[str, Any], *, source: str, by: str,
-                    progress: Callable[[str], None] | None = None) -> ImportReport:
+def import_document(
+    session: Session,
+    doc: dict[str, Any],
+    *,
+    source: str,
+    by: str,
+    progress: Callable[[str], None] | None = None,
+) -> ImportReport:
     """Apply ``doc`` inside the caller's transaction; raise ``ImportError_`` on any problem.
 
     The caller owns the transaction and rolls it back on error, so nothing is half-written.

@@ -15,5 +15,16 @@ from server.dispatch.queue import (
 )
 from server.dispatch.supervise import DispatchError, hold, move, reprioritise, resume
 
-__all__ = ["DispatchError", "claim", "claim_next", "complete_operation", "hold",
-           "mark_started", "move", "order_of", "queue_for", "reprioritise", "resume"]
+__all__ = [
+    "DispatchError",
+    "claim",
+    "claim_next",
+    "complete_operation",
+    "hold",
+    "mark_started",
+    "move",
+    "order_of",
+    "queue_for",
+    "reprioritise",
+    "resume",
+]

@@ -29,17 +29,20 @@ T = TypeVar("T", bound=Dispatchable)
 
 
 def sort_key(op: Dispatchable) -> tuple[object, ...]:
-    return (-op.priority, op.due_date is None, op.due_date or date.max, op.released_at,
-            op.id or 0)
+    return (-op.priority, op.due_date is None, op.due_date or date.max, op.released_at, op.id or 0)
 
 
 def in_queue_order(ops: Iterable[T]) -> list[T]:
     return sorted(ops, key=sort_key)
 
 
-def may_take(*, status: str, station_kind: str, assigned_station_id: int | None,
-             station_id: int, kind: str) -> bool:
+def may_take(
+    *, status: str, station_kind: str, assigned_station_id: int | None, station_id: int, kind: str
+) -> bool:
     """Whether a station (``station_id`` of ``kind``) may take an operation: it is
     ready, of the station's kind, and not assigned to another station."""
-    return (status == UnitOperationStatus.READY and station_kind == kind
-            and assigned_station_id in (None, station_id))
+    return (
+        status == UnitOperationStatus.READY
+        and station_kind == kind
+        and assigned_station_id in (None, station_id)
+    )

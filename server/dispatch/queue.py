@@ -44,11 +44,15 @@ def queue_for(session: Session, *, station: Station) -> list[UnitOperation]:
     """Ready operations of ``station.kind`` not assigned to another station, in
     dispatch order (priority desc, due date asc, release time asc). Held operations are
     not ready, so they are skipped."""
-    ops = session.exec(select(UnitOperation).where(
-        UnitOperation.station_kind == station.kind,
-        UnitOperation.status == UnitOperationStatus.READY,
-        col(UnitOperation.station_id).is_(None) | (col(UnitOperation.station_id) == station.id))
-        .execution_options(populate_existing=True)).all()
+    ops = session.exec(
+        select(UnitOperation)
+        .where(
+            UnitOperation.station_kind == station.kind,
+            UnitOperation.status == UnitOperationStatus.READY,
+            col(UnitOperation.station_id).is_(None) | (col(UnitOperation.station_id) == station.id),
+        )
+        .execution_options(populate_existing=True)
+    ).all()
     return in_queue_order(ops)
 
 
@@ -57,13 +61,15 @@ def claim(session: Session, *, station: Station, unit_operation_id: int) -> Unit
     it is no longer ready for this station (another station took it, it was held...)."""
     result = session.execute(
         sa.update(UnitOperation)
-        .where(col(UnitOperation.id) == unit_operation_id,
-               col(UnitOperation.status) == UnitOperationStatus.READY,
-               col(UnitOperation.station_kind) == station.kind,
-               col(UnitOperation.station_id).is_(None)
-               | (col(UnitOperation.station_id) == station.id))
+        .where(
+            col(UnitOperation.id) == unit_operation_id,
+            col(UnitOperation.status) == UnitOperationStatus.READY,
+            col(UnitOperation.station_kind) == station.kind,
+            col(UnitOperation.station_id).is_(None) | (col(UnitOperation.station_id) == station.id),
+        )
         .values(status=UnitOperationStatus.ACTIVE, station_id=station.id, claimed_at=utcnow())
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
     return session.get(UnitOperation, unit_operation_id, populate_existing=True)
@@ -80,8 +86,11 @@ def claim_next(session: Session, *, station: Station) -> UnitOperation | None:
 
 
 def order_of(session: Session, *, unit: Unit) -> CustomerOrder:
-    return session.exec(join_work_order_to_order(select(CustomerOrder).select_from(WorkOrder))
-                        .where(WorkOrder.id == unit.work_order_id)).one()
+    return session.exec(
+        join_work_order_to_order(select(CustomerOrder).select_from(WorkOrder)).where(
+            WorkOrder.id == unit.work_order_id
+        )
+    ).one()
 
 
 def mark_started(session: Session, *, unit: Unit) -> None:
@@ -116,9 +125,11 @@ def complete_operation(session: Session, *, unit_operation: UnitOperation) -> No
         mark_started(session, unit=unit)
     op.status = UnitOperationStatus.DONE
     session.add(op)
-    following = session.exec(select(UnitOperation).where(
-        UnitOperation.unit_id == op.unit_id, UnitOperation.sequence > op.sequence)
-        .order_by(col(UnitOperation.sequence))).first()
+    following = session.exec(
+        select(UnitOperation)
+        .where(UnitOperation.unit_id == op.unit_id, UnitOperation.sequence > op.sequence)
+        .order_by(col(UnitOperation.sequence))
+    ).first()
     if following is not None:
         if following.status == UnitOperationStatus.PENDING:
             following.status = UnitOperationStatus.READY
@@ -132,11 +143,17 @@ def complete_operation(session: Session, *, unit_operation: UnitOperation) -> No
     wo = session.get(WorkOrder, unit.work_order_id)
     _stock_sub_assembly(session, unit=unit, work_order=wo)
     order = order_of(session, unit=unit)
-    siblings = session.exec(join_unit_to_order(select(Unit.status), upto=OrderLine)
-                            .where(OrderLine.order_id == order.id)).all()
-    if wo is not None and not session.exec(select(Unit.id).where(
-            Unit.work_order_id == wo.id, col(Unit.status).not_in(FINISHED))
-            ).first():
+    siblings = session.exec(
+        join_unit_to_order(select(Unit.status), upto=OrderLine).where(
+            OrderLine.order_id == order.id
+        )
+    ).all()
+    if (
+        wo is not None
+        and not session.exec(
+            select(Unit.id).where(Unit.work_order_id == wo.id, col(Unit.status).not_in(FINISHED))
+        ).first()
+    ):
         wo.status = WorkOrderStatus.COMPLETED
         session.add(wo)
     if all(s in FINISHED for s in siblings):
@@ -153,13 +170,23 @@ def _stock_sub_assembly(session: Session, *, unit: Unit, work_order: WorkOrder |
     part = session.exec(select(Part).where(Part.product_id == unit.product_id)).first()
     if part is None:
         return
-    location = session.exec(select(Location).order_by(
-        col(Location.kind) != "lineside", col(Location.id))).first()
+    location = session.exec(
+        select(Location).order_by(col(Location.kind) != "lineside", col(Location.id))
+    ).first()
     if location is None:
-        log.warning("sub-assembly %s completed but there is no stock location to put it in",
-                    unit.serial)
+        log.warning(
+            "sub-assembly %s completed but there is no stock location to put it in", unit.serial
+        )
         return
     serial = unit.serial if part.tracking == Tracking.SERIAL else ""
     lot_code = "" if serial else (work_order.number if work_order is not None else unit.serial)
-    ledger.receive(session, part=part, location_id=pk(location), quantity=1, serial=serial,
-                   lot_code=lot_code, by="completion", reason=f"built as {unit.serial}")
+    ledger.receive(
+        session,
+        part=part,
+        location_id=pk(location),
+        quantity=1,
+        serial=serial,
+        lot_code=lot_code,
+        by="completion",
+        reason=f"built as {unit.serial}",
+    )

@@ -29,30 +29,58 @@ bp = Blueprint("dispatch", __name__, url_prefix="/dispatch")
 
 
 def _rows(session: Session, ops: list[UnitOperation]) -> list[dict[str, Any]]:
-    units = {u.id: u for u in session.exec(select(Unit).where(
-        col(Unit.id).in_([o.unit_id for o in ops]))).all()} if ops else {}
+    units = (
+        {
+            u.id: u
+            for u in session.exec(
+                select(Unit).where(col(Unit.id).in_([o.unit_id for o in ops]))
+            ).all()
+        }
+        if ops
+        else {}
+    )
     names = {o.id: o.name for o in session.exec(select(Operation)).all()}
     stations = {s.id: s.code for s in session.exec(select(Station)).all()}
-    return [{"op": o, "unit": units.get(o.unit_id), "name": names.get(o.operation_id, ""),
-             "station": stations.get(o.station_id) if o.station_id else None} for o in ops]
+    return [
+        {
+            "op": o,
+            "unit": units.get(o.unit_id),
+            "name": names.get(o.operation_id, ""),
+            "station": stations.get(o.station_id) if o.station_id else None,
+        }
+        for o in ops
+    ]
 
 
 def _board(session: Session) -> dict[str, Any]:
-    stations = session.exec(select(Station).order_by(col(Station.line_id),
-                                                     col(Station.position))).all()
+    stations = session.exec(
+        select(Station).order_by(col(Station.line_id), col(Station.position))
+    ).all()
     lanes = []
     for st in stations:
-        active = session.exec(select(UnitOperation).where(
-            UnitOperation.station_id == st.id,
-            UnitOperation.status == UnitOperationStatus.ACTIVE)).all()
-        lanes.append({"station": st, "active": _rows(session, list(active)),
-                      "queue": _rows(session, queue.queue_for(session, station=st))})
-    held = session.exec(select(UnitOperation)
-                        .where(UnitOperation.status == UnitOperationStatus.HELD)
-                        .order_by(col(UnitOperation.id))).all()
-    return {"lanes": lanes, "held": _rows(session, list(held)),
-            "by_kind": {k: [s for s in stations if s.kind == k]
-                        for k in {s.kind for s in stations}}}
+        active = session.exec(
+            select(UnitOperation).where(
+                UnitOperation.station_id == st.id,
+                UnitOperation.status == UnitOperationStatus.ACTIVE,
+            )
+        ).all()
+        lanes.append(
+            {
+                "station": st,
+                "active": _rows(session, list(active)),
+                "queue": _rows(session, queue.queue_for(session, station=st)),
+            }
+        )
+    held = session.exec(
+        select(UnitOperation)
+        .where(UnitOperation.status == UnitOperationStatus.HELD)
+        .order_by(col(UnitOperation.id))
+    ).all()
+    return {
+        "lanes": lanes,
+        "held": _rows(session, list(held)),
+        "by_kind": {k: [s for s in stations if s.kind == k] for k in {s.kind for s in stations}},
+    }
 
 
 @bp.get("/")
@@ -68,8 +96,11 @@ def station(code: str) -> str:
     st = session.exec(select(Station).where(Station.code == code)).first()
     if st is None:
         abort(404)
-    return render_template("dispatch/station.html", station=st,
-                           queue=_rows(session, queue.queue_for(session, station=st)))
+    return render_template(
+        "dispatch/station.html",
+        station=st,
+        queue=_rows(session, queue.queue_for(session, station=st)),
+    )
 
 
 def _act(op_id: int, action: Any, done: str) -> Any:
@@ -90,28 +121,39 @@ def _act(op_id: int, action: Any, done: str) -> Any:
 @auth.require("supervisor")
 def hold(op_id: int) -> Any:
     reason = request.form.get("reason", "")
-    return _act(op_id, lambda s, op: supervise.hold(
-        s, unit_operation=op, reason=reason, by=auth.actor(), address=auth.address()),
-        _("Put on hold."))
+    return _act(
+        op_id,
+        lambda s, op: supervise.hold(
+            s, unit_operation=op, reason=reason, by=auth.actor(), address=auth.address()
+        ),
+        _("Put on hold."),
+    )
 
 
 @bp.post("/ops/<int:op_id>/resume")
 @auth.require("supervisor")
 def resume(op_id: int) -> Any:
-    return _act(op_id, lambda s, op: supervise.resume(
-        s, unit_operation=op, by=auth.actor(), address=auth.address()), _("Resumed."))
+    return _act(
+        op_id,
+        lambda s, op: supervise.resume(
+            s, unit_operation=op, by=auth.actor(), address=auth.address()
+        ),
+        _("Resumed."),
+    )
 
 
 @bp.post("/ops/<int:op_id>/move")
 @auth.require("supervisor")
 def move(op_id: int) -> Any:
     def action(s: Session, op: UnitOperation) -> None:
-        target = s.exec(select(Station).where(
-            Station.code == request.form.get("station", ""))).first()
+        target = s.exec(
+            select(Station).where(Station.code == request.form.get("station", ""))
+        ).first()
         if target is None:
             raise supervise.DispatchError(_("Choose a station."))
-        supervise.move(s, unit_operation=op, station=target, by=auth.actor(),
-                       address=auth.address())
+        supervise.move(
+            s, unit_operation=op, station=target, by=auth.actor(), address=auth.address()
+        )
 
     return _act(op_id, action, _("Moved."))
 

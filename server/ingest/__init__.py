@@ -38,31 +38,44 @@ def start(app: Flask, mqtt_url: str) -> Callable[[], None]:
         return lambda: None
     # The embedded broker may be amqtt (no shared subscriptions); one ingest runs here.
     shared = bool(app.config["MQTT_URL"]) and bool(app.config["INGEST_SHARED"])
-    ingest = Ingest(engine=app.extensions["taktline.engine"], url=mqtt_url,
-                    client_id=default_client_id(app, "serve"), prefix=app.config["MQTT_PREFIX"],
-                    shared=shared).start()
+    ingest = Ingest(
+        engine=app.extensions["taktline.engine"],
+        url=mqtt_url,
+        client_id=default_client_id(app, "serve"),
+        prefix=app.config["MQTT_PREFIX"],
+        shared=shared,
+    ).start()
     return ingest.stop
 
 
 @click.command("ingest")
-@click.option("--client-id", default=None,
-              help="Stable MQTT client id (one per ingest process); overrides "
-                   "TAKTLINE_INGEST_CLIENT_ID.")
-@click.option("--shared/--no-shared", default=None,
-              help="Share the load with other ingest processes ($share/taktline-ingest/, "
-                   "Mosquitto). Default: TAKTLINE_INGEST_SHARED.")
+@click.option(
+    "--client-id",
+    default=None,
+    help="Stable MQTT client id (one per ingest process); overrides TAKTLINE_INGEST_CLIENT_ID.",
+)
+@click.option(
+    "--shared/--no-shared",
+    default=None,
+    help="Share the load with other ingest processes ($share/taktline-ingest/, "
+    "Mosquitto). Default: TAKTLINE_INGEST_SHARED.",
+)
 @with_appcontext
 def ingest_command(client_id: str | None, shared: bool | None) -> None:
     """Run the MQTT ingest alone (needs TAKTLINE_MQTT_URL)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     url = app.config["MQTT_URL"]
     if not url:
-        raise click.ClickException("Set TAKTLINE_MQTT_URL to the broker, e.g. "
-                                   "mqtt://ingest:secret@broker:1883.")
-    ingest = Ingest(engine=app.extensions["taktline.engine"], url=url,
-                    client_id=client_id or default_client_id(app, "ingest"),
-                    prefix=app.config["MQTT_PREFIX"],
-                    shared=app.config["INGEST_SHARED"] if shared is None else shared)
+        raise click.ClickException(
+            "Set TAKTLINE_MQTT_URL to the broker, e.g. mqtt://ingest:secret@broker:1883."
+        )
+    ingest = Ingest(
+        engine=app.extensions["taktline.engine"],
+        url=url,
+        client_id=client_id or default_client_id(app, "ingest"),
+        prefix=app.config["MQTT_PREFIX"],
+        shared=app.config["INGEST_SHARED"] if shared is None else shared,
+    )
     done = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -75,4 +88,3 @@ def ingest_command(client_id: str | None, shared: bool | None) -> None:
     click.echo(f"Ingest on {ingest.topic_filter} ({ingest.broker.host}:{ingest.broker.port})")
     done.wait()
     ingest.stop()
-

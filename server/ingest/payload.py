@@ -44,18 +44,21 @@ class Envelope:
 def decode(raw: bytes) -> dict[str, Any]:
     """Bytes -> JSON object; ``InvalidPayload`` for anything else."""
     if len(raw) > MAX_PAYLOAD:
-        raise InvalidPayload(f"payload of {len(raw)} bytes, at most {MAX_PAYLOAD} allowed",
-                             _sniff_msg_id(raw[:512]))
+        raise InvalidPayload(
+            f"payload of {len(raw)} bytes, at most {MAX_PAYLOAD} allowed", _sniff_msg_id(raw[:512])
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidPayload(f"payload is not UTF-8 (byte {exc.start})",
-                             _sniff_msg_id(raw[:512])) from exc
+        raise InvalidPayload(
+            f"payload is not UTF-8 (byte {exc.start})", _sniff_msg_id(raw[:512])
+        ) from exc
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidPayload(f"payload is not JSON ({exc.msg} at character {exc.pos})",
-                             _sniff_msg_id(raw[:512])) from exc
+        raise InvalidPayload(
+            f"payload is not JSON ({exc.msg} at character {exc.pos})", _sniff_msg_id(raw[:512])
+        ) from exc
     if not isinstance(doc, dict):
         raise InvalidPayload("payload must be a JSON object")
     return doc
@@ -78,8 +81,7 @@ def envelope(doc: dict[str, Any], *, kind: str) -> Envelope:
         raise InvalidPayload(f"msg_id must be at most {MAX_MSG_ID} printable characters")
     source = doc.get("source", "")
     if not isinstance(source, str) or len(source) > MAX_SOURCE:
-        raise InvalidPayload(f"source must be a string of at most {MAX_SOURCE} characters",
-                             msg_id)
+        raise InvalidPayload(f"source must be a string of at most {MAX_SOURCE} characters", msg_id)
     seq = doc.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
         raise InvalidPayload("seq must be a non-negative integer", msg_id, source)
@@ -99,8 +101,9 @@ def _timestamp(value: Any, msg_id: str, source: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > 40:
-        raise InvalidPayload("ts must be an RFC 3339 UTC time such as "
-                             "2026-03-02T08:00:00.123Z", msg_id, source)
+        raise InvalidPayload(
+            "ts must be an RFC 3339 UTC time such as 2026-03-02T08:00:00.123Z", msg_id, source
+        )
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -115,8 +118,7 @@ def _scan(doc: dict[str, Any], msg_id: str, source: str) -> wf.Scan:
     if not isinstance(data, str):
         raise InvalidPayload("data is missing or not a string", msg_id, source)
     if len(data) > MAX_DATA:
-        raise InvalidPayload(f"data of {len(data)} characters, at most {MAX_DATA}", msg_id,
-                             source)
+        raise InvalidPayload(f"data of {len(data)} characters, at most {MAX_DATA}", msg_id, source)
     error = doc.get("error")
     if error is not None and not isinstance(error, str):
         raise InvalidPayload("error must be a string", msg_id, source)
@@ -135,30 +137,46 @@ def _device(doc: dict[str, Any], msg_id: str, source: str) -> wf.DeviceEvent:
     error = doc.get("error")
     if error is not None and not isinstance(error, str):
         raise InvalidPayload("error must be a string", msg_id, source)
-    fields = {k: v for k, v in doc.items()
-              if k not in ("msg_id", "ts", "seq", "source", "kind", "error", "type")}
+    fields = {
+        k: v
+        for k, v in doc.items()
+        if k not in ("msg_id", "ts", "seq", "source", "kind", "error", "type")
+    }
     if len(json.dumps(fields)) > MAX_DATA:
         raise InvalidPayload("device event too large", msg_id, source)
-    return wf.DeviceEvent(kind=kind, fields=fields, source=source,
-                          error=error[:500] if error else None)
+    return wf.DeviceEvent(
+        kind=kind, fields=fields, source=source, error=error[:500] if error else None
+    )
 
 
 # The station actions (docs/mqtt.md, "evt/action"): name -> the fields they take.
 ACTIONS = ("sign_in", "sign_out", "start", "complete", "pause", "resume", "andon", "defect")
-_ACTION_FIELDS = {"msg_id", "ts", "seq", "source", "action", "type", "badge", "pin", "unit",
-                  "reason", "note", "disposition"}
+_ACTION_FIELDS = {
+    "msg_id",
+    "ts",
+    "seq",
+    "source",
+    "action",
+    "type",
+    "badge",
+    "pin",
+    "unit",
+    "reason",
+    "note",
+    "disposition",
+}
 
 
-def _text(doc: dict[str, Any], key: str, limit: int, msg_id: str, source: str, *,
-          required: bool = False) -> str | None:
+def _text(
+    doc: dict[str, Any], key: str, limit: int, msg_id: str, source: str, *, required: bool = False
+) -> str | None:
     value = doc.get(key)
     if value is None:
         if required:
             raise InvalidPayload(f"{key} is missing", msg_id, source)
         return None
     if not isinstance(value, str) or len(value) > limit or (required and not value.strip()):
-        raise InvalidPayload(f"{key} must be a string of 1 to {limit} characters", msg_id,
-                             source)
+        raise InvalidPayload(f"{key} must be a string of 1 to {limit} characters", msg_id, source)
     return value
 
 
@@ -183,8 +201,12 @@ def _action(doc: dict[str, Any], msg_id: str, source: str) -> wf.StationEvent:
         return wf.ReportDefect(
             reason_code=_text(doc, "reason", 32, msg_id, source, required=True) or "",
             note=_text(doc, "note", 1000, msg_id, source) or "",
-            disposition=_text(doc, "disposition", 16, msg_id, source) or "rework")
-    simple: dict[str, wf.StationEvent] = {"sign_out": wf.SignOut(),
-                                          "complete": wf.CompleteStep(), "pause": wf.Pause(),
-                                          "resume": wf.Resume()}
+            disposition=_text(doc, "disposition", 16, msg_id, source) or "rework",
+        )
+    simple: dict[str, wf.StationEvent] = {
+        "sign_out": wf.SignOut(),
+        "complete": wf.CompleteStep(),
+        "pause": wf.Pause(),
+        "resume": wf.Resume(),
+    }
     return simple[action]

@@ -68,16 +68,23 @@ class Result:
 
 
 class Ingest:
-    def __init__(self, *, engine: Engine, url: str, client_id: str, prefix: str = "taktline",
-                 shared: bool = False, batch_max: int = 200) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        url: str,
+        client_id: str,
+        prefix: str = "taktline",
+        shared: bool = False,
+        batch_max: int = 200,
+    ) -> None:
         self.engine = engine
         self.url = url
         self.prefix = prefix
         self.shared = shared
         self.batch_max = batch_max
         self.queue: queue.Queue[Message] = queue.Queue()
-        self.client, self.broker = server_mqtt.make_client(url, client_id=client_id,
-                                                           clean=False)
+        self.client, self.broker = server_mqtt.make_client(url, client_id=client_id, clean=False)
         self.client.manual_ack_set(True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -101,8 +108,9 @@ class Ingest:
         self._worker.start()
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
         self.client.loop_start()
-        log.info("ingest %s subscribing to %s on %s", self.client_id, self.topic_filter,
-                 self.broker.host)
+        log.info(
+            "ingest %s subscribing to %s on %s", self.client_id, self.topic_filter, self.broker.host
+        )
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -116,8 +124,9 @@ class Ingest:
 
     # --- paho's thread: never block here ---------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if reason.is_failure:
             log.error("ingest: broker refused the connection: %s", reason)
             return
@@ -125,18 +134,21 @@ class Ingest:
         self.connected.set()
         client.subscribe(self.topic_filter, qos=1)  # here, so a reconnect resubscribes
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
-                      properties: Any) -> None:
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
         if any(r.is_failure for r in reasons):
-            log.error("ingest: broker refused the subscription to %s: %s", self.topic_filter,
-                      reasons)
+            log.error(
+                "ingest: broker refused the subscription to %s: %s", self.topic_filter, reasons
+            )
             return
         self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._order += 1
-        self.queue.put(Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation,
-                               self._order))
+        self.queue.put(
+            Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, self._order)
+        )
 
     # --- the worker ------------------------------------------------------------------
 
@@ -170,13 +182,17 @@ class Ingest:
                 # twice by another ingest, stock gone) rolls the whole batch back. Each
                 # event then gets its own transaction, with savepoints, so one bad scan
                 # never sinks the others; nothing was committed, so nothing counts twice.
-                if isinstance(exc, sa.exc.IntegrityError | service.RefusedByDatabase
-                              | LookupError | DispatchError):
-                    log.warning("ingest: batch of %d refused by the database (%s); "
-                                "retrying event by event", len(batch), exc)
+                if isinstance(
+                    exc,
+                    sa.exc.IntegrityError | service.RefusedByDatabase | LookupError | DispatchError,
+                ):
+                    log.warning(
+                        "ingest: batch of %d refused by the database (%s); retrying event by event",
+                        len(batch),
+                        exc,
+                    )
                 else:
-                    log.exception("ingest: batch of %d failed; retrying one by one",
-                                  len(batch))
+                    log.exception("ingest: batch of %d failed; retrying one by one", len(batch))
                 results = []
                 for message in batch:
                     results.extend(self._single(message))
@@ -201,8 +217,7 @@ class Ingest:
             session.commit()
         return results
 
-    def _one(self, session: Session, message: Message, cache: Cache, fast: bool
-             ) -> Result:
+    def _one(self, session: Session, message: Message, cache: Cache, fast: bool) -> Result:
         try:
             topic = topics.parse(message.topic, prefix=self.prefix)
         except ValueError as exc:
@@ -216,30 +231,57 @@ class Ingest:
             env = envelope(doc if doc is not None else decode(message.payload), kind=kind)
         except InvalidPayload as exc:
             feedback = self._invalid(session, topic, kind, exc)
-            return Result(message, publish.Answer(topic.site, topic.line, topic.station,
-                                                  feedback))
-        outcome = service.handle(session, station_code=topic.station, event=env.event,
-                                 msg_id=env.msg_id, channel="mqtt", source=env.source,
-                                 seq=env.seq, ts=env.ts, payload=env.payload, cache=cache,
-                                 savepoint=not fast)
+            return Result(message, publish.Answer(topic.site, topic.line, topic.station, feedback))
+        outcome = service.handle(
+            session,
+            station_code=topic.station,
+            event=env.event,
+            msg_id=env.msg_id,
+            channel="mqtt",
+            source=env.source,
+            seq=env.seq,
+            ts=env.ts,
+            payload=env.payload,
+            cache=cache,
+            savepoint=not fast,
+        )
         return Result(message, publish.answer(outcome, site=topic.site, line=topic.line))
 
-    def _invalid(self, session: Session, topic: topics.StationTopic, kind: str,
-                 exc: InvalidPayload) -> dict[str, Any]:
+    def _invalid(
+        self, session: Session, topic: topics.StationTopic, kind: str, exc: InvalidPayload
+    ) -> dict[str, Any]:
         params = {"detail": exc.detail}
         log.warning("ingest: %s from %s refused: %s", kind, topic.station, exc.detail)
         if exc.msg_id:
-            station_id = session.exec(select(Station.id).where(
-                Station.code == topic.station)).first()
+            station_id = session.exec(
+                select(Station.id).where(Station.code == topic.station)
+            ).first()
             event_id = service.record_event(
-                session, msg_id=exc.msg_id, station_id=station_id, channel="mqtt", kind=kind,
-                source=exc.source, result=EventResult.REJECTED, code="bad_payload",
-                params=params)
+                session,
+                msg_id=exc.msg_id,
+                station_id=station_id,
+                channel="mqtt",
+                kind=kind,
+                source=exc.source,
+                result=EventResult.REJECTED,
+                code="bad_payload",
+                params=params,
+            )
             if event_id is None:
-                return {"ref": exc.msg_id, "result": EventResult.DUPLICATE, "code": "duplicate",
-                        "reason": messages.english("duplicate"), "source": exc.source}
-        return {"ref": exc.msg_id, "result": EventResult.REJECTED, "code": "bad_payload",
-                "reason": messages.english("bad_payload", params), "source": exc.source}
+                return {
+                    "ref": exc.msg_id,
+                    "result": EventResult.DUPLICATE,
+                    "code": "duplicate",
+                    "reason": messages.english("duplicate"),
+                    "source": exc.source,
+                }
+        return {
+            "ref": exc.msg_id,
+            "result": EventResult.REJECTED,
+            "code": "bad_payload",
+            "reason": messages.english("bad_payload", params),
+            "source": exc.source,
+        }
 
     def _poison(self, message: Message) -> Result:
         try:
@@ -249,8 +291,12 @@ class Ingest:
         msg_id = None
         with contextlib.suppress(InvalidPayload):
             msg_id = decode(message.payload).get("msg_id")
-        feedback = {"ref": msg_id, "result": EventResult.REJECTED, "code": "conflict",
-                    "reason": messages.english("conflict", {"detail": "server error"})}
+        feedback = {
+            "ref": msg_id,
+            "result": EventResult.REJECTED,
+            "code": "conflict",
+            "reason": messages.english("conflict", {"detail": "server error"}),
+        }
         return Result(message, publish.Answer(topic.site, topic.line, topic.station, feedback))
 
     def _acknowledge(self, results: list[Result]) -> None:
@@ -272,8 +318,16 @@ class Ingest:
     def state(self, site: str, line: str, station: str, snapshot: dict[str, Any]) -> None:
         self._publish(site, line, station, "state", snapshot, retain=True)
 
-    def _publish(self, site: str, line: str, station: str, kind: str, payload: dict[str, Any],
-                 *, retain: bool) -> None:
+    def _publish(
+        self,
+        site: str,
+        line: str,
+        station: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        retain: bool,
+    ) -> None:
         try:
             topic = topics.build(site, line, station, kind, prefix=self.prefix)
         except ValueError:

@@ -10,8 +10,9 @@ from server.inventory import ledger
 from server.models import Part, StockLot, StockMovement
 
 
-def adjust(session: Session, *, lot: StockLot, quantity: int, reason: str, by: str,
-           address: str = "") -> StockMovement:
+def adjust(
+    session: Session, *, lot: StockLot, quantity: int, reason: str, by: str, address: str = ""
+) -> StockMovement:
     """Add ``quantity`` (negative: remove) to ``lot``'s on-hand. The caller commits.
 
     Raises ``ValueError`` for a zero quantity or an empty reason, and
@@ -24,12 +25,25 @@ def adjust(session: Session, *, lot: StockLot, quantity: int, reason: str, by: s
     if not reason:
         raise ValueError("an adjustment needs a reason")
     before = lot.on_hand
-    movement = ledger.post(session, lot=lot, kind="adjustment", quantity=quantity, by=by,
-                           reason=reason)
+    movement = ledger.post(
+        session, lot=lot, kind="adjustment", quantity=quantity, by=by, reason=reason
+    )
     part = session.get(Part, lot.part_id)
-    audit.record(session, actor=by, action="stock.adjust", entity="stock_lot",
-                 entity_id=lot.id, address=address,
-                 detail={"sku": part.sku if part else "", "lot": lot.lot_code,
-                         "serial": lot.serial, "quantity": quantity, "reason": reason,
-                         "on_hand": [before, lot.on_hand], "movement": movement.id})
+    audit.record(
+        session,
+        actor=by,
+        action="stock.adjust",
+        entity="stock_lot",
+        entity_id=lot.id,
+        address=address,
+        detail={
+            "sku": part.sku if part else "",
+            "lot": lot.lot_code,
+            "serial": lot.serial,
+            "quantity": quantity,
+            "reason": reason,
+            "on_hand": [before, lot.on_hand],
+            "movement": movement.id,
+        },
+    )
     return movement

@@ -23,14 +23,21 @@ LIMIT = 500
 @auth.require("supervisor")
 def index() -> str:
     q = request.args.get("q", "").strip()
-    query = (select(StockLot, Part, Location)
-             .join(Part, StockLot.part_id == Part.id)  # type: ignore[arg-type]
-             .join(Location, StockLot.location_id == Location.id))  # type: ignore[arg-type]
+    query = (
+        select(StockLot, Part, Location)
+        .join(Part, StockLot.part_id == Part.id)  # type: ignore[arg-type]
+        .join(Location, col(StockLot.location_id) == Location.id)
+    )
     if q:
         like = f"%{q}%"
-        query = query.where(or_(col(Part.sku).ilike(like), col(Part.description).ilike(like),
-                                col(StockLot.lot_code).ilike(like),
-                                col(StockLot.serial).ilike(like)))
+        query = query.where(
+            or_(
+                col(Part.sku).ilike(like),
+                col(Part.description).ilike(like),
+                col(StockLot.lot_code).ilike(like),
+                col(StockLot.serial).ilike(like),
+            )
+        )
     rows = get_session().exec(query.order_by(col(Part.sku), col(StockLot.id)).limit(LIMIT)).all()
     return render_template("stock/index.html", rows=rows, q=q)
 
@@ -43,8 +50,14 @@ def adjust_lot(lot_id: int) -> Any:
     lot = db.get(StockLot, lot_id) or abort(404)
     try:
         quantity = int(request.form.get("quantity", ""))
-        adjust.adjust(db, lot=lot, quantity=quantity, reason=request.form.get("reason", ""),
-                      by=auth.actor(), address=auth.address())
+        adjust.adjust(
+            db,
+            lot=lot,
+            quantity=quantity,
+            reason=request.form.get("reason", ""),
+            by=auth.actor(),
+            address=auth.address(),
+        )
     except (ValueError, ledger.InsufficientStock) as exc:
         db.rollback()
         log.info("stock adjustment of lot %s refused: %s", lot_id, exc)

@@ -36,10 +36,12 @@ class EmbeddedBroker:
         if _listening(self.port):
             raise RuntimeError(
                 f"port {self.port} on 127.0.0.1 is taken: set TAKTLINE_EMBEDDED_BROKER_PORT "
-                "to a free port, or TAKTLINE_MQTT_URL to use the broker already there")
+                "to a free port, or TAKTLINE_MQTT_URL to use the broker already there"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         binary = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
         if binary:
             self._start_mosquitto(binary)
         else:
@@ -52,8 +54,7 @@ class EmbeddedBroker:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(mosquitto_conf(self.port, self.workdir))
         log_file = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - child owns it
-        self._proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log_file,
-                                      stderr=log_file)
+        self._proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log_file, stderr=log_file)
         log_file.close()
         self.kind = "mosquitto"
 
@@ -62,9 +63,10 @@ class EmbeddedBroker:
 
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                        {"allow_anonymous": True},
-                        "amqtt.plugins.sys.broker.BrokerSysPlugin": {"sys_interval": 0}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+                "amqtt.plugins.sys.broker.BrokerSysPlugin": {"sys_interval": 0},
+            },
         }
         ready = threading.Event()
 
@@ -100,8 +102,7 @@ class EmbeddedBroker:
             self._loop = None
 
 
-def mosquitto_conf(port: int, workdir: Path, *, persistence: bool = True,
-                   extra: str = "") -> str:
+def mosquitto_conf(port: int, workdir: Path, *, persistence: bool = True, extra: str = "") -> str:
     """A Mosquitto config for a broker on 127.0.0.1 that keeps its state in ``workdir``.
 
     Shared by the embedded broker and the test brokers, so both restart the same way.

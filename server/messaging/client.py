@@ -42,18 +42,25 @@ def parse_url(url: str) -> BrokerUrl:
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
         raise ValueError(f"MQTT URL {url!r}: expected mqtt://host[:port] or mqtts://...")
     tls = parts.scheme in ("mqtts", "ssl")
-    return BrokerUrl(parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883),
-                     unquote(parts.username) if parts.username else None,
-                     unquote(parts.password) if parts.password else None, tls)
+    return BrokerUrl(
+        parts.hostname or "127.0.0.1",
+        parts.port or (8883 if tls else 1883),
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+        tls,
+    )
 
 
-def make_client(url: str, *, client_id: str, clean: bool = True) -> tuple[mqtt.Client,
-                                                                             BrokerUrl]:
+def make_client(url: str, *, client_id: str, clean: bool = True) -> tuple[mqtt.Client, BrokerUrl]:
     """A configured, not yet connected client. ``clean=False``: a persistent session, so
     QoS 1 messages that arrive while the client is away wait for it at the broker."""
     broker = parse_url(url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                         clean_session=clean, protocol=mqtt.MQTTv311)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=clean,
+        protocol=mqtt.MQTTv311,
+    )
     if broker.username:
         client.username_pw_set(broker.username, broker.password)
     if broker.tls:
@@ -77,7 +84,8 @@ class Publisher:
     def __init__(self, url: str, *, client_id: str | None = None) -> None:
         self.url = url
         self.client, self.broker = make_client(
-            url, client_id=client_id or f"taktline-pub-{uuid.uuid4().hex[:12]}")
+            url, client_id=client_id or f"taktline-pub-{uuid.uuid4().hex[:12]}"
+        )
         self.connected = threading.Event()
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -91,23 +99,25 @@ class Publisher:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False,
-                qos: int = 1) -> None:
+    def publish(
+        self, topic: str, payload: dict[str, Any], *, retain: bool = False, qos: int = 1
+    ) -> None:
         """Queue a message (paho sends it, and resends QoS 1 after a reconnect)."""
         info = self.client.publish(topic, dumps(payload), qos=qos, retain=retain)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if reason.is_failure:
-            log.error("MQTT publisher: broker %s refused the connection: %s", self.url,
-                      reason)
+            log.error("MQTT publisher: broker %s refused the connection: %s", self.url, reason)
             return
         self.connected.set()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                       properties: Any) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         self.connected.clear()
 
 

@@ -124,14 +124,22 @@ def latest(station: str) -> dict[str, Any] | None:
 
 def publish_station(code: str, snapshot: dict[str, Any], *, app: Flask | None = None) -> None:
     HUB.deliver(code, snapshot)
-    app = app or (current_app._get_current_object()  # type: ignore[attr-defined]
-                  if has_app_context() else None)
+    app = app or (
+        current_app._get_current_object()  # type: ignore[attr-defined]
+        if has_app_context()
+        else None
+    )
     publisher = server_mqtt.publisher(app) if app is not None else None
     if publisher is None:
         return
     try:
-        topic = topics.build(snapshot["site"], snapshot["line"], code, "state",
-                             prefix=app.config["MQTT_PREFIX"] if app else "taktline")
+        topic = topics.build(
+            snapshot["site"],
+            snapshot["line"],
+            code,
+            "state",
+            prefix=app.config["MQTT_PREFIX"] if app else "taktline",
+        )
     except (KeyError, ValueError) as exc:
         log.warning("no state topic for station %s: %s", code, exc)
         return
@@ -151,8 +159,9 @@ class WebSink:
         if publisher is None:
             return
         try:
-            topic = topics.build(site, line, station, "cmd/feedback",
-                                 prefix=self.app.config["MQTT_PREFIX"])
+            topic = topics.build(
+                site, line, station, "cmd/feedback", prefix=self.app.config["MQTT_PREFIX"]
+            )
         except ValueError as exc:
             log.warning("no feedback topic for station %s: %s", station, exc)
             return
@@ -174,7 +183,8 @@ class StateListener:
         self.prefix = prefix
         self.hub = hub
         self.client, self.broker = server_mqtt.make_client(
-            url, client_id=f"taktline-live-{uuid.uuid4().hex[:12]}", clean=True)
+            url, client_id=f"taktline-live-{uuid.uuid4().hex[:12]}", clean=True
+        )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
 
@@ -187,8 +197,9 @@ class StateListener:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if not reason.is_failure:  # subscribe here so a reconnect resubscribes
             client.subscribe(topics.subscription("state", prefix=self.prefix), qos=1)
 
@@ -218,4 +229,3 @@ def start(app: Flask, mqtt_url: str) -> Callable[[], None]:
 
 def init_app(app: Flask) -> None:
     server_mqtt.init_app(app)
-

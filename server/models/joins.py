@@ -20,22 +20,22 @@ SelectT = TypeVar("SelectT", bound="sa.Select[*tuple[Any, ...]]")
 Upto = type[WorkOrder] | type[OrderLine] | type[CustomerOrder]
 
 
-def join_work_order_to_order(stmt: SelectT, *, outer: bool = False,
-                             upto: Upto = CustomerOrder) -> SelectT:
+def join_work_order_to_order(
+    stmt: SelectT, *, outer: bool = False, upto: Upto = CustomerOrder
+) -> SelectT:
     """``stmt`` (whose FROM has ``WorkOrder``) joined to ``OrderLine`` and, unless
     ``upto=OrderLine``, to ``CustomerOrder``; LEFT OUTER joins when ``outer``."""
     if upto is WorkOrder:
         return stmt
-    stmt = stmt.join(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id),
-                     isouter=outer)
+    stmt = stmt.join(OrderLine, col(OrderLine.id) == col(WorkOrder.order_line_id), isouter=outer)
     if upto is OrderLine:
         return stmt
-    return stmt.join(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id),
-                     isouter=outer)
+    return stmt.join(CustomerOrder, col(CustomerOrder.id) == col(OrderLine.order_id), isouter=outer)
 
 
-def join_unit_to_order(stmt: SelectT, *, outer: bool = False,
-                       upto: Upto = CustomerOrder) -> SelectT:
+def join_unit_to_order(
+    stmt: SelectT, *, outer: bool = False, upto: Upto = CustomerOrder
+) -> SelectT:
     """``stmt`` (whose FROM has ``Unit``) joined to ``WorkOrder``, ``OrderLine`` and
     ``CustomerOrder``, stopping after ``upto``; LEFT OUTER joins when ``outer``."""
     stmt = stmt.join(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id), isouter=outer)

@@ -84,8 +84,13 @@ class AtpLine:
 
 
 def fefo_key(lot: LotInfo) -> tuple[object, ...]:
-    return (lot.expires_on is None, lot.expires_on or date.max, lot.received_at,
-            not lot.lineside, lot.id)
+    return (
+        lot.expires_on is None,
+        lot.expires_on or date.max,
+        lot.received_at,
+        not lot.lineside,
+        lot.id,
+    )
 
 
 def take_lots(lots: Iterable[LotInfo], qty: int, used: Mapping[int, int]) -> list[LotTake]:
@@ -108,14 +113,19 @@ def _free(lots: Iterable[LotInfo], used: Mapping[int, int]) -> int:
     return sum(max(0, lot.available - used.get(lot.id, 0)) for lot in lots)
 
 
-def allocate_need(need: Need, lots_by_part: Mapping[int, Sequence[LotInfo]],
-                  substitutes: Mapping[int, Sequence[int]], used: dict[int, int]) -> Allocation:
+def allocate_need(
+    need: Need,
+    lots_by_part: Mapping[int, Sequence[LotInfo]],
+    substitutes: Mapping[int, Sequence[int]],
+    used: dict[int, int],
+) -> Allocation:
     """Cover one unit's need: the primary part in full, else the first substitute that
     covers it in full, else as much of the primary as there is (``short`` > 0).
     ``used`` is updated with what was taken."""
     candidates = [need.part_id, *substitutes.get(need.part_id, ())]
-    chosen = next((p for p in candidates
-                   if _free(lots_by_part.get(p, ()), used) >= need.qty), need.part_id)
+    chosen = next(
+        (p for p in candidates if _free(lots_by_part.get(p, ()), used) >= need.qty), need.part_id
+    )
     takes = take_lots(lots_by_part.get(chosen, ()), need.qty, used)
     for t in takes:
         used[t.lot_id] = used.get(t.lot_id, 0) + t.qty
@@ -123,16 +133,22 @@ def allocate_need(need: Need, lots_by_part: Mapping[int, Sequence[LotInfo]],
     return Allocation(need.part_id, chosen, need.qty, takes, need.qty - got)
 
 
-def plan(units: Sequence[Sequence[Need]], lots_by_part: Mapping[int, Sequence[LotInfo]],
-         substitutes: Mapping[int, Sequence[int]] | None = None) -> Plan:
+def plan(
+    units: Sequence[Sequence[Need]],
+    lots_by_part: Mapping[int, Sequence[LotInfo]],
+    substitutes: Mapping[int, Sequence[int]] | None = None,
+) -> Plan:
     used: dict[int, int] = {}
     subs = substitutes or {}
     return Plan([[allocate_need(n, lots_by_part, subs, used) for n in unit] for unit in units])
 
 
-def atp(units: Sequence[Sequence[Need]], lots_by_part: Mapping[int, Sequence[LotInfo]],
-        skus: Mapping[int, str], substitutes: Mapping[int, Sequence[int]] | None = None,
-        ) -> list[AtpLine]:
+def atp(
+    units: Sequence[Sequence[Need]],
+    lots_by_part: Mapping[int, Sequence[LotInfo]],
+    skus: Mapping[int, str],
+    substitutes: Mapping[int, Sequence[int]] | None = None,
+) -> list[AtpLine]:
     """Per BOM part of an order: required, on hand, reserved by others, available, short.
 
     For an order that already holds reservations, pass lots whose ``reserved`` leaves
@@ -153,10 +169,17 @@ def atp(units: Sequence[Sequence[Need]], lots_by_part: Mapping[int, Sequence[Lot
         lots = lots_by_part.get(part_id, ())
         on_hand = sum(lot.on_hand for lot in lots)
         reserved_others = sum(lot.reserved for lot in lots)
-        lines.append(AtpLine(
-            part_id=part_id, sku=skus.get(part_id, str(part_id)), required=req,
-            on_hand=on_hand, reserved_by_others=reserved_others,
-            available=on_hand - reserved_others, short=shortages.get(part_id, 0),
-            substituted=substituted.get(part_id, 0),
-            substitutes=tuple(skus.get(s, str(s)) for s in subs.get(part_id, ()))))
+        lines.append(
+            AtpLine(
+                part_id=part_id,
+                sku=skus.get(part_id, str(part_id)),
+                required=req,
+                on_hand=on_hand,
+                reserved_by_others=reserved_others,
+                available=on_hand - reserved_others,
+                short=shortages.get(part_id, 0),
+                substituted=substituted.get(part_id, 0),
+                substitutes=tuple(skus.get(s, str(s)) for s in subs.get(part_id, ())),
+            )
+        )
     return sorted(lines, key=lambda line: (line.short == 0, line.sku))

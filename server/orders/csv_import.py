@@ -43,21 +43,31 @@ def parse(text: str) -> tuple[list[dict[str, object]], dict[str, int]]:
             continue
         if number not in orders:
             first_line[number] = reader.line_num
-            orders[number] = {"number": number, "customer": values.get("customer", ""),
-                              "due_date": values.get("due_date", ""),
-                              "priority": values.get("priority") or 0, "lines": []}
+            orders[number] = {
+                "number": number,
+                "customer": values.get("customer", ""),
+                "due_date": values.get("due_date", ""),
+                "priority": values.get("priority") or 0,
+                "lines": [],
+            }
         lines = orders[number]["lines"]
         assert isinstance(lines, list)
-        lines.append({"product": values.get("product", ""),
-                      "quantity": values.get("quantity", ""),
-                      "options": values.get("options", ""), "csv_line": reader.line_num})
+        lines.append(
+            {
+                "product": values.get("product", ""),
+                "quantity": values.get("quantity", ""),
+                "options": values.get("options", ""),
+                "csv_line": reader.line_num,
+            }
+        )
     if not orders:
         raise CsvOrderError(["the file has no order rows."])
     return list(orders.values()), first_line
 
 
-def import_orders(session: Session, *, text: str, by: str, address: str = "",
-                  source: str = "") -> list[str]:
+def import_orders(
+    session: Session, *, text: str, by: str, address: str = "", source: str = ""
+) -> list[str]:
     """Create every order of the CSV or none (the caller's transaction is rolled back on
     ``CsvOrderError``). Returns the order numbers created."""
     docs, first_line = parse(text)
@@ -67,8 +77,9 @@ def import_orders(session: Session, *, text: str, by: str, address: str = "",
         at = first_line[str(doc["number"])]
         csv_lines = [li.pop("csv_line") for li in doc["lines"]]  # type: ignore[attr-defined]
         try:
-            order = create_order(session, order=from_mapping(doc), by=by, address=address,
-                                 channel="csv")
+            order = create_order(
+                session, order=from_mapping(doc), by=by, address=address, channel="csv"
+            )
             created.append(order.number)
         except InvalidOrder as exc:
             for p in exc.problems:

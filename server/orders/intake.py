@@ -121,8 +121,10 @@ def check(session: Session, *, order: OrderInput) -> list[tuple[Product, Product
     """Check ``order`` against the database and the catalog; returns each line's
     product, raises ``InvalidOrder`` with every problem."""
     problems: list[str] = []
-    if session.exec(select(CustomerOrder.id).where(
-            CustomerOrder.number == order.number)).first() is not None:
+    if (
+        session.exec(select(CustomerOrder.id).where(CustomerOrder.number == order.number)).first()
+        is not None
+    ):
         problems.append(f"number: order {order.number} already exists.")
     specs: dict[str, tuple[Product, ProductSpec]] = {}
     resolved: list[tuple[Product, ProductSpec]] = []
@@ -143,24 +145,48 @@ def check(session: Session, *, order: OrderInput) -> list[tuple[Product, Product
     return resolved
 
 
-def create_order(session: Session, *, order: OrderInput, by: str, address: str = "",
-                 channel: str = "web") -> CustomerOrder:
+def create_order(
+    session: Session, *, order: OrderInput, by: str, address: str = "", channel: str = "web"
+) -> CustomerOrder:
     """Validate and write a received order with its lines (the caller commits)."""
     products = check(session, order=order)
-    row = CustomerOrder(number=order.number, customer=order.customer, due_date=order.due_date,
-                        priority=order.priority, created_by=by)
+    row = CustomerOrder(
+        number=order.number,
+        customer=order.customer,
+        due_date=order.due_date,
+        priority=order.priority,
+        created_by=by,
+    )
     session.add(row)
     session.flush()
-    for n, (line, (product, _spec)) in enumerate(zip(order.lines, products, strict=True),
-                                                 start=1):
-        session.add(OrderLine(order_id=row.id or 0, line_no=n, product_id=product.id or 0,
-                              quantity=line.quantity, options=normalise(line.options)))
-    audit.record(session, actor=by, action="order.create", entity="order",
-                 entity_id=row.number, address=address,
-                 detail={"channel": channel, "customer": row.customer,
-                         "due_date": row.due_date.isoformat(), "priority": row.priority,
-                         "lines": [{"product": li.product, "quantity": li.quantity,
-                                    "options": li.options} for li in order.lines]})
+    for n, (line, (product, _spec)) in enumerate(zip(order.lines, products, strict=True), start=1):
+        session.add(
+            OrderLine(
+                order_id=row.id or 0,
+                line_no=n,
+                product_id=product.id or 0,
+                quantity=line.quantity,
+                options=normalise(line.options),
+            )
+        )
+    audit.record(
+        session,
+        actor=by,
+        action="order.create",
+        entity="order",
+        entity_id=row.number,
+        address=address,
+        detail={
+            "channel": channel,
+            "customer": row.customer,
+            "due_date": row.due_date.isoformat(),
+            "priority": row.priority,
+            "lines": [
+                {"product": li.product, "quantity": li.quantity, "options": li.options}
+                for li in order.lines
+            ],
+        },
+    )
     session.flush()
     log.info("order %s received via %s by %s", row.number, channel, by)
     return row

@@ -51,9 +51,22 @@ from server.orders.reservations import (
 )
 
 __all__ = [
-    "InvalidOrder", "LineInput", "OrderInput", "OrderStateError", "Shortage", "cancel",
-    "configurations", "create_order", "from_mapping", "move_reservation", "order_atp",
-    "release", "release_reservation", "reserve_for_unit", "reserved_lots", "ship",
+    "InvalidOrder",
+    "LineInput",
+    "OrderInput",
+    "OrderStateError",
+    "Shortage",
+    "cancel",
+    "configurations",
+    "create_order",
+    "from_mapping",
+    "move_reservation",
+    "order_atp",
+    "release",
+    "release_reservation",
+    "reserve_for_unit",
+    "reserved_lots",
+    "ship",
 ]
 log = logging.getLogger(__name__)
 STARTED = (UnitOperationStatus.ACTIVE, UnitOperationStatus.DONE)
@@ -79,19 +92,25 @@ class LineConfig:
 
 
 def lock_order(session: Session, order_id: int) -> CustomerOrder:
-    return session.exec(select(CustomerOrder).where(CustomerOrder.id == order_id)
-                        .with_for_update().execution_options(populate_existing=True)).one()
+    return session.exec(
+        select(CustomerOrder)
+        .where(CustomerOrder.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
 
 
 def configurations(session: Session, *, order: CustomerOrder) -> list[LineConfig]:
-    lines = session.exec(select(OrderLine).where(OrderLine.order_id == order.id)
-                         .order_by(col(OrderLine.line_no))).all()
+    lines = session.exec(
+        select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.line_no))
+    ).all()
     result = []
     for line in lines:
         product = session.get(Product, line.product_id)
         assert product is not None  # foreign key
-        result.append(LineConfig(line, product, resolve(load_product(session, product),
-                                                        line.options)))
+        result.append(
+            LineConfig(line, product, resolve(load_product(session, product), line.options))
+        )
     return result
 
 
@@ -108,9 +127,15 @@ def _needs(configs: list[LineConfig]) -> list[list[atp_mod.Need]]:
 
 
 def _work_order_ids(session: Session, order: CustomerOrder) -> list[int]:
-    return [w for w in session.exec(join_work_order_to_order(select(WorkOrder.id), upto=OrderLine)
-                                    .where(OrderLine.order_id == order.id)).all()
-            if w is not None]
+    return [
+        w
+        for w in session.exec(
+            join_work_order_to_order(select(WorkOrder.id), upto=OrderLine).where(
+                OrderLine.order_id == order.id
+            )
+        ).all()
+        if w is not None
+    ]
 
 
 def order_atp(session: Session, *, order: CustomerOrder) -> list[atp_mod.AtpLine]:
@@ -121,9 +146,12 @@ def order_atp(session: Session, *, order: CustomerOrder) -> list[atp_mod.AtpLine
     subs = substitutes_for(session, part_ids)
     lots = lock_lots(session, part_ids | {s for v in subs.values() for s in v}, lock=False)
     skus = _skus(session)
-    return atp_mod.atp(units, snapshot(session, lots,
-                                       exclude_work_orders=_work_order_ids(session, order)),
-                       skus, subs)
+    return atp_mod.atp(
+        units,
+        snapshot(session, lots, exclude_work_orders=_work_order_ids(session, order)),
+        skus,
+        subs,
+    )
 
 
 def _skus(session: Session) -> dict[int, str]:
@@ -135,18 +163,29 @@ def next_serial(session: Session, *, product: Product) -> str:
     (FOR UPDATE on PostgreSQL; SQLite's write transaction is already exclusive), so two
     releases never hand out the same number."""
     session.exec(select(Product.id).where(Product.id == product.id).with_for_update()).one()
-    seq = session.exec(select(sa.func.count()).select_from(Unit)  # type: ignore[call-overload]
-                       .where(Unit.product_id == product.id)).one() + 1
+    seq = (
+        session.exec(
+            select(sa.func.count())
+            .select_from(Unit)  # type: ignore[call-overload]
+            .where(Unit.product_id == product.id)
+        ).one()
+        + 1
+    )
     while True:
-        serial = product.serial_pattern.format(seq=seq, product=product.code,
-                                               year=utcnow().year)
+        serial = product.serial_pattern.format(seq=seq, product=product.code, year=utcnow().year)
         if session.exec(select(Unit.id).where(Unit.serial == serial)).first() is None:
             return serial
         seq += 1
 
 
-def release(session: Session, *, order: CustomerOrder, by: str,
-            override_reason: str | None = None, address: str = "") -> list[WorkOrder]:
+def release(
+    session: Session,
+    *,
+    order: CustomerOrder,
+    by: str,
+    override_reason: str | None = None,
+    address: str = "",
+) -> list[WorkOrder]:
     """Reserve stock per unit, create the work orders, units and unit operations.
 
     Raises ``Shortage`` (nothing written) when stock does not cover the order, unless
@@ -155,8 +194,9 @@ def release(session: Session, *, order: CustomerOrder, by: str,
     """
     order = lock_order(session, order.id or 0)
     if order.status != OrderStatus.RECEIVED:
-        raise OrderStateError(f"Order {order.number} is {order.status}; only a received "
-                              f"order can be released.")
+        raise OrderStateError(
+            f"Order {order.number} is {order.status}; only a received order can be released."
+        )
     override = (override_reason or "").strip() or None
     configs = configurations(session, order=order)
     units_needs = _needs(configs)
@@ -166,55 +206,92 @@ def release(session: Session, *, order: CustomerOrder, by: str,
     plan = atp_mod.plan(units_needs, snapshot(session, locked), subs)
     skus = _skus(session)
     if plan.shortages and override is None:
-        raise Shortage(order.number, atp_mod.atp(units_needs, snapshot(session, locked),
-                                                 skus, subs))
+        raise Shortage(
+            order.number, atp_mod.atp(units_needs, snapshot(session, locked), skus, subs)
+        )
     lots_by_id = {lot.id or 0: lot for part_lots in locked.values() for lot in part_lots}
     now = utcnow()
     work_orders = []
     unit_plans = iter(plan.units)
     for cfg in configs:
-        wo = WorkOrder(number=f"WO-{order.id:06d}-{cfg.line.line_no}",
-                       order_line_id=cfg.line.id or 0, quantity=cfg.line.quantity,
-                       released_at=now, released_by=by, override_reason=override)
+        wo = WorkOrder(
+            number=f"WO-{order.id:06d}-{cfg.line.line_no}",
+            order_line_id=cfg.line.id or 0,
+            quantity=cfg.line.quantity,
+            released_at=now,
+            released_by=by,
+            override_reason=override,
+        )
         session.add(wo)
         session.flush()
         work_orders.append(wo)
         for _ in range(cfg.line.quantity):
             allocations = {a.part_id: a for a in next(unit_plans)}
-            unit = Unit(serial=next_serial(session, product=cfg.product),
-                        work_order_id=wo.id or 0, product_id=cfg.product.id or 0,
-                        options=list(cfg.configuration.options), created_at=now)
+            unit = Unit(
+                serial=next_serial(session, product=cfg.product),
+                work_order_id=wo.id or 0,
+                product_id=cfg.product.id or 0,
+                options=list(cfg.configuration.options),
+                created_at=now,
+            )
             session.add(unit)
             session.flush()
             for n, routed in enumerate(cfg.configuration.routing):
-                session.add(UnitOperation(
-                    unit_id=unit.id or 0, operation_id=routed.operation.id,
-                    sequence=routed.operation.sequence,
-                    station_kind=routed.operation.station_kind,
-                    status=UnitOperationStatus.READY if n == 0 else UnitOperationStatus.PENDING,
-                    priority=order.priority,
-                    due_date=order.due_date, released_at=now,
-                    picks=[_pick(p.as_dict(), allocations.get(p.part_id), skus)
-                           for p in routed.picks]))
+                session.add(
+                    UnitOperation(
+                        unit_id=unit.id or 0,
+                        operation_id=routed.operation.id,
+                        sequence=routed.operation.sequence,
+                        station_kind=routed.operation.station_kind,
+                        status=UnitOperationStatus.READY if n == 0 else UnitOperationStatus.PENDING,
+                        priority=order.priority,
+                        due_date=order.due_date,
+                        released_at=now,
+                        picks=[
+                            _pick(p.as_dict(), allocations.get(p.part_id), skus)
+                            for p in routed.picks
+                        ],
+                    )
+                )
             for allocation in allocations.values():
-                post_allocation(session, allocation=allocation, lots=lots_by_id, unit=unit,
-                                by=by, reason=f"order {order.number}")
+                post_allocation(
+                    session,
+                    allocation=allocation,
+                    lots=lots_by_id,
+                    unit=unit,
+                    by=by,
+                    reason=f"order {order.number}",
+                )
     order.status, order.released_at = OrderStatus.RELEASED, now
     session.add(order)
     shortages = {skus.get(p, str(p)): q for p, q in plan.shortages.items()}
-    audit.record(session, actor=by, action="order.release", entity="order",
-                 entity_id=order.number, address=address,
-                 detail={"work_orders": [w.number for w in work_orders],
-                         "units": sum(c.line.quantity for c in configs),
-                         "override_reason": override, "short": shortages})
+    audit.record(
+        session,
+        actor=by,
+        action="order.release",
+        entity="order",
+        entity_id=order.number,
+        address=address,
+        detail={
+            "work_orders": [w.number for w in work_orders],
+            "units": sum(c.line.quantity for c in configs),
+            "override_reason": override,
+            "short": shortages,
+        },
+    )
     session.flush()
-    log.info("order %s released by %s%s", order.number, by,
-             f" with override ({override}); short {shortages}" if override else "")
+    log.info(
+        "order %s released by %s%s",
+        order.number,
+        by,
+        f" with override ({override}); short {shortages}" if override else "",
+    )
     return work_orders
 
 
-def _pick(pick: dict[str, object], allocation: atp_mod.Allocation | None,
-          skus: dict[int, str]) -> dict[str, object]:
+def _pick(
+    pick: dict[str, object], allocation: atp_mod.Allocation | None, skus: dict[int, str]
+) -> dict[str, object]:
     if allocation is not None and allocation.reserved_part_id != allocation.part_id:
         pick["reserved_part_id"] = allocation.reserved_part_id
         pick["reserved_sku"] = skus.get(allocation.reserved_part_id, "")
@@ -222,44 +299,83 @@ def _pick(pick: dict[str, object], allocation: atp_mod.Allocation | None,
 
 
 def order_units(session: Session, *, order: CustomerOrder) -> list[Unit]:
-    return list(session.exec(join_unit_to_order(select(Unit), upto=OrderLine)
-                             .where(OrderLine.order_id == order.id).order_by(col(Unit.id))).all())
+    return list(
+        session.exec(
+            join_unit_to_order(select(Unit), upto=OrderLine)
+            .where(OrderLine.order_id == order.id)
+            .order_by(col(Unit.id))
+        ).all()
+    )
 
 
-def cancel(session: Session, *, order: CustomerOrder, by: str, reason: str = "",
-           address: str = "") -> int:
+def cancel(
+    session: Session, *, order: CustomerOrder, by: str, reason: str = "", address: str = ""
+) -> int:
     """Cancel an order that has not started; every reservation it holds is given back.
     Returns the quantity unreserved."""
     order = lock_order(session, order.id or 0)
     if order.status not in (OrderStatus.RECEIVED, OrderStatus.RELEASED):
-        raise OrderStateError(f"Order {order.number} is {order.status} and cannot be "
-                              f"cancelled.")
+        raise OrderStateError(f"Order {order.number} is {order.status} and cannot be cancelled.")
     units = order_units(session, order=order)
     unit_ids = [u.id for u in units]
-    if unit_ids and session.exec(select(UnitOperation.id).where(
-            col(UnitOperation.unit_id).in_(unit_ids),
-            col(UnitOperation.status).in_(STARTED))).first() is not None:
-        raise OrderStateError(f"Order {order.number} has started on the line and cannot be "
-                              f"cancelled.")
+    if (
+        unit_ids
+        and session.exec(
+            select(UnitOperation.id).where(
+                col(UnitOperation.unit_id).in_(unit_ids), col(UnitOperation.status).in_(STARTED)
+            )
+        ).first()
+        is not None
+    ):
+        raise OrderStateError(
+            f"Order {order.number} has started on the line and cannot be cancelled."
+        )
     wo_ids = _work_order_ids(session, order)
-    rows = session.exec(select(  # type: ignore[call-overload]
-        StockMovement.lot_id, StockMovement.unit_id, sa.func.sum(StockMovement.reserved_delta))
-        .where(col(StockMovement.work_order_id).in_(wo_ids))
-        .group_by(col(StockMovement.lot_id), col(StockMovement.unit_id))).all() if wo_ids else []
+    rows = (
+        session.exec(
+            select(  # type: ignore[call-overload]
+                StockMovement.lot_id,
+                StockMovement.unit_id,
+                sa.func.sum(StockMovement.reserved_delta),
+            )
+            .where(col(StockMovement.work_order_id).in_(wo_ids))
+            .group_by(col(StockMovement.lot_id), col(StockMovement.unit_id))
+        ).all()
+        if wo_ids
+        else []
+    )
     held: list[tuple[int, int | None, int]] = [
-        (lot_id, unit_id, int(n)) for lot_id, unit_id, n in rows if n and n > 0]
-    lots = {lot.id: lot for lot in session.exec(
-        select(StockLot).where(col(StockLot.id).in_([lot_id for lot_id, _, _ in held]))
-        .order_by(col(StockLot.id)).with_for_update()
-        .execution_options(populate_existing=True)).all()}
+        (lot_id, unit_id, int(n)) for lot_id, unit_id, n in rows if n and n > 0
+    ]
+    lots = {
+        lot.id: lot
+        for lot in session.exec(
+            select(StockLot)
+            .where(col(StockLot.id).in_([lot_id for lot_id, _, _ in held]))
+            .order_by(col(StockLot.id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+    }
     wo_of_unit = {u.id: u.work_order_id for u in units}
     note = f"order {order.number} cancelled" + (f": {reason}" if reason else "")
     for lot_id, unit_id, n in held:
-        ledger.post(session, lot=lots[lot_id], kind="unreservation", reserved_delta=-n, by=by,
-                    reason=note, unit_id=unit_id, work_order_id=wo_of_unit.get(unit_id))
+        ledger.post(
+            session,
+            lot=lots[lot_id],
+            kind="unreservation",
+            reserved_delta=-n,
+            by=by,
+            reason=note,
+            unit_id=unit_id,
+            work_order_id=wo_of_unit.get(unit_id),
+        )
     if unit_ids:
-        session.execute(sa.update(UnitOperation).where(col(UnitOperation.unit_id).in_(unit_ids))
-                        .values(status=UnitOperationStatus.CANCELLED))
+        session.execute(
+            sa.update(UnitOperation)
+            .where(col(UnitOperation.unit_id).in_(unit_ids))
+            .values(status=UnitOperationStatus.CANCELLED)
+        )
     for unit in units:
         unit.status = UnitStatus.CANCELLED
         session.add(unit)
@@ -269,9 +385,15 @@ def cancel(session: Session, *, order: CustomerOrder, by: str, reason: str = "",
     previous, order.status = order.status, OrderStatus.CANCELLED
     session.add(order)
     released = sum(n for _, _, n in held)
-    audit.record(session, actor=by, action="order.cancel", entity="order",
-                 entity_id=order.number, address=address,
-                 detail={"previous_status": previous, "reason": reason, "unreserved": released})
+    audit.record(
+        session,
+        actor=by,
+        action="order.cancel",
+        entity="order",
+        entity_id=order.number,
+        address=address,
+        detail={"previous_status": previous, "reason": reason, "unreserved": released},
+    )
     session.flush()
     return released
 
@@ -279,10 +401,17 @@ def cancel(session: Session, *, order: CustomerOrder, by: str, reason: str = "",
 def ship(session: Session, *, order: CustomerOrder, by: str, address: str = "") -> None:
     order = lock_order(session, order.id or 0)
     if order.status != OrderStatus.COMPLETED:
-        raise OrderStateError(f"Order {order.number} is {order.status}; only a completed "
-                              f"order can be shipped.")
+        raise OrderStateError(
+            f"Order {order.number} is {order.status}; only a completed order can be shipped."
+        )
     order.status, order.shipped_at = OrderStatus.SHIPPED, utcnow()
     session.add(order)
-    audit.record(session, actor=by, action="order.ship", entity="order",
-                 entity_id=order.number, address=address)
+    audit.record(
+        session,
+        actor=by,
+        action="order.ship",
+        entity="order",
+        entity_id=order.number,
+        address=address,
+    )
     session.flush()

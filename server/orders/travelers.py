@@ -45,24 +45,46 @@ class Traveler:
 def load(session: Session, *, unit: Unit) -> Traveler:
     product = session.get(Product, unit.product_id)
     order = order_of(session, unit=unit)
-    rows = session.exec(select(UnitOperation, Operation)
-                        .join(Operation, col(UnitOperation.operation_id) == Operation.id)
-                        .where(UnitOperation.unit_id == unit.id)
-                        .order_by(col(UnitOperation.sequence))).all()
+    rows = session.exec(
+        select(UnitOperation, Operation)
+        .join(Operation, col(UnitOperation.operation_id) == Operation.id)
+        .where(UnitOperation.unit_id == unit.id)
+        .order_by(col(UnitOperation.sequence))
+    ).all()
     return Traveler(
-        serial=unit.serial, product=product.code if product else "",
-        product_name=product.name if product else "", options=list(unit.options),
-        order=order.number, customer=order.customer, due_date=order.due_date,
-        steps=[TravelerStep(uop.sequence, op.code, op.name, uop.station_kind,
-                            op.required_skill, op.instructions, list(uop.picks))
-               for uop, op in rows])
+        serial=unit.serial,
+        product=product.code if product else "",
+        product_name=product.name if product else "",
+        options=list(unit.options),
+        order=order.number,
+        customer=order.customer,
+        due_date=order.due_date,
+        steps=[
+            TravelerStep(
+                uop.sequence,
+                op.code,
+                op.name,
+                uop.station_kind,
+                op.required_skill,
+                op.instructions,
+                list(uop.picks),
+            )
+            for uop, op in rows
+        ],
+    )
 
 
 def barcode_svg_data_uri(text: str) -> str:
     """A Code 128 SVG of ``text`` as a data: URI (allowed by the page's CSP)."""
     svg = barcode.get("code128", text, writer=SVGWriter()).render(
-        writer_options={"module_height": 14.0, "module_width": 0.3, "font_size": 8,
-                        "text_distance": 4.0, "quiet_zone": 4.0})
+        writer_options={
+            "module_height": 14.0,
+            "module_width": 0.3,
+            "font_size": 8,
+            "text_distance": 4.0,
+            "quiet_zone": 4.0,
+        }
+    )
     return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
 
 
@@ -86,24 +108,30 @@ def pdf(traveler: Traveler) -> bytes:
     doc.set_font("Courier", "", 11)
     doc.cell(0, 6, traveler.serial, new_x="LMARGIN", new_y="NEXT")
     doc.set_font("Helvetica", "", 11)
-    for label, value in (("Product", f"{traveler.product} - {traveler.product_name}"),
-                         ("Options", ", ".join(traveler.options)),
-                         ("Order", f"{traveler.order} ({traveler.customer})"),
-                         ("Due", traveler.due_date.isoformat())):
+    for label, value in (
+        ("Product", f"{traveler.product} - {traveler.product_name}"),
+        ("Options", ", ".join(traveler.options)),
+        ("Order", f"{traveler.order} ({traveler.customer})"),
+        ("Due", traveler.due_date.isoformat()),
+    ):
         doc.cell(0, 6, _latin1(f"{label}: {value}"), new_x="LMARGIN", new_y="NEXT")
     for step in traveler.steps:
         doc.ln(3)
         doc.set_font("Helvetica", "B", 12)
         skill = f"  [skill: {step.skill}]" if step.skill else ""
-        doc.cell(0, 7, _latin1(f"{step.sequence}  {step.name} ({step.station_kind}){skill}"),
-                 new_x="LMARGIN", new_y="NEXT")
+        doc.cell(
+            0,
+            7,
+            _latin1(f"{step.sequence}  {step.name} ({step.station_kind}){skill}"),
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
         doc.set_font("Helvetica", "", 10)
         if step.instructions:
             doc.multi_cell(0, 5, _latin1(step.instructions), new_x="LMARGIN", new_y="NEXT")
         for pick in step.picks:
             sku = pick.get("reserved_sku") or pick["sku"]
-            doc.cell(0, 5, _latin1(f"   [ ]  {pick['qty']} x {sku}"), new_x="LMARGIN",
-                     new_y="NEXT")
+            doc.cell(0, 5, _latin1(f"   [ ]  {pick['qty']} x {sku}"), new_x="LMARGIN", new_y="NEXT")
     return bytes(doc.output())
 
 

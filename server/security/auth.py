@@ -64,6 +64,7 @@ _API_AREA = re.compile(r"^/api/(?:v\d+/)?([^/]+)")
 
 # -- secrets -------------------------------------------------------------------------
 
+
 def token_digest(token: str) -> str:
     """What is stored for a token: tokens are 256 random bits, so SHA-256 is enough and
     lets us find the row by its hash (argon2 is for guessable passwords and PINs)."""
@@ -75,6 +76,7 @@ def _new_token(kind: str) -> str:
 
 
 # -- the decorators ------------------------------------------------------------------
+
 
 def public(view: F) -> F:
     view.access = "public"  # type: ignore[attr-defined]
@@ -101,8 +103,9 @@ def require(role: str, *, scope: str | None = None) -> Callable[[F], F]:
                     abort(401)
                 return redirect(url_for("security.login", next=request.full_path))
             if RANK.get(Role(user.role), 0) < RANK[Role(role)]:
-                log.warning("%s (%s) refused %s %s", user.name, user.role, request.method,
-                            request.path)
+                log.warning(
+                    "%s (%s) refused %s %s", user.name, user.role, request.method, request.path
+                )
                 if _is_api():
                     return _api_error(403, f"needs the {role} role")
                 abort(403)
@@ -122,8 +125,14 @@ def _check_token(scope: str | None) -> Response | None:
         return _api_error(401, "unknown or revoked API token")
     needed = scope or default_scope(request.method, request.path)
     if not scope_allows(token.scopes, needed):
-        log.warning("API token %r (scopes %s) refused %s %s: needs %s", token.name,
-                    token.scopes, request.method, request.path, needed)
+        log.warning(
+            "API token %r (scopes %s) refused %s %s: needs %s",
+            token.name,
+            token.scopes,
+            request.method,
+            request.path,
+            needed,
+        )
         return _api_error(403, f"token scope does not include {needed}")
     return None
 
@@ -145,6 +154,7 @@ def _wants_json() -> bool:
 
 
 # -- scopes --------------------------------------------------------------------------
+
 
 def default_scope(method: str, path: str) -> str:
     """``<area>:read`` for GET/HEAD/OPTIONS, ``<area>:write`` otherwise."""
@@ -178,6 +188,7 @@ def parse_scopes(text: str) -> list[str]:
 
 
 # -- who is acting -------------------------------------------------------------------
+
 
 def actor() -> str:
     """Who is acting in this request, for ledger and audit entries."""
@@ -217,6 +228,7 @@ def sign_out() -> None:
 
 # -- sign-in with rate limiting ------------------------------------------------------
 
+
 def limiter() -> SignInLimiter:
     limiter_: SignInLimiter = current_app.extensions["taktline.signin_limiter"]
     return limiter_
@@ -239,25 +251,41 @@ def authenticate(username: str, password: str) -> Operator | None:
 
 
 def find_user(username: str) -> Operator | None:
-    return get_session().exec(
-        select(Operator).where(Operator.username == username, Operator.active == True)  # noqa: E712
-    ).first()
+    return (
+        get_session()
+        .exec(
+            select(Operator).where(Operator.username == username, Operator.active == True)  # noqa: E712
+        )
+        .first()
+    )
 
 
 # -- device tokens (station tablets) -------------------------------------------------
 
-def issue_device_token(db: Session, *, station: Station, by: Operator | None,
-                       label: str = "") -> str:
+
+def issue_device_token(
+    db: Session, *, station: Station, by: Operator | None, label: str = ""
+) -> str:
     """A new token binding a tablet to ``station``; only its hash is kept. Audited."""
     token = _new_token("d")
     assert station.id is not None, "a station from the database"
-    row = DeviceToken(station_id=station.id, token_hash=token_digest(token), label=label,
-                      issued_by_id=by.id if by else None)
+    row = DeviceToken(
+        station_id=station.id,
+        token_hash=token_digest(token),
+        label=label,
+        issued_by_id=by.id if by else None,
+    )
     db.add(row)
     db.flush()
-    audit.record(db, actor=_who(by), action="device_token.issue", entity="device_token",
-                 entity_id=row.id, detail={"station": station.code, "label": label},
-                 address=_maybe_address())
+    audit.record(
+        db,
+        actor=_who(by),
+        action="device_token.issue",
+        entity="device_token",
+        entity_id=row.id,
+        detail={"station": station.code, "label": label},
+        address=_maybe_address(),
+    )
     return token
 
 
@@ -265,17 +293,22 @@ def revoke_device_token(db: Session, *, token: DeviceToken, by: Operator | None)
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         db.add(token)
-        audit.record(db, actor=_who(by), action="device_token.revoke", entity="device_token",
-                     entity_id=token.id, detail={"label": token.label},
-                     address=_maybe_address())
+        audit.record(
+            db,
+            actor=_who(by),
+            action="device_token.revoke",
+            entity="device_token",
+            entity_id=token.id,
+            detail={"label": token.label},
+            address=_maybe_address(),
+        )
 
 
 def station_for_device(db: Session, token: str | None) -> Station | None:
     """The station a device token is bound to; None for unknown or revoked tokens."""
     if not token:
         return None
-    row = db.exec(select(DeviceToken).where(DeviceToken.token_hash == token_digest(token))
-                  ).first()
+    row = db.exec(select(DeviceToken).where(DeviceToken.token_hash == token_digest(token))).first()
     if row is None or row.revoked_at is not None:
         return None
     station = db.get(Station, row.station_id)
@@ -285,31 +318,43 @@ def station_for_device(db: Session, token: str | None) -> Station | None:
 def bound_station() -> Station | None:
     """The station this browser is bound to (device cookie), cached for the request."""
     if "device_station" not in g:
-        g.device_station = station_for_device(get_session(),
-                                              request.cookies.get(DEVICE_COOKIE))
+        g.device_station = station_for_device(get_session(), request.cookies.get(DEVICE_COOKIE))
     station: Station | None = g.device_station
     return station
 
 
 def set_device_cookie(response: R, token: str) -> R:
-    response.set_cookie(DEVICE_COOKIE, token, max_age=DEVICE_COOKIE_MAX_AGE, httponly=True,
-                        samesite="Lax", secure=current_app.config["SECURE_COOKIES"])
+    response.set_cookie(
+        DEVICE_COOKIE,
+        token,
+        max_age=DEVICE_COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.config["SECURE_COOKIES"],
+    )
     return response
 
 
 # -- API tokens ----------------------------------------------------------------------
 
-def issue_api_token(db: Session, *, name: str, scopes: list[str],
-                    by: Operator | None) -> str:
+
+def issue_api_token(db: Session, *, name: str, scopes: list[str], by: Operator | None) -> str:
     """A new Bearer token for an integration; only its hash is kept. Audited."""
     token = _new_token("a")
-    row = ApiToken(name=name, token_hash=token_digest(token), scopes=scopes,
-                   issued_by_id=by.id if by else None)
+    row = ApiToken(
+        name=name, token_hash=token_digest(token), scopes=scopes, issued_by_id=by.id if by else None
+    )
     db.add(row)
     db.flush()
-    audit.record(db, actor=_who(by), action="api_token.issue", entity="api_token",
-                 entity_id=row.id, detail={"name": name, "scopes": scopes},
-                 address=_maybe_address())
+    audit.record(
+        db,
+        actor=_who(by),
+        action="api_token.issue",
+        entity="api_token",
+        entity_id=row.id,
+        detail={"name": name, "scopes": scopes},
+        address=_maybe_address(),
+    )
     return token
 
 
@@ -317,9 +362,15 @@ def revoke_api_token(db: Session, *, token: ApiToken, by: Operator | None) -> No
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         db.add(token)
-        audit.record(db, actor=_who(by), action="api_token.revoke", entity="api_token",
-                     entity_id=token.id, detail={"name": token.name},
-                     address=_maybe_address())
+        audit.record(
+            db,
+            actor=_who(by),
+            action="api_token.revoke",
+            entity="api_token",
+            entity_id=token.id,
+            detail={"name": token.name},
+            address=_maybe_address(),
+        )
 
 
 def _who(by: Operator | None) -> str:
@@ -332,6 +383,7 @@ def _maybe_address() -> str:
 
 # -- per request ---------------------------------------------------------------------
 
+
 def _load_principal() -> None:
     g.user = None
     g.api_token = None
@@ -342,13 +394,18 @@ def _load_principal() -> None:
         # A Bearer request is the integration alone: the session cookie is ignored,
         # which is also why such requests need no CSRF token (server.security).
         g.bearer = True
-        row = db.exec(select(ApiToken).where(
-            ApiToken.token_hash == token_digest(header[7:].strip()))).first()
+        row = db.exec(
+            select(ApiToken).where(ApiToken.token_hash == token_digest(header[7:].strip()))
+        ).first()
         if row is not None and row.revoked_at is None:
             g.api_token = row
         else:
-            log.warning("unknown or revoked API token from %s for %s %s", address(),
-                        request.method, request.path)
+            log.warning(
+                "unknown or revoked API token from %s for %s %s",
+                address(),
+                request.method,
+                request.path,
+            )
     elif session.get("operator_id") is not None:
         g.user = _session_user(db)
     # End the read transaction so views can start a write one (db.begin_write).
@@ -359,8 +416,7 @@ def _session_user(db: Session) -> Operator | None:
     now = int(utcnow().timestamp())
     idle = now - int(session.get("seen", 0))
     if idle > current_app.permanent_session_lifetime.total_seconds():
-        log.info("session of operator %s expired after %ss idle", session.get("operator_id"),
-                 idle)
+        log.info("session of operator %s expired after %ss idle", session.get("operator_id"), idle)
         session.clear()
         return None
     operator = db.get(Operator, session["operator_id"])
@@ -374,11 +430,15 @@ def _session_user(db: Session) -> Operator | None:
 
 def init_app(app: Flask) -> None:
     app.permanent_session_lifetime = timedelta(minutes=app.config["SESSION_MINUTES"])
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_SECURE=app.config["SECURE_COOKIES"])
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=app.config["SECURE_COOKIES"],
+    )
     # One limiter per app (not per module), so test apps never share counters.
     app.extensions["taktline.signin_limiter"] = SignInLimiter(
         per_name=app.config["SIGNIN_MAX_FAILURES"],
         per_address=app.config["SIGNIN_MAX_FAILURES"] * 4,
-        window_seconds=app.config["SIGNIN_WINDOW_SECONDS"])
+        window_seconds=app.config["SIGNIN_WINDOW_SECONDS"],
+    )
     app.before_request(_load_principal)

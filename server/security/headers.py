@@ -41,8 +41,10 @@ def csp_nonce() -> str:
 
 
 def _is_bearer_api_request() -> bool:
-    return (request.path.startswith("/api/")
-            and request.headers.get("Authorization", "")[:7].lower() == "bearer ")
+    return (
+        request.path.startswith("/api/")
+        and request.headers.get("Authorization", "")[:7].lower() == "bearer "
+    )
 
 
 def _protect() -> None:
@@ -51,24 +53,36 @@ def _protect() -> None:
 
 
 def _csrf_error(exc: CSRFError) -> tuple[Any, int]:
-    log.warning("CSRF refused %s %s from %s: %s", request.method, request.path,
-                request.remote_addr, exc.description)
+    log.warning(
+        "CSRF refused %s %s from %s: %s",
+        request.method,
+        request.path,
+        request.remote_addr,
+        exc.description,
+    )
     if request.path.startswith("/api/") or request.headers.get("HX-Request"):
         return {"error": f"CSRF check failed: {exc.description}"}, 400
-    return render_template("security/csrf_error.html", reason=exc.description,
-                           message=_("This form has expired or did not come from this "
-                                     "site. Go back, reload the page and try again.")), 400
+    return render_template(
+        "security/csrf_error.html",
+        reason=exc.description,
+        message=_(
+            "This form has expired or did not come from this "
+            "site. Go back, reload the page and try again."
+        ),
+    ), 400
 
 
 def _headers(response: Response) -> Response:
-    policy = ("default-src 'self'; "
-              f"script-src 'self' 'nonce-{csp_nonce()}'; "
-              # htmx inserts its indicator <style> and pages use style="" attributes;
-              # inline style cannot run code, so it is allowed.
-              "style-src 'self' 'unsafe-inline'; "
-              "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; "
-              "object-src 'none'; base-uri 'self'; form-action 'self'; "
-              "frame-ancestors 'none'")
+    policy = (
+        "default-src 'self'; "
+        f"script-src 'self' 'nonce-{csp_nonce()}'; "
+        # htmx inserts its indicator <style> and pages use style="" attributes;
+        # inline style cannot run code, so it is allowed.
+        "style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
     headers = response.headers
     headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")

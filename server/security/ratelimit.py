@@ -23,8 +23,9 @@ class RateLimited(Exception):
 
 
 class SlidingWindow:
-    def __init__(self, limit: int, window_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit: int, window_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.window = window_seconds
         self.clock = clock
@@ -62,8 +63,14 @@ class SlidingWindow:
 
 
 class SignInLimiter:
-    def __init__(self, *, per_name: int, per_address: int, window_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        per_name: int,
+        per_address: int,
+        window_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.names = SlidingWindow(per_name, window_seconds, clock)
         self.addresses = SlidingWindow(per_address, window_seconds, clock)
 

@@ -24,8 +24,11 @@ def login() -> ResponseReturnValue:
             user = auth.authenticate(username, request.form.get("password", ""))
         except auth.RateLimited as exc:
             error = _("Too many failed sign-ins. Try again in %(s)s seconds.", s=exc.retry_after)
-            return render_template("security/login.html", error=error), 429, {
-                "Retry-After": str(exc.retry_after)}
+            return (
+                render_template("security/login.html", error=error),
+                429,
+                {"Retry-After": str(exc.retry_after)},
+            )
         if user is not None:
             auth.sign_in(user)
             target = request.args.get("next", "")
@@ -43,7 +46,6 @@ def logout() -> ResponseReturnValue:
     auth.sign_out()
     flash(_("Signed out."))
     return redirect(url_for("home.index"), code=303)
-
 
 
 def init_app(app: Flask) -> None:

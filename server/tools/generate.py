@@ -72,8 +72,16 @@ CONFIGS: tuple[tuple[int, tuple[str, ...]], ...] = (
 )
 DEFECT_RATE = 0.03
 DEFECT_REASONS = ("BOOT-FAIL", "MEM-ERR", "SCRATCH", "LOOSE-CABLE")
-CUSTOMERS = ("Atelier Dupont", "Nordic Render AB", "Cabinet Leroy", "Studio Kappa",
-             "École Pasteur", "Müller & Söhne GmbH", "Hospital San Juan", "Lyon Métropole")
+CUSTOMERS = (
+    "Atelier Dupont",
+    "Nordic Render AB",
+    "Cabinet Leroy",
+    "Studio Kappa",
+    "École Pasteur",
+    "Müller & Söhne GmbH",
+    "Hospital San Juan",
+    "Lyon Métropole",
+)
 
 
 @dataclass
@@ -88,9 +96,15 @@ class GenerateReport:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def generate(engine: Engine, *, units: int, days: int | None = None, seed: int = 7,
-             now: datetime | None = None,
-             progress: Callable[[int], None] | None = None) -> GenerateReport:
+def generate(
+    engine: Engine,
+    *,
+    units: int,
+    days: int | None = None,
+    seed: int = 7,
+    now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> GenerateReport:
     """Write ``units`` finished (or in-progress) units over the last ``days`` days."""
     if units <= 0:
         raise ValueError("units must be positive")
@@ -106,14 +120,25 @@ def generate(engine: Engine, *, units: int, days: int | None = None, seed: int =
             conn.exec_driver_sql("PRAGMA cache_size=-262144")
             conn.commit()
         w = Writer(conn)
-        ids = {t: w.next_id(t) for t in ("customerorder", "orderline", "workorder", "unit",
-                                         "unitoperation", "steprecord", "consumption",
-                                         "defect")}
+        ids = {
+            t: w.next_id(t)
+            for t in (
+                "customerorder",
+                "orderline",
+                "workorder",
+                "unit",
+                "unitoperation",
+                "steprecord",
+                "consumption",
+                "defect",
+            )
+        }
         run = f"{ids['unit']:x}".upper()
         lots = Lots(w, cat, run)
         part_of_lot: dict[int, int] = {}
         _Generator(w, cat, lots, rng, ids, part_of_lot, report, run).run(
-            units, days, now_ts, progress)
+            units, days, now_ts, progress
+        )
         lots.flush(part_of_lot, now_ts)
         w.fix_sequences([*ids, "stocklot", "stockmovement"])
         conn.commit()
@@ -127,18 +152,34 @@ def generate(engine: Engine, *, units: int, days: int | None = None, seed: int =
 
 
 class _Generator:
-    def __init__(self, w: Writer, cat: Catalog, lots: Lots, rng: random.Random,
-                 ids: dict[str, int], part_of_lot: dict[int, int], report: GenerateReport,
-                 run: str) -> None:
+    def __init__(
+        self,
+        w: Writer,
+        cat: Catalog,
+        lots: Lots,
+        rng: random.Random,
+        ids: dict[str, int],
+        part_of_lot: dict[int, int],
+        report: GenerateReport,
+        run: str,
+    ) -> None:
         self.w, self.cat, self.lots, self.rng, self.ids = w, cat, lots, rng, ids
         self.part_of_lot, self.report, self.run_tag = part_of_lot, report, run
         self.weights = [c[0] for c in CONFIGS]
         self.serial_seq: dict[int, int] = {}
-        self.op_picks_json = [{op: json.dumps([{"part_id": p, "sku": cat.parts[p].sku,
-                                                "qty": q} for p, q in picks])
-                               for op, picks in cfg.items()} for cfg in cat.picks]
-        self.plans = [{op: [(cat.parts[p], q) for p, q in picks] for op, picks in cfg.items()}
-                      for cfg in cat.picks]
+        self.op_picks_json = [
+            {
+                op: json.dumps(
+                    [{"part_id": p, "sku": cat.parts[p].sku, "qty": q} for p, q in picks]
+                )
+                for op, picks in cfg.items()
+            }
+            for cfg in cat.picks
+        ]
+        self.plans = [
+            {op: [(cat.parts[p], q) for p, q in picks] for op, picks in cfg.items()}
+            for cfg in cat.picks
+        ]
         self.consumptions: list[tuple[Any, ...]] = []
         self.rows: dict[str, list[tuple[Any, ...]]] = {"consumption": self.consumptions}
 
@@ -150,8 +191,9 @@ class _Generator:
     def add(self, table: str, row: tuple[Any, ...]) -> None:
         self.rows.setdefault(table, []).append(row)
 
-    def run(self, units: int, days: int, now_ts: float,
-            progress: Callable[[int], None] | None) -> None:
+    def run(
+        self, units: int, days: int, now_ts: float, progress: Callable[[int], None] | None
+    ) -> None:
         per_day = units / days
         today0 = math.floor(now_ts / 86400) * 86400
         first_day = today0 - (days - 1) * 86400
@@ -161,8 +203,12 @@ class _Generator:
             # An order of 1..8 identical units.
             size = min(units - done, self.rng.choice((1, 1, 1, 2, 2, 3, 4, 5, 6, 8)))
             cfg = self.rng.choices(range(len(CONFIGS)), self.weights)[0]
-            start = first_day + math.floor(done / per_day) * 86400 + DAY_START_H * 3600 \
+            start = (
+                first_day
+                + math.floor(done / per_day) * 86400
+                + DAY_START_H * 3600
                 + (done % per_day) * gap
+            )
             self.order(done, size, cfg, start, gap, now_ts)
             done += size
             if len(self.consumptions) >= BATCH_UNITS * 15 or done >= units:
@@ -171,11 +217,15 @@ class _Generator:
                     progress(done - self.report.units)
                 self.report.units = done
 
-    def order(self, index: int, size: int, cfg: int, start: float, gap: float,
-              now_ts: float) -> None:
+    def order(
+        self, index: int, size: int, cfg: int, start: float, gap: float, now_ts: float
+    ) -> None:
         rng, w = self.rng, self.w
-        order_id, line_id, wo_id = (self.take("customerorder"), self.take("orderline"),
-                                    self.take("workorder"))
+        order_id, line_id, wo_id = (
+            self.take("customerorder"),
+            self.take("orderline"),
+            self.take("workorder"),
+        )
         received = start - rng.uniform(1, 5) * 86400
         due = datetime.fromtimestamp(received + rng.choice((4, 5, 6, 7, 10)) * 86400, UTC)
         options = list(CONFIGS[cfg][1])
@@ -186,24 +236,50 @@ class _Generator:
         # About one order in twelve is late: its due date is before completion.
         if completed is not None and rng.random() < 0.08:
             due = datetime.fromtimestamp(completed - 86400, UTC)
-        status = (OrderStatus.COMPLETED if complete
-                  else OrderStatus.IN_PROGRESS if finished or start < now_ts
-                  else OrderStatus.RELEASED)
-        self.add("customerorder", (
-            order_id, f"SO-G{self.run_tag}-{order_id:07d}", rng.choice(CUSTOMERS),
-            due.date() if w.pg else due.date().isoformat(), status, 0, w.ts(received),
-            w.ts(received + 3600), w.ts(start) if start < now_ts else None,
-            w.ts(completed) if completed else None, None, "taktline generate"))
-        self.add("orderline", (line_id, order_id, 1, self.cat.product.id, size,
-                               json.dumps(options)))
-        self.add("workorder", (wo_id, f"WO-G{self.run_tag}-{wo_id:07d}", line_id, size,
-                               WorkOrderStatus.COMPLETED if complete
-                               else WorkOrderStatus.RELEASED,
-                               w.ts(received + 3600), "taktline generate"))
+        status = (
+            OrderStatus.COMPLETED
+            if complete
+            else OrderStatus.IN_PROGRESS
+            if finished or start < now_ts
+            else OrderStatus.RELEASED
+        )
+        self.add(
+            "customerorder",
+            (
+                order_id,
+                f"SO-G{self.run_tag}-{order_id:07d}",
+                rng.choice(CUSTOMERS),
+                due.date() if w.pg else due.date().isoformat(),
+                status,
+                0,
+                w.ts(received),
+                w.ts(received + 3600),
+                w.ts(start) if start < now_ts else None,
+                w.ts(completed) if completed else None,
+                None,
+                "taktline generate",
+            ),
+        )
+        self.add(
+            "orderline", (line_id, order_id, 1, self.cat.product.id, size, json.dumps(options))
+        )
+        self.add(
+            "workorder",
+            (
+                wo_id,
+                f"WO-G{self.run_tag}-{wo_id:07d}",
+                line_id,
+                size,
+                WorkOrderStatus.COMPLETED if complete else WorkOrderStatus.RELEASED,
+                w.ts(received + 3600),
+                "taktline generate",
+            ),
+        )
         self.report.orders += 1
 
-    def unit(self, wo_id: int, options: list[str], cfg: int, start: float,
-             now_ts: float) -> float | None:
+    def unit(
+        self, wo_id: int, options: list[str], cfg: int, start: float, now_ts: float
+    ) -> float | None:
         """One unit's operations, steps, picks and maybe a defect; returns its end time."""
         rng, w, cat = self.rng, self.w, self.cat
         unit_id = self.take("unit")
@@ -220,34 +296,83 @@ class _Generator:
             paused = rng.uniform(30, 300) if rng.random() < 0.1 else 0.0
             work = op.standard_seconds * rng.lognormvariate(0, 0.2) * (1 + 0.1 * (operator % 3))
             end = t + work + paused
-            op_status = (UnitOperationStatus.DONE if end <= now_ts
-                         else UnitOperationStatus.ACTIVE if t <= now_ts
-                         else UnitOperationStatus.READY)
-            self.add("unitoperation", (
-                uo_id, unit_id, op.id, op.sequence, op.station_kind, op_status, 0,
-                w.ts(t - 3600), station.id if t <= now_ts else None,
-                w.ts(t) if t <= now_ts else None, self.op_picks_json[cfg][op.code]))
+            op_status = (
+                UnitOperationStatus.DONE
+                if end <= now_ts
+                else UnitOperationStatus.ACTIVE
+                if t <= now_ts
+                else UnitOperationStatus.READY
+            )
+            self.add(
+                "unitoperation",
+                (
+                    uo_id,
+                    unit_id,
+                    op.id,
+                    op.sequence,
+                    op.station_kind,
+                    op_status,
+                    0,
+                    w.ts(t - 3600),
+                    station.id if t <= now_ts else None,
+                    w.ts(t) if t <= now_ts else None,
+                    self.op_picks_json[cfg][op.code],
+                ),
+            )
             if t > now_ts:
                 continue
             status = UnitStatus.IN_PROGRESS
             end_s = w.ts(end) if end <= now_ts else None
-            self.add("steprecord", (self.take("steprecord"), unit_id, uo_id, op.id, station.id,
-                                    operator, w.ts(t), end_s, None, paused))
+            self.add(
+                "steprecord",
+                (
+                    self.take("steprecord"),
+                    unit_id,
+                    uo_id,
+                    op.id,
+                    station.id,
+                    operator,
+                    w.ts(t),
+                    end_s,
+                    None,
+                    paused,
+                ),
+            )
             if end <= now_ts:
-                self.picks(unit_id, uo_id, station.id, operator, self.plans[cfg][op.code],
-                           end, end_s)
+                self.picks(
+                    unit_id, uo_id, station.id, operator, self.plans[cfg][op.code], end, end_s
+                )
             if op is cat.operations[-1] and end <= now_ts and rng.random() < DEFECT_RATE:
                 end = self.defect(unit_id, uo_id, op, station.id, operator, end, now_ts)
             ended = end if end <= now_ts else None
             t = end + rng.uniform(10, 120)
         if ended is not None:
             status = UnitStatus.COMPLETED
-        self.add("unit", (unit_id, serial, wo_id, cat.product.id, json.dumps(options), status,
-                          w.ts(start - 3600), w.ts(ended) if ended else None))
+        self.add(
+            "unit",
+            (
+                unit_id,
+                serial,
+                wo_id,
+                cat.product.id,
+                json.dumps(options),
+                status,
+                w.ts(start - 3600),
+                w.ts(ended) if ended else None,
+            ),
+        )
         return ended
 
-    def picks(self, unit_id: int, uo_id: int, station_id: Any, operator: int,
-              plan: list[tuple[PartRow, int]], at: float, at_s: Any) -> None:
+    def picks(
+        self,
+        unit_id: int,
+        uo_id: int,
+        station_id: Any,
+        operator: int,
+        plan: list[tuple[PartRow, int]],
+        at: float,
+        at_s: Any,
+    ) -> None:
         day = math.floor(at / 86400)
         rows = self.consumptions
         used, lot_for, part_of_lot = self.lots.used, self.lots.lot_for, self.part_of_lot
@@ -257,57 +382,183 @@ class _Generator:
             if part.tracking == Tracking.SERIAL:
                 for _ in range(qty):
                     n = self.serial_seq[part_id] = self.serial_seq.get(part_id, 0) + 1
-                    rows.append((cid, unit_id, part_id, None, f"G{self.run_tag}{part.sku}-{n:07d}",
-                                 1, part_id, uo_id, station_id, operator, None, at_s))
+                    rows.append(
+                        (
+                            cid,
+                            unit_id,
+                            part_id,
+                            None,
+                            f"G{self.run_tag}{part.sku}-{n:07d}",
+                            1,
+                            part_id,
+                            uo_id,
+                            station_id,
+                            operator,
+                            None,
+                            at_s,
+                        )
+                    )
                     cid += 1
                 continue
             lot_id = lot_for(part, at, qty)
             part_of_lot[lot_id] = part_id
             key = (lot_id, day)
             used[key] = used.get(key, 0) + qty
-            rows.append((cid, unit_id, part_id, lot_id, None, qty, part_id, uo_id, station_id,
-                         operator, None, at_s))
+            rows.append(
+                (
+                    cid,
+                    unit_id,
+                    part_id,
+                    lot_id,
+                    None,
+                    qty,
+                    part_id,
+                    uo_id,
+                    station_id,
+                    operator,
+                    None,
+                    at_s,
+                )
+            )
             cid += 1
         self.report.consumptions += cid - self.ids["consumption"]
         self.ids["consumption"] = cid
 
-    def defect(self, unit_id: int, uo_id: int, op: OpRow, station_id: Any,
-               operator: int, end: float, now_ts: float) -> float:
+    def defect(
+        self,
+        unit_id: int,
+        uo_id: int,
+        op: OpRow,
+        station_id: Any,
+        operator: int,
+        end: float,
+        now_ts: float,
+    ) -> float:
         """A failed test, reworked and retested: one more step on the same operation."""
         w, rng = self.w, self.rng
         retest_end = end + 600 + op.standard_seconds * rng.lognormvariate(0, 0.2)
-        self.add("defect", (self.take("defect"), unit_id, station_id, operator, uo_id,
-                            rng.choice(DEFECT_REASONS), "generated", "rework", w.ts(end),
-                            w.ts(end + 600) if end + 600 <= now_ts else None,
-                            operator if end + 600 <= now_ts else None))
+        self.add(
+            "defect",
+            (
+                self.take("defect"),
+                unit_id,
+                station_id,
+                operator,
+                uo_id,
+                rng.choice(DEFECT_REASONS),
+                "generated",
+                "rework",
+                w.ts(end),
+                w.ts(end + 600) if end + 600 <= now_ts else None,
+                operator if end + 600 <= now_ts else None,
+            ),
+        )
         self.report.defects += 1
         if end + 600 <= now_ts:
-            self.add("steprecord", (self.take("steprecord"), unit_id, uo_id, op.id, station_id,
-                                    operator, w.ts(end + 600),
-                                    w.ts(retest_end) if retest_end <= now_ts else None,
-                                    None, 0.0))
+            self.add(
+                "steprecord",
+                (
+                    self.take("steprecord"),
+                    unit_id,
+                    uo_id,
+                    op.id,
+                    station_id,
+                    operator,
+                    w.ts(end + 600),
+                    w.ts(retest_end) if retest_end <= now_ts else None,
+                    None,
+                    0.0,
+                ),
+            )
         return retest_end
 
     COLUMNS = {
-        "customerorder": ("id", "number", "customer", "due_date", "status", "priority",
-                          "received_at", "released_at", "first_started_at", "completed_at",
-                          "shipped_at", "created_by"),
+        "customerorder": (
+            "id",
+            "number",
+            "customer",
+            "due_date",
+            "status",
+            "priority",
+            "received_at",
+            "released_at",
+            "first_started_at",
+            "completed_at",
+            "shipped_at",
+            "created_by",
+        ),
         "orderline": ("id", "order_id", "line_no", "product_id", "quantity", "options"),
-        "workorder": ("id", "number", "order_line_id", "quantity", "status", "released_at",
-                      "released_by"),
-        "unit": ("id", "serial", "work_order_id", "product_id", "options", "status",
-                 "created_at", "completed_at"),
-        "unitoperation": ("id", "unit_id", "operation_id", "sequence", "station_kind",
-                          "status", "priority", "released_at", "station_id", "claimed_at",
-                          "picks"),
-        "steprecord": ("id", "unit_id", "unit_operation_id", "operation_id", "station_id",
-                       "operator_id", "started_at", "ended_at", "paused_at", "paused_seconds"),
-        "consumption": ("id", "unit_id", "part_id", "lot_id", "serial", "quantity",
-                        "for_part_id", "unit_operation_id", "station_id", "operator_id",
-                        "event_id", "at"),
-        "defect": ("id", "unit_id", "station_id", "operator_id", "unit_operation_id",
-                   "reason_code", "note", "disposition", "at", "resolved_at",
-                   "resolved_by_id"),
+        "workorder": (
+            "id",
+            "number",
+            "order_line_id",
+            "quantity",
+            "status",
+            "released_at",
+            "released_by",
+        ),
+        "unit": (
+            "id",
+            "serial",
+            "work_order_id",
+            "product_id",
+            "options",
+            "status",
+            "created_at",
+            "completed_at",
+        ),
+        "unitoperation": (
+            "id",
+            "unit_id",
+            "operation_id",
+            "sequence",
+            "station_kind",
+            "status",
+            "priority",
+            "released_at",
+            "station_id",
+            "claimed_at",
+            "picks",
+        ),
+        "steprecord": (
+            "id",
+            "unit_id",
+            "unit_operation_id",
+            "operation_id",
+            "station_id",
+            "operator_id",
+            "started_at",
+            "ended_at",
+            "paused_at",
+            "paused_seconds",
+        ),
+        "consumption": (
+            "id",
+            "unit_id",
+            "part_id",
+            "lot_id",
+            "serial",
+            "quantity",
+            "for_part_id",
+            "unit_operation_id",
+            "station_id",
+            "operator_id",
+            "event_id",
+            "at",
+        ),
+        "defect": (
+            "id",
+            "unit_id",
+            "station_id",
+            "operator_id",
+            "unit_operation_id",
+            "reason_code",
+            "note",
+            "disposition",
+            "at",
+            "resolved_at",
+            "resolved_by_id",
+        ),
     }
 
     def flush(self, now_ts: float) -> None:
@@ -328,12 +579,22 @@ def _command() -> Any:
     from flask.cli import with_appcontext
 
     @click.command("generate")
-    @click.option("--units", type=click.IntRange(min=1), required=True,
-                  help="How many units to write.")
-    @click.option("--days", type=click.IntRange(min=1), default=None,
-                  help="Spread them over this many days up to today (default: 500 a day).")
-    @click.option("--seed", type=int, default=7, show_default=True,
-                  help="Random seed (same seed, same history).")
+    @click.option(
+        "--units", type=click.IntRange(min=1), required=True, help="How many units to write."
+    )
+    @click.option(
+        "--days",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Spread them over this many days up to today (default: 500 a day).",
+    )
+    @click.option(
+        "--seed",
+        type=int,
+        default=7,
+        show_default=True,
+        help="Random seed (same seed, same history).",
+    )
     @with_appcontext
     def generate_command(units: int, days: int | None, seed: int) -> None:
         """Write realistic production history (orders, units, steps, picks, defects).
@@ -352,16 +613,19 @@ def _command() -> Any:
             click.echo("Demo plant loaded.")
         with click.progressbar(length=units, label="Generating units") as bar:
             try:
-                report = generate(engine, units=units, days=days, seed=seed,
-                                  progress=bar.update)
+                report = generate(engine, units=units, days=days, seed=seed, progress=bar.update)
             except ValueError as exc:
                 raise click.ClickException(str(exc)) from exc
-        click.echo(f"{report.units} units in {report.orders} orders: "
-                   f"{report.consumptions} component picks, {report.steps} steps, "
-                   f"{report.defects} defects.")
+        click.echo(
+            f"{report.units} units in {report.orders} orders: "
+            f"{report.consumptions} component picks, {report.steps} steps, "
+            f"{report.defects} defects."
+        )
         if report.recall_lot:
-            click.echo(f"Recall example: part {report.recall_part} lot {report.recall_lot} "
-                       f"(up to {RECALL_LOT_SIZE} units).")
+            click.echo(
+                f"Recall example: part {report.recall_part} lot {report.recall_lot} "
+                f"(up to {RECALL_LOT_SIZE} units)."
+            )
 
     return generate_command
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from server.catalog.configure import ConfigurationError, resolve
 from server.catalog.products import load_product
@@ -20,8 +20,12 @@ from server.models import Location, Operation, Operator, Part, Product, Station
 from server.models.types import Tracking
 
 RECALL_LOT_SIZE = 10_000  # the TP-1 lot of the recall benchmark
-LOT_UNITS = {"TP-1": RECALL_LOT_SIZE, "COOL-STD": 2_000, "COOL-TWR": 2_000,
-             "FAN-120": 2_500}  # units per lot; other lot parts: 500 units a lot
+LOT_UNITS = {
+    "TP-1": RECALL_LOT_SIZE,
+    "COOL-STD": 2_000,
+    "COOL-TWR": 2_000,
+    "FAN-120": 2_500,
+}  # units per lot; other lot parts: 500 units a lot
 
 
 class Writer:
@@ -44,7 +48,8 @@ class Writer:
         prefix = self._days.get(day)
         if prefix is None:
             prefix = self._days[day] = datetime.fromtimestamp(day * 86400, UTC).strftime(
-                "%Y-%m-%d ")
+                "%Y-%m-%d "
+            )
         h, rest = divmod(rest, 3600)
         m, sec = divmod(rest, 60)
         return f"{prefix}{h:02d}:{m:02d}:{sec:02d}.{us:06d}"
@@ -68,8 +73,10 @@ class Writer:
             cursor.close()
 
     def next_id(self, table: str) -> int:
-        return int(self.conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
-                   .scalar_one()) + 1
+        return (
+            int(self.conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one())
+            + 1
+        )
 
     def fix_sequences(self, tables: Iterable[str]) -> None:
         if not self.pg:
@@ -77,7 +84,8 @@ class Writer:
         for table in tables:
             self.conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"COALESCE((SELECT MAX(id) FROM {table}), 1))")
+                f"COALESCE((SELECT MAX(id) FROM {table}), 1))"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +132,19 @@ def load_catalog(session: Session, configs: Sequence[Sequence[str]]) -> Catalog:
     product = session.exec(select(Product).order_by(Product.id)).first()  # type: ignore[arg-type]
     if product is None:
         raise ValueError("no product in the database; run `taktline seed-demo` first")
-    operations = list(session.exec(select(Operation).where(
-        Operation.product_id == product.id).order_by(Operation.sequence)))  # type: ignore[arg-type]
+    operations = list(
+        session.exec(
+            select(Operation)
+            .where(Operation.product_id == product.id)
+            .order_by(col(Operation.sequence))
+        )
+    )
     stations: dict[str, list[Station]] = {}
-    for st in session.exec(select(Station).where(Station.active == True)  # noqa: E712
-                           .order_by(Station.position)):  # type: ignore[arg-type]
+    for st in session.exec(
+        select(Station)
+        .where(Station.active == True)  # noqa: E712
+        .order_by(col(Station.position))
+    ):
         stations.setdefault(st.kind, []).append(st)
     missing = [op.station_kind for op in operations if op.station_kind not in stations]
     if missing:
@@ -152,17 +168,28 @@ def load_catalog(session: Session, configs: Sequence[Sequence[str]]) -> Catalog:
         for routed in config.routing:
             per_op[routed.operation.code] = [(p.part_id, p.qty) for p in routed.picks]
         picks.append(per_op)
-    location = session.exec(select(Location).order_by(
-        Location.kind.desc())).first()  # type: ignore[attr-defined]
+    location = session.exec(select(Location).order_by(Location.kind.desc())).first()  # type: ignore[attr-defined]
     if location is None:
         raise ValueError("no stock location in the database")
     return Catalog(
         ProductRow(int(product.id), product.code),  # type: ignore[arg-type]
-        [OpRow(int(o.id), o.code, o.sequence, o.station_kind, o.standard_seconds,  # type: ignore[arg-type]
-             o.required_skill) for o in operations],
+        [
+            OpRow(
+                int(o.id),  # type: ignore[arg-type]
+                o.code,
+                o.sequence,
+                o.station_kind,
+                o.standard_seconds,
+                o.required_skill,
+            )
+            for o in operations
+        ],
         {k: [StationRow(int(st.id)) for st in v] for k, v in stations.items()},  # type: ignore[arg-type]
-        operators, {k: PartRow(k, p.sku, p.tracking) for k, p in parts.items()}, picks,
-        int(location.id))  # type: ignore[arg-type]
+        operators,
+        {k: PartRow(k, p.sku, p.tracking) for k, p in parts.items()},
+        picks,
+        int(location.id),  # type: ignore[arg-type]
+    )
 
 
 class Lots:
@@ -183,15 +210,19 @@ class Lots:
         if part.tracking == Tracking.NONE:
             lot = self.untracked.get(pid)
             if lot is None:
-                lot = self.w.conn.execute(sa.text(
-                    "SELECT id FROM stocklot WHERE part_id = :p AND lot_code = '' AND "
-                    "serial = '' AND location_id = :l"),
-                    {"p": pid, "l": self.cat.location_id}).scalar()
+                lot = self.w.conn.execute(
+                    sa.text(
+                        "SELECT id FROM stocklot WHERE part_id = :p AND lot_code = '' AND "
+                        "serial = '' AND location_id = :l"
+                    ),
+                    {"p": pid, "l": self.cat.location_id},
+                ).scalar()
                 if lot is None:
                     lot = self._new_lot(part, "", 10**9, received)
                 else:
-                    self._move(lot, pid, "receipt", 10**9, "generated history: receipt",
-                               received - 86400)
+                    self._move(
+                        lot, pid, "receipt", 10**9, "generated history: receipt", received - 86400
+                    )
                 self.untracked[pid] = lot
             return lot
         lot_id, left = self.current.get(pid, (0, 0))
@@ -209,27 +240,52 @@ class Lots:
         lot_id = self.next_lot
         self.next_lot += 1
         self.lot_codes[lot_id] = code
-        self.w.insert("stocklot", ("id", "part_id", "lot_code", "serial", "location_id",
-                                   "received_at", "on_hand", "reserved"),
-                      [(lot_id, part.id, code, "", self.cat.location_id,
-                        self.w.ts(received - 86400), 0, 0)])
-        self._move(lot_id, part.id, "receipt", qty, "generated history: receipt",
-                   received - 86400)
+        self.w.insert(
+            "stocklot",
+            (
+                "id",
+                "part_id",
+                "lot_code",
+                "serial",
+                "location_id",
+                "received_at",
+                "on_hand",
+                "reserved",
+            ),
+            [(lot_id, part.id, code, "", self.cat.location_id, self.w.ts(received - 86400), 0, 0)],
+        )
+        self._move(lot_id, part.id, "receipt", qty, "generated history: receipt", received - 86400)
         return lot_id
 
-    def _move(self, lot_id: int, part_id: int, kind: str, qty: int, reason: str,
-              at: float) -> None:
-        self.w.insert("stockmovement", ("id", "lot_id", "part_id", "kind", "quantity",
-                                        "reserved_delta", "reason", "by", "at"),
-                      [(self.next_move, lot_id, part_id, kind, qty, 0, reason,
-                        "taktline generate", self.w.ts(at))])
+    def _move(self, lot_id: int, part_id: int, kind: str, qty: int, reason: str, at: float) -> None:
+        self.w.insert(
+            "stockmovement",
+            ("id", "lot_id", "part_id", "kind", "quantity", "reserved_delta", "reason", "by", "at"),
+            [
+                (
+                    self.next_move,
+                    lot_id,
+                    part_id,
+                    kind,
+                    qty,
+                    0,
+                    reason,
+                    "taktline generate",
+                    self.w.ts(at),
+                )
+            ],
+        )
         self.next_move += 1
 
     def flush(self, part_of_lot: dict[int, int], now_ts: float) -> None:
         """One consumption movement per lot and day (through the on-hand trigger)."""
         for (lot_id, day), qty in sorted(self.used.items()):
-            self._move(lot_id, part_of_lot[lot_id], "consumption", -qty,
-                       "generated history: consumption", min(now_ts, day * 86400 + 86399))
+            self._move(
+                lot_id,
+                part_of_lot[lot_id],
+                "consumption",
+                -qty,
+                "generated history: consumption",
+                min(now_ts, day * 86400 + 86399),
+            )
         self.used.clear()
-
-

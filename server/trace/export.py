@@ -22,15 +22,56 @@ from server.models.types import rfc3339
 from server.trace.genealogy import Genealogy
 from server.trace.recall import Component, Hit
 
-FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
-             Path("/usr/local/share/fonts"))
-GENEALOGY_COLUMNS = ("unit", "level", "kind", "operation", "sku", "description", "quantity",
-                     "lot", "serial", "for_sku", "station", "operator", "start", "end",
-                     "paused_s", "duration_s", "standard_s", "scan", "note")
-RECALL_COLUMNS = ("serial", "product", "status", "order", "customer", "due_date",
-                  "component", "lot", "component_serial", "level", "via")
-ORDER_COLUMNS = ("unit", "sku", "description", "quantity", "lot", "serial", "for_sku",
-                 "substituted", "via")
+FONT_DIRS = (
+    Path("/usr/share/fonts/truetype/dejavu"),
+    Path("/usr/share/fonts/dejavu"),
+    Path("/usr/local/share/fonts"),
+)
+GENEALOGY_COLUMNS = (
+    "unit",
+    "level",
+    "kind",
+    "operation",
+    "sku",
+    "description",
+    "quantity",
+    "lot",
+    "serial",
+    "for_sku",
+    "station",
+    "operator",
+    "start",
+    "end",
+    "paused_s",
+    "duration_s",
+    "standard_s",
+    "scan",
+    "note",
+)
+RECALL_COLUMNS = (
+    "serial",
+    "product",
+    "status",
+    "order",
+    "customer",
+    "due_date",
+    "component",
+    "lot",
+    "component_serial",
+    "level",
+    "via",
+)
+ORDER_COLUMNS = (
+    "unit",
+    "sku",
+    "description",
+    "quantity",
+    "lot",
+    "serial",
+    "for_sku",
+    "substituted",
+    "via",
+)
 
 
 def _cell(value: Any) -> str:
@@ -47,21 +88,82 @@ def _cell(value: Any) -> str:
 def genealogy_rows(g: Genealogy) -> Iterator[list[str]]:
     """One row per component, step and defect; sub-assemblies follow their pick."""
     for s in g.steps:
-        yield [_cell(v) for v in (g.serial, g.depth, "step", s.operation, "", s.name, "",
-                                  "", "", "", s.station, s.operator, s.started_at, s.ended_at,
-                                  s.paused_seconds, s.duration_seconds, s.standard_seconds,
-                                  "", "")]
+        yield [
+            _cell(v)
+            for v in (
+                g.serial,
+                g.depth,
+                "step",
+                s.operation,
+                "",
+                s.name,
+                "",
+                "",
+                "",
+                "",
+                s.station,
+                s.operator,
+                s.started_at,
+                s.ended_at,
+                s.paused_seconds,
+                s.duration_seconds,
+                s.standard_seconds,
+                "",
+                "",
+            )
+        ]
     for p in g.picks:
-        yield [_cell(v) for v in (g.serial, g.depth, "component", p.operation, p.sku,
-                                  p.description, p.quantity, p.lot_code, p.serial, p.for_sku,
-                                  p.station, p.operator, p.at, "", "", "", "", p.scan,
-                                  "substitute" if p.substituted else "")]
+        yield [
+            _cell(v)
+            for v in (
+                g.serial,
+                g.depth,
+                "component",
+                p.operation,
+                p.sku,
+                p.description,
+                p.quantity,
+                p.lot_code,
+                p.serial,
+                p.for_sku,
+                p.station,
+                p.operator,
+                p.at,
+                "",
+                "",
+                "",
+                "",
+                p.scan,
+                "substitute" if p.substituted else "",
+            )
+        ]
         if p.sub_unit is not None:
             yield from genealogy_rows(p.sub_unit)
     for d in g.defects:
-        yield [_cell(v) for v in (g.serial, g.depth, "defect", d.operation, d.reason_code,
-                                  d.note, "", "", "", "", d.station, d.operator, d.at,
-                                  d.resolved_at, "", "", "", "", d.disposition)]
+        yield [
+            _cell(v)
+            for v in (
+                g.serial,
+                g.depth,
+                "defect",
+                d.operation,
+                d.reason_code,
+                d.note,
+                "",
+                "",
+                "",
+                "",
+                d.station,
+                d.operator,
+                d.at,
+                d.resolved_at,
+                "",
+                "",
+                "",
+                "",
+                d.disposition,
+            )
+        ]
 
 
 def to_csv(columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
@@ -78,15 +180,45 @@ def genealogy_csv(g: Genealogy) -> str:
 
 
 def recall_csv(hits: Iterable[Hit]) -> str:
-    return to_csv(RECALL_COLUMNS, ((h.serial, h.product, h.status, h.order, h.customer,
-                                    h.due_date, h.component, h.lot, h.component_serial,
-                                    h.level, h.via) for h in hits))
+    return to_csv(
+        RECALL_COLUMNS,
+        (
+            (
+                h.serial,
+                h.product,
+                h.status,
+                h.order,
+                h.customer,
+                h.due_date,
+                h.component,
+                h.lot,
+                h.component_serial,
+                h.level,
+                h.via,
+            )
+            for h in hits
+        ),
+    )
 
 
 def order_csv(components: Iterable[Component]) -> str:
-    return to_csv(ORDER_COLUMNS, ((c.unit, c.sku, c.description, c.quantity, c.lot, c.serial,
-                                   c.for_sku, "yes" if c.sku != c.for_sku else "", c.via)
-                                  for c in components))
+    return to_csv(
+        ORDER_COLUMNS,
+        (
+            (
+                c.unit,
+                c.sku,
+                c.description,
+                c.quantity,
+                c.lot,
+                c.serial,
+                c.for_sku,
+                "yes" if c.sku != c.for_sku else "",
+                c.via,
+            )
+            for c in components
+        ),
+    )
 
 
 class _Doc(FPDF):
@@ -115,8 +247,9 @@ class _Doc(FPDF):
     def grid(self, widths: list[float], header: list[str], rows: list[list[Any]]) -> None:
         """A table whose cells wrap: every character of the data is printed."""
         self.font(8)
-        with self.table(col_widths=widths, text_align="LEFT", line_height=4.2,
-                        first_row_as_headings=True) as table:
+        with self.table(
+            col_widths=widths, text_align="LEFT", line_height=4.2, first_row_as_headings=True
+        ) as table:
             for values in [header, *rows]:
                 row = table.row()
                 for v in values:
@@ -130,8 +263,10 @@ def genealogy_pdf(g: Genealogy, *, printed_by: str, printed_at: datetime) -> byt
     _dhr(doc, g)
     doc.ln(4)
     doc.font(8)
-    doc.line_(f"Printed {printed_at:%Y-%m-%d %H:%M} UTC by {printed_by}. "
-              "Times are UTC; durations exclude pauses.")
+    doc.line_(
+        f"Printed {printed_at:%Y-%m-%d %H:%M} UTC by {printed_by}. "
+        "Times are UTC; durations exclude pauses."
+    )
     return bytes(doc.output())
 
 
@@ -140,38 +275,77 @@ def _dhr(doc: _Doc, g: Genealogy) -> None:
     title = "Device history record" if g.depth == 0 else "Sub-assembly"
     doc.line_(f"{title}: {g.serial}", h=8)
     doc.font(10)
-    for label, value in (("Product", f"{g.product} - {g.product_name}"),
-                         ("Options", ", ".join(g.options) or "-"),
-                         ("Order", f"{g.order or '-'} ({g.customer or '-'}), "
-                                   f"work order {g.work_order or '-'}"),
-                         ("Status", f"{g.status}; completed {_cell(g.completed_at) or '-'}"),
-                         ("Assembly time", f"{g.assembly_seconds / 60:.1f} min worked "
-                                           f"(standard {g.standard_seconds / 60:.1f} min)"),
-                         ("Built into", g.built_into or "-")):
+    for label, value in (
+        ("Product", f"{g.product} - {g.product_name}"),
+        ("Options", ", ".join(g.options) or "-"),
+        ("Order", f"{g.order or '-'} ({g.customer or '-'}), work order {g.work_order or '-'}"),
+        ("Status", f"{g.status}; completed {_cell(g.completed_at) or '-'}"),
+        (
+            "Assembly time",
+            f"{g.assembly_seconds / 60:.1f} min worked "
+            f"(standard {g.standard_seconds / 60:.1f} min)",
+        ),
+        ("Built into", g.built_into or "-"),
+    ):
         doc.line_(f"{label}: {value}")
     doc.ln(2)
     doc.font(11, bold=True)
     doc.line_("Steps")
-    doc.grid([16, 18, 34, 34, 34, 18, 18, 18],
-              ["Op", "Station", "Operator", "Start", "End", "Paused s", "Worked s", "Std s"],
-              [[s.operation, s.station, s.operator, _short(s.started_at), _short(s.ended_at),
-                round(s.paused_seconds), _round(s.duration_seconds), s.standard_seconds]
-               for s in g.steps])
+    doc.grid(
+        [16, 18, 34, 34, 34, 18, 18, 18],
+        ["Op", "Station", "Operator", "Start", "End", "Paused s", "Worked s", "Std s"],
+        [
+            [
+                s.operation,
+                s.station,
+                s.operator,
+                _short(s.started_at),
+                _short(s.ended_at),
+                round(s.paused_seconds),
+                _round(s.duration_seconds),
+                s.standard_seconds,
+            ]
+            for s in g.steps
+        ],
+    )
     doc.ln(2)
     doc.font(11, bold=True)
     doc.line_("Components")
-    doc.grid([12, 24, 50, 10, 36, 24, 34],
-              ["Op", "Part", "Description", "Qty", "Lot / serial", "For", "Confirmed"],
-              [[p.operation, p.sku, p.description, p.quantity, p.serial or p.lot_code or "",
-                p.for_sku if p.substituted else "", _short(p.at)] for p in g.picks])
+    doc.grid(
+        [12, 24, 50, 10, 36, 24, 34],
+        ["Op", "Part", "Description", "Qty", "Lot / serial", "For", "Confirmed"],
+        [
+            [
+                p.operation,
+                p.sku,
+                p.description,
+                p.quantity,
+                p.serial or p.lot_code or "",
+                p.for_sku if p.substituted else "",
+                _short(p.at),
+            ]
+            for p in g.picks
+        ],
+    )
     if g.defects:
         doc.ln(2)
         doc.font(11, bold=True)
         doc.line_("Defects and rework")
-        doc.grid([24, 22, 60, 20, 32, 32],
-                  ["Reason", "Station", "Note", "Disposition", "At", "Resolved"],
-                  [[d.reason_code, d.station, d.note, d.disposition, _short(d.at),
-                    _short(d.resolved_at)] for d in g.defects])
+        doc.grid(
+            [24, 22, 60, 20, 32, 32],
+            ["Reason", "Station", "Note", "Disposition", "At", "Resolved"],
+            [
+                [
+                    d.reason_code,
+                    d.station,
+                    d.note,
+                    d.disposition,
+                    _short(d.at),
+                    _short(d.resolved_at),
+                ]
+                for d in g.defects
+            ],
+        )
     for p in g.picks:
         if p.sub_unit is not None:
             doc.ln(4)

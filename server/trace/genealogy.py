@@ -209,8 +209,7 @@ def _q() -> dict[str, Any]:
             col(CustomerOrder.number).label("order"),
             col(CustomerOrder.customer).label("customer"),
             col(CustomerOrder.due_date).label("due_date"),
-        )
-        .join(Product, col(Product.id) == col(Unit.product_id)),
+        ).join(Product, col(Product.id) == col(Unit.product_id)),
         outer=True,
     ).where(col(Unit.serial) == sa.bindparam("serial"))
     parent = (

@@ -194,9 +194,7 @@ def order_components(db: Session, *, order_number: str) -> list[Component] | Non
         is None
     ):
         return None
-    rows = [
-        Component(**r._asdict()) for r in conn.execute(_q()["order"], {"number": order_number})
-    ]
+    rows = [Component(**r._asdict()) for r in conn.execute(_q()["order"], {"number": order_number})]
     out: list[Component] = []
     for c in rows:
         out.append(c)

@@ -67,7 +67,9 @@ def scans_applied_once(session: Session, published: Iterable[str] | None) -> lis
     twice = session.exec(  # type: ignore[call-overload]
         select(Consumption.event_id, sa.func.count())
         .where(col(Consumption.event_id).is_not(None))
-        .group_by(col(Consumption.event_id)).having(sa.func.count() > 1)).all()
+        .group_by(col(Consumption.event_id))
+        .having(sa.func.count() > 1)
+    ).all()
     problems += [f"event {event_id} confirmed {n} consumptions" for event_id, n in twice]
     return problems
 
@@ -76,49 +78,72 @@ def consumptions_match_bom(session: Session) -> list[str]:
     """A completed unit consumed exactly what its resolved routing's picks ask for."""
     problems = []
     needed: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    done_units = {u.id or 0: u.serial for u in session.exec(
-        select(Unit).where(Unit.status == UnitStatus.COMPLETED))}
+    done_units = {
+        u.id or 0: u.serial
+        for u in session.exec(select(Unit).where(Unit.status == UnitStatus.COMPLETED))
+    }
     if not done_units:
         return []
-    for unit_operation in session.exec(select(UnitOperation).where(
-            col(UnitOperation.unit_id).in_(done_units))):
+    for unit_operation in session.exec(
+        select(UnitOperation).where(col(UnitOperation.unit_id).in_(done_units))
+    ):
         for pick in unit_operation.picks:
             needed[unit_operation.unit_id][int(pick["part_id"])] += int(pick["qty"])
     got: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for c in session.exec(select(Consumption).where(
-            col(Consumption.unit_id).in_(done_units))):
+    for c in session.exec(select(Consumption).where(col(Consumption.unit_id).in_(done_units))):
         got[c.unit_id][c.for_part_id] += c.quantity
     for unit_id, serial in done_units.items():
         if dict(needed[unit_id]) != dict(got[unit_id]):
-            problems.append(f"unit {serial}: BOM asks {dict(needed[unit_id])}, "
-                            f"consumed {dict(got[unit_id])} (part id: qty)")
+            problems.append(
+                f"unit {serial}: BOM asks {dict(needed[unit_id])}, "
+                f"consumed {dict(got[unit_id])} (part id: qty)"
+            )
     return problems
 
 
 def stock_matches_ledger(session: Session) -> list[str]:
     """Every lot's on-hand = receipts - consumption - scrap +- adjustments, never negative."""
     problems = []
-    sums = {lot_id: (q, r) for lot_id, q, r in session.exec(  # type: ignore[call-overload]
-        select(StockMovement.lot_id, sa.func.sum(StockMovement.quantity),
-               sa.func.sum(StockMovement.reserved_delta)).group_by(col(StockMovement.lot_id)))}
+    sums = {
+        lot_id: (q, r)
+        for lot_id, q, r in session.exec(  # type: ignore[call-overload]
+            select(
+                StockMovement.lot_id,
+                sa.func.sum(StockMovement.quantity),
+                sa.func.sum(StockMovement.reserved_delta),
+            ).group_by(col(StockMovement.lot_id))
+        )
+    }
     for lot in session.exec(select(StockLot)):
         q, r = sums.get(lot.id or 0, (0, 0))
         if (lot.on_hand, lot.reserved) != (q, r):
-            problems.append(f"lot {lot.id} ({lot.lot_code or lot.serial}): on hand "
-                            f"{lot.on_hand}/reserved {lot.reserved}, ledger says {q}/{r}")
+            problems.append(
+                f"lot {lot.id} ({lot.lot_code or lot.serial}): on hand "
+                f"{lot.on_hand}/reserved {lot.reserved}, ledger says {q}/{r}"
+            )
         if lot.on_hand < 0 or lot.reserved < 0 or lot.reserved > lot.on_hand:
             problems.append(f"lot {lot.id}: impossible balance {lot.on_hand}/{lot.reserved}")
     # Every consumption has its ledger line: per lot, consumed == -(consumption movements).
-    consumed: dict[int, int] = dict(session.exec(  # type: ignore[call-overload, arg-type]
-        select(Consumption.lot_id, sa.func.sum(Consumption.quantity))
-        .where(col(Consumption.lot_id).is_not(None)).group_by(col(Consumption.lot_id))).all())
-    booked: dict[int, int] = dict(session.exec(  # type: ignore[call-overload]
-        select(StockMovement.lot_id, -sa.func.sum(StockMovement.quantity))
-        .where(StockMovement.kind == "consumption").group_by(col(StockMovement.lot_id))).all())
+    consumed: dict[int, int] = dict(
+        session.exec(  # type: ignore[call-overload, arg-type]
+            select(Consumption.lot_id, sa.func.sum(Consumption.quantity))
+            .where(col(Consumption.lot_id).is_not(None))
+            .group_by(col(Consumption.lot_id))
+        ).all()
+    )
+    booked: dict[int, int] = dict(
+        session.exec(  # type: ignore[call-overload]
+            select(StockMovement.lot_id, -sa.func.sum(StockMovement.quantity))
+            .where(StockMovement.kind == "consumption")
+            .group_by(col(StockMovement.lot_id))
+        ).all()
+    )
     for lot_id in sorted(set(consumed) | set(booked)):
         if int(consumed.get(lot_id, 0)) != int(booked.get(lot_id, 0)):
-            problems.append(f"lot {lot_id}: {consumed.get(lot_id, 0)} consumed into units, "
-                            f"{booked.get(lot_id, 0)} booked as consumption on the ledger")
+            problems.append(
+                f"lot {lot_id}: {consumed.get(lot_id, 0)} consumed into units, "
+                f"{booked.get(lot_id, 0)} booked as consumption on the ledger"
+            )
     return problems
 
 
@@ -127,25 +152,30 @@ def serials_unique(session: Session) -> list[str]:
         select(Consumption.part_id, Consumption.serial, sa.func.count())
         .where(Consumption.serial.is_not(None))  # type: ignore[union-attr]
         .group_by(col(Consumption.part_id), col(Consumption.serial))
-        .having(sa.func.count() > 1)).all()
+        .having(sa.func.count() > 1)
+    ).all()
     return [f"part {part_id} serial {serial} built into {n} units" for part_id, serial, n in rows]
 
 
 def steps_closed(session: Session) -> list[str]:
-    open_steps = session.exec(select(StepRecord).where(
-        StepRecord.ended_at.is_(None))).all()  # type: ignore[union-attr]
-    return [f"step record {s.id} (unit {s.unit_id}, station {s.station_id}) has no end"
-            for s in open_steps]
+    open_steps = session.exec(select(StepRecord).where(StepRecord.ended_at.is_(None))).all()  # type: ignore[union-attr]
+    return [
+        f"step record {s.id} (unit {s.unit_id}, station {s.station_id}) has no end"
+        for s in open_steps
+    ]
 
 
-def reconcile(engine: Engine, *, published: Iterable[str] | None = None,
-              allow_open_steps: bool = False) -> ReconcileReport:
+def reconcile(
+    engine: Engine, *, published: Iterable[str] | None = None, allow_open_steps: bool = False
+) -> ReconcileReport:
     report = ReconcileReport()
     with Session(engine) as session:
-        report.checks["every scan applied once or rejected with a reason"] = \
-            scans_applied_once(session, published)
-        report.checks["completed units consumed exactly their BOM"] = \
-            consumptions_match_bom(session)
+        report.checks["every scan applied once or rejected with a reason"] = scans_applied_once(
+            session, published
+        )
+        report.checks["completed units consumed exactly their BOM"] = consumptions_match_bom(
+            session
+        )
         report.checks["on-hand equals the ledger for every lot"] = stock_matches_ledger(session)
         report.checks["no serial in two units"] = serials_unique(session)
         if not allow_open_steps:

@@ -39,8 +39,11 @@ def _unit_or_404(serial: str) -> Genealogy:
 
 
 def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
-    return Response(body, mimetype=mimetype,
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @bp.get("/units/<serial>")
@@ -59,15 +62,15 @@ def unit_json(serial: str) -> Response:
 @bp.get("/units/<serial>.csv")
 @auth.require("operator")
 def unit_csv(serial: str) -> Response:
-    return _download(export.genealogy_csv(_unit_or_404(serial)), "text/csv",
-                     f"{serial}-genealogy.csv")
+    return _download(
+        export.genealogy_csv(_unit_or_404(serial)), "text/csv", f"{serial}-genealogy.csv"
+    )
 
 
 @bp.get("/units/<serial>.pdf")
 @auth.require("operator")
 def unit_pdf(serial: str) -> Response:
-    body = export.genealogy_pdf(_unit_or_404(serial), printed_by=auth.actor(),
-                                printed_at=utcnow())
+    body = export.genealogy_pdf(_unit_or_404(serial), printed_by=auth.actor(), printed_at=utcnow())
     return _download(body, "application/pdf", f"{serial}-device-history-record.pdf")
 
 
@@ -81,8 +84,11 @@ def run_search(args: Any) -> tuple[str, dict[str, str], Any]:
             raise ValueError(_("A lot code needs its part (SKU)."))
         return "lot", {"lot": lot, "part": part}, recall_lot(db, part_sku=part, lot_code=lot)
     if serial:
-        return "serial", {"serial": serial, "part": part}, recall_serial(
-            db, serial=serial, part_sku=part or None)
+        return (
+            "serial",
+            {"serial": serial, "part": part},
+            recall_serial(db, serial=serial, part_sku=part or None),
+        )
     if order:
         components = order_components(db, order_number=order)
         if components is None:
@@ -96,25 +102,30 @@ def run_search(args: Any) -> tuple[str, dict[str, str], Any]:
 def trace_page() -> Any:
     fmt = request.args.get("format", "")
     if not any(request.args.get(k) for k in ("lot", "serial", "order")):
-        return render_template("trace/search.html", kind=None, query={}, result=None,
-                               error=None)
+        return render_template("trace/search.html", kind=None, query={}, result=None, error=None)
     try:
         kind, query, result = run_search(request.args)
     except (ValueError, LookupError) as exc:
         log.info("trace search refused: %s", exc)
-        return render_template("trace/search.html", kind=None, query=dict(request.args),
-                               result=None, error=str(exc)), 400
+        return render_template(
+            "trace/search.html", kind=None, query=dict(request.args), result=None, error=str(exc)
+        ), 400
     name = "-".join(v for v in query.values() if v) or "trace"
     if fmt == "csv":
-        body = (export.order_csv(result) if kind == "order" else export.recall_csv(result.hits))
+        body = export.order_csv(result) if kind == "order" else export.recall_csv(result.hits)
         return _download(body, "text/csv", f"trace-{name}.csv")
     if fmt == "json":
-        rows = ([component_dict(c) for c in result] if kind == "order"
-                else [hit_dict(h) for h in result.hits])
-        return _download(json.dumps({"query": query, "rows": rows}, ensure_ascii=False),
-                         "application/json", f"trace-{name}.json")
-    return render_template("trace/search.html", kind=kind, query=query, result=result,
-                           error=None)
+        rows = (
+            [component_dict(c) for c in result]
+            if kind == "order"
+            else [hit_dict(h) for h in result.hits]
+        )
+        return _download(
+            json.dumps({"query": query, "rows": rows}, ensure_ascii=False),
+            "application/json",
+            f"trace-{name}.json",
+        )
+    return render_template("trace/search.html", kind=kind, query=query, result=result, error=None)
 
 
 def _day(value: str | None, default: date) -> date:
@@ -131,20 +142,39 @@ def assembly_time_page() -> Any:
         start = _day(request.args.get("from"), today - timedelta(days=6))
         end = _day(request.args.get("to"), today)
     except ValueError:
-        return render_template("trace/assembly_time.html", report=None,
-                               error=_("Dates are YYYY-MM-DD."), start=today, end=today,
-                               product=""), 400
+        return render_template(
+            "trace/assembly_time.html",
+            report=None,
+            error=_("Dates are YYYY-MM-DD."),
+            start=today,
+            end=today,
+            product="",
+        ), 400
     if end < start or (end - start).days > MAX_REPORT_DAYS:
-        return render_template("trace/assembly_time.html", report=None, start=start, end=end,
-                               error=_("Pick at most %(n)s days, the first before the last.",
-                                       n=MAX_REPORT_DAYS), product=""), 400
+        return render_template(
+            "trace/assembly_time.html",
+            report=None,
+            start=start,
+            end=end,
+            error=_("Pick at most %(n)s days, the first before the last.", n=MAX_REPORT_DAYS),
+            product="",
+        ), 400
     product = request.args.get("product", "").strip()
     report = timing.assembly_time(
-        get_session(), start=datetime(start.year, start.month, start.day, tzinfo=UTC),
+        get_session(),
+        start=datetime(start.year, start.month, start.day, tzinfo=UTC),
         end=datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1),
-        product=product or None)
-    return render_template("trace/assembly_time.html", report=report, start=start, end=end,
-                           error=None, product=product, stats_dict=timing.stats_dict)
+        product=product or None,
+    )
+    return render_template(
+        "trace/assembly_time.html",
+        report=report,
+        start=start,
+        end=end,
+        error=None,
+        product=product,
+        stats_dict=timing.stats_dict,
+    )
 
 
 def init_app(app: Flask) -> None:

@@ -20,8 +20,9 @@ GS = b"\x1d"
 
 
 @pytest.fixture
-def bridge(tmp_path: Path, broker: Mosquitto, station: dict[str, str],
-           ports: dict[str, PtyPort]) -> Iterator[Bridge]:
+def bridge(
+    tmp_path: Path, broker: Mosquitto, station: dict[str, str], ports: dict[str, PtyPort]
+) -> Iterator[Bridge]:
     cfg = bridge_config.load(write_config(tmp_path, station, broker.url))
     running = Bridge(cfg)
     running.start()
@@ -35,8 +36,9 @@ def topic(station: dict[str, str], kind: str) -> str:
 
 
 @pytest.mark.parametrize("terminator", [b"\r", b"\n", b"\r\n"])
-def test_scan_arrives_with_the_exact_bytes_read(bridge: Bridge, ports: dict[str, PtyPort],
-                                                station: dict[str, str], subscribe, terminator):
+def test_scan_arrives_with_the_exact_bytes_read(
+    bridge: Bridge, ports: dict[str, PtyPort], station: dict[str, str], subscribe, terminator
+):
     sub = subscribe(topic(station, "evt/scan"))
     scan = b"]d2010703835411019210LOT42" + GS + b"21SN0001" + GS + b"17270131"
     # A serial read may stop anywhere: send the scan in two pieces.
@@ -46,18 +48,22 @@ def test_scan_arrives_with_the_exact_bytes_read(bridge: Bridge, ports: dict[str,
 
     first, second = sub.wait_for(2)
     assert first["data"].encode() == scan
-    assert first["gs1"] == {"gtin": "07038354110192", "lot": "LOT42", "serial": "SN0001",
-                            "expiry": "2027-01-31",
-                            "ais": {"01": "07038354110192", "10": "LOT42", "21": "SN0001",
-                                    "17": "270131"}}
+    assert first["gs1"] == {
+        "gtin": "07038354110192",
+        "lot": "LOT42",
+        "serial": "SN0001",
+        "expiry": "2027-01-31",
+        "ais": {"01": "07038354110192", "10": "LOT42", "21": "SN0001", "17": "270131"},
+    }
     assert first["source"] == "scanner1" and "error" not in first
     assert len(first["msg_id"]) <= 64 and first["ts"].endswith("Z")
     assert second["data"] == "]C1PLAIN-42" and "gs1" not in second
     assert second["seq"] == first["seq"] + 1
 
 
-def test_status_is_retained_online_then_offline(tmp_path: Path, broker: Mosquitto,
-                                                station: dict[str, str], ports, subscribe):
+def test_status_is_retained_online_then_offline(
+    tmp_path: Path, broker: Mosquitto, station: dict[str, str], ports, subscribe
+):
     cfg = bridge_config.load(write_config(tmp_path, station, broker.url))
     running = Bridge(cfg)
     running.start()
@@ -67,8 +73,9 @@ def test_status_is_retained_online_then_offline(tmp_path: Path, broker: Mosquitt
     assert online.wait_for(1, where=lambda t, p: p == b"offline")
 
 
-def test_garbage_is_reported_and_reading_goes_on(bridge: Bridge, ports: dict[str, PtyPort],
-                                                 station: dict[str, str], subscribe):
+def test_garbage_is_reported_and_reading_goes_on(
+    bridge: Bridge, ports: dict[str, PtyPort], station: dict[str, str], subscribe
+):
     sub = subscribe(topic(station, "evt/scan"))
     scanner = ports["scanner1"]
     scanner.type(b"\x00\x01\x02\x03noise\r\n")
@@ -85,8 +92,9 @@ def test_garbage_is_reported_and_reading_goes_on(bridge: Bridge, ports: dict[str
     assert good["data"] == "GOOD-1" and "error" not in good
 
 
-def test_line_device_events_and_unknown_lines(bridge: Bridge, ports: dict[str, PtyPort],
-                                              station: dict[str, str], subscribe):
+def test_line_device_events_and_unknown_lines(
+    bridge: Bridge, ports: dict[str, PtyPort], station: dict[str, str], subscribe
+):
     sub = subscribe(topic(station, "evt/device"))
     ports["board1"].type(b"BTN 1\nTORQUE 5.2 OK\r\n# debug chatter\nWEIGHT 132.5 g\nFOO 9\n")
 
@@ -96,15 +104,19 @@ def test_line_device_events_and_unknown_lines(bridge: Bridge, ports: dict[str, P
         {"source": "board1", "kind": "button", "button": 1},
         {"source": "board1", "kind": "torque", "value": 5.2, "unit": "Nm", "ok": True},
         {"source": "board1", "kind": "weight", "value": 132.5, "unit": "g"},
-        {"source": "board1", "kind": "unknown", "data": "FOO 9",
-         "error": "unknown device line 'FOO'"},
+        {
+            "source": "board1",
+            "kind": "unknown",
+            "data": "FOO 9",
+            "error": "unknown device line 'FOO'",
+        },
     ]
     assert [e["seq"] for e in events] == [1, 2, 3, 4]
 
 
 def test_feedback_reaches_the_device_that_sent_the_event(
-        bridge: Bridge, ports: dict[str, PtyPort], station: dict[str, str], broker: Mosquitto,
-        subscribe):
+    bridge: Bridge, ports: dict[str, PtyPort], station: dict[str, str], broker: Mosquitto, subscribe
+):
     scans = subscribe(topic(station, "evt/scan"))
     devices = subscribe(topic(station, "evt/device"))
     ports["scanner1"].type(b"A-1\r\nA-2\r\n")
@@ -113,22 +125,25 @@ def test_feedback_reaches_the_device_that_sent_the_event(
     (button,) = devices.wait_for(1)
     feedback = topic(station, "cmd/feedback")
 
-    publish(broker.port, feedback, {"ref": first["msg_id"], "result": "rejected",
-                                    "reason": "not in the BOM"})
+    publish(
+        broker.port,
+        feedback,
+        {"ref": first["msg_id"], "result": "rejected", "reason": "not in the BOM"},
+    )
     assert ports["scanner1"].read(2, until=b"BAD\x07") == b"\x1bBAD\x07"
     publish(broker.port, feedback, {"ref": second["msg_id"], "result": "accepted"})
     assert ports["scanner1"].read(2, until=b"\x07") == b"\x07"
     publish(broker.port, feedback, {"ref": button["msg_id"], "result": "accepted"})
     assert ports["board1"].read(2, until=b"\n") == b"LIGHT 1 GREEN\n"
-    publish(broker.port, feedback, {"ref": "unknown", "source": "board1",
-                                    "result": "rejected"})
+    publish(broker.port, feedback, {"ref": "unknown", "source": "board1", "result": "rejected"})
     assert ports["board1"].read(2, until=b"BEEP 300\n") == b"LIGHT 1 RED\nBEEP 300\n"
     publish(broker.port, feedback, {"ref": second["msg_id"], "result": "duplicate"})
     assert ports["scanner1"].read(0.5) == b""
 
 
 def test_unplugged_port_is_reopened_at_its_stable_path(
-        bridge: Bridge, ports: dict[str, PtyPort], station: dict[str, str], subscribe):
+    bridge: Bridge, ports: dict[str, PtyPort], station: dict[str, str], subscribe
+):
     sub = subscribe(topic(station, "evt/scan"))
     scanner = ports["scanner1"]
     scanner.type(b"BEFORE\r\n")
@@ -149,8 +164,11 @@ def test_port_is_opened_exclusively(bridge: Bridge, ports: dict[str, PtyPort]):
 
 
 def test_full_outbox_refuses_the_scan_and_signals_bad_read(
-        tmp_path: Path, station: dict[str, str], ports: dict[str, PtyPort],
-        caplog: pytest.LogCaptureFixture):
+    tmp_path: Path,
+    station: dict[str, str],
+    ports: dict[str, PtyPort],
+    caplog: pytest.LogCaptureFixture,
+):
     nowhere = f"mqtt://127.0.0.1:{free_port()}"  # no broker: everything stays in the outbox
     cfg = bridge_config.load(write_config(tmp_path, station, nowhere, "max_messages = 2"))
     running = Bridge(cfg)

@@ -9,12 +9,15 @@ def feed_all(framer: LineFramer, *chunks: bytes) -> list[Frame]:
     return [frame for chunk in chunks for frame in framer.feed(chunk)]
 
 
-@pytest.mark.parametrize("chunks", [
-    (b"A1\rB2\nC3\r\n",),
-    (b"A1\r", b"B2\n", b"C3\r", b"\n"),          # CRLF split across reads
-    (b"A", b"1\rB", b"2", b"\nC3\r\n"),          # partial reads
-    (b"\r\nA1\r\n\r\nB2\n\nC3\n",),              # empty lines are skipped
-])
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        (b"A1\rB2\nC3\r\n",),
+        (b"A1\r", b"B2\n", b"C3\r", b"\n"),  # CRLF split across reads
+        (b"A", b"1\rB", b"2", b"\nC3\r\n"),  # partial reads
+        (b"\r\nA1\r\n\r\nB2\n\nC3\n",),  # empty lines are skipped
+    ],
+)
 def test_cr_lf_crlf_and_partial_reads(chunks: tuple[bytes, ...]) -> None:
     assert [f.data for f in feed_all(LineFramer(), *chunks)] == [b"A1", b"B2", b"C3"]
 
@@ -44,11 +47,14 @@ def test_long_line_with_exact_terminator() -> None:
     assert frames == [Frame(b"01234567", "line longer than 8 bytes"), Frame(b"OK")]
 
 
-@pytest.mark.parametrize(("data", "text", "error"), [
-    (b"]d2010\x1d21X", "]d2010\x1d21X", None),
-    ("Grüße".encode(), "Grüße", None),
-    (b"AB\xffC", "AB\\xffC", "invalid UTF-8 at byte 2"),
-    (b"A\x00\x01B", "A\\x00\\x01B", "binary noise: 2 control byte(s), first 0x00"),
-])
+@pytest.mark.parametrize(
+    ("data", "text", "error"),
+    [
+        (b"]d2010\x1d21X", "]d2010\x1d21X", None),
+        ("Grüße".encode(), "Grüße", None),
+        (b"AB\xffC", "AB\\xffC", "invalid UTF-8 at byte 2"),
+        (b"A\x00\x01B", "A\\x00\\x01B", "binary noise: 2 control byte(s), first 0x00"),
+    ],
+)
 def test_check_line(data: bytes, text: str, error: str | None) -> None:
     assert check_line(data) == (text, error)

@@ -87,8 +87,9 @@ def private_broker(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_broker_down_30s_while_500_scans_are_typed(tmp_path: Path, private_broker: Mosquitto,
-                                                   station: dict[str, str], ports):
+def test_broker_down_30s_while_500_scans_are_typed(
+    tmp_path: Path, private_broker: Mosquitto, station: dict[str, str], ports
+):
     scan_topic = topics.build(station["site"], station["line"], station["station"], "evt/scan")
     sub = Subscriber(private_broker.port, scan_topic)  # persistent session: survives the outage
     bridge = Bridge(bridge_config.load(write_config(tmp_path, station, private_broker.url)))
@@ -112,8 +113,9 @@ def test_broker_down_30s_while_500_scans_are_typed(tmp_path: Path, private_broke
         sub.close()
 
 
-def test_sigkill_mid_replay_then_restart(tmp_path: Path, private_broker: Mosquitto,
-                                         station: dict[str, str], ports):
+def test_sigkill_mid_replay_then_restart(
+    tmp_path: Path, private_broker: Mosquitto, station: dict[str, str], ports
+):
     scan_topic = topics.build(station["site"], station["line"], station["station"], "evt/scan")
     config = write_config(tmp_path, station, private_broker.url)
     sub = Subscriber(private_broker.port, scan_topic)
@@ -124,7 +126,11 @@ def test_sigkill_mid_replay_then_restart(tmp_path: Path, private_broker: Mosquit
         with log.open("ab") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "firmware_bridge", "bridge", "--config", str(config)],
-                cwd=REPO, stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                cwd=REPO,
+                stdout=out,
+                stderr=out,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
 
     proc = start_bridge()
     try:

@@ -31,7 +31,11 @@ def test_rows_come_back_in_order_with_per_source_seq(outbox: Outbox) -> None:
         outbox.append("t/scan", "scanner1", event(name))
     outbox.append("t/device", "board", event("d"))
     assert [(p["data"], p["seq"]) for p in payloads(outbox)] == [
-        ("a", 1), ("b", 2), ("c", 3), ("d", 1)]
+        ("a", 1),
+        ("b", 2),
+        ("c", 3),
+        ("d", 1),
+    ]
     first = outbox.pending(limit=1)[0]
     assert outbox.pending(after=first.id, limit=1)[0].msg_id == "id-b"
 

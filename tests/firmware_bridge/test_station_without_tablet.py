@@ -31,8 +31,13 @@ from server.orders import service as orders
 from tests.support.bridge import wait_opened
 from tests.support.mosquitto import Mosquitto
 
-KIT_SCANS = [b"9506000001104", b"(01)09506000001128(21)P45X00001", b"SCRM3",
-             b"(01)09506000001210(10)FN-2605", b"(01)09506000001210(10)FN-2605"]
+KIT_SCANS = [
+    b"9506000001104",
+    b"(01)09506000001128(21)P45X00001",
+    b"SCRM3",
+    b"(01)09506000001210(10)FN-2605",
+    b"(01)09506000001210(10)FN-2605",
+]
 
 
 def config_text(tmp_path: Path, broker_url: str) -> str:
@@ -51,14 +56,14 @@ reconnect_max_s = 1
 [[devices]]
 name = "scanner1"
 type = "scanner"
-port = "{tmp_path / 'scanner1'}"
+port = "{tmp_path / "scanner1"}"
 good_read = "\\u0007"
 bad_read = "\\u001bBAD\\u0007"
 
 [[devices]]
 name = "buttons"
 type = "line"
-port = "{tmp_path / 'buttons'}"
+port = "{tmp_path / "buttons"}"
 on_accepted = ["LIGHT 1 GREEN"]
 on_rejected = ["LIGHT 1 RED"]
 
@@ -102,13 +107,11 @@ def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
 def last_event(engine: Any, count: int) -> tuple[str, str, str]:
     """The ``count``-th event recorded at KIT-1 once it is there: (kind, result, code)."""
     with Session(engine) as db:
-        rows = db.exec(select(Event.kind, Event.result, Event.code)
-                       .order_by(col(Event.id))).all()
+        rows = db.exec(select(Event.kind, Event.result, Event.code).order_by(col(Event.id))).all()
     return tuple(rows[count - 1]) if len(rows) >= count else ()  # type: ignore[return-value]
 
 
-def test_a_unit_from_sign_in_to_complete_with_scanner_and_buttons(
-        floor: dict[str, Any]) -> None:
+def test_a_unit_from_sign_in_to_complete_with_scanner_and_buttons(floor: dict[str, Any]) -> None:
     engine = floor["engine"]
     scanner, buttons = floor["ports"]["scanner1"], floor["ports"]["buttons"]
     n = 0
@@ -125,25 +128,23 @@ def test_a_unit_from_sign_in_to_complete_with_scanner_and_buttons(
     assert event(scanner, b"9506000001104\r", b"BAD") == ("scan", "rejected", "unknown_badge")
     assert event(scanner, b"OP1001\r", b"\x07") == ("scan", "accepted", "signed_in")
     with Session(engine) as db:
-        signed = db.exec(select(Operator.badge).join(
-            Station, col(Station.operator_id) == Operator.id)
-            .where(Station.code == "KIT-1")).one()
+        signed = db.exec(
+            select(Operator.badge)
+            .join(Station, col(Station.operator_id) == Operator.id)
+            .where(Station.code == "KIT-1")
+        ).one()
     assert signed == "OP1001"
     assert event(buttons, b"BTN 2\n", b"LIGHT 1 RED") == ("complete", "rejected", "no_unit")
-    assert event(buttons, b"BTN 1\n", b"LIGHT 1 GREEN") == ("start", "accepted",
-                                                            "step_started")
-    assert event(buttons, b"BTN 2\n", b"LIGHT 1 RED") == ("complete", "rejected",
-                                                          "picks_missing")
+    assert event(buttons, b"BTN 1\n", b"LIGHT 1 GREEN") == ("start", "accepted", "step_started")
+    assert event(buttons, b"BTN 2\n", b"LIGHT 1 RED") == ("complete", "rejected", "picks_missing")
     for scan in KIT_SCANS:
         assert event(scanner, scan + b"\r", b"\x07")[1:] == ("accepted", "picked")
-    assert event(buttons, b"BTN 2\n", b"LIGHT 1 GREEN") == ("complete", "accepted",
-                                                            "step_complete")
+    assert event(buttons, b"BTN 2\n", b"LIGHT 1 GREEN") == ("complete", "accepted", "step_complete")
     with Session(engine) as db:
         step = db.exec(select(StepRecord)).one()
         assert step.ended_at is not None and step.operator_id is not None
         assert db.exec(select(func.count()).select_from(Consumption)).one() == 5
-        kit = db.exec(select(UnitOperation).where(UnitOperation.id == step.unit_operation_id)
-                      ).one()
+        kit = db.exec(select(UnitOperation).where(UnitOperation.id == step.unit_operation_id)).one()
         assert kit.status == "done"
         channels = set(db.exec(select(Event.channel)).all())
     assert channels == {"mqtt"}
@@ -151,19 +152,34 @@ def test_a_unit_from_sign_in_to_complete_with_scanner_and_buttons(
     assert event(buttons, b"BTN 7\n", b"LIGHT 1 RED") == ("device", "rejected", "no_unit")
 
 
-@pytest.mark.parametrize(("devices", "key", "reason"), [
-    ({"type": "line", "buttons": {"1": "launch"}}, "devices[0].buttons.1",
-     "must be one of start, complete, pause, resume, andon, sign_out"),
-    ({"type": "line", "buttons": {"one": "start"}}, "devices[0].buttons.one",
-     "must be a button number (BTN n)"),
-    ({"type": "scanner", "buttons": {"1": "start"}}, "devices[0].buttons",
-     "only a line-protocol device has buttons"),
-])
-def test_a_bad_button_map_is_refused_at_start(tmp_path: Path, devices: dict[str, Any],
-                                              key: str, reason: str) -> None:
-    raw = {"station": {"site": "S", "line": "L", "station": "X"},
-           "mqtt": {"url": "mqtt://127.0.0.1"},
-           "devices": [{"name": "d", "port": "/dev/null", **devices}]}
+@pytest.mark.parametrize(
+    ("devices", "key", "reason"),
+    [
+        (
+            {"type": "line", "buttons": {"1": "launch"}},
+            "devices[0].buttons.1",
+            "must be one of start, complete, pause, resume, andon, sign_out",
+        ),
+        (
+            {"type": "line", "buttons": {"one": "start"}},
+            "devices[0].buttons.one",
+            "must be a button number (BTN n)",
+        ),
+        (
+            {"type": "scanner", "buttons": {"1": "start"}},
+            "devices[0].buttons",
+            "only a line-protocol device has buttons",
+        ),
+    ],
+)
+def test_a_bad_button_map_is_refused_at_start(
+    tmp_path: Path, devices: dict[str, Any], key: str, reason: str
+) -> None:
+    raw = {
+        "station": {"site": "S", "line": "L", "station": "X"},
+        "mqtt": {"url": "mqtt://127.0.0.1"},
+        "devices": [{"name": "d", "port": "/dev/null", **devices}],
+    }
     with pytest.raises(bridge_config.ConfigError) as refused:
         bridge_config.from_dict(raw, base=tmp_path)
     assert (refused.value.key, refused.value.reason) == (key, reason)

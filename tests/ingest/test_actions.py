@@ -28,10 +28,15 @@ def act(station: Station, msg_id: str, **body: object) -> dict[str, object]:
 
 def test_actions_over_mqtt(ingest: Ingest, station_client: Station, plant: str) -> None:
     assert act(station_client, "a-1", action="pause") == {
-        "ref": "a-1", "result": "accepted", "code": "paused", "reason": "Step paused.",
-        "source": "buttons"}
-    station_client.wait(lambda: any(s["step"] and s["step"]["paused"]
-                                    for s in station_client.states))
+        "ref": "a-1",
+        "result": "accepted",
+        "code": "paused",
+        "reason": "Step paused.",
+        "source": "buttons",
+    }
+    station_client.wait(
+        lambda: any(s["step"] and s["step"]["paused"] for s in station_client.states)
+    )
     assert act(station_client, "a-2", action="pause")["code"] == "already_paused"
     assert act(station_client, "a-3", action="resume")["code"] == "resumed"
     handed = act(station_client, "a-4", action="sign_in", badge="OP1003")

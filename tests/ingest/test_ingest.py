@@ -18,28 +18,35 @@ from tests.support.mosquitto import Mosquitto
 
 @pytest.fixture
 def ingest(broker: Mosquitto, plant: str) -> Iterator[Ingest]:
-    worker = Ingest(engine=get_engine(plant), url=broker.url, client_id="test-ingest",
-                    shared=True).start()
+    worker = Ingest(
+        engine=get_engine(plant), url=broker.url, client_id="test-ingest", shared=True
+    ).start()
     assert worker.subscribed.wait(5)
     yield worker
     worker.stop()
 
 
-def test_scan_gets_feedback_and_state(ingest: Ingest, station_client: Station,
-                                      plant: str) -> None:
+def test_scan_gets_feedback_and_state(ingest: Ingest, station_client: Station, plant: str) -> None:
     msg_id = station_client.scan("SCRM3")
     answer = station_client.answer(msg_id)
-    assert answer == {"ref": msg_id, "result": "accepted", "code": "picked",
-                      "reason": "SCR-M3 picked (1 of 150).", "source": "scanner1"}
+    assert answer == {
+        "ref": msg_id,
+        "result": "accepted",
+        "code": "picked",
+        "reason": "SCR-M3 picked (1 of 150).",
+        "source": "scanner1",
+    }
     station_client.wait(lambda: any(s["picks"][0]["done"] == 1 for s in station_client.states))
     wrong = station_client.scan("9506000001036")
     assert station_client.answer(wrong)["reason"].startswith(
-        "Wrong part: this is 16 GB memory (2x8 GB DDR5), step needs ")
+        "Wrong part: this is 16 GB memory (2x8 GB DDR5), step needs "
+    )
     assert counts(plant)["consumptions"] == 1
 
 
-def test_same_message_twice_is_recorded_once(ingest: Ingest, station_client: Station,
-                                             plant: str) -> None:
+def test_same_message_twice_is_recorded_once(
+    ingest: Ingest, station_client: Station, plant: str
+) -> None:
     msg_id = str(uuid.uuid4())
     station_client.scan("SCRM3", msg_id=msg_id)
     assert station_client.answer(msg_id)["result"] == "accepted"
@@ -52,23 +59,37 @@ def test_same_message_twice_is_recorded_once(ingest: Ingest, station_client: Sta
 BIG = "x" * 1_000_000
 
 
-@pytest.mark.parametrize(("raw", "reason"), [
-    (b"not json at all", "Message refused: payload is not JSON"),
-    (b'{"msg_id": "m-types", "seq": "seven", "data": "SCRM3"}',
-     "Message refused: seq must be a non-negative integer."),
-    (b'{"msg_id": "m-missing", "ts": "2026-03-02T08:00:00Z"}',
-     "Message refused: data is missing or not a string."),
-    (json.dumps({"msg_id": "m-big", "data": BIG}).encode(),
-     "Message refused: payload of 1000031 bytes, at most 65536 allowed."),
-    (b'{"msg_id": "m-utf8", "data": "\xff\xfeSCR"}',
-     "Message refused: payload is not UTF-8 (byte 30)."),
-    (b'[1, 2, 3]', "Message refused: payload must be a JSON object."),
-    (b'{"msg_id": "m-error", "data": "SC\\\\x00R", "error": "binary noise: 1 control '
-     b'byte(s), first 0x00"}', "Scan not readable (binary noise: 1 control byte(s), "
-                               "first 0x00): scan again."),
-])
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json at all", "Message refused: payload is not JSON"),
+        (
+            b'{"msg_id": "m-types", "seq": "seven", "data": "SCRM3"}',
+            "Message refused: seq must be a non-negative integer.",
+        ),
+        (
+            b'{"msg_id": "m-missing", "ts": "2026-03-02T08:00:00Z"}',
+            "Message refused: data is missing or not a string.",
+        ),
+        (
+            json.dumps({"msg_id": "m-big", "data": BIG}).encode(),
+            "Message refused: payload of 1000031 bytes, at most 65536 allowed.",
+        ),
+        (
+            b'{"msg_id": "m-utf8", "data": "\xff\xfeSCR"}',
+            "Message refused: payload is not UTF-8 (byte 30).",
+        ),
+        (b"[1, 2, 3]", "Message refused: payload must be a JSON object."),
+        (
+            b'{"msg_id": "m-error", "data": "SC\\\\x00R", "error": "binary noise: 1 control '
+            b'byte(s), first 0x00"}',
+            "Scan not readable (binary noise: 1 control byte(s), first 0x00): scan again.",
+        ),
+    ],
+)
 def test_malformed_payloads_are_rejected_and_ingest_keeps_serving(
-        ingest: Ingest, station_client: Station, plant: str, raw: bytes, reason: str) -> None:
+    ingest: Ingest, station_client: Station, plant: str, raw: bytes, reason: str
+) -> None:
     before = counts(plant)
     station_client.publish(raw)
     # The msg_id is answered to whenever it can be read, even in a broken payload.
@@ -82,11 +103,12 @@ def test_malformed_payloads_are_rejected_and_ingest_keeps_serving(
     assert counts(plant)["consumptions"] == before["consumptions"] + 1
 
 
-def test_unknown_station_is_rejected(ingest: Ingest, station_client: Station,
-                                     plant: str) -> None:
+def test_unknown_station_is_rejected(ingest: Ingest, station_client: Station, plant: str) -> None:
     msg_id = str(uuid.uuid4())
-    station_client.publish({"msg_id": msg_id, "seq": 1, "source": "s", "data": "SCRM3"},
-                           prefix="taktline/PLT1/PC1/NOPE-9")
+    station_client.publish(
+        {"msg_id": msg_id, "seq": 1, "source": "s", "data": "SCRM3"},
+        prefix="taktline/PLT1/PC1/NOPE-9",
+    )
     station_client.wait(lambda: msg_id in station_client.feedback)
     # Answered on the unknown station's own feedback topic (the station client listens to
     # every station of the line).
@@ -95,8 +117,18 @@ def test_unknown_station_is_rejected(ingest: Ingest, station_client: Station,
 
 def test_device_events(ingest: Ingest, station_client: Station) -> None:
     msg_id = str(uuid.uuid4())
-    station_client.publish({"msg_id": msg_id, "seq": 1, "source": "board1", "kind": "torque",
-                            "value": 5.2, "unit": "Nm", "ok": False}, kind="evt/device")
+    station_client.publish(
+        {
+            "msg_id": msg_id,
+            "seq": 1,
+            "source": "board1",
+            "kind": "torque",
+            "value": 5.2,
+            "unit": "Nm",
+            "ok": False,
+        },
+        kind="evt/device",
+    )
     assert station_client.answer(msg_id)["reason"] == "Torque 5.2 Nm not OK: tighten again."
 
 
@@ -104,8 +136,12 @@ def test_embedded_amqtt_broker(plant: str) -> None:
     """amqtt speaks MQTT 3.1.1 only and has no shared subscriptions: `taktline serve`
     with the embedded amqtt runs one ingest with a plain subscription."""
     with AmqttBroker() as amqtt_broker:
-        worker = Ingest(engine=get_engine(plant), url=amqtt_broker.url,
-                        client_id="test-ingest-amqtt", shared=False).start()
+        worker = Ingest(
+            engine=get_engine(plant),
+            url=amqtt_broker.url,
+            client_id="test-ingest-amqtt",
+            shared=False,
+        ).start()
         station = Station(amqtt_broker.port)
         try:
             assert worker.subscribed.wait(5)
@@ -120,8 +156,8 @@ def test_embedded_amqtt_broker(plant: str) -> None:
 
 
 def test_a_scan_the_database_refuses_does_not_sink_its_batch(
-        ingest: Ingest, station_client: Station, plant: str,
-        caplog: pytest.LogCaptureFixture) -> None:
+    ingest: Ingest, station_client: Station, plant: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """A batch is written without a savepoint per scan; when the database refuses one
     scan (here a trigger standing in for a concurrent writer), the whole batch is rolled
     back and retried scan by scan: the others are applied once, the refused one is
@@ -131,18 +167,21 @@ def test_a_scan_the_database_refuses_does_not_sink_its_batch(
         conn.exec_driver_sql(
             "CREATE TRIGGER test_refuse BEFORE INSERT ON consumption WHEN "
             "(SELECT msg_id FROM event WHERE id = NEW.event_id) = 'refuse-me' "
-            "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END")
+            "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+        )
     station_client.wait_for_ingest()
     before = counts(plant)
     ids: list[str] = []
     # Hold the write lock so the scans queue up and the worker takes them as one batch.
     with engine.connect() as conn:
         lock = conn.execution_options(sqlite_begin="IMMEDIATE").begin()
-        station_client.publish({"msg_id": "ping-lock", "source": "board1", "kind": "hello"},
-                               kind="evt/device")
+        station_client.publish(
+            {"msg_id": "ping-lock", "source": "board1", "kind": "hello"}, kind="evt/device"
+        )
         for i in range(6):
-            ids.append(station_client.scan("SCRM3", seq=i + 1,
-                                           msg_id="refuse-me" if i == 2 else None))
+            ids.append(
+                station_client.scan("SCRM3", seq=i + 1, msg_id="refuse-me" if i == 2 else None)
+            )
         # The worker holds the ping (and maybe the first scans: it batches what it finds)
         # waiting for the lock; give the rest time to queue up behind it. Which batch a
         # scan lands in does not change what the assertions below observe.
@@ -160,5 +199,9 @@ def test_a_scan_the_database_refuses_does_not_sink_its_batch(
     assert after["ledger"] == before["ledger"] + 5
     assert after["scan_events"] == before["scan_events"] + 6
     with engine.connect() as conn:
-        assert conn.exec_driver_sql(
-            "SELECT result, reason FROM event WHERE msg_id = 'refuse-me'").one()[0] == "rejected"
+        assert (
+            conn.exec_driver_sql(
+                "SELECT result, reason FROM event WHERE msg_id = 'refuse-me'"
+            ).one()[0]
+            == "rejected"
+        )

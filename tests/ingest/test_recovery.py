@@ -17,9 +17,14 @@ pytestmark = pytest.mark.slow
 SCREWS_IN_STOCK = 200
 
 
-def publish_stream(station: Station, n: int, *, every: float,
-                   events: dict[int, threading.Event] | None = None,
-                   waits: dict[int, threading.Event] | None = None) -> list[str]:
+def publish_stream(
+    station: Station,
+    n: int,
+    *,
+    every: float,
+    events: dict[int, threading.Event] | None = None,
+    waits: dict[int, threading.Event] | None = None,
+) -> list[str]:
     ids = []
     for i in range(1, n + 1):
         if waits and i in waits:
@@ -38,12 +43,15 @@ def wait_all_answered(station: Station, ids: list[str], timeout: float = 60) -> 
 
 
 def test_broker_restart_and_ingest_sigkill_lose_nothing(
-        broker: Mosquitto, station_client: Station, plant: str, tmp_path: Path,
-        ingest_processes: list[IngestProcess]) -> None:
+    broker: Mosquitto,
+    station_client: Station,
+    plant: str,
+    tmp_path: Path,
+    ingest_processes: list[IngestProcess],
+) -> None:
     # One ingest, plain subscription: Mosquitto 2.0 drops what is published for an offline
     # *shared* subscriber between its own restart and that client's return (docs/deploy.md).
-    ingest = IngestProcess(tmp_path / "ingest", plant, broker.url, "ingest-a",
-                           shared=False).start()
+    ingest = IngestProcess(tmp_path / "ingest", plant, broker.url, "ingest-a", shared=False).start()
     ingest_processes.append(ingest)
     station_client.wait_for_ingest()
 
@@ -51,9 +59,17 @@ def test_broker_restart_and_ingest_sigkill_lose_nothing(
     at_40, at_80 = threading.Event(), threading.Event()
     restarted, killed = threading.Event(), threading.Event()
     ids: list[str] = []
-    stream = threading.Thread(target=lambda: ids.extend(publish_stream(
-        station_client, n, every=0.01, events={40: at_40, 80: at_80},
-        waits={41: restarted, 81: killed})))
+    stream = threading.Thread(
+        target=lambda: ids.extend(
+            publish_stream(
+                station_client,
+                n,
+                every=0.01,
+                events={40: at_40, 80: at_80},
+                waits={41: restarted, 81: killed},
+            )
+        )
+    )
     stream.start()
     assert at_40.wait(30)
     broker.stop()  # mid-stream; scans wait in the station's client, then at the broker
@@ -80,10 +96,16 @@ def test_broker_restart_and_ingest_sigkill_lose_nothing(
 
 
 def test_two_ingests_share_the_load_and_apply_each_scan_once(
-        broker: Mosquitto, station_client: Station, plant: str, tmp_path: Path,
-        ingest_processes: list[IngestProcess]) -> None:
-    procs = [IngestProcess(tmp_path / name, plant, broker.url, f"ingest-{name}",
-                           shared=True) for name in ("a", "b")]
+    broker: Mosquitto,
+    station_client: Station,
+    plant: str,
+    tmp_path: Path,
+    ingest_processes: list[IngestProcess],
+) -> None:
+    procs = [
+        IngestProcess(tmp_path / name, plant, broker.url, f"ingest-{name}", shared=True)
+        for name in ("a", "b")
+    ]
     for proc in procs:
         proc.env["TAKTLINE_LOG_LEVEL"] = "INFO"
         ingest_processes.append(proc.start())
@@ -97,8 +119,11 @@ def test_two_ingests_share_the_load_and_apply_each_scan_once(
     wait_all_answered(station_client, ids)
     for proc in procs:
         proc.stop()
-    handled = [int(m.group(1)) for p in procs
-               for m in re.finditer(r"stopped after (\d+) messages", p.log())]
+    handled = [
+        int(m.group(1))
+        for p in procs
+        for m in re.finditer(r"stopped after (\d+) messages", p.log())
+    ]
     assert len(handled) == 2 and all(h > 0 for h in handled), handled
     assert sum(handled) >= 100
     got = counts(plant)

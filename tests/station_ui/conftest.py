@@ -37,10 +37,17 @@ def shots(artifacts_dir: Path) -> Path:
 
 
 @pytest.fixture
-def tablet(chromium: Any, page_log: PageLog, request: pytest.FixtureRequest,
-           shots: Path) -> Iterator[Any]:
+def tablet(
+    chromium: Any, page_log: PageLog, request: pytest.FixtureRequest, shots: Path
+) -> Iterator[Any]:
     """A fresh 1280x800 touch tablet (its own cookies); a screenshot when the test fails."""
-    with open_page(chromium, request, page_log, shots=shots,
-                   viewport={"width": 1280, "height": 800}, has_touch=True,
-                   device_scale_factor=1) as page:
+    with open_page(
+        chromium,
+        request,
+        page_log,
+        shots=shots,
+        viewport={"width": 1280, "height": 800},
+        has_touch=True,
+        device_scale_factor=1,
+    ) as page:
         yield page

@@ -57,17 +57,32 @@ def scans_for(db_url: str, serial: str, sequence: int) -> list[str]:
     orders service reserved for this unit, a bare GTIN for untracked parts."""
     with Session(get_engine(db_url)) as db:
         unit = db.exec(select(Unit).where(Unit.serial == serial)).one()
-        uop = db.exec(select(UnitOperation).where(UnitOperation.unit_id == unit.id,
-                                                  UnitOperation.sequence == sequence)).one()
+        uop = db.exec(
+            select(UnitOperation).where(
+                UnitOperation.unit_id == unit.id, UnitOperation.sequence == sequence
+            )
+        ).one()
         labels = []
         for pick in uop.picks:
             part = db.get(Part, int(pick["part_id"]))
             assert part is not None
-            gtin = db.exec(select(PartIdentifier.value).where(
-                PartIdentifier.part_id == part.id, PartIdentifier.kind == "gtin")).one()
-            lot_ids = [m.lot_id for m in db.exec(select(StockMovement).where(
-                StockMovement.unit_id == unit.id, StockMovement.part_id == part.id,
-                StockMovement.reserved_delta > 0).order_by(col(StockMovement.id)))]
+            gtin = db.exec(
+                select(PartIdentifier.value).where(
+                    PartIdentifier.part_id == part.id, PartIdentifier.kind == "gtin"
+                )
+            ).one()
+            lot_ids = [
+                m.lot_id
+                for m in db.exec(
+                    select(StockMovement)
+                    .where(
+                        StockMovement.unit_id == unit.id,
+                        StockMovement.part_id == part.id,
+                        StockMovement.reserved_delta > 0,
+                    )
+                    .order_by(col(StockMovement.id))
+                )
+            ]
             lots = [db.get(StockLot, i) for i in lot_ids]
             for n in range(int(pick.get("qty", 1))):
                 gs1 = f"(01){gtin.zfill(14)}"
@@ -88,8 +103,7 @@ def verdict(page: Any, action: Any) -> None:
     """Do ``action`` and wait for the next verdict in the banner."""
     before = page.get_by_test_id("banner").get_attribute("data-ref")
     action()
-    page.wait_for_selector(f'#banner:not([data-ref="{before}"])', state="attached",
-                           timeout=TIMEOUT)
+    page.wait_for_selector(f'#banner:not([data-ref="{before}"])', state="attached", timeout=TIMEOUT)
 
 
 def sign_in(page: Any, badge: str) -> None:
@@ -97,8 +111,9 @@ def sign_in(page: Any, badge: str) -> None:
     page.wait_for_selector(f'[data-testid="screen"][data-operator="{badge}"]', timeout=TIMEOUT)
 
 
-def test_build_a_unit_through_every_station(station_server: LiveServer, tablet: Any,
-                                            page_log: PageLog, shots: Path) -> None:
+def test_build_a_unit_through_every_station(
+    station_server: LiveServer, tablet: Any, page_log: PageLog, shots: Path
+) -> None:
     page = tablet
     routing = [("KIT-1", 10), ("BRD-1", 20), ("FIN-1", 30), ("TST-1", 40)]
     for n, (station, sequence) in enumerate(routing):
@@ -133,8 +148,10 @@ def test_build_a_unit_through_every_station(station_server: LiveServer, tablet: 
         for label in labels:
             assert complete.is_disabled()
             verdict(page, lambda label=label: wedge(page, label))
-            assert page.locator(".banner.ok").count() == 1, (label, page.get_by_test_id(
-                "banner").inner_text())
+            assert page.locator(".banner.ok").count() == 1, (
+                label,
+                page.get_by_test_id("banner").inner_text(),
+            )
         assert page.locator("tr.pick.todo").count() == 0
         if n == 0:
             assert "P45X" in page.locator('tr[data-sku="PSU-450"] .records').inner_text()
@@ -152,8 +169,9 @@ def test_build_a_unit_through_every_station(station_server: LiveServer, tablet: 
     assert page_log.exceptions + page_log.console_errors == []
 
 
-def test_a_scan_over_mqtt_appears_without_reload(station_server: LiveServer, tablet: Any,
-                                                 shots: Path) -> None:
+def test_a_scan_over_mqtt_appears_without_reload(
+    station_server: LiveServer, tablet: Any, shots: Path
+) -> None:
     page = tablet
     page.goto(station_server.device_link("KIT-1"))
     page.wait_for_selector("body[data-live=open]", state="attached", timeout=TIMEOUT)
@@ -180,8 +198,9 @@ def test_a_scan_over_mqtt_appears_without_reload(station_server: LiveServer, tab
     page.wait_for_selector('[data-testid="screen"][data-operator=""]', timeout=TIMEOUT)
 
 
-def test_the_french_ui_follows_the_operator(station_server: LiveServer, tablet: Any,
-                                            shots: Path) -> None:
+def test_the_french_ui_follows_the_operator(
+    station_server: LiveServer, tablet: Any, shots: Path
+) -> None:
     # Runs after the MQTT test, which left PC-000002's kitting step paused at KIT-1.
     page = tablet
     page.goto(station_server.device_link("KIT-1"))
@@ -211,8 +230,9 @@ def test_the_french_ui_follows_the_operator(station_server: LiveServer, tablet: 
     page.wait_for_selector("text=Scan your badge to sign in", timeout=TIMEOUT)
 
 
-def test_reconnecting_state_and_nothing_lost(station_server: LiveServer, tablet: Any,
-                                             shots: Path) -> None:
+def test_reconnecting_state_and_nothing_lost(
+    station_server: LiveServer, tablet: Any, shots: Path
+) -> None:
     """The server freezes (SIGSTOP): heartbeats stop, the tablet says "reconnecting";
     a scan made meanwhile on the serial scanner shows once the server is back."""
     page = tablet

@@ -18,8 +18,13 @@ from server import create_app
 
 def make_app(url: str, tmp_path: Path, **extra: Any) -> Flask:
     """A testing app on database ``url`` (no ingest), its instance folder in ``tmp_path``."""
-    config = {"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test-" + uuid.uuid4().hex,
-              "RUN_INGEST": False, **extra}
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": url,
+        "SECRET_KEY": "test-" + uuid.uuid4().hex,
+        "RUN_INGEST": False,
+        **extra,
+    }
     return create_app(config, instance_path=str(tmp_path / "instance"))
 
 
@@ -37,6 +42,5 @@ class CliRunner:
 
 def login(client: FlaskClient, username: str, password: str | None = None) -> None:
     """Sign in on the desktop login form (demo users: supervisor, admin)."""
-    response = client.post("/login", data={"username": username,
-                                           "password": password or username})
+    response = client.post("/login", data={"username": username, "password": password or username})
     assert response.status_code == 303, response.data[:500]

@@ -26,9 +26,11 @@ class Subscriber:
         self._cond = threading.Condition()
         self._topic = topic
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                                  client_id=f"test-sub-{uuid.uuid4().hex[:8]}",
-                                  clean_session=False)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"test-sub-{uuid.uuid4().hex[:8]}",
+            clean_session=False,
+        )
         self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message
@@ -42,8 +44,12 @@ class Subscriber:
             self.messages.append((msg.topic, msg.payload))
             self._cond.notify_all()
 
-    def wait_for(self, count: int, timeout: float = 5.0,
-                 where: Callable[[str, bytes], bool] = lambda t, p: True) -> list[Any]:
+    def wait_for(
+        self,
+        count: int,
+        timeout: float = 5.0,
+        where: Callable[[str, bytes], bool] = lambda t, p: True,
+    ) -> list[Any]:
         """The JSON payloads of the first ``count`` matching messages (or fail)."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -68,18 +74,17 @@ def publish(port: int, topic: str, payload: dict[str, Any]) -> None:
     client.loop_stop()
 
 
-def write_config(tmp_path: Path, station: dict[str, str], broker_url: str,
-                 extra: str = "") -> Path:
+def write_config(tmp_path: Path, station: dict[str, str], broker_url: str, extra: str = "") -> Path:
     path = tmp_path / "station.toml"
     path.write_text(f"""
 [station]
-site = "{station['site']}"
-line = "{station['line']}"
-station = "{station['station']}"
+site = "{station["site"]}"
+line = "{station["line"]}"
+station = "{station["station"]}"
 
 [mqtt]
 url = "{broker_url}"
-client_id = "bridge-{station['station']}"
+client_id = "bridge-{station["station"]}"
 keepalive = 5
 reconnect_max_s = 1
 
@@ -90,7 +95,7 @@ path = "outbox.sqlite"
 [[devices]]
 name = "scanner1"
 type = "scanner"
-port = "{tmp_path / 'scanner1'}"
+port = "{tmp_path / "scanner1"}"
 good_read = "\\u0007"
 bad_read = "\\u001bBAD\\u0007"
 reopen_max_s = 0.5
@@ -98,7 +103,7 @@ reopen_max_s = 0.5
 [[devices]]
 name = "board1"
 type = "line"
-port = "{tmp_path / 'board1'}"
+port = "{tmp_path / "board1"}"
 on_accepted = ["LIGHT 1 GREEN"]
 on_rejected = ["LIGHT 1 RED", "BEEP 300"]
 reopen_max_s = 0.5

@@ -27,9 +27,15 @@ import pytest
 from tests.support.live_server import LiveServer, serve
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 @dataclass
@@ -43,10 +49,18 @@ class PageLog:
 
     def watch(self, page: Any) -> None:
         page.on("pageerror", lambda exc: self.exceptions.append(str(exc)))
-        page.on("console", lambda msg: self.console_errors.append(msg.text)
-                if msg.type == "error" else None)
-        page.on("response", lambda r: self.failed_responses.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+        page.on(
+            "console",
+            lambda msg: self.console_errors.append(msg.text) if msg.type == "error" else None,
+        )
+        page.on(
+            "response",
+            lambda r: (
+                self.failed_responses.append(f"{r.status} {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico")
+                else None
+            ),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +70,11 @@ def live_server_settings() -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def live_server(_sqlite_templates: dict[str, Path], tmp_path_factory: pytest.TempPathFactory,
-                live_server_settings: dict[str, object]) -> Iterator[LiveServer]:
+def live_server(
+    _sqlite_templates: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    live_server_settings: dict[str, object],
+) -> Iterator[LiveServer]:
     workdir = tmp_path_factory.mktemp("live-server")
     database = workdir / "taktline.db"
     shutil.copy(_sqlite_templates["demo"], database)
@@ -78,8 +95,14 @@ def chromium() -> Iterator[Any]:
 
 
 @contextmanager
-def open_page(browser: Any, request: pytest.FixtureRequest, log: PageLog, *, shots: Path,
-              **context_options: Any) -> Iterator[Any]:
+def open_page(
+    browser: Any,
+    request: pytest.FixtureRequest,
+    log: PageLog,
+    *,
+    shots: Path,
+    **context_options: Any,
+) -> Iterator[Any]:
     """A page in a new context of ``browser`` (``context_options`` as Playwright's
     ``new_context``), watched by ``log``; ``shots/FAILED-<test>.png`` if the test fails."""
     context = browser.new_context(**context_options)
@@ -100,8 +123,9 @@ def page_log() -> PageLog:
 
 
 @pytest.fixture
-def browser_page(chromium: Any, page_log: PageLog, request: pytest.FixtureRequest,
-                 artifacts_dir: Path) -> Iterator[Any]:
+def browser_page(
+    chromium: Any, page_log: PageLog, request: pytest.FixtureRequest, artifacts_dir: Path
+) -> Iterator[Any]:
     with open_page(chromium, request, page_log, shots=artifacts_dir / "browser") as page:
         yield page
 

@@ -39,22 +39,36 @@ STATIONS = {"kitting": "KIT-1", "board": "BRD-1", "final": "FIN-1", "test": "TST
 
 def act(engine: Engine, station: str, event: StationEvent) -> service.Outcome:
     with write_session(engine) as session:
-        return service.handle(session, station_code=station, event=event, channel="ui",
-                              source="test")
+        return service.handle(
+            session, station_code=station, event=event, channel="ui", source="test"
+        )
 
 
-def place_and_release(engine: Engine, *, number: str, product: str, quantity: int,
-                      options: list[str], due_in_days: int = 3) -> list[str]:
+def place_and_release(
+    engine: Engine,
+    *,
+    number: str,
+    product: str,
+    quantity: int,
+    options: list[str],
+    due_in_days: int = 3,
+) -> list[str]:
     """A received customer order, released through the orders service: its unit serials."""
     with write_session(engine) as session:
         prod = session.exec(select(Product).where(Product.code == product)).one()
-        order = CustomerOrder(number=number, customer=f"Customer of {number}",
-                              due_date=(datetime.now(UTC) + timedelta(days=due_in_days)).date(),
-                              created_by="test")
+        order = CustomerOrder(
+            number=number,
+            customer=f"Customer of {number}",
+            due_date=(datetime.now(UTC) + timedelta(days=due_in_days)).date(),
+            created_by="test",
+        )
         session.add(order)
         session.flush()
-        session.add(OrderLine(order_id=order.id, line_no=1, product_id=prod.id,
-                              quantity=quantity, options=options))
+        session.add(
+            OrderLine(
+                order_id=order.id, line_no=1, product_id=prod.id, quantity=quantity, options=options
+            )
+        )
         session.flush()
         orders.release(session, order=order, by="test")
         return [u.serial for u in orders.order_units(session, order=order)]
@@ -63,9 +77,12 @@ def place_and_release(engine: Engine, *, number: str, product: str, quantity: in
 def build(engine: Engine, serial: str) -> None:
     """Every operation of unit ``serial``, at the demo stations, through handle()."""
     with Session(engine) as session:
-        kinds = session.exec(select(UnitOperation.station_kind).join(
-            Unit, col(Unit.id) == UnitOperation.unit_id).where(Unit.serial == serial)
-            .order_by(col(UnitOperation.sequence))).all()
+        kinds = session.exec(
+            select(UnitOperation.station_kind)
+            .join(Unit, col(Unit.id) == UnitOperation.unit_id)
+            .where(Unit.serial == serial)
+            .order_by(col(UnitOperation.sequence))
+        ).all()
     for kind in kinds:
         build_step(engine, STATIONS[kind], serial, badge=BUILDERS[kind])
 
@@ -77,32 +94,41 @@ def build_step(engine: Engine, station: str, serial: str, *, badge: str) -> None
     assert started.state is not None and started.state.unit is not None
     unit_id = started.state.unit.id
     for pick in started.state.picks:
-        for data in scans_for(engine, unit_id=unit_id, part_id=pick.part_id,
-                              substitutes=pick.substitutes, qty=pick.remaining):
+        for data in scans_for(
+            engine,
+            unit_id=unit_id,
+            part_id=pick.part_id,
+            substitutes=pick.substitutes,
+            qty=pick.remaining,
+        ):
             outcome = act(engine, station, Scan(data))
             assert outcome.accepted, (pick.sku, data, outcome.message)
     done = act(engine, station, CompleteStep())
     assert done.accepted, done.message
 
 
-def scans_for(engine: Engine, *, unit_id: int, part_id: int, substitutes: tuple[int, ...],
-              qty: int) -> list[str]:
+def scans_for(
+    engine: Engine, *, unit_id: int, part_id: int, substitutes: tuple[int, ...], qty: int
+) -> list[str]:
     """What to scan for ``qty`` of ``part_id``: the lots / serials reserved for the unit."""
     with Session(engine) as session:
         reserved = session.execute(
             sa.select(StockMovement.lot_id, sa.func.sum(StockMovement.reserved_delta))
             .join(StockLot, StockLot.id == StockMovement.lot_id)
-            .where(StockMovement.unit_id == unit_id,
-                   col(StockLot.part_id).in_((part_id, *substitutes)))
-            .group_by(StockMovement.lot_id)).all()
+            .where(
+                StockMovement.unit_id == unit_id, col(StockLot.part_id).in_((part_id, *substitutes))
+            )
+            .group_by(StockMovement.lot_id)
+        ).all()
         out: list[str] = []
         for lot_id, n in reserved:
             lot = session.get(StockLot, lot_id)
             assert lot is not None
             out += [_label(session, lot)] * int(n or 0)
         if not out:  # nothing reserved (untracked parts): the GTIN from the bin
-            lot = session.exec(select(StockLot).where(StockLot.part_id == part_id,
-                                                      StockLot.on_hand > 0)).first()
+            lot = session.exec(
+                select(StockLot).where(StockLot.part_id == part_id, StockLot.on_hand > 0)
+            ).first()
             assert lot is not None, f"no stock of part {part_id}"
             out = [_label(session, lot)]
         return (out * qty)[:qty] if len(out) < qty else out[:qty]
@@ -111,8 +137,11 @@ def scans_for(engine: Engine, *, unit_id: int, part_id: int, substitutes: tuple[
 def _label(session: Session, lot: StockLot) -> str:
     part = session.get(Part, lot.part_id)
     assert part is not None
-    gtin = session.exec(select(PartIdentifier.value).where(
-        PartIdentifier.part_id == part.id, PartIdentifier.kind == "gtin")).first()
+    gtin = session.exec(
+        select(PartIdentifier.value).where(
+            PartIdentifier.part_id == part.id, PartIdentifier.kind == "gtin"
+        )
+    ).first()
     if gtin is None:  # a sub-assembly: its own serial label
         return lot.serial
     if lot.serial:

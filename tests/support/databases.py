@@ -22,8 +22,9 @@ PG_URL = os.environ.get("TAKTLINE_TEST_DATABASE_URL", "")
 DB_KINDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 
 
-def fresh_db(kind: str, request: pytest.FixtureRequest, tmp_path: Path, *,
-             demo: bool) -> Iterator[str]:
+def fresh_db(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, *, demo: bool
+) -> Iterator[str]:
     """Yield the URL of an empty (or demo plant) database of ``kind`` for one test.
 
     SQLite: a copy of the session's migrated template (``_sqlite_templates``).

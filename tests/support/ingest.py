@@ -31,16 +31,19 @@ from tests.support.mosquitto import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "taktline/PLT1/PC1/KIT-1"
-MOSQUITTO_CONF = (ROOT / "deploy" / "mosquitto.conf")
+MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto.conf"
 
 
 def broker_conf() -> str:
     """The tuning lines of deploy/mosquitto.conf (queues, inflight), without its
     listeners, logins and paths, which the private test broker sets itself."""
-    keep = ("max_inflight_messages", "max_queued_messages", "max_queued_bytes",
-            "persistent_client_expiration")
-    lines = [line for line in MOSQUITTO_CONF.read_text().splitlines()
-             if line.split(" ")[0] in keep]
+    keep = (
+        "max_inflight_messages",
+        "max_queued_messages",
+        "max_queued_bytes",
+        "persistent_client_expiration",
+    )
+    lines = [line for line in MOSQUITTO_CONF.read_text().splitlines() if line.split(" ")[0] in keep]
     assert lines, "deploy/mosquitto.conf lost its tuning lines"
     return "\n".join(lines)
 
@@ -58,9 +61,12 @@ class AmqttBroker:
         from amqtt.broker import Broker
 
         self._thread.start()
-        config = {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-                  "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                              {"allow_anonymous": True}}}
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
 
         async def make() -> Any:
             broker = Broker(config, loop=self._loop)
@@ -88,20 +94,29 @@ def screw_step(engine: Engine, *, qty: int, station: str = "KIT-1") -> None:
         screws = session.exec(select(Part).where(Part.sku == "SCR-M3")).one()
         line = session.exec(select(OrderLine)).first()
         assert line is not None
-        wo = WorkOrder(number=f"WO-SCREWS-{uuid.uuid4().hex[:6]}", order_line_id=line.id,
-                       quantity=1)
+        wo = WorkOrder(
+            number=f"WO-SCREWS-{uuid.uuid4().hex[:6]}", order_line_id=line.id, quantity=1
+        )
         session.add(wo)
         session.flush()
-        unit = Unit(serial=f"PC-S{uuid.uuid4().hex[:6]}", work_order_id=wo.id,
-                    product_id=1, status="queued")
+        unit = Unit(
+            serial=f"PC-S{uuid.uuid4().hex[:6]}", work_order_id=wo.id, product_id=1, status="queued"
+        )
         session.add(unit)
         session.flush()
         from server.models import Operation
 
         kit = session.exec(select(Operation).where(Operation.code == "KIT")).one()
-        session.add(UnitOperation(unit_id=unit.id, operation_id=kit.id, sequence=10,
-                                  station_kind="kitting", status="ready",
-                                  picks=[{"part_id": screws.id, "sku": "SCR-M3", "qty": qty}]))
+        session.add(
+            UnitOperation(
+                unit_id=unit.id,
+                operation_id=kit.id,
+                sequence=10,
+                station_kind="kitting",
+                status="ready",
+                picks=[{"part_id": screws.id, "sku": "SCR-M3", "qty": qty}],
+            )
+        )
     for event in (SignIn("OP1001"), StartNext()):
         with write_session(engine) as session:
             outcome = service.handle(session, station_code=station, event=event)
@@ -117,9 +132,11 @@ class Station:
         self.states: list[dict[str, Any]] = []
         self._cond = threading.Condition()
         self._ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"test-station-{uuid.uuid4().hex[:8]}",
-                                  clean_session=False)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"test-station-{uuid.uuid4().hex[:8]}",
+            clean_session=False,
+        )
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self._ready.set()
         self.client.on_message = self._on_message
@@ -130,8 +147,12 @@ class Station:
         assert self._ready.wait(5), "station client did not subscribe"
 
     def _on_connect(self, client: mqtt.Client, *args: Any) -> None:
-        client.subscribe([(f"{self.prefix.rsplit('/', 1)[0]}/+/cmd/feedback", 1),
-                          (f"{self.prefix.rsplit('/', 1)[0]}/+/state", 1)])
+        client.subscribe(
+            [
+                (f"{self.prefix.rsplit('/', 1)[0]}/+/cmd/feedback", 1),
+                (f"{self.prefix.rsplit('/', 1)[0]}/+/state", 1),
+            ]
+        )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         payload = json.loads(msg.payload)
@@ -142,15 +163,23 @@ class Station:
                 self.feedback.setdefault(str(payload.get("ref")), []).append(payload)
             self._cond.notify_all()
 
-    def publish(self, payload: dict[str, Any] | bytes, kind: str = "evt/scan",
-                prefix: str | None = None) -> mqtt.MQTTMessageInfo:
+    def publish(
+        self, payload: dict[str, Any] | bytes, kind: str = "evt/scan", prefix: str | None = None
+    ) -> mqtt.MQTTMessageInfo:
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         return self.client.publish(f"{prefix or self.prefix}/{kind}", raw, qos=1)
 
     def scan(self, data: str, *, seq: int = 1, msg_id: str | None = None) -> str:
         msg_id = msg_id or str(uuid.uuid4())
-        self.publish({"msg_id": msg_id, "ts": "2026-03-02T08:00:00.000Z", "seq": seq,
-                      "source": "scanner1", "data": data})
+        self.publish(
+            {
+                "msg_id": msg_id,
+                "ts": "2026-03-02T08:00:00.000Z",
+                "seq": seq,
+                "source": "scanner1",
+                "data": data,
+            }
+        )
         return msg_id
 
     def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -170,8 +199,10 @@ class Station:
         deadline = time.monotonic() + timeout
         while True:
             msg_id = f"ping-{uuid.uuid4()}"
-            self.publish({"msg_id": msg_id, "source": "board1", "kind": "hello",
-                          "firmware": "test"}, kind="evt/device")
+            self.publish(
+                {"msg_id": msg_id, "source": "board1", "kind": "hello", "firmware": "test"},
+                kind="evt/device",
+            )
             try:
                 self.answer(msg_id, timeout=0.5)
                 return
@@ -186,20 +217,30 @@ class Station:
 class IngestProcess:
     """``taktline ingest`` as its own process, as production runs it."""
 
-    def __init__(self, workdir: Path, db_url: str, mqtt_url: str, client_id: str,
-                 shared: bool = True) -> None:
+    def __init__(
+        self, workdir: Path, db_url: str, mqtt_url: str, client_id: str, shared: bool = True
+    ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, "TAKTLINE_DATABASE_URL": db_url,
-                    "TAKTLINE_MQTT_URL": mqtt_url, "TAKTLINE_INGEST_CLIENT_ID": client_id,
-                    "TAKTLINE_INGEST_SHARED": "true" if shared else "false",
-                    "TAKTLINE_LOG_LEVEL": "WARNING"}
+        self.env = {
+            **os.environ,
+            "TAKTLINE_DATABASE_URL": db_url,
+            "TAKTLINE_MQTT_URL": mqtt_url,
+            "TAKTLINE_INGEST_CLIENT_ID": client_id,
+            "TAKTLINE_INGEST_SHARED": "true" if shared else "false",
+            "TAKTLINE_LOG_LEVEL": "WARNING",
+        }
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> IngestProcess:
         log = open(self.workdir / "ingest.log", "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "taktline"), "ingest"],
-                                     cwd=self.workdir, env=self.env, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "taktline"), "ingest"],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
         log.close()
         return self
 
@@ -233,11 +274,16 @@ def counts(db_url: str) -> dict[str, int]:
         screws = session.exec(select(Part).where(Part.sku == "SCR-M3")).one()
         result = {
             "consumptions": session.exec(select(func.count()).select_from(Consumption)).one(),
-            "ledger": session.exec(select(func.count()).select_from(StockMovement).where(
-                StockMovement.kind == "consumption")).one(),
-            "on_hand": session.exec(select(func.sum(StockLot.on_hand)).where(
-                StockLot.part_id == screws.id)).one(),
-            "scan_events": session.exec(select(func.count()).select_from(Event).where(
-                Event.kind == "scan")).one(),
+            "ledger": session.exec(
+                select(func.count())
+                .select_from(StockMovement)
+                .where(StockMovement.kind == "consumption")
+            ).one(),
+            "on_hand": session.exec(
+                select(func.sum(StockLot.on_hand)).where(StockLot.part_id == screws.id)
+            ).one(),
+            "scan_events": session.exec(
+                select(func.count()).select_from(Event).where(Event.kind == "scan")
+            ).one(),
         }
     return {k: int(v or 0) for k, v in result.items()}

@@ -35,8 +35,11 @@ from tests.support.mosquitto import Mosquitto, free_port
 # for a few open SSE streams, quick heartbeats (the tablet notices a frozen server in
 # seconds), an unshared ingest subscription (nothing else subscribes).
 DEFAULT_SETTINGS: dict[str, object] = {
-    "WEB_THREADS": 16, "STATION_HEARTBEAT_SECONDS": 2, "INGEST_SHARED": False,
-    "LOG_LEVEL": "INFO"}
+    "WEB_THREADS": 16,
+    "STATION_HEARTBEAT_SECONDS": 2,
+    "INGEST_SHARED": False,
+    "LOG_LEVEL": "INFO",
+}
 START_TIMEOUT = 30.0  # seconds for `taktline serve` to answer /healthz
 
 
@@ -67,8 +70,13 @@ class LiveServer:
     def publish_scan(self, station: str, data: str) -> str:
         """A scan from a serial scanner, as the station bridge publishes it."""
         msg_id = str(uuid.uuid4())
-        payload = {"msg_id": msg_id, "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                   "seq": 1, "source": "scanner1", "data": data}
+        payload = {
+            "msg_id": msg_id,
+            "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "seq": 1,
+            "source": "scanner1",
+            "data": data,
+        }
         topic = topics.build("PLT1", "PC1", station, "evt/scan")
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"e2e-{msg_id[:8]}")
         client.connect("127.0.0.1", self.mqtt_port)
@@ -82,8 +90,9 @@ class LiveServer:
 
 
 @contextmanager
-def serve(workdir: Path, database: Path,
-          settings: Mapping[str, object] | None = None) -> Iterator[LiveServer]:
+def serve(
+    workdir: Path, database: Path, settings: Mapping[str, object] | None = None
+) -> Iterator[LiveServer]:
     """Run `taktline serve` on SQLite file ``database`` until the block ends.
 
     ``settings`` (names as in ``server.settings``, e.g. ``BOARD_REFRESH_SECONDS``)
@@ -95,15 +104,20 @@ def serve(workdir: Path, database: Path,
     workdir.mkdir(parents=True, exist_ok=True)
     db_url = f"sqlite:///{database}"
     port = free_port()
-    env = {**os.environ, "TAKTLINE_DATABASE_URL": db_url, "TAKTLINE_PORT": str(port),
-           "TAKTLINE_SECRET_KEY": "e2e-" + uuid.uuid4().hex}
+    env = {
+        **os.environ,
+        "TAKTLINE_DATABASE_URL": db_url,
+        "TAKTLINE_PORT": str(port),
+        "TAKTLINE_SECRET_KEY": "e2e-" + uuid.uuid4().hex,
+    }
     env.update({f"TAKTLINE_{name}": _env_value(value) for name, value in wanted.items()})
     with Mosquitto(workdir / "broker") as broker:
         env["TAKTLINE_MQTT_URL"] = broker.url
         log = (workdir / "server.log").open("wb")
         taktline = str(Path(sys.executable).with_name("taktline"))
-        proc = subprocess.Popen([taktline, "serve"], cwd=workdir,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [taktline, "serve"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         server = LiveServer(f"http://127.0.0.1:{port}", db_url, broker.port, workdir, proc)
         try:
@@ -125,8 +139,9 @@ def _env_value(value: object) -> str:
     return str(value)
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path,
-               timeout: float = START_TIMEOUT) -> None:
+def _wait_http(
+    url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = START_TIMEOUT
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

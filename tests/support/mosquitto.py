@@ -38,8 +38,14 @@ class Mosquitto:
     to clients like the production broker coming back.
     """
 
-    def __init__(self, workdir: Path, *, port: int | None = None, extra_conf: str = "",
-                 persistence: bool = True) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        extra_conf: str = "",
+        persistence: bool = True,
+    ) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError("mosquitto is not installed: apt-get install mosquitto")
@@ -48,8 +54,9 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.conf = self.workdir / "mosquitto.conf"
-        self.conf.write_text(mosquitto_conf(self.port, self.workdir, persistence=persistence,
-                                            extra=extra_conf))
+        self.conf.write_text(
+            mosquitto_conf(self.port, self.workdir, persistence=persistence, extra=extra_conf)
+        )
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"mqtt://127.0.0.1:{self.port}"
 

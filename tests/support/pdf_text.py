@@ -12,8 +12,16 @@ import zlib
 
 _OBJ = re.compile(rb"(\d+) 0 obj(.*?)endobj", re.S)
 _STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.S)
-_ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b",
-            ord("f"): b"\f", ord("("): b"(", ord(")"): b")", ord("\\"): b"\\"}
+_ESCAPES = {
+    ord("n"): b"\n",
+    ord("r"): b"\r",
+    ord("t"): b"\t",
+    ord("b"): b"\b",
+    ord("f"): b"\f",
+    ord("("): b"(",
+    ord(")"): b")",
+    ord("\\"): b"\\",
+}
 
 
 def _objects(pdf: bytes) -> dict[int, bytes]:
@@ -35,7 +43,8 @@ def _cmap(data: bytes) -> dict[int, str]:
             mapping[int(src, 16)] = bytes.fromhex(dst.decode()).decode("utf-16-be")
     for block in re.findall(rb"beginbfrange(.*?)endbfrange", data, re.S):
         for lo, hi, dst in re.findall(
-                rb"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block):
+            rb"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block
+        ):
             start = int(dst, 16)
             for i, code in enumerate(range(int(lo, 16), int(hi, 16) + 1)):
                 mapping[code] = chr(start + i)
@@ -47,20 +56,20 @@ def _strings(content: bytes) -> list[tuple[bytes, bytes]]:
     out: list[tuple[bytes, bytes]] = []
     font, i = b"", 0
     while i < len(content):
-        if content[i:i + 1] == b"/":
+        if content[i : i + 1] == b"/":
             match = re.match(rb"/(\w+)\s+[\d.]+\s+Tf", content[i:])
             if match:
                 font = match.group(1)
                 i += match.end()
                 continue
-        if content[i:i + 1] == b"(":
+        if content[i : i + 1] == b"(":
             i += 1
             raw, depth = bytearray(), 1
             while i < len(content):
                 ch = content[i]
                 if ch == 0x5C:  # backslash
                     nxt = content[i + 1]
-                    octal = re.match(rb"[0-7]{1,3}", content[i + 1:i + 4])
+                    octal = re.match(rb"[0-7]{1,3}", content[i + 1 : i + 4])
                     if octal:
                         raw.append(int(octal.group(0), 8) & 0xFF)
                         i += 1 + len(octal.group(0))
@@ -89,8 +98,11 @@ def pdf_text(pdf: bytes) -> str:
             font = objects.get(int(ref), b"")
             to_unicode = re.search(rb"/ToUnicode\s+(\d+) 0 R", font)
             if b"/Type /Font" in font or b"/Type/Font" in font:
-                fonts[name] = (_cmap(_stream(objects.get(int(to_unicode.group(1)), b"")))
-                               if to_unicode else None)
+                fonts[name] = (
+                    _cmap(_stream(objects.get(int(to_unicode.group(1)), b"")))
+                    if to_unicode
+                    else None
+                )
     text: list[str] = []
     for body in objects.values():
         if b"/Type" in body.split(b"stream", 1)[0]:
@@ -99,8 +111,12 @@ def pdf_text(pdf: bytes) -> str:
         for font, raw in _strings(content):
             cmap = fonts.get(font)
             if cmap:
-                text.append("".join(cmap.get(int.from_bytes(raw[j:j + 2], "big"), "\ufffd")
-                                    for j in range(0, len(raw) - 1, 2)))
+                text.append(
+                    "".join(
+                        cmap.get(int.from_bytes(raw[j : j + 2], "big"), "\ufffd")
+                        for j in range(0, len(raw) - 1, 2)
+                    )
+                )
             else:
                 text.append(raw.decode("latin-1"))
         text.append("\n")

@@ -14,8 +14,14 @@ from server.models import OrderLine, Product, Unit, UnitOperation, WorkOrder
 from server.orders.reservations import reserve_for_unit
 
 
-def release_unit(session: Session, *, options: list[str], serial: str,
-                 reserve: bool = True, product_code: str = "PC") -> Unit:
+def release_unit(
+    session: Session,
+    *,
+    options: list[str],
+    serial: str,
+    reserve: bool = True,
+    product_code: str = "PC",
+) -> Unit:
     product = session.exec(select(Product).where(Product.code == product_code)).one()
     config = resolve(load_product(session, product), options)
     line = session.exec(select(OrderLine).where(OrderLine.product_id == product.id)).first()
@@ -23,19 +29,29 @@ def release_unit(session: Session, *, options: list[str], serial: str,
     wo = WorkOrder(number=f"WO-{serial}", order_line_id=line.id, quantity=1)
     session.add(wo)
     session.flush()
-    unit = Unit(serial=serial, work_order_id=wo.id, product_id=product.id,
-                options=list(config.options), status="queued")
+    unit = Unit(
+        serial=serial,
+        work_order_id=wo.id,
+        product_id=product.id,
+        options=list(config.options),
+        status="queued",
+    )
     session.add(unit)
     session.flush()
     for i, routed in enumerate(config.routing):
-        session.add(UnitOperation(
-            unit_id=unit.id, operation_id=routed.operation.id, sequence=routed.operation.sequence,
-            station_kind=routed.operation.station_kind, status="ready" if i == 0 else "pending",
-            picks=[p.as_dict() for p in routed.picks]))
+        session.add(
+            UnitOperation(
+                unit_id=unit.id,
+                operation_id=routed.operation.id,
+                sequence=routed.operation.sequence,
+                station_kind=routed.operation.station_kind,
+                status="ready" if i == 0 else "pending",
+                picks=[p.as_dict() for p in routed.picks],
+            )
+        )
         if reserve:
             for pick in routed.picks:
-                reserve_for_unit(session, unit=unit, part_id=pick.part_id, qty=pick.qty,
-                                 by="test")
+                reserve_for_unit(session, unit=unit, part_id=pick.part_id, qty=pick.qty, by="test")
     session.flush()
     return unit
 

@@ -15,9 +15,12 @@ target_metadata = SQLModel.metadata
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"),
-                      target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -39,8 +42,12 @@ def _run(connection: Any) -> None:
         # old copy would cascade or fail. SQLite only obeys this outside a transaction.
         connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
     # Batch mode so ALTERs work on SQLite (it copies the table).
-    context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=True, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
     try:
         with context.begin_transaction():
             context.run_migrations()

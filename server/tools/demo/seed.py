@@ -43,11 +43,20 @@ def _orders(session: Session, *, by: str) -> None:
     """The demo's open orders, through the same intake as the web form and the API."""
     today = datetime.now(UTC).date()
     for doc in _order_docs():
-        order = intake.from_mapping({
-            "number": doc["number"], "customer": doc["customer"],
-            "due_date": today + timedelta(days=int(str(doc["due_in_days"]))),
-            "priority": doc.get("priority", 0),
-            "lines": [{"product": line["product"], "quantity": line["qty"],
-                       "options": line["options"]}
-                      for line in doc["lines"]]})  # type: ignore[attr-defined]
+        order = intake.from_mapping(
+            {
+                "number": doc["number"],
+                "customer": doc["customer"],
+                "due_date": today + timedelta(days=int(str(doc["due_in_days"]))),
+                "priority": doc.get("priority", 0),
+                "lines": [
+                    {
+                        "product": line["product"],
+                        "quantity": line["qty"],
+                        "options": line["options"],
+                    }
+                    for line in doc["lines"]  # type: ignore[attr-defined]
+                ],
+            }
+        )
         intake.create_order(session, order=order, by=by, channel="seed")

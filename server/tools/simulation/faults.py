@@ -47,15 +47,27 @@ class FaultLog:
     outcomes: list[FaultOutcome] = field(default_factory=list)
 
     def count(self, kind: str, *, ok: bool | None = None) -> int:
-        return sum(1 for o in self.outcomes if o.fault.kind == kind and o.done
-                   and (ok is None or o.ok == ok))
+        return sum(
+            1
+            for o in self.outcomes
+            if o.fault.kind == kind and o.done and (ok is None or o.ok == ok)
+        )
 
 
 class FaultInjector(threading.Thread):
-    def __init__(self, *, schedule: list[Fault], speed: float, broker: Broker | None,
-                 ingest: Service | None, rigs: dict[str, StationRig], monitor: Monitor,
-                 abort: threading.Event, clock: Callable[[], float],
-                 say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        *,
+        schedule: list[Fault],
+        speed: float,
+        broker: Broker | None,
+        ingest: Service | None,
+        rigs: dict[str, StationRig],
+        monitor: Monitor,
+        abort: threading.Event,
+        clock: Callable[[], float],
+        say: Callable[[str], None],
+    ) -> None:
         super().__init__(name="fault-injector", daemon=True)
         self.schedule = schedule
         self.speed = speed
@@ -113,8 +125,15 @@ class FaultInjector(threading.Thread):
         outcome.done, outcome.ok = True, True
         outcome.detail = f"broker restarted ({self.broker.restarts} so far)"
 
-    def _down_and_back(self, outcome: FaultOutcome, *, take_down: Callable[[], object],
-                       bring_back: Callable[[], object], down: str, back: str) -> None:
+    def _down_and_back(
+        self,
+        outcome: FaultOutcome,
+        *,
+        take_down: Callable[[], object],
+        bring_back: Callable[[], object],
+        down: str,
+        back: str,
+    ) -> None:
         """Take something down now and bring it back after the fault's duration."""
         take_down()
         outcome.done, outcome.ok = True, True
@@ -132,31 +151,49 @@ class FaultInjector(threading.Thread):
         if ingest is None:
             outcome.done, outcome.detail = True, "skipped: the ingest is not ours"
             return
-        self._down_and_back(outcome, take_down=ingest.kill, bring_back=ingest.start,
-                            down="ingest SIGKILLed",
-                            back="ingest SIGKILLed, restarted after {seconds:.1f} s")
+        self._down_and_back(
+            outcome,
+            take_down=ingest.kill,
+            bring_back=ingest.start,
+            down="ingest SIGKILLed",
+            back="ingest SIGKILLed, restarted after {seconds:.1f} s",
+        )
 
     def _bridge_offline(self, outcome: FaultOutcome) -> None:
         rig = self.rigs[outcome.fault.station]
-        self._down_and_back(outcome, take_down=rig.stop_bridge, bring_back=rig.start,
-                            down="bridge stopped",
-                            back="bridge offline {seconds:.1f} s, restarted")
+        self._down_and_back(
+            outcome,
+            take_down=rig.stop_bridge,
+            bring_back=rig.start,
+            down="bridge stopped",
+            back="bridge offline {seconds:.1f} s, restarted",
+        )
 
     def _port_unplug(self, outcome: FaultOutcome) -> None:
         rig = self.rigs[outcome.fault.station]
-        self._down_and_back(outcome, take_down=rig.unplug, bring_back=rig.replug,
-                            down="scanner unplugged",
-                            back="scanner unplugged {seconds:.1f} s, reopened by the bridge")
+        self._down_and_back(
+            outcome,
+            take_down=rig.unplug,
+            bring_back=rig.replug,
+            down="scanner unplugged",
+            back="scanner unplugged {seconds:.1f} s, reopened by the bridge",
+        )
 
     def _duplicate(self, outcome: FaultOutcome) -> None:
         station = outcome.fault.station
         # This station's last answered scan; any station's when it has none yet.
-        candidates = [p for p in self.monitor.find(station=station, accepted=None)
-                      if self.monitor.verdicts(p.msg_id)]
+        candidates = [
+            p
+            for p in self.monitor.find(station=station, accepted=None)
+            if self.monitor.verdicts(p.msg_id)
+        ]
         for other in self.rigs:
             if not candidates:
-                candidates = [p for p in self.monitor.find(station=other, accepted=None)
-                              if self.monitor.verdicts(p.msg_id)]
+                candidates = [
+                    p
+                    for p in self.monitor.find(station=other, accepted=None)
+                    if self.monitor.verdicts(p.msg_id)
+                ]
         if not candidates:
             outcome.done, outcome.detail = True, f"skipped: no scan answered at {station} yet"
             return
@@ -167,16 +204,19 @@ class FaultInjector(threading.Thread):
         verdict = None
         while time.monotonic() < deadline and not self.abort.is_set():
             answers = self.monitor.verdicts(item.msg_id)[before:]
-            verdict = next(
-                (a for a in answers if a.get("result") == EventResult.DUPLICATE), None)
+            verdict = next((a for a in answers if a.get("result") == EventResult.DUPLICATE), None)
             if verdict is not None or any(
-                    a.get("result") != EventResult.DUPLICATE for a in answers):
+                a.get("result") != EventResult.DUPLICATE for a in answers
+            ):
                 break
             time.sleep(0.05)
         outcome.done = True
         outcome.ok = verdict is not None
-        outcome.detail = (f"republished {item.msg_id}: answered duplicate" if outcome.ok
-                          else f"republished {item.msg_id}: NO duplicate answer")
+        outcome.detail = (
+            f"republished {item.msg_id}: answered duplicate"
+            if outcome.ok
+            else f"republished {item.msg_id}: NO duplicate answer"
+        )
 
     def _garbage(self, outcome: FaultOutcome) -> None:
         rig = self.rigs[outcome.fault.station]
@@ -195,7 +235,10 @@ class FaultInjector(threading.Thread):
             outcome.detail = "noise typed; the bridge published nothing flagged"
             return
         verdict = self.monitor.wait_verdict(flagged[0].msg_id, timeout=60)
-        outcome.ok = bool(verdict and verdict.get("result") == EventResult.REJECTED
-                          and verdict.get("reason"))
-        outcome.detail = (f"noise flagged {flagged[0].doc.get('error')!r}, answered "
-                          f"{(verdict or {}).get('result')}: {(verdict or {}).get('reason')}")
+        outcome.ok = bool(
+            verdict and verdict.get("result") == EventResult.REJECTED and verdict.get("reason")
+        )
+        outcome.detail = (
+            f"noise flagged {flagged[0].doc.get('error')!r}, answered "
+            f"{(verdict or {}).get('result')}: {(verdict or {}).get('reason')}"
+        )

@@ -53,11 +53,16 @@ class SimStation:
 
 
 def _stations(session: Session) -> list[tuple[Station, Line, Site]]:
-    return [tuple(r) for r in session.exec(  # type: ignore[misc]
-        select(Station, Line, Site).join(Line, col(Station.line_id) == Line.id)
-        .join(Site, col(Line.site_id) == Site.id)
-        .where(Station.active == True)  # noqa: E712
-        .order_by(col(Line.id), col(Station.position), col(Station.id))).all()]
+    return [
+        tuple(r)  # type: ignore[misc]
+        for r in session.exec(
+            select(Station, Line, Site)
+            .join(Line, col(Station.line_id) == Line.id)
+            .join(Site, col(Line.site_id) == Site.id)
+            .where(Station.active == True)  # noqa: E712
+            .order_by(col(Line.id), col(Station.position), col(Station.id))
+        ).all()
+    ]
 
 
 def _kind_load(session: Session) -> dict[str, tuple[int, str | None]]:
@@ -65,13 +70,13 @@ def _kind_load(session: Session) -> dict[str, tuple[int, str | None]]:
     load: dict[str, tuple[int, str | None]] = {}
     for op in session.exec(select(Operation)).all():
         prev = load.get(op.station_kind, (0, None))
-        load[op.station_kind] = (max(prev[0], op.standard_seconds),
-                                 prev[1] or op.required_skill)
+        load[op.station_kind] = (max(prev[0], op.standard_seconds), prev[1] or op.required_skill)
     return load
 
 
-def choose_stations(existing: list[tuple[str, str]], load: dict[str, int], n: int
-                    ) -> tuple[list[str], list[tuple[str, str]]]:
+def choose_stations(
+    existing: list[tuple[str, str]], load: dict[str, int], n: int
+) -> tuple[list[str], list[tuple[str, str]]]:
     """Which existing stations to run (one of each kind first) and which new parallel
     stations ``(code, kind)`` to add, always at the kind with the most work per station.
     Pure: ``existing`` is ``[(code, kind)]`` in line order."""
@@ -103,49 +108,91 @@ def prepare_stations(engine: Engine, *, n: int) -> list[SimStation]:
     with write_session(engine) as session:
         rows = _stations(session)
         if not rows:
-            raise ValueError("the database has no stations: load a plant first "
-                             "(taktline seed-demo)")
+            raise ValueError(
+                "the database has no stations: load a plant first (taktline seed-demo)"
+            )
         kinds = _kind_load(session)
-        chosen, added = choose_stations([(s.code, s.kind) for s, _, _ in rows],
-                                        {k: v[0] for k, v in kinds.items()}, n)
-        missing = set(kinds) - {s.kind for s, _, _ in rows if s.code in chosen} - {
-            k for _, k in added}
+        chosen, added = choose_stations(
+            [(s.code, s.kind) for s, _, _ in rows], {k: v[0] for k, v in kinds.items()}, n
+        )
+        missing = (
+            set(kinds) - {s.kind for s, _, _ in rows if s.code in chosen} - {k for _, k in added}
+        )
         if missing:
-            log.warning("no station of kind %s among the %d simulated: units will wait "
-                        "there", ", ".join(sorted(missing)), n)
+            log.warning(
+                "no station of kind %s among the %d simulated: units will wait there",
+                ", ".join(sorted(missing)),
+                n,
+            )
         line = rows[0][1]
         site = rows[0][2]
         if added:
-            importer.import_document(session, {"plant": {
-                "site": site.code, "name": site.name, "lines": [{
-                    "code": line.code, "name": line.name, "takt_seconds": line.takt_seconds,
-                    "stations": [{"code": s.code, "name": s.name, "kind": s.kind}
-                                 for s, station_line, _ in rows
-                                 if station_line.id == line.id]
-                    + [{"code": c, "name": f"Simulated {k} {c}", "kind": k}
-                       for c, k in added]}]}}, source="simulation", by=BY)
+            importer.import_document(
+                session,
+                {
+                    "plant": {
+                        "site": site.code,
+                        "name": site.name,
+                        "lines": [
+                            {
+                                "code": line.code,
+                                "name": line.name,
+                                "takt_seconds": line.takt_seconds,
+                                "stations": [
+                                    {"code": s.code, "name": s.name, "kind": s.kind}
+                                    for s, station_line, _ in rows
+                                    if station_line.id == line.id
+                                ]
+                                + [
+                                    {"code": c, "name": f"Simulated {k} {c}", "kind": k}
+                                    for c, k in added
+                                ],
+                            }
+                        ],
+                    }
+                },
+                source="simulation",
+                by=BY,
+            )
         wanted = chosen + [c for c, _ in added]
-        by_code = {station.code: (station, station_line, station_site)
-                   for station, station_line, station_site in _stations(session)}
+        by_code = {
+            station.code: (station, station_line, station_site)
+            for station, station_line, station_site in _stations(session)
+        }
         operators = []
         for i, code in enumerate(wanted, start=1):
             skill = kinds.get(by_code[code][0].kind, (0, None))[1]
-            operators.append({"name": f"Sim operator {code}", "badge": f"SIM{i:03d}",
-                              "skills": [skill] if skill else [], "locale": "en"})
-        importer.import_document(session, {"operators": operators}, source="simulation",
-                                 by=BY)
+            operators.append(
+                {
+                    "name": f"Sim operator {code}",
+                    "badge": f"SIM{i:03d}",
+                    "skills": [skill] if skill else [],
+                    "locale": "en",
+                }
+            )
+        importer.import_document(session, {"operators": operators}, source="simulation", by=BY)
         infos = []
         for code, op in zip(wanted, operators, strict=True):
             station, station_line, station_site = by_code[code]
-            token = auth.issue_device_token(session, station=station, by=None,
-                                            label="shift simulator")
-            infos.append(SimStation(code, station.kind, station_site.code, station_line.code,
-                                    str(op["badge"]), token))
+            token = auth.issue_device_token(
+                session, station=station, by=None, label="shift simulator"
+            )
+            infos.append(
+                SimStation(
+                    code,
+                    station.kind,
+                    station_site.code,
+                    station_line.code,
+                    str(op["badge"]),
+                    token,
+                )
+            )
     return infos
 
 
-def release_orders(engine: Engine, *, count: int, rng: random.Random,
-                   prefix: str = "SIM") -> list[str]:
+def release_orders(
+    engine: Engine, *, count: int, rng: random.Random, prefix: str = "SIM"
+) -> list[str]:
     """``count`` orders of random valid configurations, received and released."""
     numbers = []
     with Session(engine) as session:
@@ -156,14 +203,18 @@ def release_orders(engine: Engine, *, count: int, rng: random.Random,
         raise ValueError("the catalog has no product to order")
     for i in range(1, count + 1):
         spec = rng.choice(specs)
-        lines = [orders.LineInput(spec.code, rng.choice((1, 1, 2)),
-                                  random_options(spec, rng))
-                 for _ in range(rng.choice((1, 1, 2)))]
+        lines = [
+            orders.LineInput(spec.code, rng.choice((1, 1, 2)), random_options(spec, rng))
+            for _ in range(rng.choice((1, 1, 2)))
+        ]
         number = f"{prefix}-{stamp}-{i:03d}"
-        order_input = orders.OrderInput(number=number, customer=f"Simulated customer {i}",
-                                        due_date=(utcnow() + timedelta(days=rng.randint(1, 5))
-                                                  ).date(),
-                                        priority=rng.choice((0, 0, 0, 1)), lines=lines)
+        order_input = orders.OrderInput(
+            number=number,
+            customer=f"Simulated customer {i}",
+            due_date=(utcnow() + timedelta(days=rng.randint(1, 5))).date(),
+            priority=rng.choice((0, 0, 0, 1)),
+            lines=lines,
+        )
         with write_session(engine) as session:
             order = orders.create_order(session, order=order_input, by=BY, channel="simulator")
         _release(engine, order.id or 0)
@@ -187,8 +238,10 @@ def _release(engine: Engine, order_id: int) -> None:
 
 def receive_shortfall(session: Session, short: orders.Shortage) -> None:
     """A goods receipt of what the release lacks, line-side, with fresh lots/serials."""
-    location = session.exec(select(Location).where(Location.kind == "lineside")).first() \
+    location = (
+        session.exec(select(Location).where(Location.kind == "lineside")).first()
         or session.exec(select(Location)).first()
+    )
     if location is None:
         raise ValueError("no stock location to receive into")
     # GS1 allows 20 characters in AI 10 (lot) and AI 21 (serial): keep labels scannable.
@@ -200,12 +253,24 @@ def receive_shortfall(session: Session, short: orders.Shortage) -> None:
         assert part is not None
         if part.tracking == Tracking.SERIAL:
             for k in range(line.short):
-                ledger.receive(session, part=part, location_id=location.id or 0, quantity=1,
-                               by=BY, serial=f"S{stamp}{part.id:03d}{k:03d}",
-                               reason="goods receipt (simulation)")
+                ledger.receive(
+                    session,
+                    part=part,
+                    location_id=location.id or 0,
+                    quantity=1,
+                    by=BY,
+                    serial=f"S{stamp}{part.id:03d}{k:03d}",
+                    reason="goods receipt (simulation)",
+                )
         else:
             lot = f"L{stamp}{part.id:03d}" if part.tracking == Tracking.LOT else ""
-            ledger.receive(session, part=part, location_id=location.id or 0,
-                           quantity=line.short + 5, by=BY, lot_code=lot,
-                           reason="goods receipt (simulation)")
+            ledger.receive(
+                session,
+                part=part,
+                location_id=location.id or 0,
+                quantity=line.short + 5,
+                by=BY,
+                lot_code=lot,
+                reason="goods receipt (simulation)",
+            )
         log.info("received %d x %s for order %s", line.short, part.sku, short.order)

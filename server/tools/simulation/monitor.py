@@ -36,11 +36,13 @@ class Published:
 
 
 class Monitor:
-    def __init__(self, url: str, *, client_id: str, prefix: str = "taktline",
-                 persistent: bool = True) -> None:
+    def __init__(
+        self, url: str, *, client_id: str, prefix: str = "taktline", persistent: bool = True
+    ) -> None:
         self.prefix = prefix
-        self.client, self.broker = server_mqtt.make_client(url, client_id=client_id,
-                                                           clean=not persistent)
+        self.client, self.broker = server_mqtt.make_client(
+            url, client_id=client_id, clean=not persistent
+        )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
@@ -56,24 +58,31 @@ class Monitor:
         self.client.loop_start()
         if not self.subscribed.wait(timeout):
             self.stop()
-            raise TimeoutError(f"monitor could not subscribe at {self.broker.host}:"
-                               f"{self.broker.port}")
+            raise TimeoutError(
+                f"monitor could not subscribe at {self.broker.host}:{self.broker.port}"
+            )
         return self
 
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if reason.is_failure:
             log.error("monitor: broker refused the connection: %s", reason)
             return
-        client.subscribe([(topics.subscription("evt/#", prefix=self.prefix), 1),
-                          (topics.subscription("cmd/feedback", prefix=self.prefix), 1)])
+        client.subscribe(
+            [
+                (topics.subscription("evt/#", prefix=self.prefix), 1),
+                (topics.subscription("cmd/feedback", prefix=self.prefix), 1),
+            ]
+        )
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
-                      properties: Any) -> None:
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
         self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -91,8 +100,9 @@ class Monitor:
             if topic.kind.startswith("evt/") and isinstance(doc.get("msg_id"), str):
                 msg_id = doc["msg_id"]
                 self.deliveries[msg_id] += 1
-                self.published.setdefault(msg_id, Published(msg_id, msg.topic, topic.station,
-                                                            bytes(msg.payload), doc))
+                self.published.setdefault(
+                    msg_id, Published(msg_id, msg.topic, topic.station, bytes(msg.payload), doc)
+                )
             elif topic.kind == "cmd/feedback" and isinstance(doc.get("ref"), str):
                 self.feedback[doc["ref"]].append(doc)
 
@@ -102,8 +112,14 @@ class Monitor:
         with self._lock:
             return set(self.published)
 
-    def find(self, *, station: str, accepted: bool | None = None,
-             has_error: bool | None = None, newer_than: int = 0) -> list[Published]:
+    def find(
+        self,
+        *,
+        station: str,
+        accepted: bool | None = None,
+        has_error: bool | None = None,
+        newer_than: int = 0,
+    ) -> list[Published]:
         """Events published at ``station`` (in arrival order), filtered by their first
         verdict (``accepted``) or by whether the bridge flagged them (``has_error``)."""
         with self._lock:
@@ -130,8 +146,9 @@ class Monitor:
         with self._lock:
             return list(self.feedback.get(ref, []))
 
-    def wait_verdict(self, ref: str, *, result: str | None = None,
-                     timeout: float = 30.0) -> dict[str, Any] | None:
+    def wait_verdict(
+        self, ref: str, *, result: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any] | None:
         """The first feedback for ``ref`` (of ``result`` when given), or None."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

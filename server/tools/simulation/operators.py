@@ -61,8 +61,7 @@ class TabletError(RuntimeError):
 class Tablet:
     """A station tablet's HTTP session: device cookie, session cookie, CSRF token."""
 
-    def __init__(self, base_url: str, station: str,
-                 abort: threading.Event | None = None) -> None:
+    def __init__(self, base_url: str, station: str, abort: threading.Event | None = None) -> None:
         self.abort = abort or threading.Event()
         self.base = base_url.rstrip("/")
         self.station = station
@@ -84,13 +83,15 @@ class Tablet:
         found = BANNER_RE.search(html)
         return found.group(1) if found else ""
 
-    def _open(self, method: str, path: str, form: dict[str, str] | None = None,
-              tries: int = 20) -> str:
+    def _open(
+        self, method: str, path: str, form: dict[str, str] | None = None, tries: int = 20
+    ) -> str:
         data = urllib.parse.urlencode(form or {}).encode() if method == "POST" else None
         headers = {"HX-Request": "true", "X-CSRFToken": self.csrf} if method == "POST" else {}
         for attempt in range(tries):
-            request = urllib.request.Request(self.base + path, data=data, method=method,
-                                             headers=headers)
+            request = urllib.request.Request(
+                self.base + path, data=data, method=method, headers=headers
+            )
             try:
                 with self.opener.open(request, timeout=30) as response:
                     self.requests += 1
@@ -98,8 +99,7 @@ class Tablet:
             except urllib.error.HTTPError as exc:
                 body = exc.read().decode("utf-8", "replace")[:300]
                 exc.close()
-                raise TabletError(f"{self.station}: {method} {path} -> {exc.code}: {body}"
-                                  ) from exc
+                raise TabletError(f"{self.station}: {method} {path} -> {exc.code}: {body}") from exc
             except OSError as exc:  # the web server is busy or restarting
                 if self.abort.is_set():
                     raise TabletError(f"{self.station}: stopped") from exc
@@ -127,9 +127,17 @@ class Needed:
 class SimOperator(threading.Thread):
     """Works the station until ``stop_new_work`` is set, then finishes the step in hand."""
 
-    def __init__(self, *, info: SimStation, rig: StationRig | None, web_url: str,
-                 engine: Engine, dice: OperatorDice, stop_new_work: threading.Event,
-                 abort: threading.Event) -> None:
+    def __init__(
+        self,
+        *,
+        info: SimStation,
+        rig: StationRig | None,
+        web_url: str,
+        engine: Engine,
+        dice: OperatorDice,
+        stop_new_work: threading.Event,
+        abort: threading.Event,
+    ) -> None:
         super().__init__(name=f"operator-{info.code}", daemon=True)
         self.info = info
         self.rig = rig
@@ -156,8 +164,9 @@ class SimOperator(threading.Thread):
 
     def _work(self) -> None:
         with Session(self.engine) as session:
-            self.station_id = session.exec(select(Station.id).where(
-                Station.code == self.info.code)).one() or 0
+            self.station_id = (
+                session.exec(select(Station.id).where(Station.code == self.info.code)).one() or 0
+            )
         self.tablet.bind(self.info.token)
         self._expect(self.tablet.post("sign-in", badge=self.info.badge), "ok", "sign_in")
         while not self.stop_new_work.is_set() and not self.abort.is_set():
@@ -198,8 +207,7 @@ class SimOperator(threading.Thread):
             tries[needed[0].data] += 1
             if tries[needed[0].data] > 3:  # refused every time: a bad label, no stock...
                 self.stats.add("pick_given_up")
-                log.warning("%s: giving up on %r after 3 tries", self.info.code,
-                            needed[0].data)
+                log.warning("%s: giving up on %r after 3 tries", self.info.code, needed[0].data)
                 break
             if not paused and self.dice.chance("pause"):
                 paused = True
@@ -216,11 +224,19 @@ class SimOperator(threading.Thread):
         if self.abort.is_set():  # stopped from outside: leave the step as it is
             return
         if self.dice.chance("defect"):
-            self._expect(self.tablet.post("defect", reason=self.dice.pick(
-                ["damaged", "cosmetic", "no_fit"]), disposition="rework"), "ok", "defect")
+            self._expect(
+                self.tablet.post(
+                    "defect",
+                    reason=self.dice.pick(["damaged", "cosmetic", "no_fit"]),
+                    disposition="rework",
+                ),
+                "ok",
+                "defect",
+            )
         if self.dice.chance("hold"):
-            self._expect(self.tablet.post("defect", reason="function", disposition="hold"),
-                         "ok", "hold")
+            self._expect(
+                self.tablet.post("defect", reason="function", disposition="hold"), "ok", "hold"
+            )
             return
         left = budget - (time.monotonic() - started)
         if left > 0 and self.abort.wait(left):
@@ -238,8 +254,7 @@ class SimOperator(threading.Thread):
                 self._scan(item.data, expect="", what="pick", wedge=True)
         # Could not complete: put the unit on hold, so the step is closed anyway.
         log.warning("%s: step cannot be completed; holding the unit", self.info.code)
-        self._expect(self.tablet.post("defect", reason="missing", disposition="hold"),
-                     "ok", "hold")
+        self._expect(self.tablet.post("defect", reason="missing", disposition="hold"), "ok", "hold")
 
     def _expect(self, kind: str, want: str, what: str) -> None:
         self.stats.add(what)
@@ -251,8 +266,9 @@ class SimOperator(threading.Thread):
 
     def _scan(self, data: str, *, expect: str, what: str, wedge: bool = False) -> None:
         rig = self.rig
-        use_pty = (not wedge and rig is not None and not self.dice.chance("wedge")
-                   and rig.scanner_ready)
+        use_pty = (
+            not wedge and rig is not None and not self.dice.chance("wedge") and rig.scanner_ready
+        )
         if not use_pty:
             kind = self.tablet.post("scan", data=data)
             self.stats.add(f"{what}_wedge")
@@ -275,8 +291,11 @@ class SimOperator(threading.Thread):
             recorded = self._events(data)
             if len(recorded) > len(before):
                 if expect == "reject":
-                    self.stats.add(f"{what}_rejected" if recorded[-1] == EventResult.REJECTED
-                                   else f"{what}_unexpected_{recorded[-1]}")
+                    self.stats.add(
+                        f"{what}_rejected"
+                        if recorded[-1] == EventResult.REJECTED
+                        else f"{what}_unexpected_{recorded[-1]}"
+                    )
                 return
             time.sleep(0.05)
         self.stats.add("scan_timeouts")
@@ -284,9 +303,13 @@ class SimOperator(threading.Thread):
 
     def _events(self, data: str) -> list[str]:
         with Session(self.engine) as session:
-            return list(session.exec(select(Event.result).where(
-                Event.station_id == self.station_id, Event.data == data)
-                .order_by(col(Event.id))).all())
+            return list(
+                session.exec(
+                    select(Event.result)
+                    .where(Event.station_id == self.station_id, Event.data == data)
+                    .order_by(col(Event.id))
+                ).all()
+            )
 
     # --- what the screen and the bins say ---------------------------------------------
 
@@ -309,11 +332,17 @@ class SimOperator(threading.Thread):
             state = service.load_state(session, station_code=self.info.code)
             if state.unit is None or state.paused:
                 return []
-            reserved = [(lot, n) for lot, n in session.exec(  # type: ignore[call-overload]
-                select(StockLot, sa.func.sum(StockMovement.reserved_delta))
-                .join(StockLot, col(StockMovement.lot_id) == StockLot.id)
-                .where(StockMovement.unit_id == state.unit.id)
-                .group_by(col(StockLot.id)).order_by(col(StockLot.id))) if n and n > 0]
+            reserved = [
+                (lot, n)
+                for lot, n in session.exec(  # type: ignore[call-overload]
+                    select(StockLot, sa.func.sum(StockMovement.reserved_delta))
+                    .join(StockLot, col(StockMovement.lot_id) == StockLot.id)
+                    .where(StockMovement.unit_id == state.unit.id)
+                    .group_by(col(StockLot.id))
+                    .order_by(col(StockLot.id))
+                )
+                if n and n > 0
+            ]
             gtins = _gtins(session)
             out: list[Needed] = []
             for pick in state.picks:
@@ -325,20 +354,26 @@ class SimOperator(threading.Thread):
                         want -= 1
                         n -= 1
                 if want:  # nothing kitted (a release with override): take free stock
-                    free = session.exec(select(StockLot).where(
-                        col(StockLot.part_id).in_(accepted),
-                        StockLot.on_hand - StockLot.reserved > 0).order_by(col(StockLot.id))
+                    free = session.exec(
+                        select(StockLot)
+                        .where(
+                            col(StockLot.part_id).in_(accepted),
+                            StockLot.on_hand - StockLot.reserved > 0,
+                        )
+                        .order_by(col(StockLot.id))
                     ).first()
                     if free is not None:
                         out += [Needed(_label(free, gtins), pick.part_id)] * (
-                            1 if free.serial else want)
+                            1 if free.serial else want
+                        )
         return out
 
     def _wrong_part(self, needed: list[Needed]) -> str | None:
         with Session(self.engine) as session:
             state = service.load_state(session, station_code=self.info.code)
             right = {p.part_id for p in state.picks} | {
-                s for p in state.picks for s in p.substitutes}
+                s for p in state.picks for s in p.substitutes
+            }
             gtins = _gtins(session)
         others = sorted(pid for pid in gtins if pid not in right)
         if not others:
@@ -348,9 +383,11 @@ class SimOperator(threading.Thread):
 
 def _gtins(session: Session) -> dict[int, str]:
     found: dict[int, str] = {}
-    for part_id, value in session.exec(select(PartIdentifier.part_id, PartIdentifier.value)
-                                       .join(Part, col(Part.id) == PartIdentifier.part_id)
-                                       .where(PartIdentifier.kind == "gtin")):
+    for part_id, value in session.exec(
+        select(PartIdentifier.part_id, PartIdentifier.value)
+        .join(Part, col(Part.id) == PartIdentifier.part_id)
+        .where(PartIdentifier.kind == "gtin")
+    ):
         found.setdefault(part_id, value)
     return found
 

@@ -20,8 +20,14 @@ from server.catalog.configure import ProductSpec, validate
 
 GS = "\x1d"
 
-FAULT_KINDS = ("broker_restart", "ingest_kill", "bridge_offline", "port_unplug",
-               "duplicate", "garbage")
+FAULT_KINDS = (
+    "broker_restart",
+    "ingest_kill",
+    "bridge_offline",
+    "port_unplug",
+    "duplicate",
+    "garbage",
+)
 
 
 def random_options(spec: ProductSpec, rng: random.Random, *, tries: int = 200) -> list[str]:
@@ -65,10 +71,17 @@ def fault_schedule(*, minutes: float, stations: list[str], rng: random.Random) -
     rng.shuffle(kinds)
     faults = []
     for at, kind in zip(slots, kinds, strict=True):
-        station = rng.choice(stations) if kind in (
-            "bridge_offline", "port_unplug", "duplicate", "garbage") else ""
-        duration = {"bridge_offline": 60.0, "port_unplug": 20.0, "ingest_kill": 15.0,
-                    "broker_restart": 5.0}.get(kind, 0.0)
+        station = (
+            rng.choice(stations)
+            if kind in ("bridge_offline", "port_unplug", "duplicate", "garbage")
+            else ""
+        )
+        duration = {
+            "bridge_offline": 60.0,
+            "port_unplug": 20.0,
+            "ingest_kill": 15.0,
+            "broker_restart": 5.0,
+        }.get(kind, 0.0)
         faults.append(Fault(round(at, 1), kind, station, duration))
     # Two outages of the same station must not overlap: move the later one on.
     busy: dict[str, float] = {}

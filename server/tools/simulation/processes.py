@@ -71,8 +71,7 @@ def _spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     global _spawner
     with _spawner_lock:
         if _spawner is None:
-            _spawner = threading.Thread(target=_spawn_loop, name="simulation-spawner",
-                                        daemon=True)
+            _spawner = threading.Thread(target=_spawn_loop, name="simulation-spawner", daemon=True)
             _spawner.start()
     answer: queue.Queue[Any] = queue.Queue()
     _spawn_queue.put((argv, kwargs, answer))
@@ -87,8 +86,11 @@ def _spawn_loop() -> None:
     while True:
         argv, kwargs, answer = _spawn_queue.get()
         try:
-            answer.put(subprocess.Popen(argv, stderr=subprocess.STDOUT,
-                                        preexec_fn=_die_with_parent, **kwargs))
+            answer.put(
+                subprocess.Popen(
+                    argv, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, **kwargs
+                )
+            )
         except OSError as exc:
             answer.put(exc)
 
@@ -106,8 +108,10 @@ class Broker:
         self.embedded.start()
         if self.embedded.kind != "mosquitto":
             self.embedded.stop()
-            raise RuntimeError("the shift simulator needs mosquitto on PATH (persistent "
-                               "sessions survive a restart only there)")
+            raise RuntimeError(
+                "the shift simulator needs mosquitto on PATH (persistent "
+                "sessions survive a restart only there)"
+            )
         return self
 
     def stop(self) -> None:
@@ -153,8 +157,12 @@ class Service:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as out:
-            self.proc = _spawn(taktline_argv() + self.args, cwd=self.workdir,
-                               env={**os.environ, **self.env}, stdout=out)
+            self.proc = _spawn(
+                taktline_argv() + self.args,
+                cwd=self.workdir,
+                env={**os.environ, **self.env},
+                stdout=out,
+            )
         self.starts += 1
         return self
 
@@ -166,11 +174,13 @@ class Service:
                 if text.encode() in fh.read():
                     return
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see "
-                                   f"{self.log_path}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
+                )
             time.sleep(0.1)
-        raise TimeoutError(f"{self.name} did not print {text!r} within {timeout} s; see "
-                           f"{self.log_path}")
+        raise TimeoutError(
+            f"{self.name} did not print {text!r} within {timeout} s; see {self.log_path}"
+        )
 
     @property
     def running(self) -> bool:
@@ -217,30 +227,51 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
 
 
 def base_env(*, database_url: str, mqtt_url: str, secret_key: str) -> dict[str, str]:
-    return {"TAKTLINE_DATABASE_URL": database_url, "TAKTLINE_MQTT_URL": mqtt_url,
-            "TAKTLINE_SECRET_KEY": secret_key, "TAKTLINE_LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        "TAKTLINE_DATABASE_URL": database_url,
+        "TAKTLINE_MQTT_URL": mqtt_url,
+        "TAKTLINE_SECRET_KEY": secret_key,
+        "TAKTLINE_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def web_service(workdir: Path, env: Mapping[str, str], port: int) -> Service:
     """``taktline serve`` with the ingest off: the tablets' HTTP server."""
-    return Service("web", ["serve", "--host", "127.0.0.1", "--port", str(port)],
-                   {**env, "TAKTLINE_RUN_INGEST": "false", "TAKTLINE_WEB_THREADS": "32"},
-                   workdir, ready_line="Taktline on http")
+    return Service(
+        "web",
+        ["serve", "--host", "127.0.0.1", "--port", str(port)],
+        {**env, "TAKTLINE_RUN_INGEST": "false", "TAKTLINE_WEB_THREADS": "32"},
+        workdir,
+        ready_line="Taktline on http",
+    )
 
 
 def ingest_service(workdir: Path, env: Mapping[str, str], client_id: str) -> Service:
     """``taktline ingest`` with a stable client id and its own (not shared)
     subscription, so what arrives while it is dead waits at the broker for it."""
-    return Service("ingest", ["ingest", "--client-id", client_id, "--no-shared"], env,
-                   workdir, ready_line="Ingest on")
+    return Service(
+        "ingest",
+        ["ingest", "--client-id", client_id, "--no-shared"],
+        env,
+        workdir,
+        ready_line="Ingest on",
+    )
 
 
 class StationRig:
     """A station PC: the bridge process and its scanner on a pty."""
 
-    def __init__(self, *, workdir: Path, site: str, line: str, station: str,
-                 mqtt_url: str, prefix: str = "taktline") -> None:
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        site: str,
+        line: str,
+        station: str,
+        mqtt_url: str,
+        prefix: str = "taktline",
+    ) -> None:
         self.station = station
         self.dir = workdir / "bridges" / station
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -255,10 +286,15 @@ class StationRig:
             f'[outbox]\npath = "{self.outbox}"\n\n'
             f'[[devices]]\nname = "scanner1"\ntype = "scanner"\nport = "{self.link}"\n'
             'terminator = "auto"\ngood_read = "\\u0007"\nbad_read = "\\u0007\\u0007"\n'
-            "reopen_max_s = 1\n")
-        self.bridge = Service(f"bridge-{station}", ["bridge", "--config", str(config),
-                                                    "--log-level", "warning"],
-                              {"PYTHONUNBUFFERED": "1"}, self.dir, ready_line="bridge for")
+            "reopen_max_s = 1\n"
+        )
+        self.bridge = Service(
+            f"bridge-{station}",
+            ["bridge", "--config", str(config), "--log-level", "warning"],
+            {"PYTHONUNBUFFERED": "1"},
+            self.dir,
+            ready_line="bridge for",
+        )
         self.ready = threading.Event()  # the bridge holds the port and has flushed it
         self.lock = threading.Lock()  # one writer at a time on the pty
 
@@ -280,8 +316,12 @@ class StationRig:
         # pyserial takes the lock, then flushes the input: bytes typed in between are
         # lost. Give it a moment after the lock shows before anyone types.
         if not self.wait_port_open():
-            log.warning("%s: the bridge has not opened %s (see %s)", self.station, self.link,
-                        self.bridge.log_path)
+            log.warning(
+                "%s: the bridge has not opened %s (see %s)",
+                self.station,
+                self.link,
+                self.bridge.log_path,
+            )
         time.sleep(SETTLE_SECONDS)
         self.ready.set()
 

@@ -93,9 +93,13 @@ class ShiftResult:
         if unexpected:
             lines.append(f"unexpected answers: {unexpected}")
         if self.schedule:
-            lines.append("faults: " + ", ".join(
-                f"{k} {self.faults.count(k, ok=True)}/{self.faults.count(k)}"
-                for k in dict.fromkeys(f.kind for f in self.schedule)))
+            lines.append(
+                "faults: "
+                + ", ".join(
+                    f"{k} {self.faults.count(k, ok=True)}/{self.faults.count(k)}"
+                    for k in dict.fromkeys(f.kind for f in self.schedule)
+                )
+            )
         lines += self.report.lines()
         lines += [f"ERROR: {e}" for e in self.errors]
         lines.append("RECONCILED CLEAN" if self.clean else "MISMATCH: see above")
@@ -116,8 +120,12 @@ class _Clock:
         return f"{minute:3d}:{second:02d}"
 
 
-def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
-              stop: threading.Event | None = None) -> ShiftResult:
+def run_shift(
+    config: ShiftConfig,
+    *,
+    say: Callable[[str], None] = log.info,
+    stop: threading.Event | None = None,
+) -> ShiftResult:
     stop = stop or threading.Event()
     workdir = config.workdir
     workdir.mkdir(parents=True, exist_ok=True)
@@ -139,10 +147,15 @@ def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
             mqtt_url = broker.url
             say(f"broker: private Mosquitto on {mqtt_url}")
         # On someone else's broker (the demo's) leave no session behind to fill up.
-        monitor = Monitor(mqtt_url, client_id=f"taktline-sim-monitor-{run_id}",
-                          prefix=config.prefix, persistent=config.mqtt_url is None).start()
-        env = processes.base_env(database_url=config.database_url, mqtt_url=mqtt_url,
-                                 secret_key=config.secret_key)
+        monitor = Monitor(
+            mqtt_url,
+            client_id=f"taktline-sim-monitor-{run_id}",
+            prefix=config.prefix,
+            persistent=config.mqtt_url is None,
+        ).start()
+        env = processes.base_env(
+            database_url=config.database_url, mqtt_url=mqtt_url, secret_key=config.secret_key
+        )
         if config.mqtt_url is None:
             ingest = processes.ingest_service(workdir, env, f"taktline-sim-ingest-{run_id}")
             ingest.launch()
@@ -163,30 +176,57 @@ def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
         numbers = floor.release_orders(engine, count=config.orders, rng=rng)
         say(f"orders released: {len(numbers)} ({_units_open(engine)} unit(s) to build)")
         for s in stations:
-            rigs[s.code] = processes.StationRig(workdir=workdir, site=s.site, line=s.line,
-                                                station=s.code, mqtt_url=mqtt_url,
-                                                prefix=config.prefix)
+            rigs[s.code] = processes.StationRig(
+                workdir=workdir,
+                site=s.site,
+                line=s.line,
+                station=s.code,
+                mqtt_url=mqtt_url,
+                prefix=config.prefix,
+            )
         for rig in rigs.values():
             rig.bridge.launch()
         for rig in rigs.values():
             rig.wait_started()
-        schedule = fault_schedule(minutes=config.minutes, stations=list(rigs),
-                                  rng=random.Random(config.seed + 1)) if config.faults else []
+        schedule = (
+            fault_schedule(
+                minutes=config.minutes, stations=list(rigs), rng=random.Random(config.seed + 1)
+            )
+            if config.faults
+            else []
+        )
         if schedule:
             say(f"fault schedule (simulated mm:ss, speed x{config.speed:g}):")
             for fault in schedule:
                 say("  " + fault.describe())
         clock = _Clock(config.speed)
         for i, s in enumerate(stations):
-            dice = OperatorDice(random.Random(config.seed * 1000 + i), config.behaviour,
-                                config.speed)
-            operators.append(SimOperator(info=s, rig=rigs[s.code], web_url=web_url,
-                                         engine=engine, dice=dice, stop_new_work=stop_new_work,
-                                         abort=abort))
+            dice = OperatorDice(
+                random.Random(config.seed * 1000 + i), config.behaviour, config.speed
+            )
+            operators.append(
+                SimOperator(
+                    info=s,
+                    rig=rigs[s.code],
+                    web_url=web_url,
+                    engine=engine,
+                    dice=dice,
+                    stop_new_work=stop_new_work,
+                    abort=abort,
+                )
+            )
         if schedule:
-            injector = FaultInjector(schedule=schedule, speed=config.speed, broker=broker,
-                                     ingest=ingest, rigs=rigs, monitor=monitor, abort=abort,
-                                     clock=clock, say=lambda text: say(f"{clock.label()} {text}"))
+            injector = FaultInjector(
+                schedule=schedule,
+                speed=config.speed,
+                broker=broker,
+                ingest=ingest,
+                rigs=rigs,
+                monitor=monitor,
+                abort=abort,
+                clock=clock,
+                say=lambda text: say(f"{clock.label()} {text}"),
+            )
         started = time.monotonic()
         started_at = _now(engine)
         for op in operators:
@@ -244,12 +284,24 @@ def run_shift(config: ShiftConfig, *, say: Callable[[str], None] = log.info,
             broker.stop()
     report = reconcile(engine, published=published)
     with Session(engine) as session:
-        completed = session.exec(select(sa.func.count()).select_from(Unit).where(  # type: ignore[call-overload]
-            Unit.status == UnitStatus.COMPLETED, col(Unit.completed_at) >= started_at)).one()
-    return ShiftResult(report=report, faults=injector.log if injector else FaultLog(),
-                       schedule=schedule, operators=counts, published=len(published),
-                       scans_recorded=scans, real_seconds=real_seconds,
-                       units_completed=int(completed), errors=errors)
+        completed = session.exec(
+            select(sa.func.count())
+            .select_from(Unit)
+            .where(  # type: ignore[call-overload]
+                Unit.status == UnitStatus.COMPLETED, col(Unit.completed_at) >= started_at
+            )
+        ).one()
+    return ShiftResult(
+        report=report,
+        faults=injector.log if injector else FaultLog(),
+        schedule=schedule,
+        operators=counts,
+        published=len(published),
+        scans_recorded=scans,
+        real_seconds=real_seconds,
+        units_completed=int(completed),
+        errors=errors,
+    )
 
 
 def _now(engine: sa.Engine) -> object:
@@ -260,31 +312,56 @@ def _now(engine: sa.Engine) -> object:
 
 def _units_open(engine: sa.Engine) -> int:
     with Session(engine) as session:
-        return int(session.exec(select(sa.func.count(sa.distinct(col(UnitOperation.unit_id))))  # type: ignore[call-overload]
-                                .where(col(UnitOperation.status).in_(
-                                    (UnitOperationStatus.READY, UnitOperationStatus.ACTIVE)))
-                                ).one())
+        return int(
+            session.exec(
+                select(sa.func.count(sa.distinct(col(UnitOperation.unit_id)))).where(  # type: ignore[call-overload]
+                    col(UnitOperation.status).in_(
+                        (UnitOperationStatus.READY, UnitOperationStatus.ACTIVE)
+                    )
+                )
+            ).one()
+        )
 
 
 def _scans_since(engine: sa.Engine, since: object) -> int:
     with Session(engine) as session:
-        return int(session.exec(select(sa.func.count()).select_from(Event).where(  # type: ignore[call-overload]
-            Event.kind == "scan", col(Event.received_at) >= since)).one())
+        return int(
+            session.exec(
+                select(sa.func.count())
+                .select_from(Event)
+                .where(  # type: ignore[call-overload]
+                    Event.kind == "scan", col(Event.received_at) >= since
+                )
+            ).one()
+        )
 
 
-def _progress(engine: sa.Engine, clock: _Clock, monitor: Monitor, started: float,
-              started_at: object) -> str:
+def _progress(
+    engine: sa.Engine, clock: _Clock, monitor: Monitor, started: float, started_at: object
+) -> str:
     with Session(engine) as session:
-        done = session.exec(select(sa.func.count()).select_from(Unit).where(  # type: ignore[call-overload]
-            Unit.status == UnitStatus.COMPLETED, col(Unit.completed_at) >= started_at)).one()
+        done = session.exec(
+            select(sa.func.count())
+            .select_from(Unit)
+            .where(  # type: ignore[call-overload]
+                Unit.status == UnitStatus.COMPLETED, col(Unit.completed_at) >= started_at
+            )
+        ).one()
     scans = _scans_since(engine, started_at)
     real = time.monotonic() - started
-    return (f"{clock.label()} units completed {done}, scans {scans} "
-            f"({scans / real if real else 0:.1f}/s), published {monitor.count()}")
+    return (
+        f"{clock.label()} units completed {done}, scans {scans} "
+        f"({scans / real if real else 0:.1f}/s), published {monitor.count()}"
+    )
 
 
-def _drain(rigs: dict[str, processes.StationRig], monitor: Monitor, engine: sa.Engine,
-           timeout: float, say: Callable[[str], None]) -> None:
+def _drain(
+    rigs: dict[str, processes.StationRig],
+    monitor: Monitor,
+    engine: sa.Engine,
+    timeout: float,
+    say: Callable[[str], None],
+) -> None:
     """Wait until no bridge holds an unsent event and every published one is recorded."""
     deadline = time.monotonic() + timeout
     missing: set[str] = set()
@@ -296,12 +373,19 @@ def _drain(rigs: dict[str, processes.StationRig], monitor: Monitor, engine: sa.E
         pending = sum(r.outbox_pending() for r in rigs.values())
         published = monitor.msg_ids()
         with Session(engine) as session:
-            recorded = set(session.exec(select(Event.msg_id).where(
-                col(Event.msg_id).in_(published))).all()) if published else set()
+            recorded = (
+                set(
+                    session.exec(select(Event.msg_id).where(col(Event.msg_id).in_(published))).all()
+                )
+                if published
+                else set()
+            )
         missing = published - recorded
         if not pending and not missing:
             say(f"drained: {len(published)} published events all recorded")
             return
         time.sleep(0.5)
-    say(f"drain timed out: {pending} event(s) in outboxes, {len(missing)} published but "
-        "not recorded")
+    say(
+        f"drain timed out: {pending} event(s) in outboxes, {len(missing)} published but "
+        "not recorded"
+    )
