@@ -16,7 +16,7 @@ from server.models.catalog import (
     PartSubstitute,
     Product,
 )
-from server.models.events import Event
+from server.models.events import DeadLetter, Event
 from server.models.execution import AndonCall, Consumption, Defect, StepRecord
 from server.models.inventory import Location, StockLot, StockMovement
 from server.models.joins import join_unit_to_order, join_work_order_to_order
@@ -41,6 +41,7 @@ __all__ = [
     "CustomerOrder",
     "Defect",
     "DeviceToken",
+    "DeadLetter",
     "Event",
     "EventResult",
     "Line",
