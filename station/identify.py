@@ -5,7 +5,8 @@ GTINs and plain text, and reports check-digit and format errors instead of guess
 ``identify(session, code)`` looks the result up in the catalog and the stock:
 
 1. a GTIN (AI 01, EAN/UPC, or a bare 8/12/13/14-digit number) -> ``PartIdentifier``
-   of kind ``gtin``; the lot (AI 10) and serial (AI 21) come from the same scan;
+   of kind ``gtin``; the lot (AI 10), serial (AI 21) and expiry date (AI 17) come from
+   the same scan;
 2. the text exactly equal to a ``code`` identifier (e.g. ``SCRM3``);
 3. the text exactly equal to a serial number in stock (a bare serial label);
 4. the text matching a ``pattern`` identifier (``re.fullmatch``; named groups
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import date
 
 import biip
 import sqlalchemy as sa
@@ -54,7 +56,8 @@ class ScanCode:
     gtin: str | None = None
     lot: str | None = None
     serial: str | None = None
-    expiry: str | None = None
+    expiry: str | None = None  # AI 17 as printed, YYMMDD
+    expiry_date: date | None = None  # AI 17 as a date (century and day 00 resolved)
     error: str | None = None
 
 
@@ -66,6 +69,7 @@ class Identified:
     tracking: str
     lot: str | None = None
     serial: str | None = None
+    expiry: date | None = None  # the label's own expiry (GS1 AI 17)
 
 
 def parse_scan(data: str) -> ScanCode:
@@ -95,12 +99,15 @@ def parse_scan(data: str) -> ScanCode:
 
 def _from_elements(data: str, text: str, message: GS1Message) -> ScanCode:
     fields: dict[str, str] = {}
+    expiry: date | None = None
     for element in message.element_strings:
         if element.gtin_error:
             return ScanCode(data, text, error=str(element.gtin_error))
         if element.sscc_error:
             return ScanCode(data, text, error=str(element.sscc_error))
         fields[element.ai.ai] = element.value
+        if element.ai.ai == "17":
+            expiry = element.date
     gtin = fields.get("01")
     return ScanCode(
         data,
@@ -109,6 +116,7 @@ def _from_elements(data: str, text: str, message: GS1Message) -> ScanCode:
         lot=fields.get("10"),
         serial=fields.get("21"),
         expiry=fields.get("17"),
+        expiry_date=expiry,
     )
 
 
@@ -121,7 +129,7 @@ def identify(session: Session, code: ScanCode, *, cache: Cache | None = None) ->
     if code.gtin and not code.error:
         part = _part(session, cache, cache.identifier(session, "gtin", code.gtin))
         if part is not None:
-            return _found(part, lot=code.lot, serial=code.serial)
+            return _found(part, lot=code.lot, serial=code.serial, expiry=code.expiry_date)
     if not code.text:
         return None
     part = _part(session, cache, cache.identifier(session, "code", code.text))
@@ -154,7 +162,13 @@ def _part(session: Session, cache: Cache, part_id: int | None) -> PartInfo | Non
     return None if part_id is None else cache.part(session, part_id)
 
 
-def _found(part: PartInfo, *, lot: str | None = None, serial: str | None = None) -> Identified:
+def _found(
+    part: PartInfo,
+    *,
+    lot: str | None = None,
+    serial: str | None = None,
+    expiry: date | None = None,
+) -> Identified:
     return Identified(
         part_id=part.id,
         sku=part.sku,
@@ -162,4 +176,5 @@ def _found(part: PartInfo, *, lot: str | None = None, serial: str | None = None)
         tracking=part.tracking,
         lot=lot,
         serial=serial,
+        expiry=expiry,
     )

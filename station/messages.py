@@ -62,6 +62,7 @@ TEMPLATES: dict[str, str] = {
     "serial_used": N_("Serial %(serial)s is already in unit %(unit)s."),
     "serial_twice": N_("Serial %(serial)s was already scanned for this unit."),
     "lot_unknown": N_("Lot %(lot)s of %(sku)s is not in stock."),
+    "lot_expired": N_("%(sku)s lot %(lot)s expired on %(date)s: do not use it; take another one."),
     "out_of_stock": N_("No %(sku)s left in stock (%(where)s): call the supervisor."),
     "reserved_elsewhere": N_("%(sku)s %(where)s is reserved for other units: take another one."),
     "torque_nok": N_("Torque %(value)s %(unit)s not OK: tighten again."),
@@ -72,6 +73,14 @@ TEMPLATES: dict[str, str] = {
     "unknown_station": N_("Unknown station %(station)s."),
     "conflict": N_("Not recorded, the data changed meanwhile (%(detail)s): scan again."),
     "duplicate": N_("Already received; nothing changed."),
+    "internal_error": N_(
+        "Not recorded: server error (incident %(incident)s). Scan again; if it happens "
+        "again, call the supervisor."
+    ),
+    "rate_limited": N_(
+        "Not processed: this station sends unreadable messages too fast. Wait a moment "
+        "and scan again."
+    ),
 }
 
 

@@ -11,6 +11,7 @@ reservations) is kept, except where that transaction is the only writer.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from server.models import (
     Unit,
     UnitOperation,
 )
+from server.models.types import utcnow
 from station import identify
 from station import workflow as wf
 from station.cache import Cache, Lot, StationRef, station_table
@@ -295,10 +297,20 @@ def _picks(
 
 
 def scan_facts(
-    session: Session, *, data: str, unit_id: int, cache: Cache | None = None
+    session: Session,
+    *,
+    data: str,
+    unit_id: int,
+    cache: Cache | None = None,
+    today: date | None = None,
 ) -> wf.ScanFacts:
-    """What ``data`` identifies, and the stock it would be taken from for ``unit_id``."""
+    """What ``data`` identifies, and the stock it would be taken from for ``unit_id``.
+
+    A lot expired before ``today`` (the event's day in UTC; today by default) is taken
+    only when no unexpired lot has stock: the workflow then refuses it (``lot_expired``).
+    """
     cache = cache or Cache()
+    day = today or utcnow().date()
     code = identify.parse_scan(data)
     found = identify.identify(session, code, cache=cache)
     if found is None:
@@ -342,14 +354,17 @@ def scan_facts(
             if carry:
                 cache.lots[key] = known
         lots = list(known)
-    # The unit's own reserved lot first, then what is free (first expiring, oldest), then
-    # anything on hand (so the verdict can say "reserved for other units").
+    # Lots with stock first, unexpired ones before expired ones (an expired lot is
+    # never taken while a good one is there); among them the unit's own reserved lot
+    # first, then what is free (first expiring, oldest), then anything on hand (so the
+    # verdict can say "reserved for other units").
     if len(lots) > 1:
         lots.sort(
             key=lambda lot: (
+                lot.on_hand < 1,
+                lot.expires_on is not None and lot.expires_on < day,
                 -(mine.get(lot.id, 0) > 0),
                 lot.on_hand - lot.reserved < 1,
-                lot.on_hand < 1,
                 lot.expires_on is None,
                 lot.expires_on or lot.received_at.date(),
                 lot.received_at,
@@ -360,7 +375,13 @@ def scan_facts(
         None
         if lot is None
         else wf.LotFacts(
-            lot.id, lot.lot_code, lot.serial, lot.on_hand, lot.reserved, mine.get(lot.id, 0)
+            lot.id,
+            lot.lot_code,
+            lot.serial,
+            lot.on_hand,
+            lot.reserved,
+            mine.get(lot.id, 0),
+            lot.expires_on,
         )
     )
     return wf.ScanFacts(
@@ -372,6 +393,7 @@ def scan_facts(
         lot_code=found.lot,
         serial=found.serial,
         lot=lot_facts,
+        expiry=found.expiry,
         serial_in_unit=serial_in_unit,
         unit_reservations=reservations,
     )

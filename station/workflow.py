@@ -13,13 +13,15 @@ transaction. No database, no Flask, no MQTT here.
 Poka-yoke for a scan: it must identify a part this unit still needs at this
 operation (the BOM part or an approved substitute), the lot or serial must be in
 stock and reserved for this unit or available, and a serial must never have been
-built into another unit.
+built into another unit. Nothing expired is built in: a lot is expired when its
+``expires_on``, or the expiry on the scanned label (GS1 AI 17), is before the event's
+day in UTC (``facts.now``); it is usable on its expiry day.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from station.messages import DEFECT_REASONS, english
@@ -211,6 +213,7 @@ class LotFacts:
     on_hand: int
     reserved: int
     reserved_for_unit: int = 0  # of ``reserved``, how much this unit holds
+    expires_on: date | None = None
 
     @property
     def available(self) -> int:
@@ -229,6 +232,7 @@ class ScanFacts:
     lot_code: str | None = None
     serial: str | None = None
     lot: LotFacts | None = None  # the stock lot this scan would consume from
+    expiry: date | None = None  # the expiry the label itself carries (GS1 AI 17)
     serial_in_unit: str | None = None  # unit serial the serial was already built into
     # This unit's outstanding reservations: (lot_id, part_id, qty).
     unit_reservations: tuple[tuple[int, int, int], ...] = ()
@@ -532,7 +536,10 @@ def _scan(state: StationState, event: Scan, facts: Facts) -> Decision:
             return reject("serial_unknown", serial=scan.serial, sku=scan.sku)
     elif scan.tracking == "lot" and scan.lot is None and scan.lot_code:
         return reject("lot_unknown", lot=scan.lot_code, sku=scan.sku)
-    elif (
+    expired = _expired(scan, _today(facts.now))
+    if expired is not None:
+        return expired
+    if (
         scan.tracking == "lot"
         and not scan.lot_code
         and (scan.lot is None or not scan.lot.reserved_for_unit)
@@ -572,6 +579,29 @@ def _scan(state: StationState, event: Scan, facts: Facts) -> Decision:
             qty=pick.qty,
         )
     return accept("picked", effect, sku=scan.sku, done=pick.done + 1, qty=pick.qty)
+
+
+def _today(now: datetime) -> date:
+    """The event's day in UTC: what expiry dates are compared with."""
+    return (now.astimezone(UTC) if now.tzinfo is not None else now).date()
+
+
+def _expired(scan: ScanFacts, today: date) -> Decision | None:
+    """``lot_expired`` when the label's expiry or the stock lot's is before ``today``."""
+    past = [
+        d
+        for d in (scan.expiry, scan.lot.expires_on if scan.lot else None)
+        if d is not None and d < today
+    ]
+    if not past:
+        return None
+    stock = (scan.lot.serial or scan.lot.lot_code) if scan.lot else ""
+    return reject(
+        "lot_expired",
+        sku=scan.sku,
+        lot=scan.serial or scan.lot_code or stock or "line-side",
+        date=min(past).isoformat(),
+    )
 
 
 def _pick_for(picks: tuple[Pick, ...], part_id: int) -> Pick | None:

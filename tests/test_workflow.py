@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -74,8 +74,9 @@ def lot(
     mine: int = 0,
     code: str = "",
     serial: str = "",
+    expires: date | None = None,
 ) -> LotFacts:
-    return LotFacts(lot_id, code, serial, on_hand, reserved, mine)
+    return LotFacts(lot_id, code, serial, on_hand, reserved, mine, expires)
 
 
 def test_sign_in_checks_badge_and_pin() -> None:
@@ -211,6 +212,72 @@ def test_stock_must_be_reserved_for_this_unit_or_available() -> None:
     assert decide(BUSY, Scan("x"), facts(scan=bare)).code == "lot_needed"
 
 
+def test_an_expired_lot_is_refused_with_its_date() -> None:
+    # NOW is 2026-03-02 (UTC): a lot is usable on its expiry day, refused the day after.
+    scan = ScanFacts(
+        part_id=40,
+        sku="MEM-32",
+        tracking="lot",
+        lot_code="M32-OLD",
+        lot=lot(300, on_hand=4, code="M32-OLD", expires=date(2026, 3, 1)),
+    )
+    refused = decide(BUSY, Scan("x"), facts(scan=scan))
+    assert (refused.accepted, refused.code, refused.effects) == (False, "lot_expired", ())
+    assert refused.params == {"sku": "MEM-32", "lot": "M32-OLD", "date": "2026-03-01"}
+    assert refused.message == (
+        "MEM-32 lot M32-OLD expired on 2026-03-01: do not use it; take another one."
+    )
+    # Even the lot kitted for this unit, when it expired after the release.
+    kitted = replace(scan, lot=lot(300, on_hand=4, reserved=1, mine=1, expires=date(2026, 3, 1)))
+    assert decide(BUSY, Scan("x"), facts(scan=kitted)).code == "lot_expired"
+    # A label without a lot: only expired stock was found, the verdict names its lot.
+    bare = replace(scan, lot_code=None)
+    assert decide(BUSY, Scan("x"), facts(scan=bare)).params["lot"] == "M32-OLD"
+    last_day = replace(scan, lot=lot(300, on_hand=4, code="M32-OLD", expires=date(2026, 3, 2)))
+    assert decide(BUSY, Scan("x"), facts(scan=last_day)).code == "picked"
+    # The day is the event's day in UTC (2026-03-02 here), whatever the clock's zone.
+    evening = datetime(2026, 3, 2, 0, 30, tzinfo=UTC).astimezone(timezone(timedelta(hours=-5)))
+    assert decide(BUSY, Scan("x"), Facts(now=evening, scan=scan)).code == "lot_expired"
+    # A serial of an expired lot is refused too, named by its serial.
+    serial = ScanFacts(
+        part_id=10,
+        sku="CPU-I7",
+        tracking="serial",
+        serial="I7X00009",
+        lot=lot(200, on_hand=1, serial="I7X00009", expires=date(2025, 12, 31)),
+    )
+    assert decide(BUSY, Scan("x"), facts(scan=serial)).params == {
+        "sku": "CPU-I7",
+        "lot": "I7X00009",
+        "date": "2025-12-31",
+    }
+
+
+def test_the_label_expiry_refuses_even_a_lot_without_a_date() -> None:
+    scan = ScanFacts(
+        part_id=40,
+        sku="MEM-32",
+        tracking="lot",
+        lot_code="M32-2611A",
+        lot=lot(300, on_hand=4, code="M32-2611A"),  # no expiry recorded in stock
+        expiry=date(2026, 2, 28),
+    )
+    refused = decide(BUSY, Scan("x"), facts(scan=scan))
+    assert (refused.code, refused.params["date"]) == ("lot_expired", "2026-02-28")
+    # The earlier of the label's and the stock's dates, when both are past.
+    both = replace(scan, lot=lot(300, on_hand=4, code="M32-2611A", expires=date(2026, 1, 31)))
+    assert decide(BUSY, Scan("x"), facts(scan=both)).params["date"] == "2026-01-31"
+    # An untracked part's label may carry an expiry too.
+    fans = ScanFacts(part_id=50, sku="FAN-120", lot=lot(500), expiry=date(2026, 3, 1))
+    assert decide(BUSY, Scan("x"), facts(scan=fans)).params == {
+        "sku": "FAN-120",
+        "lot": "line-side",
+        "date": "2026-03-01",
+    }
+    ok = replace(scan, expiry=date(2026, 3, 2))
+    assert decide(BUSY, Scan("x"), facts(scan=ok)).code == "picked"
+
+
 def test_approved_substitute_fills_the_pick() -> None:
     scan = ScanFacts(
         part_id=41, sku="MEM-32B", tracking="lot", lot_code="B-1", lot=lot(400, on_hand=5)
@@ -295,3 +362,12 @@ def test_parse_scan(
 ) -> None:
     code = parse_scan(data)
     assert (code.gtin, code.lot, code.serial, bool(code.error)) == (gtin, lot_code, serial, error)
+
+
+def test_parse_scan_reads_the_expiry_date() -> None:
+    code = parse_scan("]C1010950600000104310M32-2611A\x1d17281231")
+    assert (code.expiry, code.expiry_date) == ("281231", date(2028, 12, 31))
+    # Day 00: the last day of the month (GS1 General Specifications).
+    assert parse_scan("(01)09506000001210(10)FN-1(17)250200").expiry_date == date(2025, 2, 28)
+    assert parse_scan("(01)09506000001210(17)251340").error  # month 13: not trusted
+    assert parse_scan("9506000001012").expiry_date is None
