@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from server.orders.atp import LotInfo, LotTake, Need, atp, fefo_key, plan, take_lots
@@ -18,8 +19,9 @@ def lot(
     expires: date | None = None,
     received: datetime = T0,
     lineside: bool = True,
+    expired: bool = False,
 ) -> LotInfo:
-    return LotInfo(id_, part, on_hand, reserved, expires, received, lineside)
+    return LotInfo(id_, part, on_hand, reserved, expires, received, lineside, expired)
 
 
 def test_first_expiring_first_then_first_in_and_undated_last() -> None:
@@ -67,3 +69,20 @@ def test_atp_lines_per_part() -> None:
     assert (by_sku["SCR"].required, by_sku["SCR"].available, by_sku["SCR"].short) == (6, 9, 0)
     short = atp([[Need(7, 3)]], {7: [lot(1, 7, 5, reserved=3)]}, {7: "MEM"})
     assert short[0].short == 1
+
+
+def test_an_expired_lot_is_never_taken_nor_promised() -> None:
+    old = lot(1, 7, 5, expires=date(2026, 1, 31), expired=True)  # first to expire
+    good = lot(2, 7, 3, expires=date(2027, 1, 31))
+    assert old.available == 0
+    assert take_lots([old, good], 2, {}) == [LotTake(2, 2)]
+    result = plan([[Need(7, 2)]] * 2, {7: [old, good]})
+    assert [a.takes for [a] in result.units] == [[LotTake(2, 2)], [LotTake(2, 1)]]
+    assert result.shortages == {7: 1}
+    # Expired stock is on hand but not promised: counted apart from on hand.
+    [line] = atp([[Need(7, 2)]], {7: [old, replace(good, reserved=1)]}, {7: "TP-1"})
+    assert (line.on_hand, line.reserved_by_others, line.available, line.expired) == (3, 1, 2, 5)
+    assert line.short == 0
+    # A substitute covers the unit when the primary has only expired stock.
+    subs = plan([[Need(7, 1)]], {7: [old], 8: [lot(3, 8, 1)]}, {7: [8]})
+    assert subs.units[0][0].reserved_part_id == 8 and subs.shortages == {}

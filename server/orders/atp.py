@@ -3,9 +3,11 @@
 One planner serves both questions, so the order list and the release never disagree:
 ``plan`` walks the units of an order and, for each BOM part of each unit, takes lots
 first-expiring first (``expires_on``, lots without a date last), then first-in first
-(``received_at``), line-side before warehouse, then by id. When the primary part
-cannot cover a unit's quantity, approved substitutes are tried by priority; a unit's
-BOM line is always covered by one part, never a mix. ``atp`` sums the plan per part.
+(``received_at``), line-side before warehouse, then by id. An expired lot
+(``LotInfo.expired``, see ``server.inventory.expiry``) is never taken: nothing of it is
+available. When the primary part cannot cover a unit's quantity, approved substitutes
+are tried by priority; a unit's BOM line is always covered by one part, never a mix.
+``atp`` sums the plan per part.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ class LotInfo:
     expires_on: date | None
     received_at: datetime
     lineside: bool = True
+    expired: bool = False  # past its expiry date: on hand, but never to be taken
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.reserved
+        return 0 if self.expired else self.on_hand - self.reserved
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class AtpLine:
     short: int
     substituted: int = 0
     substitutes: tuple[str, ...] = ()
+    expired: int = 0  # on hand in expired lots, left out of on_hand and available
 
 
 def fefo_key(lot: LotInfo) -> tuple[object, ...]:
@@ -151,6 +155,7 @@ def atp(
 ) -> list[AtpLine]:
     """Per BOM part of an order: required, on hand, reserved by others, available, short.
 
+    On hand and reserved count unexpired lots only; expired stock is ``expired``.
     For an order that already holds reservations, pass lots whose ``reserved`` leaves
     out the order's own, so they count as available to it and not as reserved by others.
     """
@@ -166,9 +171,10 @@ def atp(
     shortages = result.shortages
     lines = []
     for part_id, req in required.items():
-        lots = lots_by_part.get(part_id, ())
+        lots = [lot for lot in lots_by_part.get(part_id, ()) if not lot.expired]
         on_hand = sum(lot.on_hand for lot in lots)
         reserved_others = sum(lot.reserved for lot in lots)
+        expired = sum(lot.on_hand for lot in lots_by_part.get(part_id, ()) if lot.expired)
         lines.append(
             AtpLine(
                 part_id=part_id,
@@ -180,6 +186,7 @@ def atp(
                 short=shortages.get(part_id, 0),
                 substituted=substituted.get(part_id, 0),
                 substitutes=tuple(skus.get(s, str(s)) for s in subs.get(part_id, ())),
+                expired=expired,
             )
         )
     return sorted(lines, key=lambda line: (line.short == 0, line.sku))

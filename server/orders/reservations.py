@@ -5,6 +5,11 @@ A reservation is a ``reservation`` movement (``reserved_delta`` > 0) carrying th
 ``consumption`` with ``reserved_delta`` < 0 gives it back. What a unit holds on a lot
 is the sum of ``reserved_delta`` of the movements with that unit and lot.
 
+An expired lot (``server.inventory.expiry``) is never reserved: ``snapshot`` marks it,
+the planner takes nothing of it, ``move_reservation`` refuses it. A reservation made
+before the lot expired stays until given back: ``release_reservation`` gives back those
+first, and the station releases it when the unit consumes another lot.
+
 Concurrency: callers run in a write transaction (``server.db.write_session`` /
 ``begin_write``: BEGIN IMMEDIATE on SQLite). On PostgreSQL ``lock_lots`` takes row
 locks on every lot of the parts involved, ordered by id so two releases never
@@ -15,11 +20,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import date
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from server.inventory import ledger
+from server.inventory import expiry, ledger
 from server.models import Location, PartSubstitute, StockLot, StockMovement, Unit
 from server.orders.atp import Allocation, LotInfo, Need, allocate_need
 
@@ -59,10 +65,20 @@ def lock_lots(
     return lots
 
 
+class LotExpired(ValueError):
+    """A reservation was asked on a lot past its expiry date."""
+
+
 def snapshot(
-    session: Session, lots: dict[int, list[StockLot]], *, exclude_work_orders: Iterable[int] = ()
+    session: Session,
+    lots: dict[int, list[StockLot]],
+    *,
+    exclude_work_orders: Iterable[int] = (),
+    today: date | None = None,
 ) -> dict[int, list[LotInfo]]:
-    """``LotInfo`` of each lot; reservations of ``exclude_work_orders`` count as free."""
+    """``LotInfo`` of each lot; reservations of ``exclude_work_orders`` count as free;
+    a lot expired before ``today`` (in UTC by default) is marked ``expired``."""
+    day = today or expiry.today()
     kinds = dict(session.exec(select(Location.id, Location.kind)).all())  # type: ignore[call-overload]
     own: dict[int, int] = {}
     wo_ids = list(exclude_work_orders)
@@ -85,6 +101,7 @@ def snapshot(
                 lot.expires_on,
                 lot.received_at,
                 kinds.get(lot.location_id) == "lineside",
+                expiry.expired(lot.expires_on, day),
             )
             for lot in part_lots
         ]
@@ -179,15 +196,20 @@ def release_reservation(
     reason: str = "",
 ) -> int:
     """Give back up to ``qty`` reserved for the unit on ``part_id`` (from ``lot_id`` only
-    when given, else latest-expiring lots first). Returns the quantity unreserved."""
+    when given, else expired lots first, then latest-expiring lots first). Returns the
+    quantity unreserved."""
     if qty <= 0:
         raise ValueError("quantity to unreserve must be positive")
     held = reserved_lots(session, unit_id=unit_id, part_id=part_id)
     if lot_id is not None:
         held = [(lot, n) for lot, n in held if lot.id == lot_id]
+    day = expiry.today()
+    held = [x for x in held if expiry.expired(x[0].expires_on, day)] + [
+        x for x in reversed(held) if not expiry.expired(x[0].expires_on, day)
+    ]
     unit = session.get(Unit, unit_id)
     left = qty
-    for lot, n in reversed(held):
+    for lot, n in held:
         if left == 0:
             break
         take = min(n, left)
@@ -217,7 +239,13 @@ def move_reservation(
 ) -> None:
     """Move ``qty`` of the unit's reservation from ``from_lot`` to ``to_lot`` (the lot
     actually scanned). Raises ``ledger.InsufficientStock`` when ``to_lot`` has not
-    ``qty`` available; the caller's transaction is then left as it was."""
+    ``qty`` available, ``LotExpired`` when it is past its expiry date; the caller's
+    transaction is then left as it was."""
+    if expiry.expired(to_lot.expires_on):
+        raise LotExpired(
+            f"lot {to_lot.serial or to_lot.lot_code or to_lot.id} expired on "
+            f"{to_lot.expires_on}: it cannot be reserved"
+        )
     if to_lot.part_id != from_lot.part_id:
         log.info(
             "unit %s: reservation moves from part %s to part %s",
