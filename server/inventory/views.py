@@ -1,16 +1,19 @@
-"""Supervisor stock page: lots with on-hand and reserved, and counted adjustments."""
+"""Supervisor stock page: lots with on-hand, reserved and expiry, and counted
+adjustments. Expired lots (``server.inventory.expiry``) are marked and their stock is
+counted apart: it is on hand but never reserved nor built in."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlmodel import col, or_, select
 
 from server.db import begin_write, get_session
-from server.inventory import adjust, ledger
+from server.inventory import adjust, expiry, ledger
 from server.models import Location, Part, StockLot
 from server.security import auth
 
@@ -23,23 +26,45 @@ LIMIT = 500
 @auth.require("supervisor")
 def index() -> str:
     q = request.args.get("q", "").strip()
+    db = get_session()
     query = (
         select(StockLot, Part, Location)
         .join(Part, StockLot.part_id == Part.id)  # type: ignore[arg-type]
         .join(Location, col(StockLot.location_id) == Location.id)
     )
-    if q:
-        like = f"%{q}%"
-        query = query.where(
-            or_(
-                col(Part.sku).ilike(like),
-                col(Part.description).ilike(like),
-                col(StockLot.lot_code).ilike(like),
-                col(StockLot.serial).ilike(like),
-            )
+    found = (
+        or_(
+            col(Part.sku).ilike(f"%{q}%"),
+            col(Part.description).ilike(f"%{q}%"),
+            col(StockLot.lot_code).ilike(f"%{q}%"),
+            col(StockLot.serial).ilike(f"%{q}%"),
         )
-    rows = get_session().exec(query.order_by(col(Part.sku), col(StockLot.id)).limit(LIMIT)).all()
-    return render_template("stock/index.html", rows=rows, q=q)
+        if q
+        else sa.true()
+    )
+    rows = db.exec(query.where(found).order_by(col(Part.sku), col(StockLot.id)).limit(LIMIT)).all()
+    today = expiry.today()
+    # Expired stock counted apart, over every lot the search finds (not only those listed).
+    expired_lots, expired_on_hand = db.exec(
+        select(  # type: ignore[call-overload]
+            sa.func.count(), sa.func.coalesce(sa.func.sum(StockLot.on_hand), 0)
+        )
+        .select_from(StockLot)
+        .join(Part, col(StockLot.part_id) == Part.id)
+        .where(
+            found,
+            expiry.expired_clause(col(StockLot.expires_on), sa.literal(today)),
+            col(StockLot.on_hand) > 0,
+        )
+    ).one()
+    return render_template(
+        "stock/index.html",
+        rows=rows,
+        q=q,
+        expired={lot.id for lot, _part, _loc in rows if expiry.expired(lot.expires_on, today)},
+        expired_lots=int(expired_lots),
+        expired_on_hand=int(expired_on_hand),
+    )
 
 
 @bp.post("/lots/<int:lot_id>/adjust")
