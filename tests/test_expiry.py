@@ -21,6 +21,7 @@ from server.board.shortages import shortages
 from server.db import write_session
 from server.inventory import expiry, ledger
 from server.models import CustomerOrder, Event, Location, Part, StockLot
+from server.orders import reservations
 from server.orders import service as orders
 from station import service, texts
 from station.workflow import Scan, SignIn, StartNext, StationEvent
@@ -190,3 +191,28 @@ def test_the_stock_page_and_the_board_show_expired_stock(any_demo_app: Flask) ->
     data = client.get("/board/data.json").json
     assert data is not None
     assert {"sku": "FAN-120", "short": 10, "source": "expired"} in data["shortages"]
+
+
+def test_reservation_helpers_never_move_onto_expired_stock(any_demo_app: Flask) -> None:
+    app = any_demo_app
+    unit_id = release(_engine(app), options=KIT_OPTIONS, serial="PC-X1")
+    receive(app, sku="FAN-120", lot_code="FN-NEW", qty=5, expires=days(300))
+    receive(app, sku="FAN-120", lot_code="FN-OLD", qty=5, expires=days(-1))
+    with write_session(_engine(app)) as s:
+        fan = s.exec(select(Part).where(Part.sku == "FAN-120")).one()
+        lots = {lot.lot_code: lot for lot in s.exec(select(StockLot)).all()}
+        with pytest.raises(reservations.LotExpired, match="FN-OLD expired on"):
+            orders.move_reservation(
+                s, unit_id=unit_id, from_lot=lots["FN-2605"], to_lot=lots["FN-OLD"], qty=1, by="t"
+            )
+        orders.move_reservation(
+            s, unit_id=unit_id, from_lot=lots["FN-2605"], to_lot=lots["FN-NEW"], qty=1, by="t"
+        )
+        lots["FN-2605"].expires_on = days(-1)  # expires while the unit holds it
+        s.add(lots["FN-2605"])
+        s.flush()
+        # Given back: the expired lot's reservation first, not the latest-expiring one.
+        assert orders.release_reservation(s, unit_id=unit_id, part_id=fan.id or 0, qty=1, by="t")
+    assert lot_balance(app, "FN-2605") == (80, 0)
+    assert lot_balance(app, "FN-NEW") == (5, 1)
+    assert lot_balance(app, "FN-OLD") == (5, 0)
