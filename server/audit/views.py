@@ -7,8 +7,6 @@ Filters (query string, all optional, combined with AND): ``actor`` and ``action`
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -19,6 +17,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from server import exports
 from server.db import get_session
 from server.models import AuditEntry
 from server.models.types import rfc3339
@@ -28,6 +27,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 PAGE_SIZE = 100
 EXPORT_LIMIT = 100_000
+MAX_PAGE = 1_000_000  # a larger page number reads as this one (an OFFSET past 64 bits fails)
 COLUMNS = ("id", "at", "actor", "address", "action", "entity", "entity_id", "detail")
 
 
@@ -70,7 +70,7 @@ def _query(args: Any) -> Any:
 @auth.require("supervisor")
 def index() -> Any:
     db = get_session()
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
     error = None
     try:
         query = _query(request.args)
@@ -106,16 +106,18 @@ def export(fmt: str) -> Any:
         body = json.dumps(records, ensure_ascii=False, indent=1)
         mimetype = "application/json"
     else:
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=COLUMNS)
-        writer.writeheader()
-        for record in records:
-            writer.writerow({**record, "detail": json.dumps(record["detail"], ensure_ascii=False)})
-        body, mimetype = out.getvalue(), "text/csv"
+        rows = (
+            [
+                json.dumps(r["detail"], ensure_ascii=False) if c == "detail" else r[c]
+                for c in COLUMNS
+            ]
+            for r in records
+        )
+        body, mimetype = exports.to_csv(COLUMNS, rows), "text/csv"
     return Response(
         body,
         mimetype=mimetype,
-        headers={"Content-Disposition": f'attachment; filename="taktline-audit-{stamp}.{fmt}"'},
+        headers={"Content-Disposition": exports.attachment(f"taktline-audit-{stamp}.{fmt}")},
     )
 
 

@@ -3,14 +3,12 @@ record (PDF, fpdf2).
 
 The PDF uses DejaVu Sans when the system has it (accents, any Latin or Cyrillic name);
 otherwise the core Helvetica font with text reduced to Latin-1 (``?`` for the rest), so
-odd data never makes an export fail. CSV cells that a spreadsheet would run as a
-formula (``= + - @`` first) are prefixed with ``'``.
+odd data never makes an export fail. The CSV goes through ``server.exports`` (the one
+writer of every export: a cell a spreadsheet would run as a formula gets a leading ``'``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 from fpdf import FPDF
 
+from server import exports
 from server.models.types import rfc3339
 from server.trace.genealogy import Genealogy
 from server.trace.recall import Component, Hit
@@ -74,105 +73,96 @@ ORDER_COLUMNS = (
 )
 
 
-def _cell(value: Any) -> str:
+def _text(value: Any) -> str:
+    """A value as the PDF prints it (no CSV neutralising: a PDF runs no formula)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return rfc3339(value) or ""
     if isinstance(value, float):
         return f"{value:.1f}"
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return str(value)
 
 
-def genealogy_rows(g: Genealogy) -> Iterator[list[str]]:
+def _csv_value(value: Any) -> Any:
+    """Seconds to a tenth in the CSV; everything else as ``server.exports`` writes it."""
+    return round(value, 1) if isinstance(value, float) else value
+
+
+def genealogy_rows(g: Genealogy) -> Iterator[list[Any]]:
     """One row per component, step and defect; sub-assemblies follow their pick."""
     for s in g.steps:
         yield [
-            _cell(v)
-            for v in (
-                g.serial,
-                g.depth,
-                "step",
-                s.operation,
-                "",
-                s.name,
-                "",
-                "",
-                "",
-                "",
-                s.station,
-                s.operator,
-                s.started_at,
-                s.ended_at,
-                s.paused_seconds,
-                s.duration_seconds,
-                s.standard_seconds,
-                "",
-                "",
-            )
+            g.serial,
+            g.depth,
+            "step",
+            s.operation,
+            "",
+            s.name,
+            "",
+            "",
+            "",
+            "",
+            s.station,
+            s.operator,
+            s.started_at,
+            s.ended_at,
+            s.paused_seconds,
+            s.duration_seconds,
+            s.standard_seconds,
+            "",
+            "",
         ]
     for p in g.picks:
         yield [
-            _cell(v)
-            for v in (
-                g.serial,
-                g.depth,
-                "component",
-                p.operation,
-                p.sku,
-                p.description,
-                p.quantity,
-                p.lot_code,
-                p.serial,
-                p.for_sku,
-                p.station,
-                p.operator,
-                p.at,
-                "",
-                "",
-                "",
-                "",
-                p.scan,
-                "substitute" if p.substituted else "",
-            )
+            g.serial,
+            g.depth,
+            "component",
+            p.operation,
+            p.sku,
+            p.description,
+            p.quantity,
+            p.lot_code,
+            p.serial,
+            p.for_sku,
+            p.station,
+            p.operator,
+            p.at,
+            "",
+            "",
+            "",
+            "",
+            p.scan,
+            "substitute" if p.substituted else "",
         ]
         if p.sub_unit is not None:
             yield from genealogy_rows(p.sub_unit)
     for d in g.defects:
         yield [
-            _cell(v)
-            for v in (
-                g.serial,
-                g.depth,
-                "defect",
-                d.operation,
-                d.reason_code,
-                d.note,
-                "",
-                "",
-                "",
-                "",
-                d.station,
-                d.operator,
-                d.at,
-                d.resolved_at,
-                "",
-                "",
-                "",
-                "",
-                d.disposition,
-            )
+            g.serial,
+            g.depth,
+            "defect",
+            d.operation,
+            d.reason_code,
+            d.note,
+            "",
+            "",
+            "",
+            "",
+            d.station,
+            d.operator,
+            d.at,
+            d.resolved_at,
+            "",
+            "",
+            "",
+            "",
+            d.disposition,
         ]
 
 
 def to_csv(columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(v) for v in row])
-    return out.getvalue()
+    return exports.to_csv(columns, ([_csv_value(v) for v in row] for row in rows))
 
 
 def genealogy_csv(g: Genealogy) -> str:
@@ -235,7 +225,7 @@ class _Doc(FPDF):
         self.set_auto_page_break(auto=True, margin=15)
 
     def text_(self, value: Any) -> str:
-        text = _cell(value).lstrip("'") if not isinstance(value, str) else value
+        text = _text(value)
         return text if self.unicode else text.encode("latin-1", "replace").decode("latin-1")
 
     def font(self, size: float, bold: bool = False) -> None:
@@ -253,7 +243,7 @@ class _Doc(FPDF):
             for values in [header, *rows]:
                 row = table.row()
                 for v in values:
-                    row.cell(self.text_("" if v is None else _cell(v).lstrip("'")))
+                    row.cell(self.text_(v))
 
 
 def genealogy_pdf(g: Genealogy, *, printed_by: str, printed_at: datetime) -> bytes:
@@ -279,7 +269,7 @@ def _dhr(doc: _Doc, g: Genealogy) -> None:
         ("Product", f"{g.product} - {g.product_name}"),
         ("Options", ", ".join(g.options) or "-"),
         ("Order", f"{g.order or '-'} ({g.customer or '-'}), work order {g.work_order or '-'}"),
-        ("Status", f"{g.status}; completed {_cell(g.completed_at) or '-'}"),
+        ("Status", f"{g.status}; completed {_text(g.completed_at) or '-'}"),
         (
             "Assembly time",
             f"{g.assembly_seconds / 60:.1f} min worked "

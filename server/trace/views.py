@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, render_template, request
 from flask_babel import gettext as _
 
+from server import exports
 from server.db import get_session
 from server.models.types import utcnow
 from server.security import auth
@@ -39,10 +40,9 @@ def _unit_or_404(serial: str) -> Genealogy:
 
 
 def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
+    """An attachment; ``filename`` holds outside data (serial, lot, order): sanitised."""
     return Response(
-        body,
-        mimetype=mimetype,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        body, mimetype=mimetype, headers={"Content-Disposition": exports.attachment(filename)}
     )
 
 
