@@ -9,15 +9,20 @@ blueprint(s) and extensions. Nothing registers itself on import. Background serv
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 import templates as _templates
 from server import settings
 
 log = logging.getLogger(__name__)
+# ``<int:...>`` in every URL is at most this: ids are INTEGER columns (32-bit on
+# PostgreSQL), and a larger number must match no route (404), not overflow the driver.
+MAX_ID = 2**31 - 1
 
 
 def create_app(
@@ -30,6 +35,8 @@ def create_app(
         template_folder=str(Path(_templates.__file__).parent),
     )
     app.config.from_mapping(settings.load(Path(app.instance_path), test_config))
+    # MAX_CONTENT_LENGTH (a setting) is Flask's own: a bigger body is a 413.
+    app.url_map.converters["int"] = partial(IntegerConverter, max=MAX_ID)  # type: ignore[assignment]
     logging.basicConfig(
         level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

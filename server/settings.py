@@ -28,6 +28,13 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"expected 1 or more, got {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -117,6 +124,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between refreshes of the line board's "
         "day figures when no station changes (station changes refresh it at once).",
         int,
+    ),
+    Setting(
+        "MAX_CONTENT_LENGTH",
+        1024 * 1024,
+        "Largest request body in bytes (default 1 MiB). A bigger one is refused with 413 "
+        "before it is read (a JSON error under `/api/`). Raise it for larger order CSV "
+        "uploads.",
+        _positive_int,
     ),
 )
 

@@ -3,7 +3,9 @@
 Route modules (``server.api.orders``...) import ``bp`` from here, add their views and
 describe them in ``server.api.openapi``; ``init_app`` names each of them and registers
 the blueprint (a new route module is added there).
-Errors are JSON: ``{"error": "...", "problems": [...]}``.
+Errors are JSON: ``{"error": "...", "problems": [...]}``, 413 (a body over
+``MAX_CONTENT_LENGTH``) included. Bodies are read with ``read_json``: JSON nested too
+deeply for the parser is a 400, like any other body that is not JSON.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, jsonify, request
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from server.api import openapi
 from server.security import auth
@@ -28,6 +30,21 @@ def problem(status: int, message: str, problems: list[str] | None = None) -> Any
     response = jsonify(body)
     response.status_code = status
     return response
+
+
+class TooDeep(BadRequest):
+    description = "the body is nested too deeply"
+
+
+def read_json() -> Any:
+    """The request's JSON body; None when there is none or it is not JSON. JSON nested
+    deeper than Python's parser recurses (``[[[[...`` 100,000 deep) raises ``TooDeep``,
+    a 400, instead of a RecursionError (a 500)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError as exc:
+        log.warning("API body nested too deeply from %s", auth.address())
+        raise TooDeep() from exc
 
 
 @bp.errorhandler(HTTPException)

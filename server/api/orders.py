@@ -9,7 +9,7 @@ from flask import current_app, jsonify, request, url_for
 from sqlmodel import Session, col, select
 
 from server import dispatch
-from server.api import bp, problem
+from server.api import bp, problem, read_json
 from server.api import openapi as oa
 from server.catalog.configure import ConfigurationError
 from server.db import get_session, write_session
@@ -31,6 +31,8 @@ from server.security import auth
 
 log = logging.getLogger(__name__)
 STAMPS = ("received_at", "released_at", "first_started_at", "completed_at", "shipped_at")
+# The priority column is a 32-bit INTEGER on PostgreSQL: beyond it the insert would fail.
+PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1
 
 
 def order_json(session: Session, order: CustomerOrder, *, detail: bool = False) -> dict[str, Any]:
@@ -117,7 +119,7 @@ def _engine() -> Any:
 
 
 def _json_body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    data = read_json()
     if data is None and request.get_data():
         from flask import abort
 
@@ -139,9 +141,13 @@ def list_orders() -> Any:
 @bp.post("/orders")
 @auth.require("supervisor")
 def create_order() -> Any:
-    data = request.get_json(silent=True)
+    data = read_json()
     try:
         order_input = service.from_mapping(data)
+        if not PRIORITY_MIN <= order_input.priority <= PRIORITY_MAX:
+            raise service.InvalidOrder(
+                [f"priority: must be between {PRIORITY_MIN} and {PRIORITY_MAX}."]
+            )
         with write_session(_engine()) as session:
             order = service.create_order(
                 session, order=order_input, by=auth.actor(), address=auth.address(), channel="api"
@@ -281,7 +287,12 @@ oa.add_schema(
             "number": {"type": "string", "maxLength": 32},
             "customer": {"type": "string", "maxLength": 200},
             "due_date": {"type": "string", "format": "date"},
-            "priority": {"type": "integer", "default": 0},
+            "priority": {
+                "type": "integer",
+                "default": 0,
+                "minimum": PRIORITY_MIN,
+                "maximum": PRIORITY_MAX,
+            },
             "lines": {"type": "array", "minItems": 1, "items": oa.ref("OrderLineInput")},
         },
     },

@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify
 from sqlmodel import select
 
-from server.api import bp, openapi
+from server.api import TooDeep, bp, openapi, read_json
 from server.db import get_session, write_session
 from server.ingest.payload import ACTIONS, InvalidPayload, envelope
 from server.messaging import live
@@ -58,7 +58,11 @@ def _refused(detail: str, msg_id: str | None, status: int) -> Any:
 
 
 def _post(code: str, kind_of: Any) -> Any:
-    doc = request.get_json(silent=True)
+    try:
+        doc = read_json()
+    except TooDeep:
+        log.warning("event for %s from %s: body nested too deeply", code[:64], auth.address())
+        return _refused("the body is nested too deeply", None, 400)
     if not isinstance(doc, dict):
         log.warning("event for %s from %s: body is not a JSON object", code[:64], auth.address())
         return _refused("the body must be a JSON object", None, 400)

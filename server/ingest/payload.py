@@ -21,6 +21,7 @@ MAX_PAYLOAD = 64 * 1024  # bytes; a scan is at most 4 KB of data plus its envelo
 MAX_DATA = 4096
 MAX_MSG_ID = 64
 MAX_SOURCE = 64
+MAX_SEQ = 2**63 - 1  # the largest 64-bit integer a database column holds (SQLite refuses more)
 
 
 class InvalidPayload(ValueError):
@@ -85,6 +86,8 @@ def envelope(doc: dict[str, Any], *, kind: str) -> Envelope:
     seq = doc.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
         raise InvalidPayload("seq must be a non-negative integer", msg_id, source)
+    if seq is not None and seq > MAX_SEQ:
+        raise InvalidPayload(f"seq must be at most {MAX_SEQ} (2**63 - 1)", msg_id, source)
     ts = _timestamp(doc.get("ts"), msg_id, source)
     if kind == "scan":
         event: wf.StationEvent = _scan(doc, msg_id, source)
