@@ -102,18 +102,22 @@ class EmbeddedBroker:
             self._loop = None
 
 
-def mosquitto_conf(port: int, workdir: Path, *, persistence: bool = True, extra: str = "") -> str:
+def mosquitto_conf(
+    port: int, workdir: Path, *, persistence: bool = True, extra: str = "", listen: bool = True
+) -> str:
     """A Mosquitto config for a broker on 127.0.0.1 that keeps its state in ``workdir``.
 
     Shared by the embedded broker and the test brokers, so both restart the same way.
+    ``listen=False``: no listener here; ``extra`` brings them (``taktline
+    mqtt-credentials``'s listeners.conf through ``include_dir``).
     """
     lines = [
         # Started as root, mosquitto drops to the `mosquitto` user, which cannot write the
         # persistence file in our folder: a restart would then lose every session and the
         # QoS 1 messages queued for it (found by `taktline simulate shift --faults`).
         "user root" if os.geteuid() == 0 and "\nuser " not in f"\n{extra}" else "",
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true" if "password_file" not in extra else "",
+        f"listener {port} 127.0.0.1" if listen else "",
+        "allow_anonymous true" if listen and "password_file" not in extra else "",
         f"persistence {'true' if persistence else 'false'}",
         f"persistence_location {workdir}/",
         "autosave_interval 1",

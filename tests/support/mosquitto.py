@@ -35,7 +35,8 @@ class Mosquitto:
     """A mosquitto process with its own config, port and persistence directory.
 
     ``stop()`` / ``start()`` keep the port and the persistence file, so a restart looks
-    to clients like the production broker coming back.
+    to clients like the production broker coming back. ``listen=False``: ``extra_conf``
+    brings the listeners (one of them on ``port``, which ``start`` waits for).
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class Mosquitto:
         port: int | None = None,
         extra_conf: str = "",
         persistence: bool = True,
+        listen: bool = True,
     ) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
@@ -55,7 +57,9 @@ class Mosquitto:
         self.port = port or free_port()
         self.conf = self.workdir / "mosquitto.conf"
         self.conf.write_text(
-            mosquitto_conf(self.port, self.workdir, persistence=persistence, extra=extra_conf)
+            mosquitto_conf(
+                self.port, self.workdir, persistence=persistence, extra=extra_conf, listen=listen
+            )
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"mqtt://127.0.0.1:{self.port}"
@@ -82,3 +86,22 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def credentials_broker(workdir: Path, out: Path, *, port: int, legacy: bool = False) -> Mosquitto:
+    """A Mosquitto set up with what ``taktline mqtt-credentials --out out`` wrote.
+
+    Default: its ``listeners.conf`` (``include_dir out``), whose server listener is on
+    ``port``. ``legacy``: one listener on ``port`` with ``passwd`` and ``acl``, the
+    layout before ``listeners.conf`` (no client id bound to a login). Connections are
+    logged (``mosquitto.log``: "New client connected ... as <client id> ... u'<login>'").
+    """
+    log = "log_type notice\nconnection_messages true\n"
+    if legacy:
+        extra = (
+            f"{log}allow_anonymous false\npassword_file {out / 'passwd'}\nacl_file {out / 'acl'}"
+        )
+        return Mosquitto(workdir, port=port, persistence=False, extra_conf=extra)
+    return Mosquitto(
+        workdir, port=port, persistence=False, listen=False, extra_conf=f"{log}include_dir {out}"
+    )
