@@ -54,6 +54,7 @@ def areas() -> tuple[Any, ...]:
     from server.audit import views as audit_views
     from server.board import views as board_views
     from server.dispatch import views as dispatch_views
+    from server.ingest import views as ingest_views
     from server.inventory import views as stock_views
     from server.messaging import live
     from server.orders import views as order_views
@@ -72,6 +73,7 @@ def areas() -> tuple[Any, ...]:
         home,
         admin,
         audit_views,
+        ingest_views,
         stock_views,
         live,
         api,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Blueprint, Flask, g, render_template
+from flask import Blueprint, Flask, current_app, g, render_template
 from sqlalchemy import text
 from sqlmodel import col, select
 
 from server.db import get_session
+from server.ingest import EXTENSION as INGEST
 from server.models import Line, Site, Station
 from server.security import auth
 
@@ -31,9 +33,19 @@ def index() -> str:
 
 @bp.get("/healthz")
 @auth.public
-def healthz() -> tuple[dict[str, str], int]:
+def healthz() -> tuple[dict[str, Any], int]:
+    """200 when the database answers and, where this process runs the ingest, its
+    worker is alive; 503 naming what is not (a load balancer or service manager acts)."""
     get_session().exec(text("SELECT 1"))  # type: ignore[call-overload]
-    return {"status": "ok", "user": g.user.name if g.get("user") else ""}, 200
+    body: dict[str, Any] = {"status": "ok", "user": g.user.name if g.get("user") else ""}
+    ingest = current_app.extensions.get(INGEST)
+    if ingest is None:
+        return body, 200
+    body["ingest"] = {"alive": ingest.alive(), "heartbeat_age_s": round(ingest.heartbeat_age(), 1)}
+    if not ingest.alive():
+        body["status"] = "ingest down"
+        return body, 503
+    return body, 200
 
 
 def init_app(app: Flask) -> None:

@@ -57,7 +57,14 @@ SECTIONS: tuple[Section, ...] = (
         ),
     ),
     Section(Link("board.page", _l("Line board")), ("board",)),
-    Section(Link("audit.index", _l("Audit trail")), ("audit",)),
+    Section(
+        Link("audit.index", _l("Audit trail")),
+        ("audit", "ingest"),
+        (
+            Link("audit.index", _l("Audit trail")),
+            Link("ingest.dead_letters", _l("Dead letters")),
+        ),
+    ),
     Section(
         Link("admin.index", _l("Admin")),
         ("admin",),

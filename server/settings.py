@@ -115,6 +115,22 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between heartbeats on a tablet's "
         'live stream; the tablet says "reconnecting" after missing about two. Lower '
         "it behind a proxy that closes idle connections sooner.",
+    Setting(
+        "INGEST_GARBAGE_RATE",
+        20.0,
+        "Bad payloads per second one station may send before the rest are answered "
+        "`rate_limited` without being recorded (bursts of `INGEST_GARBAGE_BURST`). Valid "
+        "events are never rate limited.",
+        float,
+    ),
+    Setting("INGEST_GARBAGE_BURST", 100, "Burst of bad payloads a station may send.", int),
+    Setting(
+        "DEAD_LETTER_MAX",
+        10000,
+        "Dead letters kept (messages the ingest could not decode or decide); older ones "
+        "are deleted.",
+        int,
+    ),
         float,
     ),
     Setting("LOG_LEVEL", "INFO", "Python logging level of the server processes."),

@@ -51,6 +51,7 @@ DESK_PAGES = {
     "/units/{unit}": "Trace",
     "/board": "Line board",
     "/audit/": "Audit trail",
+    "/ingest/dead-letters": "Audit trail",
 }
 ADMIN_PAGES = {
     "/admin/": "Admin",
@@ -79,6 +80,10 @@ TABS = {
     "/reports/assembly-time": (
         [("/trace", "Search"), ("/reports/assembly-time", "Assembly time")],
         "Assembly time",
+    ),
+    "/ingest/dead-letters": (
+        [("/audit/", "Audit trail"), ("/ingest/dead-letters", "Dead letters")],
+        "Dead letters",
     ),
     "/admin/api-tokens": (
         [
@@ -271,7 +276,7 @@ def test_a_section_s_tabs_are_one_second_row_written_once(desk: Desk) -> None:
         assert [(link.href, link.text) for link in subnavs[0].links] == tabs, page
         assert [link.text for link in subnavs[0].links if link.current == "page"] == [current]
     # Sections without tabs show no second row; an operator never sees a section's tabs.
-    for page in ("/", "/dispatch/", "/stock/", "/board", "/audit/"):
+    for page in ("/", "/dispatch/", "/stock/", "/board"):
         assert desk.get("supervisor", page).subnavs() == [], page
     assert desk.get("operator", "/units/{unit}").subnavs() == []
 

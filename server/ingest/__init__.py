@@ -24,25 +24,27 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from server.ingest.worker import Ingest
-from server.messaging.client import parse_url
-from server.messaging.credentials import INGEST_USER_PREFIX
 
 log = logging.getLogger(__name__)
+EXTENSION = "taktline.ingest"
 
 
-def default_client_id(app: Flask, role: str, url: str = "") -> str:
-    """INGEST_CLIENT_ID; else an ingest login of ``taktline mqtt-credentials``
-    (``taktline-ingest-<n>`` in the URL) is the client id; else ``taktline-<role>-<host>``."""
-    if app.config["INGEST_CLIENT_ID"]:
-        return str(app.config["INGEST_CLIENT_ID"])
-    login = parse_url(url).username if url else None
-    if login and login.startswith(INGEST_USER_PREFIX):
-        return login
-    return f"taktline-{role}-{socket.gethostname()}"
+def default_client_id(app: Flask, role: str) -> str:
+    return app.config["INGEST_CLIENT_ID"] or f"taktline-{role}-{socket.gethostname()}"
+
+
+def options(app: Flask) -> dict[str, Any]:
+    """The ingest's settings (docs/configuration.md)."""
+    return {
+        "garbage_rate": app.config["INGEST_GARBAGE_RATE"],
+        "garbage_burst": app.config["INGEST_GARBAGE_BURST"],
+        "dead_letter_max": app.config["DEAD_LETTER_MAX"],
+    }
 
 
 def start(app: Flask, mqtt_url: str) -> Callable[[], None]:
-    """The ingest worker inside ``taktline serve``; returns its stop function."""
+    """The ingest worker inside ``taktline serve``; returns its stop function. It is
+    ``app.extensions["taktline.ingest"]`` meanwhile, for ``/healthz``."""
     if not app.config["RUN_INGEST"]:
         return lambda: None
     # The embedded broker may be amqtt (no shared subscriptions); one ingest runs here.
@@ -50,19 +52,25 @@ def start(app: Flask, mqtt_url: str) -> Callable[[], None]:
     ingest = Ingest(
         engine=app.extensions["taktline.engine"],
         url=mqtt_url,
-        client_id=default_client_id(app, "serve", mqtt_url),
+        client_id=default_client_id(app, "serve"),
         prefix=app.config["MQTT_PREFIX"],
         shared=shared,
+        **options(app),
     ).start()
-    return ingest.stop
+    app.extensions[EXTENSION] = ingest
+
+    def stop() -> None:
+        app.extensions.pop(EXTENSION, None)
+        ingest.stop()
+
+    return stop
 
 
 @click.command("ingest")
 @click.option(
     "--client-id",
     default=None,
-    help="Stable MQTT client id (one per ingest process); overrides TAKTLINE_INGEST_CLIENT_ID. "
-    "Default: the login when it is taktline-ingest-<n> (taktline mqtt-credentials).",
+    help="Stable MQTT client id (one per ingest process); overrides TAKTLINE_INGEST_CLIENT_ID.",
 )
 @click.option(
     "--shared/--no-shared",
@@ -82,9 +90,10 @@ def ingest_command(client_id: str | None, shared: bool | None) -> None:
     ingest = Ingest(
         engine=app.extensions["taktline.engine"],
         url=url,
-        client_id=client_id or default_client_id(app, "ingest", url),
+        client_id=client_id or default_client_id(app, "ingest"),
         prefix=app.config["MQTT_PREFIX"],
         shared=app.config["INGEST_SHARED"] if shared is None else shared,
+        **options(app),
     )
     done = threading.Event()
 
@@ -96,5 +105,10 @@ def ingest_command(client_id: str | None, shared: bool | None) -> None:
     signal.signal(signal.SIGINT, on_signal)
     ingest.start()
     click.echo(f"Ingest on {ingest.topic_filter} ({ingest.broker.host}:{ingest.broker.port})")
-    done.wait()
+    while not done.wait(1.0):
+        if not ingest.alive():
+            # A service manager restarts us; the broker kept every unacked message.
+            log.critical("ingest: the worker is dead; exiting for a restart")
+            ingest.stop(timeout=2)
+            raise SystemExit(3)
     ingest.stop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from station import workflow as wf
@@ -22,6 +22,10 @@ MAX_DATA = 4096
 MAX_MSG_ID = 64
 MAX_SOURCE = 64
 MAX_SEQ = 2**63 - 1  # the largest 64-bit integer a database column holds (SQLite refuses more)
+# A device clock may run a little ahead; the bridge's outbox may hold scans made long
+# ago (a station offline for weeks). Beyond these, ``ts`` is garbage (year 0001, 9999).
+TS_MAX_FUTURE = timedelta(minutes=10)
+TS_MAX_PAST = timedelta(days=3653)
 
 
 class InvalidPayload(ValueError):
@@ -59,6 +63,12 @@ def decode(raw: bytes) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InvalidPayload(
             f"payload is not JSON ({exc.msg} at character {exc.pos})", _sniff_msg_id(raw[:512])
+        ) from exc
+    except RecursionError as exc:  # 20,000 nested arrays fit in 40 KB (issue 13)
+        raise InvalidPayload("payload is nested too deeply", _sniff_msg_id(raw[:512])) from exc
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise InvalidPayload(
+            f"payload is not usable JSON ({exc})"[:200], _sniff_msg_id(raw[:512])
         ) from exc
     if not isinstance(doc, dict):
         raise InvalidPayload("payload must be a JSON object")
@@ -113,6 +123,18 @@ def _timestamp(value: Any, msg_id: str, source: str) -> datetime | None:
         raise InvalidPayload(f"ts {value!r} is not an RFC 3339 time", msg_id, source) from exc
     if parsed.tzinfo is None:
         raise InvalidPayload(f"ts {value!r} has no time zone (use Z for UTC)", msg_id, source)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError as exc:  # year 9999 at +14:00
+        raise InvalidPayload(f"ts {value!r} is out of range", msg_id, source) from exc
+    now = datetime.now(UTC)
+    if not now - TS_MAX_PAST <= parsed <= now + TS_MAX_FUTURE:
+        raise InvalidPayload(
+            f"ts {value!r} is more than {TS_MAX_FUTURE.total_seconds() / 60:.0f} minutes ahead "
+            f"or {TS_MAX_PAST.days} days behind the server's clock",
+            msg_id,
+            source,
+        )
     return parsed
 
 

@@ -1,8 +1,12 @@
 """The MQTT ingest: station events in, one transaction each batch, ack after commit.
 
-paho's network thread only puts messages on a queue (``_on_message``); one worker
-thread takes them in batches (whatever has arrived, up to ``batch_max``, every
-station mixed), orders each station's events by ``seq``, and decides them all in one
+paho's network thread only puts messages on a queue (``_on_message``): one queue per
+station, served round-robin (``server.ingest.queues.FairQueue``), so a station that
+floods the broker adds a few messages to each batch instead of delaying everyone. One
+worker thread takes them in batches (up to ``batch_max``), answers a ``msg_id`` it
+has answered before from memory (``RecentAnswers``: no write transaction), answers a
+station's garbage beyond ``INGEST_GARBAGE_RATE`` ``rate_limited`` without recording
+it, orders each station's events by ``seq``, and decides the rest in one
 write transaction, each through ``station.service.handle`` (dedupe on ``msg_id``,
 workflow, records) sharing one catalog cache (``station.cache.Cache``). After the
 commit, ``station.publish.after_commit`` (the same as for the tablet and the API)
@@ -16,15 +20,17 @@ database refusal (a serial built in twice by another ingest, stock gone) rolls t
 whole batch back, and it is retried one transaction per message with savepoints, so
 one bad scan never sinks the others and nothing is counted twice. A database error
 (locked, connection lost) retries the batch without acking; a message that still
-fails on its own is recorded as rejected (so the operator scans again) instead of
-being redelivered forever.
+fails on its own is answered ``internal_error`` with an incident id and kept as a
+dead letter (``server.ingest.deadletters``), like every payload that does not decode,
+then acknowledged: one message can never stop the ingest or come back after a restart.
+Should the worker thread die anyway, ``alive()`` turns false: ``/healthz`` answers 503
+and ``taktline ingest`` exits non-zero for its service manager to restart it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import socket
 import threading
 import time
@@ -39,7 +45,9 @@ from sqlmodel import Session, select
 from firmware_bridge import topics
 from server.db import begin_write
 from server.dispatch import DispatchError
-from server.ingest.payload import InvalidPayload, decode, envelope
+from server.ingest import deadletters
+from server.ingest.payload import Envelope, InvalidPayload, decode, envelope
+from server.ingest.queues import FairQueue, RecentAnswers, TokenBucket
 from server.messaging import client as server_mqtt
 from server.models import Station
 from server.models.types import EventResult
@@ -48,6 +56,8 @@ from station.cache import Cache
 
 log = logging.getLogger(__name__)
 SHARE_GROUP = "taktline-ingest"
+# The worker notes the time at least this often; beyond it, it is taken for dead.
+HEARTBEAT_LIMIT_SECONDS = 30.0
 
 
 @dataclass
@@ -59,6 +69,7 @@ class Message:
     generation: int
     order: int
     doc: dict[str, Any] | InvalidPayload | None = None  # decoded once per batch
+    env: Envelope | None = None  # the valid event, when ``doc`` is one
 
 
 @dataclass(frozen=True)
@@ -77,13 +88,24 @@ class Ingest:
         prefix: str = "taktline",
         shared: bool = False,
         batch_max: int = 200,
+        garbage_rate: float = 20.0,
+        garbage_burst: int = 100,
+        dead_letter_max: int = 10_000,
     ) -> None:
         self.engine = engine
         self.url = url
         self.prefix = prefix
         self.shared = shared
         self.batch_max = batch_max
-        self.queue: queue.Queue[Message] = queue.Queue()
+        self.queue: FairQueue[Message] = FairQueue()
+        self.garbage = TokenBucket(garbage_rate, garbage_burst)
+        self.answers = RecentAnswers()
+        self.dead_letter_max = dead_letter_max
+        self.heartbeat = time.monotonic()
+        self.failed = threading.Event()
+        self._limited: dict[str, int] = {}  # station -> rate-limited since last log line
+        self._limited_logged = time.monotonic()
+        self._kept = 0  # dead letters written in the current transaction
         self.client, self.broker = server_mqtt.make_client(url, client_id=client_id, clean=False)
         self.client.manual_ack_set(True)
         self.client.on_connect = self._on_connect
@@ -112,6 +134,17 @@ class Ingest:
             "ingest %s subscribing to %s on %s", self.client_id, self.topic_filter, self.broker.host
         )
         return self
+
+    def alive(self) -> bool:
+        """The worker thread runs and noted the time recently (``/healthz``)."""
+        return (
+            self._worker.is_alive()
+            and not self.failed.is_set()
+            and self.heartbeat_age() < HEARTBEAT_LIMIT_SECONDS
+        )
+
+    def heartbeat_age(self) -> float:
+        return time.monotonic() - self.heartbeat
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand, then disconnect; queued messages stay unacked and
@@ -146,34 +179,83 @@ class Ingest:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._order += 1
-        self.queue.put(
-            Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, self._order)
+        message = Message(
+            msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, self._order
         )
+        self.queue.put(_station_key(msg.topic), message)
 
     # --- the worker ------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                first = self.queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            batch = [first]
-            while len(batch) < self.batch_max:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
+        try:
+            while not self._stopping.is_set():
+                self.heartbeat = time.monotonic()
+                batch = self.queue.take(self.batch_max, timeout=0.2)
+                if batch:
+                    self._process_safely(batch)
+        except BaseException:  # noqa: BLE001 - the thread ends here; alive() tells the world
+            log.critical(
+                "ingest: the worker thread died; no message is processed any more", exc_info=True
+            )
+            self.failed.set()
+
+    def _process_safely(self, batch: list[Message]) -> None:
+        try:
             self._process(batch)
+        except Exception:  # noqa: BLE001 - a bug must not stop the ingest: answer and go on
+            log.exception("ingest: batch of %d failed outside any handler", len(batch))
+            try:
+                self._acknowledge([self._poison(m, "failed outside any handler") for m in batch])
+            except Exception:  # noqa: BLE001 - unacked: the broker redelivers them
+                log.exception("ingest: could not answer the failed batch")
 
     def _process(self, batch: list[Message]) -> None:
+        answered: list[Result] = []
+        fresh: list[Message] = []
+        twins: list[tuple[Message, str]] = []
+        seen: set[str] = set()
         for message in batch:
-            message.doc = _decoded(message.payload)
-        batch.sort(key=_order_key)
+            self._read(message)
+            msg_id = _msg_id(message.doc)
+            if isinstance(message.doc, InvalidPayload) and not self._garbage_allowed(message):
+                answered.append(self._rate_limited(message, message.doc.msg_id))
+            elif msg_id is not None and (msg_id in seen or self.answers.get(msg_id)):
+                twins.append((message, msg_id))  # a duplicate: answered from memory
+            else:
+                if msg_id is not None:
+                    seen.add(msg_id)
+                fresh.append(message)
+        fresh.sort(key=_order_key)
+        results = self._decide(fresh) if fresh else []
+        if results is None:
+            return  # stopping: nothing acked, the broker redelivers
+        for r in results:
+            feedback = r.answer.feedback or {}
+            ref, result = feedback.get("ref"), feedback.get("result")
+            if isinstance(ref, str) and result in EventResult.stored():
+                self.answers.add(ref, str(result))
+        answered += results
+        answered += [self._duplicate(m, msg_id) for m, msg_id in twins]
+        self._acknowledge(answered)
+
+    def _read(self, message: Message) -> None:
+        """Decode and validate once: ``doc`` the JSON (or why not), ``env`` the event."""
+        message.doc = _decoded(message.payload)
+        if not isinstance(message.doc, dict):
+            return
+        try:
+            kind = topics.parse(message.topic, prefix=self.prefix).kind.removeprefix("evt/")
+            message.env = envelope(message.doc, kind=kind)
+        except InvalidPayload as exc:
+            message.doc = exc
+        except ValueError:
+            pass  # not a contract topic: ``_one`` says so
+
+    def _decide(self, batch: list[Message]) -> list[Result] | None:
         while not self._stopping.is_set():
+            self.heartbeat = time.monotonic()
             try:
-                results = self._transaction(batch, fast=True)
-                break
+                return self._transaction(batch, fast=True)
             except sa.exc.OperationalError as exc:
                 log.error("ingest: database unavailable (%s); retrying in 1 s", exc)
                 time.sleep(1)
@@ -193,27 +275,39 @@ class Ingest:
                     )
                 else:
                     log.exception("ingest: batch of %d failed; retrying one by one", len(batch))
-                results = []
+                results: list[Result] = []
                 for message in batch:
-                    results.extend(self._single(message))
-                break
-        else:
-            return  # stopping: nothing acked, the broker redelivers
-        self._acknowledge(results)
+                    one = self._single(message)
+                    if one is None:
+                        return None
+                    results.extend(one)
+                return results
+        return None
 
-    def _single(self, message: Message) -> list[Result]:
-        try:
-            return self._transaction([message], fast=False)
-        except Exception:
-            log.exception("ingest: message on %s failed; answered rejected", message.topic)
-            return [self._poison(message)]
+    def _single(self, message: Message) -> list[Result] | None:
+        while not self._stopping.is_set():
+            self.heartbeat = time.monotonic()
+            try:
+                return self._transaction([message], fast=False)
+            except sa.exc.OperationalError as exc:
+                log.error("ingest: database unavailable (%s); retrying in 1 s", exc)
+                time.sleep(1)
+            except Exception as exc:  # noqa: BLE001 - a bug: answered, kept, acknowledged
+                log.exception(
+                    "ingest: message on %s failed; answered internal_error", message.topic
+                )
+                return [self._poison(message, f"{type(exc).__name__}: {exc}")]
+        return None
 
     def _transaction(self, batch: list[Message], *, fast: bool) -> list[Result]:
         """One write transaction for the whole batch (group commit), one catalog cache."""
         cache = Cache()
         with Session(self.engine, expire_on_commit=False) as session:
             begin_write(session)
+            self._kept = 0
             results = [self._one(session, message, cache, fast) for message in batch]
+            if self._kept:
+                deadletters.prune(session, keep=self.dead_letter_max)
             session.commit()
         return results
 
@@ -224,13 +318,32 @@ class Ingest:
             log.warning("ingest: ignoring message on %r: %s", message.topic, exc)
             return Result(message, publish.Answer("", "", "", None))
         kind = topic.kind.removeprefix("evt/")
+        if message.doc is None:
+            self._read(message)
         try:
-            doc = message.doc
-            if isinstance(doc, InvalidPayload):
-                raise doc
-            env = envelope(doc if doc is not None else decode(message.payload), kind=kind)
+            if message.env is None:
+                raise (
+                    message.doc
+                    if isinstance(message.doc, InvalidPayload)
+                    else InvalidPayload("not a station event")
+                )
+            env = message.env
         except InvalidPayload as exc:
             feedback = self._invalid(session, topic, kind, exc)
+            if feedback["result"] == EventResult.DUPLICATE:  # kept the first time
+                return Result(
+                    message, publish.Answer(topic.site, topic.line, topic.station, feedback)
+                )
+            deadletters.record(
+                session,
+                kind="bad_payload",
+                topic=message.topic,
+                station=topic.station,
+                msg_id=exc.msg_id,
+                error=exc.detail,
+                raw=message.payload,
+            )
+            self._kept += 1
             return Result(message, publish.Answer(topic.site, topic.line, topic.station, feedback))
         outcome = service.handle(
             session,
@@ -283,20 +396,79 @@ class Ingest:
             "source": exc.source,
         }
 
-    def _poison(self, message: Message) -> Result:
+    def _poison(self, message: Message, error: str) -> Result:
+        """A message that could not be decided (a bug): kept as a dead letter and
+        answered ``internal_error`` with the incident id to quote."""
+        parts = message.topic.split("/")
+        station = parts[-3] if len(parts) >= 5 else ""
+        msg_id = _msg_id(message.doc if message.doc is not None else _decoded(message.payload))
+        incident = deadletters.new_incident()
+        try:
+            with Session(self.engine) as session:
+                begin_write(session)
+                deadletters.record(
+                    session,
+                    kind="internal_error",
+                    topic=message.topic,
+                    station=station,
+                    msg_id=msg_id,
+                    error=error,
+                    raw=message.payload,
+                    incident=incident,
+                )
+                deadletters.prune(session, keep=self.dead_letter_max)
+                session.commit()
+        except Exception:  # noqa: BLE001 - the answer and the ack still go out
+            log.exception("ingest: could not keep dead letter %s", incident)
+        log.error("ingest: incident %s on %s: %s", incident, message.topic, error[:200])
+        return self._answer(message, msg_id, "internal_error", {"incident": incident})
+
+    def _garbage_allowed(self, message: Message) -> bool:
+        station = _station_key(message.topic)
+        if self.garbage.allow(station):
+            return True
+        self._limited[station] = self._limited.get(station, 0) + 1
+        if time.monotonic() - self._limited_logged >= 1.0:  # a line a second, not a flood
+            for name, count in self._limited.items():
+                log.warning(
+                    "ingest: station %s sends garbage too fast: %d answered rate_limited",
+                    name,
+                    count,
+                )
+            self._limited.clear()
+            self._limited_logged = time.monotonic()
+        self._kept = 0  # dead letters written in the current transaction
+        return False
+
+    def _rate_limited(self, message: Message, msg_id: str | None) -> Result:
+        return self._answer(message, msg_id, "rate_limited", {})
+
+    def _duplicate(self, message: Message, msg_id: str) -> Result:
+        result = self._answer(message, msg_id, "duplicate", {})
+        original = self.answers.get(msg_id)
+        if original and result.answer.feedback is not None:
+            result.answer.feedback["original"] = original
+        return result
+
+    def _answer(
+        self, message: Message, msg_id: str | None, code: str, params: dict[str, Any]
+    ) -> Result:
+        """An answer decided without the database (rate limit, duplicate, incident)."""
         try:
             topic = topics.parse(message.topic, prefix=self.prefix)
         except ValueError:
             return Result(message, publish.Answer("", "", "", None))
-        msg_id = None
-        with contextlib.suppress(InvalidPayload):
-            msg_id = decode(message.payload).get("msg_id")
+        doc = message.doc if isinstance(message.doc, dict) else {}
+        source = doc.get("source") if isinstance(doc.get("source"), str) else ""
         feedback = {
             "ref": msg_id,
-            "result": EventResult.REJECTED,
-            "code": "conflict",
-            "reason": messages.english("conflict", {"detail": "server error"}),
+            "result": EventResult.DUPLICATE if code == "duplicate" else EventResult.REJECTED,
+            "code": code,
+            "reason": messages.english(code, params),
+            "source": source,
         }
+        if params:
+            feedback["params"] = params
         return Result(message, publish.Answer(topic.site, topic.line, topic.station, feedback))
 
     def _acknowledge(self, results: list[Result]) -> None:
@@ -347,6 +519,22 @@ def _decoded(raw: bytes) -> dict[str, Any] | InvalidPayload:
         return decode(raw)
     except InvalidPayload as exc:
         return exc
+
+
+def _station_key(topic: str) -> str:
+    """The station part of ``{prefix}/{site}/{line}/{station}/evt/...`` (any topic)."""
+    parts = topic.split("/")
+    return "/".join(parts[-5:-2]) if len(parts) >= 5 else topic
+
+
+def _msg_id(doc: dict[str, Any] | InvalidPayload | None) -> str | None:
+    if isinstance(doc, InvalidPayload):
+        return doc.msg_id
+    if isinstance(doc, dict):
+        msg_id = doc.get("msg_id")
+        if isinstance(msg_id, str) and 0 < len(msg_id) <= 64:
+            return msg_id
+    return None
 
 
 def _order_key(message: Message) -> tuple[str, str, float, int]:

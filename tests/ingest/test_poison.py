@@ -1,0 +1,164 @@
+"""Hostile and broken messages never stop the ingest (issue 13): each is answered,
+kept as a dead letter and acknowledged; a valid scan right after is answered; a flood of
+garbage or duplicates from one station does not pile up work; a dead worker shows."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlmodel import Session, col, func, select
+
+from server.db import get_engine
+from server.ingest import EXTENSION
+from server.ingest.worker import Ingest
+from server.models import Consumption, DeadLetter, Event
+from tests.support.apps import make_app
+from tests.support.ingest import Station, counts
+from tests.support.mosquitto import Mosquitto
+
+HOSTILE: dict[str, bytes] = {
+    "deep": b'{"msg_id": "deep-1", "data": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+    "huge int": b'{"msg_id": "int-1", "seq": ' + str(2**70).encode() + b', "data": "SCRM3"}',
+    "long int": b'{"msg_id": "digits-1", "data": "SCRM3", "seq": ' + b"9" * 5000 + b"}",
+    "not utf-8": b'{"msg_id": "utf-1", "data": "\xff\xfe"}',
+    "1 MB": b'{"msg_id": "big-1", "data": "' + b"A" * 1_000_000 + b'"}',
+    "year 1": b'{"msg_id": "ts-1", "data": "SCRM3", "ts": "0001-01-01T00:00:00Z"}',
+    "year 9999": b'{"msg_id": "ts-2", "data": "SCRM3", "ts": "9999-12-31T23:59:59+14:00"}',
+}
+
+
+def make_ingest(broker: Mosquitto, plant: str, **kw: Any) -> Ingest:
+    worker = Ingest(engine=get_engine(plant), url=broker.url, client_id="poison-ingest", **kw)
+    worker.start()
+    assert worker.subscribed.wait(10)
+    return worker
+
+
+@pytest.fixture
+def ingest(broker: Mosquitto, plant: str) -> Iterator[Ingest]:
+    worker = make_ingest(broker, plant)
+    yield worker
+    worker.stop()
+
+
+def dead_letters(plant: str) -> list[DeadLetter]:
+    with Session(get_engine(plant)) as session:
+        return list(session.exec(select(DeadLetter).order_by(col(DeadLetter.id))))
+
+
+def valid_scan_is_answered(station: Station) -> None:
+    msg_id = station.scan("SCRM3", seq=1)
+    assert station.answer(msg_id, timeout=10)["result"] == "accepted"
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_message_is_answered_kept_and_the_next_scan_goes_through(
+    ingest: Ingest, station_client: Station, plant: str, name: str
+) -> None:
+    raw = HOSTILE[name]
+    ref = json.loads(raw[:40].split(b",")[0] + b"}")["msg_id"] if name != "deep" else "deep-1"
+    station_client.publish(raw)
+    answer = station_client.answer(ref, timeout=15)
+    assert answer["result"] == "rejected" and answer["code"] in ("bad_payload", "internal_error")
+    assert answer["reason"]
+    valid_scan_is_answered(station_client)
+    letters = dead_letters(plant)
+    assert [(d.msg_id, d.size) for d in letters] == [(ref, len(raw))]
+    assert letters[0].payload == raw[: 64 * 1024] and letters[0].error
+    assert letters[0].topic.endswith("/KIT-1/evt/scan") and letters[0].station == "KIT-1"
+    assert ingest.alive()
+
+
+def test_hostile_messages_queued_while_the_ingest_is_down_do_not_block_its_restart(
+    broker: Mosquitto, station_client: Station, plant: str
+) -> None:
+    first = make_ingest(broker, plant)
+    first.stop()
+    for raw in HOSTILE.values():
+        station_client.publish(raw)
+    good = station_client.scan("SCRM3", seq=1)
+    second = make_ingest(broker, plant)
+    try:
+        assert station_client.answer(good, timeout=20)["result"] == "accepted"
+        station_client.wait(lambda: len(dead_letters(plant)) == len(HOSTILE), timeout=20)
+        assert second.alive()
+    finally:
+        second.stop()
+    # Acknowledged: a third start gets nothing back to choke on.
+    third = make_ingest(broker, plant)
+    try:
+        valid_scan_is_answered(station_client)
+        assert len(dead_letters(plant)) == len(HOSTILE)
+    finally:
+        third.stop()
+
+
+def test_a_garbage_flood_is_rate_limited_and_never_silent(
+    broker: Mosquitto, station_client: Station, plant: str
+) -> None:
+    worker = make_ingest(broker, plant, garbage_rate=1.0, garbage_burst=10)
+    try:
+        ids = [f"junk-{i}" for i in range(60)]
+        for msg_id in ids:
+            station_client.publish(b'{"msg_id": "%s", "data": 5}' % msg_id.encode())
+        answers = [station_client.answer(msg_id, timeout=20) for msg_id in ids]
+        codes = [a["code"] for a in answers]
+        assert set(codes) == {"bad_payload", "rate_limited"}
+        assert 10 <= codes.count("bad_payload") <= 15
+        limited = next(a for a in answers if a["code"] == "rate_limited")
+        assert limited["result"] == "rejected" and "too fast" in limited["reason"]
+        # Only what was let through was written.
+        assert len(dead_letters(plant)) == codes.count("bad_payload")
+        valid_scan_is_answered(station_client)
+    finally:
+        worker.stop()
+
+
+def test_two_thousand_copies_of_one_message_count_once(
+    ingest: Ingest, station_client: Station, plant: str
+) -> None:
+    msg_id = str(uuid.uuid4())
+    body = {"msg_id": msg_id, "seq": 1, "source": "scanner1", "data": "SCRM3"}
+    for _ in range(2000):
+        station_client.publish(body)
+    station_client.answer(msg_id, count=2000, timeout=60)
+    results = [a["result"] for a in station_client.feedback[msg_id]]
+    assert results.count("accepted") == 1 and results.count("duplicate") == 1999
+    assert all(a.get("original", "accepted") == "accepted" for a in station_client.feedback[msg_id])
+    assert counts(plant)["consumptions"] == 1
+    with Session(get_engine(plant)) as session:
+        events = select(func.count()).select_from(Event).where(Event.msg_id == msg_id)
+        assert session.exec(events).one() == 1
+        assert session.exec(select(func.count()).select_from(Consumption)).one() == 1
+
+
+def test_a_dead_worker_shows_on_healthz(
+    broker: Mosquitto, plant: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app: Flask = make_app(plant, tmp_path)
+    worker = make_ingest(broker, plant)
+    app.extensions[EXTENSION] = worker
+    client = app.test_client()
+    try:
+        ok = client.get("/healthz")
+        assert ok.status_code == 200 and ok.json["ingest"]["alive"] is True
+
+        # Fault injection: something no handler catches ends the worker thread.
+        def die(_: Any, timeout: float) -> Any:
+            raise SystemExit("injected")
+
+        monkeypatch.setattr(worker.queue, "take", lambda *a, **k: die(*a, **k))
+        deadline = time.monotonic() + 10
+        while worker.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        down = client.get("/healthz")
+        assert down.status_code == 503
+        assert down.json["status"] == "ingest down" and down.json["ingest"]["alive"] is False
+    finally:
+        worker.stop(timeout=1)
