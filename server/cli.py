@@ -236,27 +236,80 @@ def _serve(
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for passwd, acl and bridge-<code>.password files.",
+    help="Folder for listeners.conf, passwd*, acl and the *.password files.",
 )
+@click.option(
+    "--ingests",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Ingest logins to write (taktline-ingest-1 .. -N): one per `taktline ingest` process.",
+)
+@click.option(
+    "--server-listener",
+    default="127.0.0.1:1883",
+    show_default=True,
+    help="[HOST:]PORT of the listener for the web and ingest processes.",
+)
+@click.option(
+    "--station-listener",
+    default="8883",
+    show_default=True,
+    help="[HOST:]PORT of the listener for the stations' bridges (no host: every interface).",
+)
+@click.option(
+    "--station-tls/--no-station-tls",
+    default=True,
+    show_default=True,
+    help="TLS on the station listener, with the three files below.",
+)
+@click.option("--cafile", default="/etc/mosquitto/certs/ca.pem", show_default=True)
+@click.option("--certfile", default="/etc/mosquitto/certs/broker.pem", show_default=True)
+@click.option("--keyfile", default="/etc/mosquitto/certs/broker.key", show_default=True)
 @with_appcontext
-def mqtt_credentials(out_dir: Path) -> None:
-    """Write a Mosquitto password file and ACL from the stations in the database."""
+def mqtt_credentials(
+    out_dir: Path,
+    ingests: int,
+    server_listener: str,
+    station_listener: str,
+    station_tls: bool,
+    cafile: str,
+    certfile: str,
+    keyfile: str,
+) -> None:
+    """Write Mosquitto's listeners, logins and ACL from the stations in the database.
+
+    Each station, each ingest process and the web processes get their own login; on
+    the station listener a connection's client id is always its login (docs/security.md).
+    """
     from server.messaging import credentials as mc
 
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        listeners = mc.listeners_conf(
+            out_dir,
+            server=mc.Listener.parse(server_listener),
+            station=mc.Listener.parse(station_listener),
+            tls=mc.Tls(cafile, certfile, keyfile) if station_tls else None,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
     with Session(app.extensions["taktline.engine"]) as session:
         creds = mc.build(
             session,
             prefix=app.config["MQTT_PREFIX"],
             secret_key=app.config["SECRET_KEY"],
             mqtt_url=app.config["MQTT_URL"],
+            ingests=ingests,
         )
-    for path in mc.write(creds, out_dir):
+    for path in mc.write(creds, out_dir, listeners=listeners):
         click.echo(f"wrote {path}")
     click.echo(
-        f"{len(creds.stations)} station logins; the server logs in as "
-        f"{next(iter(creds.passwords))}. Point Mosquitto's password_file and "
-        "acl_file at these files and send it SIGHUP to reload."
+        f"{len(creds.stations)} station logins (station listener {station_listener}, client "
+        f"id = login); server logins {', '.join(creds.servers)} (server listener "
+        f"{server_listener}). Include {mc.LISTENERS_FILE} from mosquitto.conf "
+        "(docs/deploy.md); send Mosquitto SIGHUP after a re-run, restart it after "
+        "changing a listener."
     )
 
 

@@ -24,13 +24,22 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from server.ingest.worker import Ingest
+from server.messaging.client import parse_url
+from server.messaging.credentials import INGEST_USER_PREFIX
 
 log = logging.getLogger(__name__)
 EXTENSION = "taktline.ingest"
 
 
-def default_client_id(app: Flask, role: str) -> str:
-    return app.config["INGEST_CLIENT_ID"] or f"taktline-{role}-{socket.gethostname()}"
+def default_client_id(app: Flask, role: str, url: str = "") -> str:
+    """INGEST_CLIENT_ID; else an ingest login of ``taktline mqtt-credentials``
+    (``taktline-ingest-<n>`` in the URL) is the client id; else ``taktline-<role>-<host>``."""
+    if app.config["INGEST_CLIENT_ID"]:
+        return str(app.config["INGEST_CLIENT_ID"])
+    login = parse_url(url).username if url else None
+    if login and login.startswith(INGEST_USER_PREFIX):
+        return login
+    return f"taktline-{role}-{socket.gethostname()}"
 
 
 def options(app: Flask) -> dict[str, Any]:
@@ -52,7 +61,7 @@ def start(app: Flask, mqtt_url: str) -> Callable[[], None]:
     ingest = Ingest(
         engine=app.extensions["taktline.engine"],
         url=mqtt_url,
-        client_id=default_client_id(app, "serve"),
+        client_id=default_client_id(app, "serve", mqtt_url),
         prefix=app.config["MQTT_PREFIX"],
         shared=shared,
         **options(app),
@@ -70,7 +79,8 @@ def start(app: Flask, mqtt_url: str) -> Callable[[], None]:
 @click.option(
     "--client-id",
     default=None,
-    help="Stable MQTT client id (one per ingest process); overrides TAKTLINE_INGEST_CLIENT_ID.",
+    help="Stable MQTT client id (one per ingest process); overrides TAKTLINE_INGEST_CLIENT_ID. "
+    "Default: the login when it is taktline-ingest-<n> (taktline mqtt-credentials).",
 )
 @click.option(
     "--shared/--no-shared",
@@ -90,7 +100,7 @@ def ingest_command(client_id: str | None, shared: bool | None) -> None:
     ingest = Ingest(
         engine=app.extensions["taktline.engine"],
         url=url,
-        client_id=client_id or default_client_id(app, "ingest"),
+        client_id=client_id or default_client_id(app, "ingest", url),
         prefix=app.config["MQTT_PREFIX"],
         shared=app.config["INGEST_SHARED"] if shared is None else shared,
         **options(app),
