@@ -1,8 +1,9 @@
 """The audit trail for supervisors: a filterable page and CSV / JSON exports.
 
 Filters (query string, all optional, combined with AND): ``actor`` and ``action``
-(substring, case-insensitive), ``entity``, ``entity_id`` (exact), ``since`` and
-``until`` (ISO dates or date-times, UTC; ``until`` as a date includes that whole day).
+(substring, case-insensitive, every character literal: ``%`` and ``_`` are no
+wildcards), ``entity``, ``entity_id`` (exact), ``since`` and ``until`` (ISO dates or
+date-times, UTC; ``until`` as a date includes that whole day).
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, render_template, request
 from flask_babel import gettext as _
-from sqlalchemy import func
 from sqlmodel import col, select
 
 from server import exports
-from server.db import get_session
+from server.db import contains_text, get_session
 from server.models import AuditEntry
 from server.models.types import rfc3339
 from server.security import auth
@@ -50,9 +50,9 @@ def _when(text: str, *, end: bool) -> datetime | None:
 def _query(args: Any) -> Any:
     query = select(AuditEntry)
     if args.get("actor"):
-        query = query.where(func.lower(AuditEntry.actor).contains(args["actor"].lower()))
+        query = query.where(contains_text(AuditEntry.actor, args["actor"]))
     if args.get("action"):
-        query = query.where(func.lower(AuditEntry.action).contains(args["action"].lower()))
+        query = query.where(contains_text(AuditEntry.action, args["action"]))
     if args.get("entity"):
         query = query.where(AuditEntry.entity == args["entity"])
     if args.get("entity_id"):

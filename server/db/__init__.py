@@ -112,6 +112,29 @@ def _close_session(exc: BaseException | None = None) -> None:
         session.close()
 
 
+# -- LIKE filters -------------------------------------------------------------------
+
+# "/" as SQLAlchemy's autoescape does: no backslash quoting rules to differ by dialect.
+LIKE_ESCAPE = "/"
+
+
+def like_escaped(text: str) -> str:
+    """``text`` for a LIKE pattern, taken literally: its ``%``, ``_`` and the escape
+    character itself escaped (use with ``escape=LIKE_ESCAPE``)."""
+    return (
+        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+
+
+def contains_text(column: Any, text: str) -> sa.ColumnElement[bool]:
+    """``column`` holds ``text`` (any case), every character literal: what a search
+    field of a page means. ``ILIKE`` on PostgreSQL, ``lower() LIKE lower()`` on SQLite."""
+    clause: sa.ColumnElement[bool] = column.ilike(f"%{like_escaped(text)}%", escape=LIKE_ESCAPE)
+    return clause
+
+
 def init_app(app: Flask) -> None:
     app.extensions["taktline.engine"] = get_engine(app.config["DATABASE_URL"])
     app.teardown_appcontext(_close_session)
