@@ -116,19 +116,22 @@ def matrix(
             "device-KIT-1": auth.issue_device_token(db, station=kit, by=None),
             "device-BRD-1": auth.issue_device_token(db, station=brd, by=None),
         }
-    cookies: dict[str, str] = {}
-    for role, (user, password) in {
+    cookies = {role: _session_cookie(app, role) for role in ROLES}
+    yield {"app": app, "cookies": cookies, "tokens": tokens, "devices": devices}
+    dispose_engine(url)
+
+
+def _session_cookie(app: Flask, role: str) -> str:
+    user, password = {
         "operator": ("op1001", "op1001-pw"),
         "supervisor": ("supervisor", "supervisor"),
         "admin": ("admin", "admin"),
-    }.items():
-        client = app.test_client()
-        login(client, user, password)
-        cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
-        assert cookie is not None
-        cookies[role] = cookie.value
-    yield {"app": app, "cookies": cookies, "tokens": tokens, "devices": devices}
-    dispose_engine(url)
+    }[role]
+    client = app.test_client()
+    login(client, user, password)
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    return cookie.value
 
 
 def _path(rule: Rule, *, code: str) -> str:
@@ -160,6 +163,9 @@ def _call(matrix: dict[str, Any], principal: str, method: str, path: str) -> tup
     response = client.open(path, method=method, headers=headers, data={})
     status, location = response.status_code, response.headers.get("Location", "")
     response.close()  # never read an SSE stream to its (missing) end
+    if principal in ROLES and path == "/logout":
+        # Signing out ends every session of that person: sign in again for what follows.
+        matrix["cookies"][principal] = _session_cookie(app, principal)
     return status, location
 
 

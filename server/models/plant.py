@@ -51,6 +51,8 @@ class Operator(SQLModel, table=True):
     skills: list[str] = json_list()
     locale: str = Field(default="en", max_length=8)
     active: bool = Field(default=True)
+    # Sessions signed in under another epoch are refused; sign-out adds one (auth).
+    session_epoch: int = Field(default=0)
 
 
 class DeviceToken(SQLModel, table=True):

@@ -38,11 +38,12 @@ from flask import (
     session,
     url_for,
 )
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from server import audit
-from server.db import get_session
+from server.db import begin_write, get_session
 from server.models import ApiToken, DeviceToken, Operator, Station
 from server.models.types import Role, utcnow
 from server.security.ratelimit import RateLimited, SignInLimiter
@@ -218,12 +219,33 @@ def sign_in(operator: Operator) -> None:
     session.clear()
     session["operator_id"] = operator.id
     session["fp"] = _fingerprint(operator)
+    session["epoch"] = operator.session_epoch
     session["seen"] = int(utcnow().timestamp())
     session.permanent = True
 
 
 def sign_out() -> None:
+    """End this session, and on the server every session of the signed-in person: the
+    cookie is only signed, so a copy of it would otherwise work until it expires."""
+    user: Operator | None = g.get("user")
+    if user is not None and user.id is not None:
+        end_sessions(user.id)
     session.clear()
+
+
+def end_sessions(operator_id: int) -> None:
+    """Every session of this person is refused from its next request (a new epoch)."""
+    db = get_session()
+    if db.in_transaction():
+        db.commit()
+    begin_write(db)
+    db.exec(
+        update(Operator)
+        .where(col(Operator.id) == operator_id)
+        .values(session_epoch=Operator.session_epoch + 1)
+    )
+    db.commit()
+    log.info("sessions of operator %s ended", operator_id)
 
 
 # -- sign-in with rate limiting ------------------------------------------------------
@@ -420,7 +442,12 @@ def _session_user(db: Session) -> Operator | None:
         session.clear()
         return None
     operator = db.get(Operator, session["operator_id"])
-    if operator is None or not operator.active or session.get("fp") != _fingerprint(operator):
+    if (
+        operator is None
+        or not operator.active
+        or session.get("fp") != _fingerprint(operator)
+        or session.get("epoch") != operator.session_epoch
+    ):
         session.clear()
         return None
     if now - int(session.get("seen", 0)) > 60:
