@@ -404,6 +404,8 @@ oa.add_path(
             },
             "responses": {
                 "201": oa.json_body(oa.ref("Order"), "Created"),
+                "400": oa.error("The body is nested too deeply to read"),
+                "413": oa.error("The body is larger than MAX_CONTENT_LENGTH"),
                 "422": oa.error("Refused; `problems` names each line and option"),
             },
         },
@@ -445,7 +447,10 @@ oa.add_path(
             },
             "responses": {
                 "200": oa.json_body(oa.ref("Order")),
+                "400": oa.error("The body is not JSON, or override_reason is not text"),
+                "404": oa.error("No such order"),
                 "409": oa.error("Short (problems list each part) or not received"),
+                "413": oa.error("The body is larger than MAX_CONTENT_LENGTH"),
             },
         }
     },
@@ -466,7 +471,10 @@ oa.add_path(
             },
             "responses": {
                 "200": oa.json_body(oa.ref("Order")),
+                "400": oa.error("The body is not JSON"),
+                "404": oa.error("No such order"),
                 "409": oa.error("Started, shipped or already cancelled"),
+                "413": oa.error("The body is larger than MAX_CONTENT_LENGTH"),
             },
         }
     },

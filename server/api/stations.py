@@ -161,7 +161,7 @@ openapi.add_schema(
         "type": "object",
         "required": ["ref", "result", "code", "reason"],
         "properties": {
-            "ref": {"type": ["string", "null"]},
+            "ref": {"type": "string", "nullable": True, "description": "the msg_id answered"},
             "result": {"type": "string", "enum": [r.value for r in EventResult]},
             "code": {"type": "string"},
             "params": {"type": "object", "description": "the message's parameters"},
@@ -179,6 +179,7 @@ _RESPONSES = {
     "422": openapi.json_body(openapi.ref("StationFeedback"), "rejected by the station workflow"),
     "400": openapi.json_body(openapi.ref("StationFeedback"), "invalid payload"),
     "404": openapi.json_body(openapi.ref("StationFeedback"), "unknown station"),
+    "413": openapi.error("The body is larger than MAX_CONTENT_LENGTH"),
 }
 _CODE = [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}]
 openapi.add_path(
