@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_ingest.py [--stations 50] [--rate 2] [--seconds 20]
                                            [--flood 6000] [--nagle]
+                                           [--noise-garbage 5000 --noise-duplicates 10000]
 
 Builds a fresh SQLite plant (N stations, each with a step in progress that needs a
 million bolts), starts a private Mosquitto (deploy/mosquitto.conf tuning) and
@@ -12,7 +13,11 @@ million bolts), starts a private Mosquitto (deploy/mosquitto.conf tuning) and
    and the cost of one SQLAlchemy Core statement inside a batch transaction;
 3. latency: N stations each scanning ``rate`` times a second; scan publish -> its
    ``cmd/feedback`` received, p50 / p99;
-4. throughput: ``flood`` scans published as fast as possible from all stations;
+4. a noisy station (with ``--noise-garbage`` / ``--noise-duplicates``): station 0
+   publishes that much garbage and that many copies of one scan as fast as it can
+   while the other stations scan at the steady rate; their p99 beside the unflooded
+   p99 of step 3, and every noisy message answered (never silence);
+5. throughput: ``flood`` scans published as fast as possible from all stations;
    accepted scans per second from the first publish to the last feedback.
 
 Every scan is checked: accepted count == consumptions == ledger lines in the database.
@@ -150,6 +155,7 @@ class Stations:
     def __init__(self, port: int, n: int) -> None:
         self.sent: dict[str, float] = {}
         self.answered: dict[str, tuple[float, str]] = {}
+        self.answers: dict[str, int] = {}  # feedbacks received per ref (duplicates too)
         self.lock = threading.Lock()
         self.done = threading.Condition(self.lock)
         self.clients = []
@@ -173,7 +179,8 @@ class Stations:
         now = time.perf_counter()
         fb = json.loads(msg.payload)
         with self.lock:
-            self.answered[fb["ref"]] = (now, fb["result"])
+            self.answered.setdefault(fb["ref"], (now, fb["result"]))  # the first answer
+            self.answers[fb["ref"]] = self.answers.get(fb["ref"], 0) + 1
             self.done.notify_all()
 
     def scan(self, i: int) -> str:
@@ -192,6 +199,10 @@ class Stations:
             self.sent[msg_id] = time.perf_counter()
         self.clients[i].publish(f"taktline/B/L1/ST{i:02d}/evt/scan", payload, qos=1)
         return msg_id
+
+    def raw(self, i: int, payload: bytes) -> None:
+        """Publish any payload on station ``i``'s scan topic (the noisy station)."""
+        self.clients[i].publish(f"taktline/B/L1/ST{i:02d}/evt/scan", payload, qos=1)
 
     def wait(self, ids: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -283,6 +294,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=2.0, help="scans per second per station")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--flood", type=int, default=6000)
+    ap.add_argument("--noise-garbage", type=int, default=0, help="garbage from station 0")
+    ap.add_argument("--noise-duplicates", type=int, default=0, help="copies of one scan")
     ap.add_argument(
         "--nagle",
         action="store_true",
@@ -346,6 +359,10 @@ def main() -> None:
                 ids.append(stations.scan(k % args.stations))
             stations.wait(ids, 900)
             lat = [stations.answered[i][0] - stations.sent[i] for i in ids]
+            noisy_lat: list[float] = []
+            noise_answered = (0, 0)
+            if args.noise_garbage or args.noise_duplicates:
+                noisy_lat, noise_answered = noisy_station(stations, args, interval, total)
             # Throughput: everything at once.
             t0 = time.perf_counter()
             flood = [stations.scan(k % args.stations) for k in range(args.flood)]
@@ -391,6 +408,17 @@ def main() -> None:
         f"  max {max(lat) * ms:6.2f} ms  ({len(lat)} scans at "
         f"{args.stations * args.rate:.0f}/s)"
     )
+    if noisy_lat:
+        print(
+            f"noisy  other stations' p99     {pct(noisy_lat, 99) * ms:6.2f} ms while station 0 "
+            f"sends {args.noise_garbage} garbage + {args.noise_duplicates} duplicates "
+            f"(unflooded p99 {pct(lat, 99) * ms:6.2f} ms; "
+            f"p50 {statistics.median(noisy_lat) * ms:.2f} ms; {len(noisy_lat)} scans)"
+        )
+        print(
+            f"noisy  answered                {noise_answered[0]} of {args.noise_garbage} garbage, "
+            f"{noise_answered[1]} of {args.noise_duplicates} duplicates"
+        )
     print(
         f"ingest sustained               {accepted_flood / (t1 - t0):6.0f} accepted scans/s"
         f"  ({accepted_flood} in {t1 - t0:.2f} s)"
@@ -398,6 +426,46 @@ def main() -> None:
     print(f"check  accepted={accepted} consumptions={cons} ledger={moves}")
     if not (accepted == cons == moves):
         raise SystemExit("MISMATCH between accepted scans and the database")
+
+
+def noisy_station(
+    stations: Stations, args: argparse.Namespace, interval: float, total: int
+) -> tuple[list[float], tuple[int, int]]:
+    """Station 0 floods garbage and duplicates while the others scan at the steady rate."""
+    dup_id = f"dup-{uuid.uuid4()}"
+    dup = json.dumps({"msg_id": dup_id, "seq": 1, "source": "scanner1", "data": "BOLT"})
+    garbage_ids = [f"junk-{uuid.uuid4()}" for _ in range(args.noise_garbage)]
+
+    def flood() -> None:
+        for msg_id in garbage_ids:
+            stations.raw(0, json.dumps({"msg_id": msg_id, "data": 5}).encode())
+        for _ in range(args.noise_duplicates):
+            stations.raw(0, dup.encode())
+
+    noise = threading.Thread(target=flood)
+    noise.start()
+    ids = []
+    others = args.stations - 1
+    start = time.perf_counter()
+    for k in range(total):
+        target = start + k * interval
+        delay = target - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        ids.append(stations.scan(1 + k % others))
+    noise.join()
+    stations.wait(ids, 900)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        with stations.lock:
+            got = (
+                sum(1 for i in garbage_ids if i in stations.answered),
+                stations.answers.get(dup_id, 0),
+            )
+        if got == (args.noise_garbage, args.noise_duplicates):
+            break
+        time.sleep(0.5)
+    return [stations.answered[i][0] - stations.sent[i] for i in ids], got
 
 
 if __name__ == "__main__":
