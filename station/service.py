@@ -516,7 +516,11 @@ def _facts(ctx: _Ctx, event: wf.StationEvent) -> wf.Facts:
         scan = None
         if state.unit is not None and state.operator is not None and not state.paused:
             scan = reading.scan_facts(
-                session, data=event.data, unit_id=state.unit.id, cache=ctx.cache
+                session,
+                data=event.data,
+                unit_id=state.unit.id,
+                cache=ctx.cache,
+                today=ctx.now.date(),  # expiry judged on the event's UTC day, as decide does
             )
             if scan.part_id is not None:
                 return wf.Facts(now=ctx.now, scan=scan)
