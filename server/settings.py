@@ -35,6 +35,13 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _non_negative_int(value: Any) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"expected 0 or more, got {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -96,26 +103,6 @@ SETTINGS: tuple[Setting, ...] = (
         "give each ingest process its own.",
     ),
     Setting(
-        "DEFAULT_LOCALE", "en", "Language of screens before an operator signs in (`en` or `fr`)."
-    ),
-    Setting("SESSION_MINUTES", 720, "Minutes of inactivity after which a sign-in expires.", int),
-    Setting("SECURE_COOKIES", False, "Mark cookies Secure; turn on behind HTTPS.", _bool),
-    Setting(
-        "SIGNIN_MAX_FAILURES",
-        5,
-        "Failed sign-ins per user name or badge within "
-        "SIGNIN_WINDOW_SECONDS before further tries are refused (429); an address gets "
-        "four times as many.",
-        int,
-    ),
-    Setting("SIGNIN_WINDOW_SECONDS", 300, "Sliding window of the sign-in rate limit.", int),
-    Setting(
-        "STATION_HEARTBEAT_SECONDS",
-        15.0,
-        "Seconds between heartbeats on a tablet's "
-        'live stream; the tablet says "reconnecting" after missing about two. Lower '
-        "it behind a proxy that closes idle connections sooner.",
-    Setting(
         "INGEST_GARBAGE_RATE",
         20.0,
         "Bad payloads per second one station may send before the rest are answered "
@@ -131,6 +118,47 @@ SETTINGS: tuple[Setting, ...] = (
         "are deleted.",
         int,
     ),
+    Setting(
+        "DEFAULT_LOCALE", "en", "Language of screens before an operator signs in (`en` or `fr`)."
+    ),
+    Setting("SESSION_MINUTES", 720, "Minutes of inactivity after which a sign-in expires.", int),
+    Setting("SECURE_COOKIES", False, "Mark cookies Secure; turn on behind HTTPS.", _bool),
+    Setting(
+        "SIGNIN_MAX_FAILURES",
+        5,
+        "Failed sign-ins per user name or badge (PIN) within SIGNIN_WINDOW_SECONDS "
+        "before further tries for it are refused (429) until the oldest leaves the window; "
+        "a browser that signed in as that person before is not refused for others' "
+        "failures. An address (or a tablet) may fail four times as often before it is "
+        "slowed down (SIGNIN_THROTTLE_MAX_SECONDS).",
+        int,
+    ),
+    Setting("SIGNIN_WINDOW_SECONDS", 300, "Sliding window of the sign-in limits.", int),
+    Setting(
+        "SIGNIN_THROTTLE_MAX_SECONDS",
+        30,
+        "Longest wait of an address or tablet once it reached its failures allowance "
+        "(four times SIGNIN_MAX_FAILURES): its next try waits 1 s after that failure, "
+        "then 2, 4 ... up to this many seconds after each further one (429 with "
+        "`Retry-After`); it is never locked out for the whole window.",
+        int,
+    ),
+    Setting(
+        "TRUSTED_PROXIES",
+        0,
+        "Reverse proxies in front of the web processes whose `X-Forwarded-For` and "
+        "`X-Forwarded-Proto` are believed (Werkzeug's ProxyFix): the client address of "
+        "the sign-in limits, audit and logs. 0: none, the address is the peer's. Set it "
+        "to the number of proxies (1 for one nginx); more than there are lets clients "
+        "choose their own address.",
+        _non_negative_int,
+    ),
+    Setting(
+        "STATION_HEARTBEAT_SECONDS",
+        15.0,
+        "Seconds between heartbeats on a tablet's "
+        'live stream; the tablet says "reconnecting" after missing about two. Lower '
+        "it behind a proxy that closes idle connections sooner.",
         float,
     ),
     Setting("LOG_LEVEL", "INFO", "Python logging level of the server processes."),

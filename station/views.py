@@ -318,11 +318,17 @@ def scan(code: str) -> Any:
 
 
 def _badge(code: str, badge: str, pin: str | None = None, *, scan: bool = False) -> Any:
-    """A sign-in (typed badge, PIN pad) or a wedge scan, with the sign-in rate limit."""
+    """A sign-in (typed badge, PIN pad) or a wedge scan, with the sign-in limits
+    (server.security.ratelimit): wrong PINs per badge (the PIN is what is guessed), and
+    unknown badges and wrong PINs per tablet, which slow that tablet down for seconds.
+    The tablet is known by its device token, not its address: tablets behind one proxy
+    share an address, and the desktop sign-in's failures are not theirs. A scan while
+    someone works is a part (or a hand-over) and is never held back."""
     limiter = auth.limiter()
-    key = f"badge:{badge.strip()[:64]}"
+    account = f"badge:{badge.strip()[:64]}" if pin is not None else None
+    signing_in = not scan or g.station.operator_id is None
     try:
-        limiter.check(key, auth.address())
+        attempt = limiter.begin(account, f"tablet:{code}" if signing_in else None)
     except auth.RateLimited as exc:
         return _answer(
             code,
@@ -338,9 +344,17 @@ def _badge(code: str, badge: str, pin: str | None = None, *, scan: bool = False)
     event: wf.StationEvent = (
         wf.Scan(data=badge) if scan else wf.SignIn(badge=badge.strip(), pin=pin)
     )
-    outcome = _decide(code, event, source="wedge" if scan else "badge")
+    try:
+        outcome = _decide(code, event, source="wedge" if scan else "badge")
+    except BaseException:
+        limiter.release(attempt)
+        raise
     if outcome.code in ("unknown_badge", "wrong_pin"):
-        limiter.failed(key, auth.address())
+        limiter.failed(attempt)
+    elif outcome.code == "signed_in":
+        limiter.succeeded(attempt)
+    else:
+        limiter.release(attempt)
     if outcome.code == "pin_needed":
         return _pin_pad(
             code, str(outcome.params.get("badge", "")), str(outcome.params.get("name", ""))

@@ -431,17 +431,21 @@ def test_sliding_window_forgets_old_failures() -> None:
     from server.security.ratelimit import RateLimited, SignInLimiter
 
     now = [1000.0]
-    limiter = SignInLimiter(per_name=2, per_address=3, window_seconds=60, clock=lambda: now[0])
-    limiter.failed("ann", "10.0.0.1")
-    limiter.failed("ANN", "10.0.0.1")
+    limiter = SignInLimiter(
+        per_account=2, per_source=3, window_seconds=60, max_delay=30, clock=lambda: now[0]
+    )
+    limiter.failed(limiter.begin("user:ann", "address:10.0.0.1"))
+    limiter.failed(limiter.begin("user:ann", "address:10.0.0.1"))
     with pytest.raises(RateLimited) as exc:
-        limiter.check("ann", "10.0.0.2")
+        limiter.begin("user:ann", "address:10.0.0.2")
     assert exc.value.retry_after == 60
-    limiter.failed("bob", "10.0.0.1")
-    with pytest.raises(RateLimited):
-        limiter.check("carl", "10.0.0.1")  # the address is over its limit
+    limiter.failed(limiter.begin("user:bob", "address:10.0.0.1"))
+    # The address is past its allowance: slowed down for a second, not locked out.
+    with pytest.raises(RateLimited) as exc:
+        limiter.begin("user:carl", "address:10.0.0.1")
+    assert exc.value.retry_after == 1
     now[0] += 61
-    limiter.check("ann", "10.0.0.1")
+    limiter.begin("user:ann", "address:10.0.0.1")
 
 
 def test_idle_session_expires(demo_db_url: str, tmp_path: Path) -> None:

@@ -38,8 +38,10 @@ from flask import (
     session,
     url_for,
 )
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import update
 from sqlmodel import Session, col, select
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as BaseResponse
 
 from server import audit
@@ -47,7 +49,7 @@ from server.db import begin_write, get_session
 from server.models import ApiToken, DeviceToken, Operator, Station
 from server.models.types import Role, utcnow
 from server.security.ratelimit import RateLimited, SignInLimiter
-from server.security.secrets import hash_secret, verify_secret
+from server.security.secrets import dummy_hash, hash_secret, verify_secret
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,6 +61,11 @@ __all__ = ["RateLimited", "hash_secret", "verify_secret"]
 DEVICE_COOKIE = "taktline_device"
 # Browsers cap cookie lifetime at 400 days; an admin re-binds a tablet after that.
 DEVICE_COOKIE_MAX_AGE = int(timedelta(days=400).total_seconds())
+# A browser that signed in as a person before: its tries for that person skip the
+# account limit and the address throttle (server.security.ratelimit).
+KNOWN_BROWSER_COOKIE = "taktline_known"
+KNOWN_BROWSER_MAX_AGE = int(timedelta(days=180).total_seconds())
+KNOWN_BROWSER_NAMES = 8  # people remembered per browser (a shared desk PC)
 SCOPE_RE = re.compile(r"^(\*|[a-z][a-z0-9_-]*)(:(read|write|\*))?$")
 _API_AREA = re.compile(r"^/api/(?:v\d+/)?([^/]+)")
 
@@ -259,17 +266,75 @@ def limiter() -> SignInLimiter:
 def authenticate(username: str, password: str) -> Operator | None:
     """The active person with this user name and password, or None (failure logged).
 
-    Raises ``RateLimited`` when too many recent failures came for this name or address.
+    Raises ``RateLimited`` when this try must wait: too many recent failures for this
+    name (unless this browser signed in as that person before), or the address is
+    throttled (server.security.ratelimit). An unknown name, or a person without a
+    password, is checked against a dummy hash, so it takes as long as a known one.
     """
     where = address()
-    limiter().check(username, where)
-    user = find_user(username)
-    if user is not None and verify_secret(user.password_hash, password):
-        limiter().succeeded(username)
+    attempt = limiter().begin(
+        f"user:{username.lower()}", f"address:{where}", browser=known_browser(username)
+    )
+    try:
+        user = find_user(username)
+        stored = user.password_hash if user is not None else None
+        right = verify_secret(stored or dummy_hash(), password) and bool(stored)
+    except BaseException:
+        limiter().release(attempt)
+        raise
+    if user is not None and right:
+        limiter().succeeded(attempt)
         return user
-    limiter().failed(username, where)
+    limiter().failed(attempt)
     log.warning("failed desktop sign-in for %r from %s", username, where)
     return None
+
+
+# -- known browsers ------------------------------------------------------------------
+
+
+def _browser_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="taktline-known-browser")  # type: ignore[arg-type]
+
+
+def _known_browser() -> dict[str, Any] | None:
+    raw = request.cookies.get(KNOWN_BROWSER_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = _browser_serializer().loads(raw)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        return None
+    names = data.get("names")
+    if not isinstance(names, list):
+        return None
+    return {"id": data["id"], "names": [n for n in names if isinstance(n, str)]}
+
+
+def known_browser(username: str) -> str | None:
+    """The limiter's key for this browser when it signed in as ``username`` before."""
+    data = _known_browser()
+    if data is None or username.lower() not in data["names"]:
+        return None
+    return f"browser:{data['id']}"
+
+
+def remember_browser(response: R, username: str) -> R:
+    """After a right password: this browser is known for ``username`` (signed cookie)."""
+    data = _known_browser() or {"id": secrets.token_urlsafe(16), "names": []}
+    names = [n for n in data["names"] if n != username.lower()] + [username.lower()]
+    value = _browser_serializer().dumps({"id": data["id"], "names": names[-KNOWN_BROWSER_NAMES:]})
+    response.set_cookie(
+        KNOWN_BROWSER_COOKIE,
+        value,
+        max_age=KNOWN_BROWSER_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.config["SECURE_COOKIES"],
+    )
+    return response
 
 
 def find_user(username: str) -> Operator | None:
@@ -464,8 +529,16 @@ def init_app(app: Flask) -> None:
     )
     # One limiter per app (not per module), so test apps never share counters.
     app.extensions["taktline.signin_limiter"] = SignInLimiter(
-        per_name=app.config["SIGNIN_MAX_FAILURES"],
-        per_address=app.config["SIGNIN_MAX_FAILURES"] * 4,
+        per_account=app.config["SIGNIN_MAX_FAILURES"],
+        per_source=app.config["SIGNIN_MAX_FAILURES"] * 4,
         window_seconds=app.config["SIGNIN_WINDOW_SECONDS"],
+        max_delay=app.config["SIGNIN_THROTTLE_MAX_SECONDS"],
     )
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        # The client address (and http/https) from the X-Forwarded-For/-Proto headers
+        # the last ``hops`` proxies added; without proxies those headers are ignored.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    if not app.testing:
+        dummy_hash()  # made now, so the first unknown user name is not slower
     app.before_request(_load_principal)

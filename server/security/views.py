@@ -54,7 +54,7 @@ def login() -> ResponseReturnValue:
         if user is not None:
             auth.sign_in(user)
             target = local_path(request.args.get("next", "")) or url_for("home.index")
-            return redirect(target, code=303)
+            return auth.remember_browser(redirect(target, code=303), username)
         error = _("Unknown user name or wrong password.")
     return render_template("security/login.html", error=error), 401 if error else 200
 
