@@ -18,7 +18,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlmodel import Session
 
 from firmware_bridge import cli as bridge_cli
-from server import create_app
+from server import create_app, settings
 from server.catalog import importer
 from server.db import migrate, write_session
 from server.ingest import ingest_command
@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 
 def _make_app() -> Flask:
-    return create_app()
+    app = create_app()
+    settings.mask_logs(app.config)  # no password or token in a log line of any command
+    return app
 
 
 @click.group(
@@ -203,10 +205,14 @@ def _serve(
     from waitress import create_server
 
     from server import runtime
+    from server.messaging.broker import BrokerError
 
     host = host or app.config["HOST"]
     port = port or app.config["PORT"]
-    services = runtime.start(app)
+    try:
+        services = runtime.start(app)
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
     server = create_server(
         app, host=host, port=port, threads=app.config["WEB_THREADS"], channel_timeout=300
     )
@@ -216,7 +222,7 @@ def _serve(
         raise KeyboardInterrupt  # leaves server.run(); services stop in the finally below
 
     signal.signal(signal.SIGTERM, on_signal)
-    click.echo(f"Taktline on http://{host}:{port}/ (MQTT {services.mqtt_url})")
+    click.echo(f"Taktline on http://{host}:{port}/ (MQTT {settings.mask(services.mqtt_url)})")
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     stop_extra = on_ready(f"http://{local}:{port}", services.mqtt_url) if on_ready else None
     try:

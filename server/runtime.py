@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from server import ingest
+from server import ingest, settings
 from server.messaging import live
 from server.messaging.broker import EmbeddedBroker
 
@@ -37,6 +37,7 @@ class Services:
 
 
 def start(app: Flask) -> Services:
+    settings.mask_logs(app.config)  # before anything logs a URL
     url = app.config["MQTT_URL"]
     services = Services(mqtt_url=url)
     if not url:

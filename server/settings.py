@@ -4,17 +4,26 @@ A setting ``X`` is read, later sources winning, from: its default; the instance 
 file (``instance/taktline.toml``, key ``X`` lower-case or upper-case); the environment
 variable ``TAKTLINE_X``; the ``test_config`` mapping given to ``create_app``.
 docs/configuration.md lists them all; ``tests/test_settings.py`` fails when one is missing.
+
+A setting marked ``secret`` (or named ``*PASSWORD*``, ``*SECRET*``, ``*TOKEN*``) never
+reaches a log line: ``mask_logs(config)`` makes every log record of the process mask
+its value (a URL's password), any ``scheme://user:password@`` URL, API and device
+tokens and ``token=`` query values; ``mask(text)`` does the same for a CLI echo.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import secrets
+import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 
 def _bool(value: Any) -> bool:
@@ -48,6 +57,7 @@ class Setting:
     default: Any
     help: str
     parse: Callable[[Any], Any] = str
+    secret: bool = False  # masked in every log line (mask_logs)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -56,12 +66,14 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "SQLAlchemy URL of the database. Empty: SQLite file "
         "`instance/taktline.db`. PostgreSQL: `postgresql+psycopg://user@host/db`.",
+        secret=True,
     ),
     Setting(
         "MQTT_URL",
         "",
         "Broker URL, `mqtt://user:password@host:1883` (`mqtts://` for "
         "TLS). Empty: `taktline serve` starts an embedded broker on 127.0.0.1.",
+        secret=True,
     ),
     Setting("MQTT_PREFIX", "taktline", "First level of every MQTT topic."),
     Setting(
@@ -75,6 +87,7 @@ SETTINGS: tuple[Setting, ...] = (
         "SECRET_KEY",
         "",
         "Key that signs session cookies. Empty: generated once and kept in `instance/secret_key`.",
+        secret=True,
     ),
     Setting("HOST", "127.0.0.1", "Address `taktline serve` listens on."),
     Setting("PORT", 8000, "Port `taktline serve` listens on.", int),
@@ -98,7 +111,8 @@ SETTINGS: tuple[Setting, ...] = (
         "INGEST_CLIENT_ID",
         "",
         "Stable MQTT client id of the ingest (persistent "
-        "session: what arrives while it is down waits at the broker). Empty: "
+        "session: what arrives while it is down waits at the broker). Empty: its login "
+        "when MQTT_URL's is `taktline-ingest-<n>` (`taktline mqtt-credentials`), else "
         "`taktline-ingest-<host>` (`taktline-serve-<host>` inside `taktline serve`); "
         "give each ingest process its own.",
     ),
@@ -232,3 +246,84 @@ def _instance_secret(instance_path: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
+
+
+# -- secrets out of the logs -------------------------------------------------------------
+
+MASK = "***"
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:)[^\s/@]+@")
+_TOKEN = re.compile(r"\b(tl[a-z]_)[A-Za-z0-9_-]{8,}")  # server.security.auth's tokens
+_QUERY = re.compile(r"(?i)([?&;](?:token|password|passwd|secret|api_key)=)[^&\s\"']+")
+_BEARER = re.compile(r"(?i)(\bBearer\s+)[A-Za-z0-9._~+/=-]+")  # RFC 6750 token68
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN")
+_known: set[str] = set()
+_lock = threading.Lock()
+_installed = False
+
+
+def secret_values(config: Mapping[str, Any]) -> set[str]:
+    """The secret settings' values: a URL's password, else the whole value."""
+    found: set[str] = set()
+    for name, value in config.items():
+        setting = BY_NAME.get(name)
+        if not isinstance(value, str) or not value:
+            continue
+        if not ((setting and setting.secret) or _SECRET_NAME.search(name)):
+            continue
+        try:
+            password = urlsplit(value).password if "://" in value else None
+        except ValueError:
+            password = None
+        if password:
+            found |= {password, unquote(password)}
+        elif "://" not in value:
+            found.add(value)
+    return {value for value in found if len(value) >= 6}
+
+
+def mask(text: str) -> str:
+    """``text`` without passwords in URLs, tokens and the known secret values."""
+    text = _URL_PASSWORD.sub(rf"\1{MASK}@", text)
+    text = _BEARER.sub(rf"\1{MASK}", text)
+    text = _TOKEN.sub(rf"\1{MASK}", text)
+    text = _QUERY.sub(rf"\1{MASK}", text)
+    for value in sorted(_known, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def mask_logs(config: Mapping[str, Any]) -> None:
+    """From now on every log record of this process is masked (``mask``), whichever
+    logger and handler (gunicorn's access log too): its message, traceback and stack."""
+    global _installed
+    with _lock:
+        _known.update(secret_values(config))
+        if _installed:
+            return
+        _installed = True
+        base = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = base(*args, **kwargs)
+            _mask_record(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+
+
+def _mask_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: logging reports it when it emits
+        return
+    masked = mask(message)
+    if masked != message:
+        record.msg, record.args = masked, None
+    if record.exc_info and not record.exc_text:
+        text = logging.Formatter().formatException(record.exc_info)
+        masked = mask(text)
+        if masked != text:
+            record.exc_text = masked
+    if record.stack_info:
+        record.stack_info = mask(record.stack_info)

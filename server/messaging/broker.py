@@ -3,6 +3,13 @@
 A ``mosquitto`` found on PATH is preferred (MQTT 5, shared subscriptions, the broker
 production runs); otherwise amqtt, pure Python, which speaks MQTT 3.1.1 only.
 Either listens on 127.0.0.1 only.
+
+Mosquitto is a child process that dies with its parent, even a SIGKILLed one
+(``PR_SET_PDEATHSIG``, Linux). Its pid and its parent's are kept in
+``<workdir>/mosquitto.pid``; a start first looks for a broker of this folder still
+running (by that file, else by its command line) and stops it when its parent is gone
+(a stale one, e.g. left by an older version), or refuses when a live process owns it
+(``taktline serve`` twice on one instance folder).
 """
 
 from __future__ import annotations
@@ -10,15 +17,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+PID_FILE = "mosquitto.pid"
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker cannot start (its port is taken, another process owns it)."""
 
 
 class EmbeddedBroker:
@@ -33,12 +48,13 @@ class EmbeddedBroker:
         self._broker: Any = None
 
     def start(self) -> EmbeddedBroker:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        stop_stale_broker(self.workdir)
         if _listening(self.port):
-            raise RuntimeError(
+            raise BrokerError(
                 f"port {self.port} on 127.0.0.1 is taken: set TAKTLINE_EMBEDDED_BROKER_PORT "
                 "to a free port, or TAKTLINE_MQTT_URL to use the broker already there"
             )
-        self.workdir.mkdir(parents=True, exist_ok=True)
         binary = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
@@ -54,8 +70,11 @@ class EmbeddedBroker:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(mosquitto_conf(self.port, self.workdir))
         log_file = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - child owns it
-        self._proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log_file, stderr=log_file)
-        log_file.close()
+        try:
+            self._proc = _spawn([binary, "-c", str(conf)], stdout=log_file, stderr=log_file)
+        finally:
+            log_file.close()
+        (self.workdir / PID_FILE).write_text(f"{self._proc.pid} {os.getpid()}\n")
         self.kind = "mosquitto"
 
     def _start_amqtt(self) -> None:
@@ -92,6 +111,7 @@ class EmbeddedBroker:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
+            (self.workdir / PID_FILE).unlink(missing_ok=True)
         if self._loop is not None and self._broker is not None:
             fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
             fut.result(timeout=10)
@@ -146,4 +166,130 @@ def _wait_listening(port: int, timeout: float = 10.0) -> None:
         if _listening(port):
             return
         time.sleep(0.05)
-    raise RuntimeError(f"the embedded broker did not start listening on port {port}")
+    raise BrokerError(f"the embedded broker did not start listening on port {port}")
+
+
+# -- the broker dies with its parent; a stale one is found and stopped -----------------
+
+
+def stop_stale_broker(workdir: Path, timeout: float = 10.0) -> None:
+    """Stop a Mosquitto of ``workdir`` whose parent is gone; raise ``BrokerError`` when
+    a live process still owns it. Linux (``/proc``); elsewhere a no-op."""
+    pid_file = workdir / PID_FILE
+    if not Path("/proc/self").exists():
+        return
+    conf = str(workdir / "mosquitto.conf")
+    recorded: dict[int, int] = {}
+    try:
+        pid, parent = (int(x) for x in pid_file.read_text().split()[:2])
+        recorded[pid] = parent
+    except (OSError, ValueError):
+        pass
+    candidates = {pid for pid in recorded if _runs_conf(pid, conf)} or set(_brokers_of(conf))
+    for pid in sorted(candidates):
+        owner = _parent_of(pid)
+        if owner is None:  # gone meanwhile
+            continue
+        owned = owner != 1 and (
+            owner == recorded[pid] if pid in recorded else "taktline" in _cmdline(owner)
+        )
+        if owned:
+            raise BrokerError(
+                f"the embedded broker of {workdir} (pid {pid}) belongs to a running "
+                f"process (pid {owner}): is taktline serve already running here?"
+            )
+        log.warning("stopping a stale embedded broker (pid %s) whose parent is gone", pid)
+        _stop_pid(pid, timeout)
+    pid_file.unlink(missing_ok=True)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def _runs_conf(pid: int, conf: str) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return conf.encode() in argv and Path(argv[0].decode(errors="replace")).name == "mosquitto"
+
+
+def _brokers_of(conf: str) -> list[int]:
+    """Every live mosquitto running ``conf`` (when the pid file is missing or wrong)."""
+    pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [pid for pid in pids if _runs_conf(pid, conf)]  # a zombie has no command line
+
+
+def _parent_of(pid: int) -> int | None:
+    """The parent pid of a live (not zombie) process, else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+    return None if fields[0] in ("Z", "X") else int(fields[1])
+
+
+def _stop_pid(pid: int, timeout: float) -> None:
+    """SIGTERM (Mosquitto saves its persistence file), then SIGKILL after ``timeout``."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if _parent_of(pid) is None:
+                return
+            time.sleep(0.05)
+    raise BrokerError(f"the stale embedded broker (pid {pid}) does not stop")
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child, before exec: SIGTERM when the parent dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl: nobody would stop us
+            os._exit(1)
+
+
+_spawn_requests: queue.Queue[tuple[list[str], dict[str, Any], queue.Queue[Any]]] = queue.Queue()
+_spawner: threading.Thread | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Popen from one long-lived thread: PR_SET_PDEATHSIG fires when the *thread* that
+    forked the child ends, and a broker may be (re)started from a short-lived one."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = threading.Thread(target=_spawn_loop, name="broker-spawner", daemon=True)
+            _spawner.start()
+    answer: queue.Queue[Any] = queue.Queue()
+    _spawn_requests.put((argv, kwargs, answer))
+    result = answer.get()
+    if isinstance(result, BaseException):
+        raise result
+    proc: subprocess.Popen[bytes] = result
+    return proc
+
+
+def _spawn_loop() -> None:
+    parent = os.getpid()
+    while True:
+        argv, kwargs, answer = _spawn_requests.get()
+        try:
+            answer.put(
+                subprocess.Popen(argv, preexec_fn=lambda: _die_with_parent(parent), **kwargs)
+            )
+        except BaseException as exc:  # handed to the caller
+            answer.put(exc)

@@ -24,6 +24,8 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from flask import Flask
 
+from server import settings
+
 log = logging.getLogger(__name__)
 EXTENSION = "taktline.mqtt"
 
@@ -111,7 +113,11 @@ class Publisher:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         if reason.is_failure:
-            log.error("MQTT publisher: broker %s refused the connection: %s", self.url, reason)
+            log.error(
+                "MQTT publisher: broker %s refused the connection: %s",
+                settings.mask(self.url),
+                reason,
+            )
             return
         self.connected.set()
 
