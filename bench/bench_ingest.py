@@ -294,6 +294,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=2.0, help="scans per second per station")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--flood", type=int, default=6000)
+    ap.add_argument(
+        "--inflight", type=int, default=None, help="override max_inflight_messages (0: none)"
+    )
     ap.add_argument("--noise-garbage", type=int, default=0, help="garbage from station 0")
     ap.add_argument("--noise-duplicates", type=int, default=0, help="copies of one scan")
     ap.add_argument(
@@ -310,7 +313,10 @@ def main() -> None:
         line
         for line in (ROOT / "deploy/mosquitto.conf").read_text().splitlines()
         if line.startswith(("max_inflight", "max_queued"))
+        and not (args.inflight is not None and line.startswith("max_inflight"))
     )
+    if args.inflight is not None:
+        tuning += f"\nmax_inflight_messages {args.inflight}"
     run_as = "user root\n" if os.geteuid() == 0 else ""
     # Without TCP_NODELAY the broker holds each small packet for the peer's delayed ACK:
     # +40 ms per scan (measured). Recommended for deploy/mosquitto.conf too.

@@ -214,11 +214,19 @@ class Ingest:
         fresh: list[Message] = []
         twins: list[tuple[Message, str]] = []
         seen: set[str] = set()
+        limited: set[str] = set()
         for message in batch:
             self._read(message)
             msg_id = _msg_id(message.doc)
             if isinstance(message.doc, InvalidPayload) and not self._garbage_allowed(message):
-                answered.append(self._rate_limited(message, message.doc.msg_id))
+                # One answer per station and batch: a flood's answers would otherwise fill
+                # the ingest's outgoing socket ahead of every other station's feedback.
+                station = _station_key(message.topic)
+                if station in limited:
+                    answered.append(Result(message, publish.Answer("", "", "", None)))
+                else:
+                    limited.add(station)
+                    answered.append(self._rate_limited(message, message.doc.msg_id))
             elif msg_id is not None and (msg_id in seen or self.answers.get(msg_id)):
                 twins.append((message, msg_id))  # a duplicate: answered from memory
             else:
@@ -235,7 +243,13 @@ class Ingest:
             if isinstance(ref, str) and result in EventResult.stored():
                 self.answers.add(ref, str(result))
         answered += results
-        answered += [self._duplicate(m, msg_id) for m, msg_id in twins]
+        told: set[str] = set()
+        for message, msg_id in twins:  # copies arriving together: one answer for them all
+            if msg_id in told:
+                answered.append(Result(message, publish.Answer("", "", "", None)))
+            else:
+                told.add(msg_id)
+                answered.append(self._duplicate(message, msg_id))
         self._acknowledge(answered)
 
     def _read(self, message: Message) -> None:
