@@ -285,3 +285,14 @@ def test_migration_0004_splits_old_verdicts_into_code_and_text(tmp_path: Path) -
         ("old-1", "wrong_part", "{}", "Wrong part: this is A, step needs B."),
         ("old-2", "", "{}", ""),
     ]
+
+
+def test_a_64_bit_seq_is_stored_on_every_database(any_demo_app: Flask) -> None:
+    client = any_demo_app.test_client()
+    login(client, "supervisor")
+    body = {"msg_id": "big-seq", "seq": 2**63 - 1, "data": "OP1001"}
+    response = client.post("/api/v1/stations/KIT-1/scans", json=body)
+    assert response.status_code == 200 and response.json["code"] == "signed_in"
+    with Session(any_demo_app.extensions["taktline.engine"]) as db:
+        event = db.exec(select(Event).where(Event.msg_id == "big-seq")).one()
+    assert event.seq == 2**63 - 1

@@ -23,7 +23,7 @@ class Event(SQLModel, table=True):
     channel: str = Field(max_length=8, description="mqtt | http | ui")
     kind: str = Field(max_length=16, description="scan | device | ...")
     source: str = Field(default="", max_length=64)
-    seq: int | None = None
+    seq: int | None = Field(default=None, sa_type=sa.BigInteger)  # a device counter, 64 bits
     ts: datetime | None = when(nullable=True)
     received_at: datetime = when(default_now=True, index=True)
     data: str = Field(default="", max_length=4096)
