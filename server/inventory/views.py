@@ -12,9 +12,10 @@ from flask import Blueprint, Flask, abort, flash, redirect, render_template, req
 from flask_babel import gettext as _
 from sqlmodel import col, or_, select
 
-from server.db import begin_write, get_session
+from server.db import begin_write, contains_text, get_session
 from server.inventory import adjust, expiry, ledger
 from server.models import Location, Part, StockLot
+from server.models.types import fits_int32
 from server.security import auth
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,10 @@ def index() -> str:
     )
     found = (
         or_(
-            col(Part.sku).ilike(f"%{q}%"),
-            col(Part.description).ilike(f"%{q}%"),
-            col(StockLot.lot_code).ilike(f"%{q}%"),
-            col(StockLot.serial).ilike(f"%{q}%"),
+            contains_text(col(Part.sku), q),
+            contains_text(col(Part.description), q),
+            contains_text(col(StockLot.lot_code), q),
+            contains_text(col(StockLot.serial), q),
         )
         if q
         else sa.true()
@@ -75,6 +76,8 @@ def adjust_lot(lot_id: int) -> Any:
     lot = db.get(StockLot, lot_id) or abort(404)
     try:
         quantity = int(request.form.get("quantity", ""))
+        if not fits_int32(quantity):
+            raise ValueError("")
         adjust.adjust(
             db,
             lot=lot,

@@ -130,6 +130,15 @@ class EventResult(StrEnum):
         return (cls.ACCEPTED, cls.REJECTED)
 
 
+# INTEGER columns are 32-bit on PostgreSQL: a number from outside is checked against
+# this before it reaches one (a larger one was a driver error, a 500).
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def fits_int32(value: int) -> bool:
+    return INT32_MIN <= value <= INT32_MAX
+
+
 def pk(row: Any) -> int:
     """The primary key of a flushed row (``id`` is ``None`` only before the flush)."""
     if row.id is None:

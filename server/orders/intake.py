@@ -18,6 +18,7 @@ from server import audit
 from server.catalog.configure import ProductSpec, normalise, validate
 from server.catalog.products import load_product
 from server.models import CustomerOrder, OrderLine, Product
+from server.models.types import INT32_MAX, INT32_MIN, fits_int32
 
 log = logging.getLogger(__name__)
 MAX_QUANTITY = 1000
@@ -84,7 +85,11 @@ def from_mapping(data: Any) -> OrderInput:
         try:
             priority = int(raw_priority or 0)
         except ValueError:
-            problems.append(f"priority: {raw_priority!r} is not a whole number.")
+            problems.append(f"priority: {str(raw_priority)[:40]!r} is not a whole number.")
+        else:
+            if not fits_int32(priority):
+                problems.append(f"priority: must be between {INT32_MIN} and {INT32_MAX}.")
+                priority = 0
     lines: list[LineInput] = []
     raw_lines = data.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:

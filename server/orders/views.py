@@ -34,6 +34,7 @@ from server.models import (
     WorkOrder,
     join_work_order_to_order,
 )
+from server.models.types import fits_int32
 from server.orders import csv_import, service, travelers
 from server.security import auth
 
@@ -259,6 +260,8 @@ def ship(number: str) -> Any:
 def priority(number: str) -> Any:
     try:
         value = int(request.form.get("priority", ""))
+        if not fits_int32(value):
+            raise ValueError("out of range")
     except ValueError:
         flash(_("Priority must be a whole number."))
         return redirect(url_for("orders.show", number=number), code=303)
