@@ -40,6 +40,9 @@ TEMPLATES: dict[str, str] = {
     "unknown_badge": N_("Badge %(badge)s is not known or not active."),
     "wrong_pin": N_("Wrong PIN for badge %(badge)s."),
     "pin_needed": N_("%(name)s, enter your PIN on the tablet to sign in."),
+    "pin_locked": N_(
+        "Too many wrong PINs for badge %(badge)s: wait a few minutes or ask a supervisor."
+    ),
     "no_unit": N_("No unit in progress: start the next unit first."),
     "step_in_progress": N_("Unit %(unit)s is still in progress here: finish it first."),
     "no_work": N_("No unit is waiting for this station."),

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,6 +59,10 @@ from station.cache import Cache, StationRef
 log = logging.getLogger(__name__)
 MAX_DATA = 4096
 MAX_REASON = 500
+# Wrong PINs one badge may get, on every path together, before it is refused for a
+# while (the tablet's own sign-in limiter, SIGNIN_MAX_FAILURES, sits in front of it).
+PIN_MAX_FAILURES = 5
+PIN_WINDOW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -482,6 +486,25 @@ def _short(exc: Exception) -> str:
     return text[:200]
 
 
+def _pin_failures(ctx: _Ctx, badge: str) -> bool:
+    """Whether ``badge`` had PIN_MAX_FAILURES wrong PINs within PIN_WINDOW, on any path
+    (tablet, MQTT, API) and any process: counted from the stored verdicts."""
+    since = ctx.now - PIN_WINDOW
+    failures = (
+        ctx.session.connection()
+        .execute(
+            sa.select(sa.func.count()).where(
+                _EVENTS.c.kind == "sign_in",
+                _EVENTS.c.data == badge.strip()[:MAX_DATA],
+                _EVENTS.c.code == "wrong_pin",
+                _EVENTS.c.received_at >= since,
+            )
+        )
+        .scalar()
+    )
+    return int(failures or 0) >= PIN_MAX_FAILURES
+
+
 def _kind_and_data(event: wf.StationEvent) -> tuple[str, str]:
     if isinstance(event, wf.Scan):
         return "scan", event.data
@@ -535,8 +558,11 @@ def _facts(ctx: _Ctx, event: wf.StationEvent) -> wf.Facts:
         ).first()
         if operator is None:
             return wf.Facts(now=ctx.now)
+        info = _operator_info(operator)
+        if operator.pin_hash and event.pin is not None and _pin_failures(ctx, event.badge):
+            return wf.Facts(now=ctx.now, operator=info, pin_locked=True)
         pin_ok = (not operator.pin_hash) or verify_secret(operator.pin_hash, event.pin or "")
-        return wf.Facts(now=ctx.now, operator=_operator_info(operator), pin_ok=pin_ok)
+        return wf.Facts(now=ctx.now, operator=info, pin_ok=pin_ok)
     if isinstance(event, wf.StartNext | wf.StartUnit) and state.operator and not state.unit:
         uop = dispatching.peek(
             session, station=ctx.station, unit_serial=getattr(event, "unit_serial", None)

@@ -244,6 +244,7 @@ class Facts:
     # SignIn, or a Scan of a badge: the badge's operator (None: not an active badge).
     operator: OperatorInfo | None = None
     pin_ok: bool = False  # SignIn: the PIN matched (or none is needed)
+    pin_locked: bool = False  # SignIn: too many wrong PINs for this badge lately
     candidate: Candidate | None = None  # StartNext / StartUnit
     scan: ScanFacts | None = None  # Scan
 
@@ -434,6 +435,8 @@ def _sign_in(state: StationState, badge: str, pin: str | None, facts: Facts) -> 
     operator = facts.operator
     if operator is None:
         return reject("unknown_badge", badge=badge[:64])
+    if facts.pin_locked:
+        return reject("pin_locked", badge=badge[:64])
     if not facts.pin_ok:
         if pin is None:  # a badge that needs its PIN: the tablet asks for it
             return reject("pin_needed", badge=badge, name=operator.name)

@@ -296,3 +296,19 @@ def test_a_64_bit_seq_is_stored_on_every_database(any_demo_app: Flask) -> None:
     with Session(any_demo_app.extensions["taktline.engine"]) as db:
         event = db.exec(select(Event).where(Event.msg_id == "big-seq")).one()
     assert event.seq == 2**63 - 1
+
+
+def test_pin_guessing_is_limited_per_badge_on_every_path(post: Poster) -> None:
+    """The tablet has its own limiter; the workflow's badge limit also holds over the
+    API and MQTT, counted from the stored verdicts (any process)."""
+    for pin in ("0000", "1111", "2222", "3333", "4444"):
+        status, body = post("events", action="sign_in", badge="OP1002", pin=pin)
+        assert (status, body["code"]) == (422, "wrong_pin")
+    status, body = post("events", action="sign_in", badge="OP1002", pin="4321")
+    assert (status, body["code"]) == (422, "pin_locked")
+    assert body["reason"] == (
+        "Too many wrong PINs for badge OP1002: wait a few minutes or ask a supervisor."
+    )
+    assert operator_at(body) is None
+    # Another badge is not held back by it.
+    assert post("events", action="sign_in", badge="OP1001")[1]["code"] == "signed_in"
