@@ -1,7 +1,8 @@
 """The ``taktline`` command line, built on Flask's click CLI.
 
 Commands: ``serve``, ``demo``, ``seed-demo``, ``db upgrade``, ``import``,
-``mqtt-credentials``; the station bridge adds ``bridge`` and ``simulate`` (firmware_bridge.cli).
+``mqtt-credentials``, ``tokens create|list|revoke``, ``tablets bind``; the station
+bridge adds ``bridge`` and ``simulate`` (firmware_bridge.cli).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from server.ingest import ingest_command
 from server.ingest.deadletters import dead_letters_command
 from server.tools.generate import generate_command
 from server.tools.simulation.cli import shift_command
+from server.trace.b2mml import export_group
 from server.web import web_command
 
 log = logging.getLogger(__name__)
@@ -319,6 +321,115 @@ def mqtt_credentials(
     )
 
 
+# -- integrations: API tokens and tablet binding (docs/security.md) ---------------
+
+
+@cli.group("tokens")
+def tokens_group() -> None:
+    """API tokens for integrations: create (shown once), list, revoke. Audited."""
+
+
+@tokens_group.command("create")
+@click.argument("name")
+@click.option(
+    "--scopes",
+    required=True,
+    help="Comma or space separated, e.g. 'stock:read,orders:write' or '*'.",
+)
+@with_appcontext
+def tokens_create(name: str, scopes: str) -> None:
+    """Issue an API token NAME; prints the token once (only its hash is stored)."""
+    from server.security import auth
+
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise click.BadParameter("give the integration a name (at most 200 characters)")
+    try:
+        granted = auth.parse_scopes(scopes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scopes") from exc
+    with write_session(current_app.extensions["taktline.engine"]) as session:
+        token = auth.issue_api_token(session, name=name, scopes=granted, by=None)
+    log.info("API token %r issued from the command line (scopes %s)", name, granted)
+    click.echo(token)
+    click.echo(f"API token {name!r} (scopes {' '.join(granted)}): shown once, keep it.", err=True)
+
+
+@tokens_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include revoked tokens.")
+@with_appcontext
+def tokens_list(show_all: bool) -> None:
+    """List API tokens: id, name, scopes, issued, revoked (never the token)."""
+    from sqlmodel import col, select
+
+    from server.models import ApiToken
+    from server.models.types import rfc3339
+
+    with Session(current_app.extensions["taktline.engine"]) as session:
+        rows = session.exec(select(ApiToken).order_by(col(ApiToken.id))).all()
+    for row in rows:
+        if row.revoked_at is not None and not show_all:
+            continue
+        revoked = f"revoked {rfc3339(row.revoked_at)}" if row.revoked_at else "active"
+        click.echo(
+            f"{row.id}\t{row.name}\t{','.join(row.scopes)}\t"
+            f"issued {rfc3339(row.issued_at)}\t{revoked}"
+        )
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id", type=int)
+@with_appcontext
+def tokens_revoke(token_id: int) -> None:
+    """Revoke the API token with id TOKEN_ID (see `taktline tokens list`)."""
+    from server.models import ApiToken
+    from server.security import auth
+
+    with write_session(current_app.extensions["taktline.engine"]) as session:
+        row = session.get(ApiToken, token_id)
+        if row is None:
+            raise click.ClickException(f"no API token {token_id}")
+        auth.revoke_api_token(session, token=row, by=None)
+        name = row.name
+    click.echo(f"API token {token_id} ({name}) revoked.")
+
+
+@cli.group("tablets")
+def tablets_group() -> None:
+    """Station tablets: bind one to its station (a device token, audited)."""
+
+
+@tablets_group.command("bind")
+@click.argument("station_code")
+@click.option("--label", default="", help="Which tablet, e.g. 'KIT-1 left'.")
+@click.option(
+    "--base-url",
+    default="",
+    help="The server's address as the tablet sees it, e.g. https://mes.plant1.example; "
+    "without it only the path of the binding link is printed.",
+)
+@with_appcontext
+def tablets_bind(station_code: str, label: str, base_url: str) -> None:
+    """Issue a binding link for a tablet at STATION_CODE; open it once on the tablet."""
+    from urllib.parse import urlencode
+
+    from sqlmodel import select
+
+    from server.models import Station
+    from server.security import auth
+
+    with write_session(current_app.extensions["taktline.engine"]) as session:
+        station = session.exec(select(Station).where(Station.code == station_code)).first()
+        if station is None or not station.active:
+            raise click.ClickException(f"no active station {station_code}")
+        token = auth.issue_device_token(session, station=station, by=None, label=label[:200])
+    click.echo(base_url.rstrip("/") + "/station/bind?" + urlencode({"token": token}))
+    click.echo(
+        f"Binding link for a tablet at {station_code}: shown once; revoke it at /admin/devices.",
+        err=True,
+    )
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -333,6 +444,7 @@ cli.add_command(ingest_command)
 cli.add_command(dead_letters_command)
 cli.add_command(generate_command)
 cli.add_command(web_command)
+cli.add_command(export_group)  # taktline export b2mml
 
 
 def main() -> None:

@@ -1,17 +1,33 @@
 """Supervisor stock page: lots with on-hand, reserved and expiry, and counted
 adjustments. Expired lots (``server.inventory.expiry``) are marked and their stock is
-counted apart: it is on hand but never reserved nor built in."""
+counted apart: it is on hand but never reserved nor built in.
+
+``stock_rows`` / ``stock_dict`` are the one listing of lots behind ``/stock.csv`` and
+``GET /api/v1/stock`` (``server.api.stock``)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
-from sqlmodel import col, or_, select
+from sqlmodel import Session, col, or_, select
 
+from server import exports
 from server.db import begin_write, contains_text, get_session
 from server.inventory import adjust, expiry, ledger
 from server.models import Location, Part, StockLot
@@ -20,6 +36,7 @@ from server.security import auth
 
 log = logging.getLogger(__name__)
 bp = Blueprint("stock", __name__, url_prefix="/stock")
+export_bp = Blueprint("stock_export", __name__)  # /stock.csv, beside /stock/
 LIMIT = 500
 
 
@@ -96,5 +113,99 @@ def adjust_lot(lot_id: int) -> Any:
     return redirect(url_for("stock.index", q=request.args.get("q", "")), code=303)
 
 
+STOCK_COLUMNS = (
+    "lot_id",
+    "sku",
+    "description",
+    "lot",
+    "serial",
+    "location",
+    "on_hand",
+    "reserved",
+    "available",
+    "expires_on",
+    "expired",
+    "received_at",
+)
+EXPORT_LIMIT = 100_000
+
+
+def stock_rows(
+    db: Session,
+    *,
+    q: str = "",
+    part: str = "",
+    location: str = "",
+    limit: int = EXPORT_LIMIT,
+    offset: int = 0,
+) -> Sequence[tuple[StockLot, Part, Location]]:
+    """Lots by part and lot id: ``q`` a substring of SKU, description, lot or serial (as
+    on the stock page), ``part`` an exact SKU, ``location`` an exact location code."""
+    query = (
+        select(StockLot, Part, Location)
+        .join(Part, StockLot.part_id == Part.id)  # type: ignore[arg-type]
+        .join(Location, col(StockLot.location_id) == Location.id)
+    )
+    if q:
+        query = query.where(
+            or_(
+                contains_text(col(Part.sku), q),
+                contains_text(col(Part.description), q),
+                contains_text(col(StockLot.lot_code), q),
+                contains_text(col(StockLot.serial), q),
+            )
+        )
+    if part:
+        query = query.where(col(Part.sku) == part)
+    if location:
+        query = query.where(col(Location.code) == location)
+    return db.exec(
+        query.order_by(col(Part.sku), col(StockLot.id)).offset(offset).limit(limit)
+    ).all()
+
+
+def stock_dict(lot: StockLot, part: Part, loc: Location, today: date) -> dict[str, Any]:
+    """One lot as the API and the CSV give it (``STOCK_COLUMNS``)."""
+    return {
+        "lot_id": lot.id,
+        "sku": part.sku,
+        "description": part.description,
+        "lot": lot.lot_code or None,
+        "serial": lot.serial or None,
+        "location": loc.code,
+        "on_hand": lot.on_hand,
+        "reserved": lot.reserved,
+        "available": lot.on_hand - lot.reserved,
+        "expires_on": lot.expires_on.isoformat() if lot.expires_on else None,
+        "expired": expiry.expired(lot.expires_on, today),
+        "received_at": lot.received_at,
+    }
+
+
+@export_bp.get("/stock.csv")
+@auth.require("supervisor")
+def stock_csv() -> Response:
+    """Every lot (or those ``q``, ``part``, ``location`` find) as CSV, through the one
+    CSV writer (formulas neutralised)."""
+    args = request.args
+    rows = stock_rows(
+        get_session(),
+        q=args.get("q", "").strip(),
+        part=args.get("part", "").strip(),
+        location=args.get("location", "").strip(),
+    )
+    today = expiry.today()
+    body = exports.to_csv(
+        STOCK_COLUMNS,
+        (list(stock_dict(lot, part, loc, today).values()) for lot, part, loc in rows),
+    )
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": exports.attachment(f"stock-{today.isoformat()}.csv")},
+    )
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.register_blueprint(export_bp)
