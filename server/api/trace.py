@@ -4,13 +4,15 @@
 orders API always served) plus its genealogy: components with the scan that confirmed
 each, steps with times against standard, defects, nested sub-assemblies.
 ``GET /trace?part=&lot=`` / ``?serial=`` / ``?order=``: see ``server.trace.recall``.
+``GET /orders/<number>/b2mml?document=performance|material``: a completed order as
+ISA-95 B2MML V0600 XML, see ``server.trace.b2mml``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, request
+from flask import Response, jsonify, request
 from sqlmodel import col, select
 
 from server.api import bp, problem
@@ -19,6 +21,7 @@ from server.api.orders import unit_operation_json
 from server.db import get_session
 from server.models import Unit, UnitOperation
 from server.security import auth
+from server.trace import b2mml
 from server.trace.genealogy import genealogy, to_dict
 from server.trace.recall import component_dict, hit_dict
 from server.trace.views import run_search
@@ -56,6 +59,25 @@ def trace() -> Any:
         units=result.units,
         orders=result.orders,
         hits=[hit_dict(h) for h in result.hits],
+    )
+
+
+@bp.get("/orders/<number>/b2mml")
+@auth.require("supervisor", scope="orders:read")
+def order_b2mml(number: str) -> Any:
+    document = request.args.get("document", "performance")
+    if document not in b2mml.DOCUMENTS:
+        return problem(400, f"document must be one of {', '.join(b2mml.DOCUMENTS)}")
+    try:
+        xml = b2mml.export_order(get_session(), number=number, document=document)
+    except LookupError as exc:
+        return problem(404, str(exc))
+    except b2mml.NotCompleted as exc:
+        return problem(409, str(exc))
+    return Response(
+        xml,
+        mimetype="application/xml",
+        headers={"Content-Disposition": f'inline; filename="{number}-{document}.b2mml.xml"'},
     )
 
 
@@ -159,6 +181,40 @@ oa.add_path(
                 ),
                 "400": oa.error("Missing or contradictory query"),
                 "404": oa.error("No such order"),
+            },
+        }
+    },
+)
+oa.add_path(
+    "/orders/{number}/b2mml",
+    {
+        "get": {
+            "summary": "A completed order as ISA-95 B2MML V0600: its ProductionPerformance "
+            "(a ProductionResponse per unit, a SegmentResponse per step with times, operator, "
+            "station, parts consumed and the serial produced) or, with document=material, "
+            "the MaterialInformation of the lots and serials it consumed",
+            "tags": ["orders", "trace"],
+            "parameters": [
+                {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "document",
+                    "in": "query",
+                    "required": False,
+                    "schema": {
+                        "type": "string",
+                        "enum": list(b2mml.DOCUMENTS),
+                        "default": "performance",
+                    },
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "B2MML V0600 XML (namespace http://www.mesa.org/xml/B2MML-V0600)",
+                    "content": {"application/xml": {"schema": {"type": "string"}}},
+                },
+                "400": oa.error("Unknown document"),
+                "404": oa.error("No such order"),
+                "409": oa.error("The order is not completed"),
             },
         }
     },
