@@ -142,6 +142,8 @@ def mosquitto_conf(
         f"persistence_location {workdir}/",
         "autosave_interval 1",
         "max_queued_messages 100000",
+        # The ingest's window, as deploy/mosquitto.conf (Mosquitto's default is 20).
+        "" if "max_inflight_messages" in extra else "max_inflight_messages 200",
         # Nagle's algorithm held each scan's feedback ~40 ms (bench/bench_ingest.py).
         "set_tcp_nodelay true",
         "log_dest stderr",
