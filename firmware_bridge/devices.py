@@ -206,7 +206,13 @@ class PortReader(threading.Thread):
                 self.stop.wait(delay)
                 delay = min(delay * 2, self.device.config.reopen_max_s)
                 continue
-            log.info("%s: opened %s", self.device.name, self.device.config.port)
+            # The documented signal that this device is read (docs/bridge.md, "Started").
+            log.info(
+                "port %s opened (%s, %s)",
+                self.device.config.port,
+                self.device.name,
+                self.device.config.type,
+            )
             delay, failures = FIRST_RETRY_S, 0
             try:
                 self._pump()

@@ -51,6 +51,41 @@ def _non_negative_int(value: Any) -> int:
     return number
 
 
+STATION_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+LABEL_PRINTER_PORT = 9100
+
+
+def _label_printers(value: Any) -> dict[str, tuple[str, int]]:
+    """Station code -> (host, port) of its label printer. A TOML table
+    ``{"KIT-1" = "10.0.4.21:9100"}`` or text ``KIT-1=10.0.4.21:9100,FIN-1=zebra-fin``
+    (the port defaults to 9100; an IPv6 address in brackets, ``[fd00::7]:9100``)."""
+    if isinstance(value, Mapping):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        pairs = []
+        for item in re.split(r"[,\s]+", str(value).strip()):
+            if not item:
+                continue
+            code, eq, where = item.partition("=")
+            if not eq:
+                raise ValueError(f"expected STATION=HOST[:PORT], got {item!r}")
+            pairs.append((code, where))
+    printers: dict[str, tuple[str, int]] = {}
+    for code, where in pairs:
+        code, where = code.strip(), where.strip()
+        if not STATION_CODE.match(code):
+            raise ValueError(f"bad station code {code!r}")
+        parts = urlsplit("//" + where)
+        try:
+            host, port = parts.hostname, parts.port or LABEL_PRINTER_PORT
+        except ValueError as exc:
+            raise ValueError(f"{code}: bad port in {where!r}") from exc
+        if not host or parts.path or parts.query or parts.username or "@" in where:
+            raise ValueError(f"{code}: expected HOST[:PORT], got {where!r}")
+        printers[code] = (host, port)
+    return printers
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -182,6 +217,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between refreshes of the line board's "
         "day figures when no station changes (station changes refresh it at once).",
         int,
+    ),
+    Setting(
+        "LABEL_PRINTERS",
+        "",
+        "Label printers by station: `KIT-1=10.0.4.21:9100,FIN-1=zebra-fin` (a table in "
+        "the TOML file). Zebra-compatible, ZPL over raw TCP (port 9100 by default). A "
+        "unit's label is printed when its first step starts at a station that has one, "
+        "and on demand from the unit page (docs/traceability.md). Empty: no labels.",
+        _label_printers,
     ),
     Setting(
         "MAX_CONTENT_LENGTH",

@@ -8,16 +8,23 @@ screens). A rejection is published like an acceptance: every screen re-renders w
 its banner, whichever path the event came in by. Where the messages go is the
 caller's ``Sink``: the ingest publishes on its own MQTT client, a web process through
 its publisher and live hub (``server.messaging.live.WebSink``). No Flask, no MQTT here.
+
+Listeners (``add_listener``) hear every answer after it was published, on every path:
+the unit label at unit start (``server.labels``) is one. A listener must return at once
+(hand slow work to a thread); one that raises is logged and the others still run.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from station import service
 from station import workflow as wf
+
+log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
@@ -58,6 +65,7 @@ def after_commit(
     """Publish each answer's feedback (then ``acknowledge(i)``, the i-th answer's ack:
     feedback first, so a crash in between leaves the message unacked, redelivered and
     answered ``duplicate``), then each touched station's last state, once."""
+    answers = tuple(answers)
     states: dict[tuple[str, str, str], wf.StationState] = {}
     for i, a in enumerate(answers):
         if a.feedback is not None and a.station and a.site and a.line:
@@ -68,3 +76,26 @@ def after_commit(
             states[(a.site, a.line, a.station)] = a.state  # the last one counts
     for (site, line, station), state in states.items():
         sink.state(site, line, station, service.snapshot(state))
+    if _listeners:
+        for a in answers:
+            for listener in tuple(_listeners):
+                try:
+                    listener(a)
+                except Exception:
+                    log.exception("after-commit listener %r failed", listener)
+
+
+Listener = Callable[[Answer], None]
+_listeners: list[Listener] = []
+
+
+def add_listener(listener: Listener) -> Callable[[], None]:
+    """Call ``listener(answer)`` for every answer after it is published, in this
+    process; returns the function that removes it again."""
+    _listeners.append(listener)
+
+    def remove() -> None:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+    return remove

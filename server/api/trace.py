@@ -24,7 +24,7 @@ from server.security import auth
 from server.trace import b2mml
 from server.trace.genealogy import genealogy, to_dict
 from server.trace.recall import component_dict, hit_dict
-from server.trace.views import run_search
+from server.trace.views import run_search, unit_reservations
 
 
 @bp.get("/units/<serial>")
@@ -40,7 +40,13 @@ def read_unit(serial: str) -> Any:
         .where(Unit.serial == serial)
         .order_by(col(UnitOperation.sequence))
     ).all()
-    return jsonify(to_dict(g) | {"operations": [unit_operation_json(session, op) for op in ops]})
+    return jsonify(
+        to_dict(g)
+        | {
+            "operations": [unit_operation_json(session, op) for op in ops],
+            "reservations": unit_reservations(session, serial=serial),
+        }
+    )
 
 
 @bp.get("/trace")
@@ -136,6 +142,28 @@ oa.add_schema(
             "steps": {"type": "array", "items": {"type": "object"}},
             "defects": {"type": "array", "items": {"type": "object"}},
             "operations": {"type": "array", "items": oa.ref("UnitOperation")},
+            "reservations": {
+                "type": "array",
+                "description": "lots and serials reserved for this unit now (the stock "
+                "ledger by unit); empty once consumed or for nested sub-assemblies",
+                "items": oa.ref("UnitReservation"),
+            },
+        },
+    },
+)
+oa.add_schema(
+    "UnitReservation",
+    {
+        "type": "object",
+        "required": ["sku", "location", "quantity"],
+        "properties": {
+            "sku": {"type": "string"},
+            "description": {"type": "string"},
+            "lot": {"type": "string", "nullable": True},
+            "serial": {"type": "string", "nullable": True},
+            "location": {"type": "string"},
+            "expires_on": {"type": "string", "format": "date", "nullable": True},
+            "quantity": {"type": "integer", "description": "reserved, not yet consumed"},
         },
     },
 )

@@ -10,12 +10,27 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, render_template, request
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
+from sqlmodel import Session, col, select
 
-from server import exports
+from server import exports, labels
 from server.db import get_session
+from server.models import Location, Part, StockLot, StockMovement, Unit
 from server.models.types import utcnow
+from server.orders.travelers import barcode_svg_data_uri
 from server.security import auth
 from server.trace import export, timing
 from server.trace.genealogy import Genealogy, genealogy, to_dict
@@ -39,6 +54,53 @@ def _unit_or_404(serial: str) -> Genealogy:
     return g
 
 
+def unit_reservations(db: Session, *, serial: str) -> list[dict[str, Any]]:
+    """The lots and serials reserved for the unit ``serial`` now: the stock ledger's
+    ``reserved_delta`` summed by lot over the unit's movements (reservations at release,
+    released again as the unit consumes or gives them back), those still above zero."""
+    held = sa.func.sum(StockMovement.reserved_delta).label("reserved")
+    rows = db.exec(
+        select(  # type: ignore[call-overload]
+            Part.sku,
+            Part.description,
+            StockLot.lot_code,
+            StockLot.serial,
+            Location.code,
+            StockLot.expires_on,
+            held,
+        )
+        .select_from(StockMovement)
+        .join(Unit, col(Unit.id) == StockMovement.unit_id)
+        .join(StockLot, col(StockLot.id) == StockMovement.lot_id)
+        .join(Part, col(Part.id) == StockLot.part_id)
+        .join(Location, col(Location.id) == StockLot.location_id)
+        .where(Unit.serial == serial)
+        .group_by(
+            StockLot.id,
+            Part.sku,
+            Part.description,
+            StockLot.lot_code,
+            StockLot.serial,
+            Location.code,
+            StockLot.expires_on,
+        )
+        .having(held > 0)
+        .order_by(col(Part.sku), col(StockLot.id))
+    ).all()
+    return [
+        {
+            "sku": sku,
+            "description": description,
+            "lot": lot or None,
+            "serial": lot_serial or None,
+            "location": location,
+            "expires_on": expires.isoformat() if expires else None,
+            "quantity": int(quantity),
+        }
+        for sku, description, lot, lot_serial, location, expires, quantity in rows
+    ]
+
+
 def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
     """An attachment; ``filename`` holds outside data (serial, lot, order): sanitised."""
     return Response(
@@ -49,7 +111,44 @@ def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
 @bp.get("/units/<serial>")
 @auth.require("operator")
 def unit_page(serial: str) -> str:
-    return render_template("trace/unit.html", gen=_unit_or_404(serial))
+    gen = _unit_or_404(serial)
+    label = labels.label_for(get_session(), gen.serial)
+    return render_template(
+        "trace/unit.html",
+        gen=gen,
+        reservations=unit_reservations(get_session(), serial=serial),
+        label_zpl=labels.zpl(label) if label else "",
+        label_barcode=_barcode(gen.serial),
+        printers=sorted(labels.labels(current_app).printers),
+    )
+
+
+def _barcode(serial: str) -> str:
+    """The serial's Code 128 as an SVG data URI; empty for text Code 128 cannot hold."""
+    try:
+        return barcode_svg_data_uri(serial)
+    except Exception:  # python-barcode refuses characters outside Code 128
+        log.info("no Code 128 preview for serial %r", serial)
+        return ""
+
+
+@bp.post("/units/<serial>/label")
+@auth.require("supervisor")
+def print_label(serial: str) -> Any:
+    """Print the unit's label at the chosen station's printer, now (docs/traceability.md)."""
+    gen = _unit_or_404(serial)
+    service = labels.labels(current_app)
+    station = request.form.get("station", "")
+    if station not in service.printers:
+        flash(_("Choose a station with a label printer."))
+        return redirect(url_for("trace.unit_page", serial=gen.serial), code=303)
+    failure = service.print_unit(station, gen.serial)
+    if failure is None:
+        log.info("label of %s printed at %s by %s", gen.serial, station, auth.actor())
+        flash(_("Label sent to the printer of %(station)s.", station=station))
+    else:
+        flash(_("The label was not printed: %(why)s", why=failure))
+    return redirect(url_for("trace.unit_page", serial=gen.serial), code=303)
 
 
 @bp.get("/units/<serial>.json")
@@ -179,3 +278,4 @@ def assembly_time_page() -> Any:
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    labels.init_app(app)
