@@ -55,6 +55,7 @@ def areas() -> tuple[Any, ...]:
     from server.board import views as board_views
     from server.dispatch import views as dispatch_views
     from server.ingest import views as ingest_views
+    from server.integration import views as integration_views
     from server.inventory import views as stock_views
     from server.messaging import live
     from server.orders import views as order_views
@@ -74,6 +75,7 @@ def areas() -> tuple[Any, ...]:
         admin,
         audit_views,
         ingest_views,
+        integration_views,
         stock_views,
         live,
         api,

@@ -2,8 +2,10 @@
 
 ``start(app)`` brings up, in this order: the embedded broker (when no MQTT_URL is
 set), this process's live updates (the MQTT publisher and the retained-state
-subscription, ``server.messaging.live``) and the ingest worker (``server.ingest``,
-unless RUN_INGEST is off). ``Services.stop()`` takes them down in reverse.
+subscription, ``server.messaging.live``), the ingest worker (``server.ingest``,
+unless RUN_INGEST is off) and the outbound event deliverer
+(``server.integration.deliver``, unless RUN_DELIVER is off). ``Services.stop()``
+takes them down in reverse.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from flask import Flask
 
 from server import ingest, settings
+from server.integration import deliver
 from server.messaging import live
 from server.messaging.broker import EmbeddedBroker
 
@@ -51,4 +54,5 @@ def start(app: Flask) -> Services:
         app.config["MQTT_URL_EFFECTIVE"] = url
     services.stoppers.append(live.start(app, services.mqtt_url))  # the publisher first
     services.stoppers.append(ingest.start(app, services.mqtt_url))
+    services.stoppers.append(deliver.start(app, services.mqtt_url))  # outbound events
     return services

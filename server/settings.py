@@ -168,6 +168,57 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "RUN_DELIVER",
+        True,
+        "Run the outbound event deliverer (webhooks, MQTT) inside `taktline serve`; "
+        "`taktline deliver` runs it alone (docs/integration.md).",
+        _bool,
+    ),
+    Setting(
+        "ERP_MQTT",
+        True,
+        "Publish outbound events on `{MQTT_PREFIX}/{site}/erp/{type}` at QoS 1 too.",
+        _bool,
+    ),
+    Setting(
+        "ERP_SITE",
+        "",
+        "Site code in the outbound events' MQTT topics and CloudEvent `source`. Empty: "
+        "the first site of the plant.",
+    ),
+    Setting(
+        "WEBHOOK_RETRY_BASE_SECONDS",
+        5.0,
+        "Wait before the second try of a failed delivery; it doubles with each failure "
+        "(with jitter: between half and all of it).",
+        float,
+    ),
+    Setting(
+        "WEBHOOK_RETRY_MAX_SECONDS",
+        3600.0,
+        "Longest wait between two tries of a delivery.",
+        float,
+    ),
+    Setting(
+        "WEBHOOK_DEAD_AFTER_SECONDS",
+        259200.0,
+        "A delivery still failing this long after it was created (default 3 days) is "
+        "dead: no more tries until it is replayed from the Webhooks page or the API.",
+        float,
+    ),
+    Setting(
+        "WEBHOOK_TIMEOUT_SECONDS",
+        10.0,
+        "Seconds a webhook receiver (or the broker's PUBACK) has to answer.",
+        float,
+    ),
+    Setting(
+        "DELIVER_POLL_SECONDS",
+        1.0,
+        "Seconds the deliverer waits between passes when there was nothing to send.",
+        float,
+    ),
+    Setting(
         "DEFAULT_LOCALE", "en", "Language of screens before an operator signs in (`en` or `fr`)."
     ),
     Setting("SESSION_MINUTES", 720, "Minutes of inactivity after which a sign-in expires.", int),

@@ -37,6 +37,7 @@ from sqlmodel import Session, select
 
 from server import audit
 from server.dispatch import DispatchError
+from server.integration import outbox
 from server.inventory import ledger
 from server.models import (
     AndonCall,
@@ -624,6 +625,8 @@ def _apply(ctx: _Ctx, effect: wf.Effect) -> None:
                 at=ctx.now,
             )
         )
+        if effect.disposition in ("hold", "scrap"):
+            _emit_hold(ctx, effect)
     elif isinstance(effect, wf.RaiseAndon):
         session.add(
             AndonCall(
@@ -667,6 +670,7 @@ def _consume(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
             "at": ctx.now,
         },
     )
+    _emit_consumption(ctx, effect)
     _post(
         ctx,
         lot_id=effect.lot_id,
@@ -694,6 +698,50 @@ def _consume(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
             work_order_id=work_order_id,
             reason="scanned another lot",
         )
+
+
+def _emit_consumption(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
+    """The component.consumed outbound event: one INSERT (docs/integration.md)."""
+    state = ctx.state
+    assert state.unit is not None and state.operation is not None
+    scan = ctx.facts.scan if ctx.facts else None
+    part = ctx.cache.part(ctx.session, effect.part_id)
+    lot_code: str | None = None
+    if not effect.serial and scan is not None:
+        lot_code = scan.lot.lot_code if scan.lot and scan.lot.lot_id == effect.lot_id else None
+        lot_code = lot_code or scan.lot_code
+    outbox.emit(
+        ctx.session,
+        type=outbox.COMPONENT_CONSUMED,
+        unit_id=state.unit.id,
+        at=ctx.now,
+        data={
+            "unit": state.unit.serial,
+            "part": part.sku if part else (scan.sku if scan else ""),
+            "lot": lot_code or None,
+            "serial": effect.serial or None,
+            "quantity": effect.quantity,
+            "station": ctx.info.code,
+            "operation": state.operation.code,
+        },
+    )
+
+
+def _emit_hold(ctx: _Ctx, effect: wf.RecordDefect) -> None:
+    """unit.held / unit.scrapped: a defect put the unit on hold."""
+    outbox.emit(
+        ctx.session,
+        type=outbox.UNIT_SCRAPPED if effect.disposition == "scrap" else outbox.UNIT_HELD,
+        unit_id=effect.unit_id,
+        at=ctx.now,
+        data={
+            "unit": ctx.state.unit.serial if ctx.state.unit else None,
+            "reason": effect.reason_code,
+            "note": effect.note[:1000],
+            "disposition": effect.disposition,
+            "station": ctx.info.code,
+        },
+    )
 
 
 def _post(

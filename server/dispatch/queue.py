@@ -16,14 +16,18 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from server.dispatch.policy import in_queue_order
+from server.integration import outbox
 from server.inventory import ledger
 from server.models import (
+    Consumption,
     CustomerOrder,
     Location,
     OrderLine,
     OrderStatus,
     Part,
+    Product,
     Station,
+    StockLot,
     Tracking,
     Unit,
     UnitOperation,
@@ -97,6 +101,7 @@ def mark_started(session: Session, *, unit: Unit) -> None:
     """A step of ``unit`` started: the unit is in progress, its work order and order too
     (the order's ``first_started_at`` is stamped once)."""
     now = utcnow()
+    first_start = unit.status == UnitStatus.QUEUED
     if unit.status in (UnitStatus.QUEUED, UnitStatus.HELD):
         unit.status = UnitStatus.IN_PROGRESS
         session.add(unit)
@@ -111,6 +116,18 @@ def mark_started(session: Session, *, unit: Unit) -> None:
         order.status = OrderStatus.IN_PROGRESS
     session.add(order)
     session.flush()
+    if first_start:
+        outbox.emit(
+            session,
+            type=outbox.UNIT_STARTED,
+            order_id=order.id or 0,
+            at=now,
+            data={
+                "order": order.number,
+                "unit": unit.serial,
+                "work_order": wo.number if wo is not None else None,
+            },
+        )
 
 
 def complete_operation(session: Session, *, unit_operation: UnitOperation) -> None:
@@ -156,11 +173,62 @@ def complete_operation(session: Session, *, unit_operation: UnitOperation) -> No
     ):
         wo.status = WorkOrderStatus.COMPLETED
         session.add(wo)
+    outbox.emit(
+        session,
+        type=outbox.UNIT_COMPLETED,
+        order_id=order.id or 0,
+        at=now,
+        data={
+            "order": order.number,
+            "unit": unit.serial,
+            "product": _product_code(session, unit),
+            "options": list(unit.options),
+            "work_order": wo.number if wo is not None else None,
+            "completed_at": now,
+            "genealogy": _genealogy_summary(session, unit_id=pk(unit)),
+        },
+    )
     if all(s in FINISHED for s in siblings):
         order.status, order.completed_at = OrderStatus.COMPLETED, now
         session.add(order)
         log.info("order %s completed", order.number)
+        outbox.emit(
+            session,
+            type=outbox.ORDER_COMPLETED,
+            order_id=order.id or 0,
+            at=now,
+            data={
+                "order": order.number,
+                "completed_at": now,
+                "units": sum(1 for s in siblings if s == UnitStatus.COMPLETED),
+            },
+        )
     session.flush()
+
+
+def _product_code(session: Session, unit: Unit) -> str:
+    code = session.exec(select(Product.code).where(Product.id == unit.product_id)).first()
+    return code or ""
+
+
+def _genealogy_summary(session: Session, *, unit_id: int) -> list[dict[str, object]]:
+    """What went into the unit (for unit.completed): part, lot or serial, quantity."""
+    rows = session.exec(
+        select(Part.sku, StockLot.lot_code, Consumption.serial, Consumption.quantity)  # type: ignore[call-overload]
+        .join(Part, col(Part.id) == col(Consumption.part_id))
+        .join(StockLot, col(StockLot.id) == col(Consumption.lot_id), isouter=True)
+        .where(Consumption.unit_id == unit_id)
+        .order_by(col(Consumption.id))
+    ).all()
+    return [
+        {
+            "part": sku,
+            "lot": (lot or None) if not serial else None,
+            "serial": serial or None,
+            "quantity": qty,
+        }
+        for sku, lot, serial, qty in rows
+    ]
 
 
 def _stock_sub_assembly(session: Session, *, unit: Unit, work_order: WorkOrder | None) -> None:

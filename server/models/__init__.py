@@ -18,6 +18,7 @@ from server.models.catalog import (
 )
 from server.models.events import DeadLetter, Event
 from server.models.execution import AndonCall, Consumption, Defect, StepRecord
+from server.models.integration import Delivery, OutboxEvent, WebhookSubscription
 from server.models.inventory import Location, StockLot, StockMovement
 from server.models.joins import join_unit_to_order, join_work_order_to_order
 from server.models.orders import CustomerOrder, OrderLine, Unit, UnitOperation, WorkOrder
@@ -42,6 +43,7 @@ __all__ = [
     "Defect",
     "DeviceToken",
     "DeadLetter",
+    "Delivery",
     "Event",
     "EventResult",
     "Line",
@@ -53,6 +55,7 @@ __all__ = [
     "OptionRule",
     "OrderLine",
     "OrderStatus",
+    "OutboxEvent",
     "Part",
     "PartIdentifier",
     "PartSubstitute",
@@ -68,6 +71,7 @@ __all__ = [
     "UnitOperation",
     "UnitOperationStatus",
     "UnitStatus",
+    "WebhookSubscription",
     "WorkOrder",
     "WorkOrderStatus",
     "join_unit_to_order",

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from server import audit
 from server.catalog.configure import Configuration, resolve
 from server.catalog.products import load_product
+from server.integration import outbox
 from server.inventory import ledger
 from server.models import (
     CustomerOrder,
@@ -212,6 +213,7 @@ def release(
     lots_by_id = {lot.id or 0: lot for part_lots in locked.values() for lot in part_lots}
     now = utcnow()
     work_orders = []
+    released_units: list[dict[str, object]] = []  # for the order.released event
     unit_plans = iter(plan.units)
     for cfg in configs:
         wo = WorkOrder(
@@ -236,6 +238,14 @@ def release(
             )
             session.add(unit)
             session.flush()
+            released_units.append(
+                {
+                    "serial": unit.serial,
+                    "product": cfg.product.code,
+                    "options": list(unit.options),
+                    "work_order": wo.number,
+                }
+            )
             for n, routed in enumerate(cfg.configuration.routing):
                 session.add(
                     UnitOperation(
@@ -280,6 +290,21 @@ def release(
         },
     )
     session.flush()
+    outbox.emit(
+        session,
+        type=outbox.ORDER_RELEASED,
+        order_id=order.id or 0,
+        at=now,
+        data={
+            "order": order.number,
+            "customer": order.customer,
+            "due_date": order.due_date.isoformat(),
+            "priority": order.priority,
+            "units": released_units,
+            "override_reason": override,
+            "short": shortages,
+        },
+    )
     log.info(
         "order %s released by %s%s",
         order.number,
@@ -415,3 +440,10 @@ def ship(session: Session, *, order: CustomerOrder, by: str, address: str = "") 
         address=address,
     )
     session.flush()
+    outbox.emit(
+        session,
+        type=outbox.ORDER_SHIPPED,
+        order_id=order.id or 0,
+        at=order.shipped_at,
+        data={"order": order.number, "shipped_at": order.shipped_at, "by": by},
+    )
