@@ -70,3 +70,63 @@ def test_tablet_bound_from_the_cli_opens_its_station(demo_app: Flask) -> None:
     with Session(demo_app.extensions["taktline.engine"]) as db:
         assert db.exec(select(DeviceToken).where(DeviceToken.label == "left")).one()
     assert runner.invoke(["tablets", "bind", "NOPE-9"]).exit_code != 0
+
+
+def test_admin_api_issues_lists_and_revokes_tokens_and_bindings(demo_app: Flask) -> None:
+    runner = CliRunner(demo_app)
+    admin = runner.invoke(["tokens", "create", "provisioning", "--scopes", "admin:write"])
+    headers = {"Authorization": f"Bearer {admin.stdout.strip()}"}
+    client = demo_app.test_client()
+
+    r = client.post(
+        "/api/v1/admin/api-tokens",
+        json={"name": "MES bridge", "scopes": ["stock:read"]},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.get_data(as_text=True)
+    issued = r.get_json()
+    assert issued["scopes"] == ["stock:read"] and r.headers["Cache-Control"] == "no-store"
+    stock = client.get("/api/v1/stock", headers={"Authorization": f"Bearer {issued['token']}"})
+    assert stock.status_code == 200
+    listed = client.get("/api/v1/admin/api-tokens", headers=headers).get_json()["tokens"]
+    assert {t["name"] for t in listed} >= {"provisioning", "MES bridge"}
+    assert all("token" not in t for t in listed)
+    bad = client.post(
+        "/api/v1/admin/api-tokens", json={"name": "x", "scopes": ["DROP TABLE"]}, headers=headers
+    )
+    assert bad.status_code == 400
+    revoked = client.post(f"/api/v1/admin/api-tokens/{issued['id']}/revoke", headers=headers)
+    assert revoked.status_code == 200 and revoked.get_json()["revoked_at"]
+    assert (
+        client.get(
+            "/api/v1/stock", headers={"Authorization": f"Bearer {issued['token']}"}
+        ).status_code
+        == 401
+    )
+    assert client.post("/api/v1/admin/api-tokens/987654/revoke", headers=headers).status_code == 404
+
+    r = client.post(
+        "/api/v1/admin/devices", json={"station": "FIN-1", "label": "pack"}, headers=headers
+    )
+    assert r.status_code == 201, r.get_data(as_text=True)
+    device = r.get_json()
+    tablet = demo_app.test_client()
+    tablet.get(device["bind_path"])
+    assert tablet.get("/station/FIN-1").status_code == 200
+    devices = client.get("/api/v1/admin/devices", headers=headers).get_json()["devices"]
+    assert any(d["id"] == device["id"] and d["station"] == "FIN-1" for d in devices)
+    revoke = f"/api/v1/admin/devices/{device['id']}/revoke"
+    assert client.post(revoke, headers=headers).status_code == 200
+    assert tablet.get("/station/FIN-1").status_code != 200
+    assert (
+        client.post("/api/v1/admin/devices", json={"station": "NOPE"}, headers=headers).status_code
+        == 404
+    )
+    # A token without the admin scope cannot mint tokens.
+    reader = runner.invoke(["tokens", "create", "reader", "--scopes", "stock:read"]).stdout.strip()
+    refused = client.post(
+        "/api/v1/admin/api-tokens",
+        json={"name": "escalate", "scopes": ["*"]},
+        headers={"Authorization": f"Bearer {reader}"},
+    )
+    assert refused.status_code == 403

@@ -60,6 +60,6 @@ def openapi_json() -> Any:
 
 def init_app(app: Flask) -> None:
     # The route modules decorate ``bp``: they must be loaded before it is registered.
-    from server.api import orders, stations, stock, trace, webhooks  # noqa: F401
+    from server.api import admin, orders, stations, stock, trace, webhooks  # noqa: F401
 
     app.register_blueprint(bp)
