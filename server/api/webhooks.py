@@ -84,7 +84,7 @@ def create_webhook() -> Any:
             )
             body = _json(sub, with_secret=True)
     except subscriptions.InvalidSubscription as exc:
-        return problem(422, "webhook refused", str(exc).split("; "))
+        return problem(422, "webhook refused", exc.problems)
     response = jsonify(body)
     response.status_code = 201
     response.headers["Location"] = url_for("api.read_webhook", sub_id=body["id"])

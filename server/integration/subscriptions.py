@@ -19,7 +19,9 @@ PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 
 class InvalidSubscription(ValueError):
-    pass
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 def new_secret() -> str:
@@ -36,9 +38,9 @@ def check(name: str, url: str, event_types: list[str]) -> tuple[str, str, list[s
         problems.append("url: an http:// or https:// URL of at most 500 characters")
     unknown = [t for t in event_types if t not in TYPES]
     if unknown:
-        problems.append(f"event_types: unknown {', '.join(unknown)}; known: {', '.join(TYPES)}")
+        problems.append(f"event_types: unknown {', '.join(unknown)} (known: {', '.join(TYPES)})")
     if problems:
-        raise InvalidSubscription("; ".join(problems))
+        raise InvalidSubscription(problems)
     return name, url, sorted(set(event_types), key=TYPES.index)
 
 
