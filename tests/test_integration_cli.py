@@ -3,6 +3,12 @@ revoke` and `taktline tablets bind`, each usable at once by the API or a tablet.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
 from flask import Flask
 from sqlmodel import Session, select
 
@@ -130,3 +136,32 @@ def test_admin_api_issues_lists_and_revokes_tokens_and_bindings(demo_app: Flask)
         headers={"Authorization": f"Bearer {reader}"},
     )
     assert refused.status_code == 403
+
+
+def test_the_bridge_logs_each_port_it_opens(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The documented signal (docs/bridge.md, "Started"): `port <path> opened (<name>,
+    <type>)` at INFO, once the port is held."""
+    from firmware_bridge.config import DeviceConfig
+    from firmware_bridge.devices import PortReader, make_device
+    from firmware_bridge.simulate import PtyPort
+
+    pty = PtyPort(tmp_path / "scanner0")
+    stop = threading.Event()
+    device = make_device(
+        DeviceConfig(name="scanner1", type="scanner", port=str(pty.link), baudrate=9600)
+    )
+    reader = PortReader(device, lambda _device, _event: None, stop)
+    caplog.set_level(logging.INFO, logger="firmware_bridge.devices")
+    reader.start()
+    try:
+        deadline = time.monotonic() + 5
+        wanted = f"port {pty.link} opened (scanner1, scanner)"
+        while wanted not in caplog.messages:
+            assert time.monotonic() < deadline, caplog.messages
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        pty.unplug()
+        reader.join(5)
