@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,3 +162,34 @@ def test_reservations_of_a_unit_in_its_api(label_app: Flask) -> None:
     assert first["quantity"] > 0
     page = client.get(f"/units/{serial}").get_data(as_text=True)
     assert f'data-sku="{first["sku"]}"' in page
+
+
+def test_a_slow_printer_never_holds_up_the_station(
+    label_app: Flask, printer: FakePrinter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unit-start label goes out from a background thread: the event's answer does
+    not wait for the printer."""
+    slow_done = threading.Event()
+    real_send = labels.send
+
+    def slow_send(host: str, port: int, data: str, *, timeout: float = 5.0) -> str | None:
+        time.sleep(2)
+        result = real_send(host, port, data, timeout=timeout)
+        slow_done.set()
+        return result
+
+    monkeypatch.setattr(labels, "send", slow_send)
+    client = label_app.test_client()
+    login(client, "supervisor")
+    ok = client.post(
+        "/api/v1/stations/KIT-1/events",
+        json={"msg_id": "s-1", "action": "sign_in", "badge": "OP1001"},
+    )
+    assert ok.status_code == 200
+    began = time.monotonic()
+    started = client.post(
+        "/api/v1/stations/KIT-1/events", json={"msg_id": "s-2", "action": "start"}
+    )
+    assert started.status_code == 200 and started.get_json()["code"] == "step_started"
+    assert time.monotonic() - began < 1.5
+    assert slow_done.wait(10) and printer.received.wait(5)
