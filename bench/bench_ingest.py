@@ -21,6 +21,9 @@ million bolts), starts a private Mosquitto (deploy/mosquitto.conf tuning) and
    accepted scans per second from the first publish to the last feedback.
 
 Every scan is checked: accepted count == consumptions == ledger lines in the database.
+At the end, ``/api/v1/metrics`` of an app on the same database and metrics folder
+(``TAKTLINE_METRICS_DIR``, shared with the ingest) is scraped with a ``metrics:read``
+token: the ingest's answer counters and the database's scan counters beside ours.
 """
 
 from __future__ import annotations
@@ -288,6 +291,58 @@ def statement_floor(path: Path, n: int = 4000, batch: int = 200) -> float:
     return per
 
 
+def scrape_metrics(url: str, work: Path, accepted: int) -> dict[str, float]:
+    """``/api/v1/metrics`` of an app on the bench's database and metrics folder, once the
+    ingest has counted ``accepted`` answers (it counts a batch just after its feedback)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from server import create_app
+    from server.security import auth
+
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "METRICS_DIR": str(work / "metrics"),
+            "RUN_INGEST": False,
+            "LOG_LEVEL": "WARNING",
+        },
+        instance_path=str(work / "web"),
+    )
+    with write_session(app.extensions["taktline.engine"]) as db:
+        token = auth.issue_api_token(db, name="bench", scopes=["metrics:read"], by=None)
+    client = app.test_client()
+    deadline = time.monotonic() + 10
+    while True:
+        response = client.get("/api/v1/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.status_code
+        got: dict[str, float] = {"batch_p99": float("inf")}
+        buckets: list[tuple[float, float]] = []
+        for family in text_string_to_metric_families(response.get_data(as_text=True)):
+            for sample in family.samples:
+                labels, v = sample.labels, sample.value
+                if sample.name == "taktline_ingest_messages_total":
+                    key = f"answered_{labels['result']}"
+                    got[key] = got.get(key, 0.0) + v
+                elif sample.name == "taktline_events_total" and labels["kind"] == "scan":
+                    key = f"events_{labels['result']}"
+                    got[key] = got.get(key, 0.0) + v
+                elif sample.name == "taktline_ingest_batch_seconds_count":
+                    got["batches"] = v
+                elif sample.name == "taktline_ingest_batch_seconds_bucket":
+                    buckets.append((float(labels["le"]), v))
+        for le, count in sorted(buckets):
+            if count >= 0.99 * got.get("batches", 0.0):
+                got["batch_p99"] = le
+                break
+        for key in ("answered_accepted", "answered_rejected", "answered_duplicate"):
+            got.setdefault(key, 0.0)
+        got.setdefault("events_accepted", 0.0)
+        got.setdefault("events_rejected", 0.0)
+        if got["answered_accepted"] >= accepted or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stations", type=int, default=50)
@@ -331,6 +386,7 @@ def main() -> None:
             "TAKTLINE_MQTT_URL": broker.url,
             "TAKTLINE_INGEST_CLIENT_ID": "bench-ingest",
             "TAKTLINE_LOG_LEVEL": "WARNING",
+            "TAKTLINE_METRICS_DIR": str(work / "metrics"),
         }
         log = open(work / "ingest.log", "wb")  # noqa: SIM115
         ingest = subprocess.Popen(
@@ -375,6 +431,11 @@ def main() -> None:
             stations.wait(flood, 900)
             t1 = max(stations.answered[i][0] for i in flood)
             accepted_flood = sum(1 for i in flood if stations.answered[i][1] == "accepted")
+            # Scraped while the ingest runs: an app started on a folder no live process
+            # uses empties it first.
+            with stations.lock:
+                bench_accepted = sum(1 for _t, r in stations.answered.values() if r == "accepted")
+            scraped = scrape_metrics(url, work, bench_accepted)
         finally:
             stations.close()
             ingest.terminate()
@@ -431,6 +492,16 @@ def main() -> None:
         f"  ({accepted_flood} in {t1 - t0:.2f} s)"
     )
     print(f"check  accepted={accepted} consumptions={cons} ledger={moves}")
+    print(
+        f"metrics /api/v1/metrics        ingest answers accepted={scraped['answered_accepted']:.0f}"
+        f" rejected={scraped['answered_rejected']:.0f}"
+        f" duplicate={scraped['answered_duplicate']:.0f};"
+        f" database scans accepted={scraped['events_accepted']:.0f}"
+        f" rejected={scraped['events_rejected']:.0f};"
+        f" batches={scraped['batches']:.0f}, batch p99 <= {scraped['batch_p99'] * ms:.0f} ms"
+    )
+    if scraped["answered_accepted"] != accepted:
+        raise SystemExit("MISMATCH between the scraped ingest counters and the bench's count")
     if not (accepted == cons == moves):
         raise SystemExit("MISMATCH between accepted scans and the database")
 

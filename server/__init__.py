@@ -58,6 +58,7 @@ def areas() -> tuple[Any, ...]:
     from server.integration import views as integration_views
     from server.inventory import views as stock_views
     from server.messaging import live
+    from server.operations import views as operations_views
     from server.orders import views as order_views
     from server.security import auth, headers
     from server.security import views as security_views
@@ -79,6 +80,7 @@ def areas() -> tuple[Any, ...]:
         stock_views,
         live,
         api,
+        operations_views,
         order_views,
         dispatch_views,
         station_views,

@@ -263,6 +263,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("LOG_LEVEL", "INFO", "Python logging level of the server processes."),
     Setting(
+        "METRICS_DIR",
+        "",
+        "Folder where each process keeps its Prometheus values (prometheus_client's "
+        "multiprocess mode; exported as `PROMETHEUS_MULTIPROC_DIR`). Empty: "
+        "`instance/metrics`. Give `taktline web` and `taktline ingest` on one machine the "
+        "same folder, so `/api/v1/metrics` shows the ingest's figures too. Emptied at start "
+        "when no process that wrote to it still runs (docs/operations.md).",
+    ),
+    Setting(
         "BOARD_REFRESH_SECONDS",
         10,
         "Seconds between refreshes of the line board's "

@@ -19,6 +19,7 @@ from flask.cli import with_appcontext
 from gunicorn.app.base import BaseApplication
 
 from server import runtime
+from server.operations import metrics
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,11 @@ def options(app: Flask, *, bind: str, workers: int, threads: int) -> dict[str, A
         if started is not None:
             started.stop()
 
+    def child_exit(_server: Any, worker: Any) -> None:
+        # In the master, after any end of a worker (a crash or SIGKILL too): its live
+        # gauges (open SSE streams, queue depth) stop counting in /api/v1/metrics.
+        metrics.process_exited(worker.pid)
+
     return {
         "bind": bind,
         "workers": workers,
@@ -60,6 +66,7 @@ def options(app: Flask, *, bind: str, workers: int, threads: int) -> dict[str, A
         "keepalive": 75,
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
+        "child_exit": child_exit,
         "accesslog": "-",
         "errorlog": "-",
         "loglevel": app.config["LOG_LEVEL"].lower(),

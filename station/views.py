@@ -43,6 +43,7 @@ from server.db import begin_write, get_session
 from server.messaging import live
 from server.models import Operator, Station
 from server.models.types import EventResult, utcnow
+from server.operations import metrics
 from server.security import auth
 from station import publish, screen, service, texts
 from station import workflow as wf
@@ -480,6 +481,7 @@ def events(code: str) -> Response:
     def stream() -> Iterator[str]:
         # Subscribe before the first snapshot, so no change falls between the two.
         subscription = live.subscribe(code)
+        metrics.sse_opened("station")
         try:
             # Reconnect fast after a drop; the snapshot makes up for anything missed.
             yield f"retry: {int(min(beat, 3.0) * 1000)}\n\n"
@@ -503,6 +505,7 @@ def events(code: str) -> Response:
                     last_sent = time.monotonic()
         finally:
             subscription.close()
+            metrics.sse_closed("station")
 
     return Response(
         stream_with_context(stream()),

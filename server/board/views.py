@@ -39,6 +39,7 @@ from server.db import begin_write, get_session
 from server.messaging import live
 from server.models import AndonCall, Station
 from server.models.types import utcnow
+from server.operations import metrics
 from server.security import auth
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def events() -> Response:
 
     def stream() -> Iterator[str]:
         sub = live.subscribe()
+        metrics.sse_opened("board")
         try:
             last = ""
             deadline = 0.0
@@ -103,6 +105,7 @@ def events() -> Response:
                         pass
         finally:
             sub.close()
+            metrics.sse_closed("board")
 
     return Response(
         stream_with_context(stream()),

@@ -34,7 +34,7 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -51,6 +51,7 @@ from server.ingest.queues import FairQueue, RecentAnswers, TokenBucket
 from server.messaging import client as server_mqtt
 from server.models import Station
 from server.models.types import EventResult
+from server.operations import metrics
 from station import messages, publish, service
 from station.cache import Cache
 
@@ -70,6 +71,7 @@ class Message:
     order: int
     doc: dict[str, Any] | InvalidPayload | None = None  # decoded once per batch
     env: Envelope | None = None  # the valid event, when ``doc`` is one
+    arrived: float = field(default_factory=time.monotonic)  # for the latency metric
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ class Ingest:
         try:
             while not self._stopping.is_set():
                 self.heartbeat = time.monotonic()
+                metrics.ingest_loop(queue_depth=len(self.queue))
                 batch = self.queue.take(self.batch_max, timeout=0.2)
                 if batch:
                     self._process_safely(batch)
@@ -210,6 +213,7 @@ class Ingest:
                 log.exception("ingest: could not answer the failed batch")
 
     def _process(self, batch: list[Message]) -> None:
+        started = time.monotonic()
         answered: list[Result] = []
         fresh: list[Message] = []
         twins: list[tuple[Message, str]] = []
@@ -237,6 +241,7 @@ class Ingest:
         results = self._decide(fresh) if fresh else []
         if results is None:
             return  # stopping: nothing acked, the broker redelivers
+        committed_wall, committed = time.time(), time.monotonic()
         for r in results:
             feedback = r.answer.feedback or {}
             ref, result = feedback.get("ref"), feedback.get("result")
@@ -251,6 +256,18 @@ class Ingest:
                 told.add(msg_id)
                 answered.append(self._duplicate(message, msg_id))
         self._acknowledge(answered)
+        metrics.ingest_batch(
+            seconds=time.monotonic() - started,
+            size=len(batch),
+            answers=[
+                (r.answer.station, str(r.answer.feedback.get("result")))
+                for r in answered
+                if r.answer.feedback is not None and r.answer.station
+            ],
+            committed=[(m.env.ts, m.arrived) for m in fresh if m.env is not None],
+            commit_wall=committed_wall,
+            commit_monotonic=committed,
+        )
 
     def _read(self, message: Message) -> None:
         """Decode and validate once: ``doc`` the JSON (or why not), ``env`` the event."""
