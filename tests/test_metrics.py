@@ -9,14 +9,18 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
+from sqlmodel import select
 
 from server.db import dispose_engine, get_engine, write_session
+from server.models import CustomerOrder, Delivery, OutboxEvent
+from server.models.types import utcnow
 from server.operations import metrics
 from server.security import auth
 from tests.support.apps import login, make_app
@@ -110,6 +114,53 @@ def test_the_board_stream_is_counted_while_open(demo_app: Flask) -> None:
     assert value(scrape(demo_app, token), name, stream="board") == before + 1
     response.close()
     assert value(scrape(demo_app, token), name, stream="board") == before
+
+
+def test_the_outbox_backlog_and_failures_are_read_from_the_database(demo_app: Flask) -> None:
+    token = _tokens(demo_app)["metrics"]
+    now = utcnow()
+    with write_session(demo_app.extensions["taktline.engine"]) as db:
+        order = db.exec(select(CustomerOrder)).first()
+        assert order is not None and order.id is not None
+        events = [
+            OutboxEvent(
+                event_id=str(uuid.uuid4()),
+                type="com.taktline.test",
+                order_id=order.id,
+                order_seq=9000 + n,
+                subject=order.number,
+                time=now,
+                data="{}",
+                fanned_out=n < 3,
+            )
+            for n in range(4)
+        ]
+        db.add_all(events)
+        db.flush()
+        for event, (channel, status, attempts, age) in zip(
+            events[:3],
+            [("mqtt", "pending", 0, 30), ("mqtt", "pending", 2, 600), ("webhook:1", "dead", 9, 9)],
+            strict=True,
+        ):
+            assert event.id is not None
+            db.add(
+                Delivery(
+                    channel=channel,
+                    outbox_id=event.id,
+                    order_id=order.id,
+                    order_seq=event.order_seq,
+                    status=status,
+                    attempts=attempts,
+                    created_at=now - timedelta(seconds=age),
+                )
+            )
+    got = scrape(demo_app, token)
+    assert value(got, "taktline_outbox_events_waiting") == 1
+    assert value(got, "taktline_outbox_backlog", channel="mqtt") == 2
+    assert value(got, "taktline_outbox_failing", channel="mqtt") == 1
+    assert 600 <= value(got, "taktline_outbox_oldest_pending_seconds", channel="mqtt") < 700
+    assert value(got, "taktline_outbox_dead", channel="webhook:1") == 1
+    assert ("taktline_outbox_backlog", (("channel", "webhook:1"),)) not in got
 
 
 def test_the_folder_is_emptied_only_when_no_writer_runs(tmp_path: Path) -> None:

@@ -5,5 +5,5 @@
   the gunicorn workers, ``taktline serve`` and ``taktline ingest``; no Flask here;
 - ``views``: ``GET /api/v1/metrics`` (an API token with ``metrics:read``), those
   instruments plus figures read from the database at scrape time (events by station,
-  kind and verdict; dead letters).
+  kind and verdict; dead letters; the integration outbox).
 """

@@ -6,12 +6,14 @@ Two sources in one answer:
   prometheus_client's multiprocess mode): the ingest's queue, batches, latencies and
   answers, the open SSE streams;
 - the database, read at scrape time, right whichever process wrote it: events by
-  station, kind and verdict, dead letters.
+  station, kind and verdict, dead letters, the integration outbox (backlog, failing and
+  dead deliveries).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from server.api import openapi
-from server.models import DeadLetter, Event, Station
+from server.integration.subscriptions import DEAD, PENDING
+from server.models import DeadLetter, Delivery, Event, OutboxEvent, Station
+from server.models.types import utcnow
 from server.operations import metrics
 from server.security import auth
 
@@ -72,6 +76,64 @@ class DatabaseCollector:
         yield events
         yield kept
         yield recorded
+        yield from self._outbox()
+
+    def _outbox(self) -> Iterator[Metric]:
+        """The outbound events (server.integration): what waits, what fails."""
+        waiting = GaugeMetricFamily(
+            "taktline_outbox_events_waiting",
+            "Outbound events not yet turned into deliveries (fanned out).",
+        )
+        backlog = GaugeMetricFamily(
+            "taktline_outbox_backlog",
+            "Deliveries pending (not yet delivered, not dead), by channel (mqtt, webhook:<id>).",
+            labels=["channel"],
+        )
+        failing = GaugeMetricFamily(
+            "taktline_outbox_failing",
+            "Pending deliveries whose last try failed (retried with backoff), by channel.",
+            labels=["channel"],
+        )
+        oldest = GaugeMetricFamily(
+            "taktline_outbox_oldest_pending_seconds",
+            "Age of the oldest pending delivery, by channel.",
+            labels=["channel"],
+        )
+        dead = GaugeMetricFamily(
+            "taktline_outbox_dead",
+            "Dead deliveries (failed for WEBHOOK_DEAD_AFTER_SECONDS; replayed from the "
+            "Webhooks page or the API), by channel.",
+            labels=["channel"],
+        )
+        now = utcnow()
+        with Session(self.engine) as db:
+            unfanned = db.exec(
+                select(func.count())
+                .select_from(OutboxEvent)
+                .where(col(OutboxEvent.fanned_out).is_(False))
+            ).one()
+            waiting.add_metric([], float(unfanned))
+            rows = db.execute(
+                sa.select(
+                    col(Delivery.channel),
+                    col(Delivery.status),
+                    func.count(),
+                    func.sum(sa.case((col(Delivery.attempts) > 0, 1), else_=0)),
+                    func.min(Delivery.created_at),
+                )
+                .where(col(Delivery.status).in_([PENDING, DEAD]))
+                .group_by(Delivery.channel, Delivery.status)
+            ).all()
+        for channel, status, count, tried, first in rows:
+            if status == DEAD:
+                dead.add_metric([channel], float(count))
+                continue
+            backlog.add_metric([channel], float(count))
+            failing.add_metric([channel], float(tried or 0))
+            if first is not None:
+                first = first if first.tzinfo else first.replace(tzinfo=UTC)
+                oldest.add_metric([channel], max(0.0, (now - first).total_seconds()))
+        yield from (waiting, backlog, failing, oldest, dead)
 
 
 @bp.get("/metrics")
