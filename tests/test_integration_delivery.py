@@ -61,6 +61,13 @@ class Receiver:
                     with receiver.lock:
                         receiver.received.append((dict(self.headers.items()), body))
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802  (where a followed redirect lands)
+                self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -255,3 +262,16 @@ def _csrf(client: Any) -> dict[str, str]:
     html = client.get("/integration/webhooks").get_data(as_text=True)
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     return {"csrf_token": match.group(1)} if match else {}
+
+
+def test_a_redirect_is_a_failure_not_a_delivery(
+    demo_db_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    app = make_app(demo_db_url, tmp_path, **FAST)
+    _subscribe(app, receiver.url, ["order.released"])
+    receiver.status = 302  # urllib would repeat the POST as a GET without the body
+    _release(app, "SO-1001")
+    deliver.deliverer(app).run_once()
+    with Session(_engine(app)) as s:
+        [d] = s.exec(select(Delivery)).all()
+    assert (d.status, d.attempts, d.last_status) == ("pending", 1, 302)

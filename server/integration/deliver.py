@@ -302,7 +302,7 @@ class Deliverer:
                 "Taktline-Sequence": str(event.order_seq),
             },
         )
-        with urllib.request.urlopen(request, timeout=self.options.timeout) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=self.options.timeout) as response:
             response.read(65536)
             return int(response.status)
 
@@ -391,6 +391,16 @@ class Deliverer:
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is a failure (urllib would repeat a POST as a GET without the body)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
 
 
 class _Skip(Exception):
