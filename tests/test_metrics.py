@@ -116,10 +116,10 @@ def test_the_board_stream_is_counted_while_open(demo_app: Flask) -> None:
     assert value(scrape(demo_app, token), name, stream="board") == before
 
 
-def test_the_outbox_backlog_and_failures_are_read_from_the_database(demo_app: Flask) -> None:
-    token = _tokens(demo_app)["metrics"]
+def test_the_outbox_backlog_and_failures_are_read_from_the_database(any_demo_app: Flask) -> None:
+    token = _tokens(any_demo_app)["metrics"]
     now = utcnow()
-    with write_session(demo_app.extensions["taktline.engine"]) as db:
+    with write_session(any_demo_app.extensions["taktline.engine"]) as db:
         order = db.exec(select(CustomerOrder)).first()
         assert order is not None and order.id is not None
         events = [
@@ -154,13 +154,29 @@ def test_the_outbox_backlog_and_failures_are_read_from_the_database(demo_app: Fl
                     created_at=now - timedelta(seconds=age),
                 )
             )
-    got = scrape(demo_app, token)
+    got = scrape(any_demo_app, token)
     assert value(got, "taktline_outbox_events_waiting") == 1
     assert value(got, "taktline_outbox_backlog", channel="mqtt") == 2
     assert value(got, "taktline_outbox_failing", channel="mqtt") == 1
     assert 600 <= value(got, "taktline_outbox_oldest_pending_seconds", channel="mqtt") < 700
     assert value(got, "taktline_outbox_dead", channel="webhook:1") == 1
     assert ("taktline_outbox_backlog", (("channel", "webhook:1"),)) not in got
+
+
+def test_gunicorn_drops_the_live_gauges_of_a_worker_that_ended(demo_app: Flask) -> None:
+    from types import SimpleNamespace
+
+    from server import web
+
+    folder = metrics.folder()
+    assert folder is not None and folder == demo_app.extensions["taktline.metrics_dir"].resolve()
+    gone = 2**22 + 54321
+    for name in (f"gauge_livesum_{gone}.db", f"counter_{gone}.db"):
+        (folder / name).write_bytes(b"")
+    hooks = web.options(demo_app, bind="127.0.0.1:0", workers=2, threads=4)
+    hooks["child_exit"](None, SimpleNamespace(pid=gone))  # in the master, crash or not
+    assert not (folder / f"gauge_livesum_{gone}.db").exists()
+    assert (folder / f"counter_{gone}.db").exists()  # its counts stay in the totals
 
 
 def test_the_folder_is_emptied_only_when_no_writer_runs(tmp_path: Path) -> None:
