@@ -1,5 +1,6 @@
 """Outbound events delivered to a real HTTP receiver: at least once, in order per
-order, signed; a receiver down for a while gets everything once it is back; one that
+order, signed; a receiver down for a while gets everything once it is back (two
+deliverers running, on SQLite and PostgreSQL); one that
 answers 500 forever ends in the dead-letter state and is replayed from the page.
 
 The retry schedule is shrunk (``WEBHOOK_RETRY_*``): the receiver is down for several
@@ -175,7 +176,8 @@ def test_a_receiver_down_during_a_stream_gets_every_event_once_in_order(
 ) -> None:
     app = fast_app
     _sub_id, secret = _subscribe(app, receiver.url)
-    worker = deliver.deliverer(app).start()
+    # Two deliverers at once (several processes on PostgreSQL): none sends an event twice.
+    workers = [deliver.deliverer(app).start() for _ in range(2)]
     try:
         _release(app, "SO-1001", "SO-1002", "SO-1003")
         _wait(lambda: len(receiver.received) >= 3, 10)  # the releases went out
@@ -194,7 +196,8 @@ def test_a_receiver_down_during_a_stream_gets_every_event_once_in_order(
         _wait(lambda: _all_delivered(app), 15)
         assert time.monotonic() - down_at < 20
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
 
     with Session(_engine(app)) as s:
         events = s.exec(select(OutboxEvent).order_by(col(OutboxEvent.id))).all()

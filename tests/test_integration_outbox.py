@@ -186,3 +186,8 @@ def test_the_webhook_api(app: Flask) -> None:
     assert client.get(f"/api/v1/webhooks/{body['id']}", headers=headers).status_code == 404
     reader = client.get("/api/v1/webhooks")
     assert reader.status_code == 401
+
+
+def test_taktline_deliver_is_a_command(runner: Any) -> None:
+    result = runner.invoke(["deliver", "--help"])
+    assert result.exit_code == 0 and "Deliver outbound events" in result.output

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import random
 import signal
 import socket
@@ -129,7 +130,7 @@ class Deliverer:
         self.options = options
         self.prefix = prefix
         self.mqtt_url = mqtt_url if options.mqtt else ""
-        self.client_id = client_id or f"taktline-deliver-{socket.gethostname()}"
+        self.client_id = client_id or f"taktline-deliver-{socket.gethostname()}-{os.getpid()}"
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
         self._site: str | None = options.site or None
