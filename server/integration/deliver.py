@@ -145,9 +145,21 @@ class Deliverer:
         self.heartbeat = time.monotonic()
         self.fan_out()
         claimed = self.claim()
-        for delivery_id in claimed:
+        for n, delivery_id in enumerate(claimed):
+            if self._stop.is_set():  # stopping: hand the rest back at once
+                self._release(claimed[n:])
+                break
             self.send(delivery_id)
         return len(claimed)
+
+    def _release(self, ids: list[int]) -> None:
+        with write_session(self.engine) as session:
+            session.execute(
+                sa.update(Delivery)
+                .where(col(Delivery.id).in_(ids), col(Delivery.status) == PENDING)
+                .values(locked_until=None)
+                .execution_options(synchronize_session=False)
+            )
 
     def fan_out(self) -> int:
         with Session(self.engine) as session:
@@ -358,8 +370,10 @@ class Deliverer:
             self._client.on_disconnect = lambda *a: self._connected.clear()
             self._client.connect_async(broker.host, broker.port, keepalive=30)
             self._client.loop_start()
-        if not self._connected.wait(self.options.timeout):
-            raise ConnectionError("not connected to the broker")
+        deadline = time.monotonic() + self.options.timeout
+        while not self._connected.wait(0.1):
+            if self._stop.is_set() or time.monotonic() > deadline:
+                raise ConnectionError("not connected to the broker")
         info = self._client.publish(topic_name, body, qos=1)
         info.wait_for_publish(self.options.timeout)
         if not info.is_published():
