@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from server import dispatch
 from server.db import write_session
 from server.integration import deliver, subscriptions
-from server.models import CustomerOrder, Delivery, OutboxEvent, Station
+from server.models import CustomerOrder, Delivery, OutboxEvent, Station, WebhookSubscription
 from server.orders import service
 from tests.support.apps import login, make_app
 from tests.support.databases import DB_KINDS, fresh_db
@@ -278,3 +278,37 @@ def test_a_redirect_is_a_failure_not_a_delivery(
     with Session(_engine(app)) as s:
         [d] = s.exec(select(Delivery)).all()
     assert (d.status, d.attempts, d.last_status) == ("pending", 1, 302)
+
+
+def test_a_paused_subscription_keeps_its_events_until_enabled(
+    demo_db_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    app = make_app(demo_db_url, tmp_path, **FAST)
+    sub_id, _secret = _subscribe(app, receiver.url)
+    with write_session(_engine(app)) as s:
+        sub = s.get(WebhookSubscription, sub_id)
+        assert sub is not None
+        subscriptions.set_active(s, subscription=sub, active=False, by="test")
+    _release(app, "SO-1001")
+    worker = deliver.deliverer(app)
+    worker.run_once()
+    assert receiver.received == [] and _statuses(app) == {"pending": 1}
+    with write_session(_engine(app)) as s:
+        sub = s.get(WebhookSubscription, sub_id)
+        assert sub is not None
+        subscriptions.set_active(s, subscription=sub, active=True, by="test")
+    worker.run_once()
+    assert len(receiver.received) == 1 and _statuses(app) == {"delivered": 1}
+
+
+def test_a_deliverer_without_a_broker_leaves_the_mqtt_deliveries_alone(
+    demo_db_url: str, tmp_path: Path
+) -> None:
+    app = make_app(demo_db_url, tmp_path, **{**FAST, "ERP_MQTT": True})
+    _release(app, "SO-1001")
+    deliver.deliverer(app, "mqtt://127.0.0.1:9").fan_out()  # `serve`, with its broker
+    assert _statuses(app) == {"pending": 1}
+    deliver.deliverer(app).run_once()  # `taktline deliver` without TAKTLINE_MQTT_URL
+    with Session(_engine(app)) as s:
+        [d] = s.exec(select(Delivery)).all()
+    assert (d.channel, d.status, d.attempts) == ("mqtt", "pending", 0)

@@ -4,7 +4,7 @@ MQTT (``{prefix}/{site}/erp/{type}``, QoS 1). docs/integration.md.
 One pass (``Deliverer.run_once``):
 
 1. **fan out**: outbox rows not yet fanned out get one ``Delivery`` per channel (each
-   active subscription whose types match, and ``mqtt`` when ERP_MQTT is on);
+   subscription whose types match, paused or not, and ``mqtt`` when ERP_MQTT is on);
 2. **claim**: pending deliveries that are due, not leased by another deliverer, whose
    subscription is active, and that head their lane (no earlier event of the same
    order pending on the same channel, none not yet fanned out) are leased
@@ -178,9 +178,8 @@ class Deliverer:
             if session.connection().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = session.exec(query).all()
-            subs = session.exec(
-                select(WebhookSubscription).where(col(WebhookSubscription.active).is_(True))
-            ).all()
+            # Paused subscriptions too: their deliveries wait (claim skips them).
+            subs = session.exec(select(WebhookSubscription)).all()
             now = utcnow()
             values = []
             for row in rows:
@@ -222,7 +221,7 @@ class Deliverer:
         now = utcnow()
         earlier = aliased(Delivery)
         unfanned = aliased(OutboxEvent)
-        conditions = (
+        conditions: list[sa.ColumnElement[bool]] = [
             col(Delivery.status) == PENDING,
             col(Delivery.next_attempt_at) <= now,
             col(Delivery.locked_until).is_(None) | (col(Delivery.locked_until) < now),
@@ -242,7 +241,9 @@ class Deliverer:
                 col(unfanned.order_seq) < col(Delivery.order_seq),
                 col(unfanned.fanned_out).is_(False),
             ),
-        )
+        ]
+        if not self.mqtt_url:  # a deliverer without a broker leaves MQTT to one with it
+            conditions.append(col(Delivery.channel) != MQTT_CHANNEL)
         with Session(self.engine) as session:  # a read first: no write lock when idle
             if session.exec(select(Delivery.id).where(*conditions).limit(1)).first() is None:
                 return []
