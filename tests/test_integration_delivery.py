@@ -246,6 +246,8 @@ def test_a_receiver_answering_500_ends_dead_and_is_replayed_from_the_page(
     page = client.get("/integration/webhooks")
     assert page.status_code == 200
     assert b"HTTP 500" in page.data and b"Replay" in page.data
+    failing = client.get(f"/api/v1/webhooks/{sub_id}").get_json()["failing"]
+    assert [(f["status"], f["last_status"]) for f in failing] == [("dead", 500)] * 2
     receiver.status = 200
     one = dead[0].id
     response = client.post(f"/integration/deliveries/{one}/replay", data=_csrf(client))

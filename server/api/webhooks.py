@@ -111,8 +111,7 @@ def read_webhook(sub_id: int) -> Any:
             "last_error": d.last_error,
             "next_attempt_at": rfc3339(d.next_attempt_at),
         }
-        for d, e in subscriptions.troubled(get_session())
-        if d.channel == subscriptions.channel_of(sub)
+        for d, e in subscriptions.troubled(get_session(), channel=subscriptions.channel_of(sub))
     ]
     return jsonify({**_json(sub), "failing": failing})
 

@@ -156,23 +156,24 @@ def counts(session: Session) -> dict[tuple[str, str], int]:
     return {(channel, status): int(n) for channel, status, n in rows}
 
 
-def troubled(session: Session, *, limit: int = 200) -> list[Any]:
+def troubled(session: Session, *, limit: int = 200, channel: str | None = None) -> list[Any]:
     """Deliveries that failed at least once and are not delivered, or are dead: newest
-    first, with their event."""
+    first, with their event (of one channel, or all)."""
     from server.models import OutboxEvent
 
-    return list(
-        session.exec(
-            select(Delivery, OutboxEvent)  # type: ignore[call-overload]
-            .join(OutboxEvent, col(OutboxEvent.id) == col(Delivery.outbox_id))
-            .where(
-                (col(Delivery.status) == DEAD)
-                | ((col(Delivery.status) == PENDING) & (col(Delivery.attempts) > 0))
-            )
-            .order_by(col(Delivery.id).desc())
-            .limit(limit)
-        ).all()
+    query = (
+        select(Delivery, OutboxEvent)  # type: ignore[call-overload]
+        .join(OutboxEvent, col(OutboxEvent.id) == col(Delivery.outbox_id))
+        .where(
+            (col(Delivery.status) == DEAD)
+            | ((col(Delivery.status) == PENDING) & (col(Delivery.attempts) > 0))
+        )
+        .order_by(col(Delivery.id).desc())
+        .limit(limit)
     )
+    if channel is not None:
+        query = query.where(col(Delivery.channel) == channel)
+    return list(session.exec(query).all())
 
 
 def as_json(sub: WebhookSubscription, *, with_secret: bool = False) -> dict[str, Any]:
