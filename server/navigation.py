@@ -67,11 +67,12 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section(
         Link("admin.index", _l("Admin")),
-        ("admin",),
+        ("admin", "integration"),
         (
             Link("admin.users", _l("People")),
             Link("admin.api_tokens", _l("API tokens")),
             Link("admin.devices", _l("Station tablets")),
+            Link("integration.webhooks", _l("Webhooks")),
         ),
     ),
 )

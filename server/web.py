@@ -87,6 +87,7 @@ def web_command(bind: str | None, workers: int, threads: int | None) -> None:
             "for one machine use taktline serve."
         )
     app.config["RUN_INGEST"] = False  # ingest runs as `taktline ingest`
+    app.config["RUN_DELIVER"] = False  # and outbound events as `taktline deliver`
     bind = bind or f"{app.config['HOST']}:{app.config['PORT']}"
     _Gunicorn(
         app, options(app, bind=bind, workers=workers, threads=threads or app.config["WEB_THREADS"])

@@ -10,7 +10,7 @@ caller's ``Sink``: the ingest publishes on its own MQTT client, a web process th
 its publisher and live hub (``server.messaging.live.WebSink``). No Flask, no MQTT here.
 
 Listeners (``add_listener``) hear every answer after it was published, on every path:
-the unit label at unit start (``server.labels``) is one. A listener must return at once
+the unit label at unit start (``server.trace.labels``) is one. A listener must return at once
 (hand slow work to a thread); one that raises is logged and the others still run.
 """
 

@@ -14,10 +14,11 @@ import pytest
 from flask import Flask
 from sqlmodel import select
 
-from server import labels, settings
+from server import settings
 from server.db import write_session
 from server.models import CustomerOrder
 from server.orders import service as orders
+from server.trace import labels
 from tests.support.apps import login, make_app
 
 

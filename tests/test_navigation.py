@@ -59,6 +59,7 @@ ADMIN_PAGES = {
     "/admin/users/{user_id}": "Admin",
     "/admin/api-tokens": "Admin",
     "/admin/devices": "Admin",
+    "/integration/webhooks": "Admin",
 }
 OPERATOR_PAGES = {"/": "Home", "/dispatch/stations/KIT-1": None, "/units/{unit}": None}
 ANONYMOUS_PAGES = {"/": "Home", "/login": None}
@@ -90,6 +91,7 @@ TABS = {
             ("/admin/users", "People"),
             ("/admin/api-tokens", "API tokens"),
             ("/admin/devices", "Station tablets"),
+            ("/integration/webhooks", "Webhooks"),
         ],
         "API tokens",
     ),

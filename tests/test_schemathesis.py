@@ -60,11 +60,18 @@ STATION_BODIES = [
 
 
 def _document() -> dict[str, Any]:
-    """The document ``/api/v1/openapi.json`` serves (its route modules describe it on
-    import). Loaded at collection, since Schemathesis' lazy fixture loader does not run
-    under pytest 9; the requests still go to each test's own app (``app=``)."""
-    from server.api import openapi, orders, stations, trace  # noqa: F401
+    """The document ``/api/v1/openapi.json`` serves: every area describes its routes
+    when an app is wired, so one app is built (on a throwaway database) first, whatever
+    ran before. Loaded at collection, since Schemathesis' lazy fixture loader does not
+    run under pytest 9; the requests still go to each test's own app (``app=``)."""
+    import tempfile
+    from pathlib import Path
 
+    from server.api import openapi
+    from tests.support.apps import make_app
+
+    folder = Path(tempfile.mkdtemp(prefix="openapi-"))
+    make_app(f"sqlite:///{folder / 'doc.db'}", folder)
     return openapi.document()
 
 

@@ -15,7 +15,7 @@ from server.db import get_session, write_session
 from server.integration import subscriptions
 from server.integration.outbox import TYPES
 from server.models import WebhookSubscription
-from server.models.types import rfc3339
+from server.models.types import fits_int32, rfc3339
 from server.security import auth
 
 
@@ -92,10 +92,10 @@ def create_webhook() -> Any:
     return response
 
 
-@bp.get("/webhooks/<int:sub_id>")
+@bp.get("/webhooks/<sub_id>")
 @auth.require("admin")
-def read_webhook(sub_id: int) -> Any:
-    sub = get_session().get(WebhookSubscription, sub_id)
+def read_webhook(sub_id: str) -> Any:
+    sub = _subscription(get_session(), sub_id)
     if sub is None:
         return problem(404, f"no webhook {sub_id}")
     failing = [
@@ -116,22 +116,22 @@ def read_webhook(sub_id: int) -> Any:
     return jsonify({**_json(sub), "failing": failing})
 
 
-@bp.delete("/webhooks/<int:sub_id>")
+@bp.delete("/webhooks/<sub_id>")
 @auth.require("admin")
-def delete_webhook(sub_id: int) -> Any:
+def delete_webhook(sub_id: str) -> Any:
     with write_session(_engine()) as session:
-        sub = session.get(WebhookSubscription, sub_id)
+        sub = _subscription(session, sub_id)
         if sub is None:
             return problem(404, f"no webhook {sub_id}")
         subscriptions.delete(session, subscription=sub, by=auth.actor(), address=auth.address())
     return "", 204
 
 
-@bp.post("/webhooks/<int:sub_id>/replay")
+@bp.post("/webhooks/<sub_id>/replay")
 @auth.require("admin")
-def replay_webhook(sub_id: int) -> Any:
+def replay_webhook(sub_id: str) -> Any:
     with write_session(_engine()) as session:
-        sub = session.get(WebhookSubscription, sub_id)
+        sub = _subscription(session, sub_id)
         if sub is None:
             return problem(404, f"no webhook {sub_id}")
         count = subscriptions.replay(
@@ -141,6 +141,17 @@ def replay_webhook(sub_id: int) -> Any:
             address=auth.address(),
         )
     return jsonify({"replayed": count})
+
+
+def _subscription(session: Any, sub_id: str) -> WebhookSubscription | None:
+    """The subscription a path names; ``None`` (a JSON 404) for anything but a known id:
+    an ``<int:>`` rule would answer Werkzeug's HTML page for ``/webhooks/abc``."""
+    if not sub_id.isascii() or not sub_id.isdigit() or len(sub_id) > 10:
+        return None
+    if not fits_int32(int(sub_id)):  # an INTEGER column: 32 bits on PostgreSQL
+        return None
+    found: WebhookSubscription | None = session.get(WebhookSubscription, int(sub_id))
+    return found
 
 
 _ID = {"name": "sub_id", "in": "path", "required": True, "schema": {"type": "integer"}}

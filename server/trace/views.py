@@ -26,13 +26,13 @@ from flask import (
 from flask_babel import gettext as _
 from sqlmodel import Session, col, select
 
-from server import exports, labels
+from server import exports
 from server.db import get_session
 from server.models import Location, Part, StockLot, StockMovement, Unit
 from server.models.types import utcnow
 from server.orders.travelers import barcode_svg_data_uri
 from server.security import auth
-from server.trace import export, timing
+from server.trace import export, labels, timing
 from server.trace.genealogy import Genealogy, genealogy, to_dict
 from server.trace.recall import (
     component_dict,
