@@ -12,15 +12,12 @@ connections (publisher and state subscription of each process) side by side.
 
 from __future__ import annotations
 
-import json
 import queue
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -29,9 +26,10 @@ from flask import Flask
 from server.db import dispose_engine, get_engine
 from server.messaging import client as server_mqtt
 from server.messaging import live
-from tests.support.apps import CliRunner, make_app
+from tests.support.apps import make_app
+from tests.support.credentials import Bridge, credentials, password
 from tests.support.ingest import PREFIX, IngestProcess, counts, screw_step
-from tests.support.mosquitto import credentials_broker, free_port
+from tests.support.mosquitto import credentials_broker
 
 SCANS = 50
 NOT_AUTHORIZED = 135  # CONNACK 5 of MQTT 3.1.1, as paho reports it
@@ -44,75 +42,6 @@ def plant(demo_db_url: str) -> str:
     screw_step(get_engine(demo_db_url), qty=150)
     dispose_engine(demo_db_url)
     return demo_db_url
-
-
-def _credentials(db_url: str, tmp_path: Path) -> tuple[Path, int, int]:
-    """`taktline mqtt-credentials` for two ingests; returns the folder and the server
-    and station listener ports."""
-    app: Flask = make_app(db_url, tmp_path, SECRET_KEY="client-id-test-secret")
-    out, server_port, station_port = tmp_path / "mqtt", free_port(), free_port()
-    result = CliRunner(app).invoke(
-        [
-            "mqtt-credentials",
-            "--out",
-            str(out),
-            "--ingests",
-            "2",
-            "--server-listener",
-            f"127.0.0.1:{server_port}",
-            "--station-listener",
-            f"127.0.0.1:{station_port}",
-            "--no-station-tls",
-        ]
-    )
-    assert result.exit_code == 0, result.output
-    dispose_engine(db_url)
-    return out, server_port, station_port
-
-
-def _password(out: Path, login: str) -> str:
-    name = f"bridge-{login.removeprefix('station-')}" if login.startswith("station-") else login
-    return (out / f"{name}.password").read_text().strip()
-
-
-class Bridge:
-    """Station KIT-1's side, with its login: publishes events, reads its feedback."""
-
-    def __init__(self, port: int, password: str) -> None:
-        self.feedback: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.ready = threading.Event()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="taktline-bridge-PLT1-PC1-KIT-1"
-        )
-        self.client.username_pw_set("station-KIT-1", password)
-        self.client.max_inflight_messages_set(100)
-        self.client.on_connect = lambda c, *_: c.subscribe(f"{PREFIX}/cmd/feedback", qos=1)
-        self.client.on_subscribe = lambda *_: self.ready.set()
-        self.client.on_message = lambda _c, _u, msg: self.feedback.put(json.loads(msg.payload))
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert self.ready.wait(5), "the station login could not subscribe to its feedback"
-
-    def publish(self, kind: str, payload: dict[str, Any]) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(f"{PREFIX}/{kind}", json.dumps(payload), qos=1)
-
-    def ping(self, timeout: float = 30.0) -> None:
-        """A device ``hello`` until the ingest answers: it is subscribed, and whatever
-        waited in its session before the ping has been decided."""
-        deadline = time.monotonic() + timeout
-        while True:
-            msg_id = f"ping-{uuid.uuid4()}"
-            self.publish("evt/device", {"msg_id": msg_id, "source": "board1", "kind": "hello"})
-            try:
-                while True:
-                    if self.feedback.get(timeout=1).get("ref") == msg_id:
-                        return
-            except queue.Empty:
-                assert time.monotonic() < deadline, "the ingest never answered"
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def _connect_as_ingest(port: int, password: str) -> int:
@@ -145,12 +74,12 @@ def _connections(broker_log: str) -> list[tuple[str, str]]:
 def test_station_login_cannot_take_over_the_ingest_session(
     plant: str, tmp_path: Path, layout: str, applied: int
 ) -> None:
-    out, server_port, station_port = _credentials(plant, tmp_path)
+    out, server_port, station_port = credentials(plant, tmp_path)
     legacy = layout == "one-listener"
     if legacy:
         station_port = server_port
-    station_password = _password(out, "station-KIT-1")
-    url = f"mqtt://{INGEST}:{_password(out, INGEST)}@127.0.0.1:{server_port}"
+    station_password = password(out, "station-KIT-1")
+    url = f"mqtt://{INGEST}:{password(out, INGEST)}@127.0.0.1:{server_port}"
     with credentials_broker(tmp_path / "broker", out, port=server_port, legacy=legacy) as broker:
         # No --client-id: an ingest login of mqtt-credentials is its own client id.
         ingest = IngestProcess(tmp_path / "ingest", plant, url, client_id="", shared=False)
@@ -200,8 +129,8 @@ def test_station_login_cannot_take_over_the_ingest_session(
 
 @pytest.fixture
 def web_apps(plant: str, tmp_path: Path) -> Iterator[tuple[list[Flask], Path, int]]:
-    out, server_port, _ = _credentials(plant, tmp_path)
-    url = f"mqtt://taktline-web:{_password(out, 'taktline-web')}@127.0.0.1:{server_port}"
+    out, server_port, _ = credentials(plant, tmp_path)
+    url = f"mqtt://taktline-web:{password(out, 'taktline-web')}@127.0.0.1:{server_port}"
     apps = [make_app(plant, tmp_path / f"web{n}", MQTT_URL=url) for n in (1, 2)]
     with credentials_broker(tmp_path / "broker", out, port=server_port) as broker:
         stoppers = [live.start(app, url) for app in apps]

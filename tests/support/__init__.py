@@ -14,4 +14,7 @@ bridge       the bridge tests' helpers: ``Subscriber``, ``publish``, ``write_con
 building     build units through the real orders and station services
 units        release demo units for station tests
 pdf_text     the text an fpdf2 PDF draws
+credentials  a broker set up like production by ``taktline mqtt-credentials``:
+             ``credentials``, ``password``, ``Bridge`` (station KIT-1 with its login)
+hostile      payloads built to break a decoder or a database (``HOSTILE``)
 """
