@@ -468,7 +468,6 @@ class Ingest:
                 )
             self._limited.clear()
             self._limited_logged = time.monotonic()
-        self._kept = 0  # dead letters written in the current transaction
         return False
 
     def _rate_limited(self, message: Message, msg_id: str | None) -> Result:
