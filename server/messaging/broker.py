@@ -17,16 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from server import children
 
 log = logging.getLogger(__name__)
 PID_FILE = "mosquitto.pid"
@@ -71,7 +71,7 @@ class EmbeddedBroker:
         conf.write_text(mosquitto_conf(self.port, self.workdir))
         log_file = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - child owns it
         try:
-            self._proc = _spawn([binary, "-c", str(conf)], stdout=log_file, stderr=log_file)
+            self._proc = children.spawn([binary, "-c", str(conf)], stdout=log_file, stderr=log_file)
         finally:
             log_file.close()
         (self.workdir / PID_FILE).write_text(f"{self._proc.pid} {os.getpid()}\n")
@@ -251,47 +251,3 @@ def _stop_pid(pid: int, timeout: float) -> None:
                 return
             time.sleep(0.05)
     raise BrokerError(f"the stale embedded broker (pid {pid}) does not stop")
-
-
-def _die_with_parent(parent: int) -> None:
-    """In the child, before exec: SIGTERM when the parent dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before prctl: nobody would stop us
-            os._exit(1)
-
-
-_spawn_requests: queue.Queue[tuple[list[str], dict[str, Any], queue.Queue[Any]]] = queue.Queue()
-_spawner: threading.Thread | None = None
-_spawner_lock = threading.Lock()
-
-
-def _spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    """Popen from one long-lived thread: PR_SET_PDEATHSIG fires when the *thread* that
-    forked the child ends, and a broker may be (re)started from a short-lived one."""
-    global _spawner
-    with _spawner_lock:
-        if _spawner is None:
-            _spawner = threading.Thread(target=_spawn_loop, name="broker-spawner", daemon=True)
-            _spawner.start()
-    answer: queue.Queue[Any] = queue.Queue()
-    _spawn_requests.put((argv, kwargs, answer))
-    result = answer.get()
-    if isinstance(result, BaseException):
-        raise result
-    proc: subprocess.Popen[bytes] = result
-    return proc
-
-
-def _spawn_loop() -> None:
-    parent = os.getpid()
-    while True:
-        argv, kwargs, answer = _spawn_requests.get()
-        try:
-            answer.put(
-                subprocess.Popen(argv, preexec_fn=lambda: _die_with_parent(parent), **kwargs)
-            )
-        except BaseException as exc:  # handed to the caller
-            answer.put(exc)

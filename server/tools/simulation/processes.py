@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import socket
 import sqlite3
@@ -28,9 +27,9 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from firmware_bridge.simulate import PtyPort, is_open_elsewhere
+from server import children
 from server.messaging.broker import EmbeddedBroker
 
 log = logging.getLogger(__name__)
@@ -49,50 +48,6 @@ def taktline_argv() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "from server.cli import main; main()"]
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the simulator dies, even by SIGKILL, so no bridge or
-    ingest outlives it holding a pty lock or a broker session (Linux only)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-_spawn_queue: queue.Queue[tuple[list[str], dict[str, Any], queue.Queue[Any]]] = queue.Queue()
-_spawner_lock = threading.Lock()
-_spawner: threading.Thread | None = None
-
-
-def _spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    """Start a child from one long-lived thread: PR_SET_PDEATHSIG fires when the thread
-    that forked the child ends, so short-lived threads (a fault's comeback) must not."""
-    global _spawner
-    with _spawner_lock:
-        if _spawner is None:
-            _spawner = threading.Thread(target=_spawn_loop, name="simulation-spawner", daemon=True)
-            _spawner.start()
-    answer: queue.Queue[Any] = queue.Queue()
-    _spawn_queue.put((argv, kwargs, answer))
-    result = answer.get()
-    if isinstance(result, BaseException):
-        raise result
-    proc: subprocess.Popen[bytes] = result
-    return proc
-
-
-def _spawn_loop() -> None:
-    while True:
-        argv, kwargs, answer = _spawn_queue.get()
-        try:
-            answer.put(
-                subprocess.Popen(
-                    argv, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, **kwargs
-                )
-            )
-        except OSError as exc:
-            answer.put(exc)
 
 
 class Broker:
@@ -157,8 +112,9 @@ class Service:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as out:
-            self.proc = _spawn(
+            self.proc = children.spawn(
                 taktline_argv() + self.args,
+                stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 env={**os.environ, **self.env},
                 stdout=out,
