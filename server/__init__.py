@@ -18,11 +18,12 @@ from werkzeug.routing import IntegerConverter
 
 import templates as _templates
 from server import settings
+from server.models.types import INT32_MAX
 
 log = logging.getLogger(__name__)
 # ``<int:...>`` in every URL is at most this: ids are INTEGER columns (32-bit on
 # PostgreSQL), and a larger number must match no route (404), not overflow the driver.
-MAX_ID = 2**31 - 1
+MAX_ID = INT32_MAX
 
 
 def create_app(

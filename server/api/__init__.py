@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from server.api import openapi
+from server.models.types import fits_int32
 from server.security import auth
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,16 @@ def _http_error(exc: HTTPException) -> Any:
 @auth.public
 def openapi_json() -> Any:
     return jsonify(openapi.document())
+
+
+def path_id(text: str) -> int | None:
+    """A row id from the path, ``None`` (answer a JSON 404) for anything else: an
+    ``<int:>`` rule would answer ``abc``, ``-1`` or ``2**31`` with Werkzeug's HTML 404,
+    and ids are INTEGER columns (32-bit on PostgreSQL)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    number = int(text)
+    return number if fits_int32(number) else None
 
 
 def init_app(app: Flask) -> None:

@@ -16,16 +16,15 @@ from urllib.parse import urlencode
 from flask import g, jsonify
 from sqlmodel import col, select
 
-from server.api import bp, problem, read_json
+from server.api import bp, path_id, problem, read_json
 from server.api import openapi as oa
 from server.db import begin_write, get_session
 from server.models import ApiToken, DeviceToken, Station
-from server.models.types import rfc3339
+from server.models.types import INT32_MAX, rfc3339
 from server.security import auth
 
 log = logging.getLogger(__name__)
 MAX_NAME = 200
-MAX_ID = 2**31 - 1
 
 
 def _token_json(row: ApiToken) -> dict[str, Any]:
@@ -85,19 +84,10 @@ def create_api_token() -> Any:
     return response
 
 
-def _id(text: str) -> int | None:
-    """A row id from the path: a JSON 404 for anything else (an ``<int:>`` rule would
-    answer a value it does not match, ``-1`` or ``2**31``, with Werkzeug's HTML 404)."""
-    if not text.isascii() or not text.isdigit() or len(text) > 10:
-        return None
-    number = int(text)
-    return number if number <= MAX_ID else None
-
-
 @bp.post("/admin/api-tokens/<token_id>/revoke")
 @auth.require("admin")
 def revoke_api_token(token_id: str) -> Any:
-    row_id = _id(token_id)
+    row_id = path_id(token_id)
     if row_id is None:
         return problem(404, "no such API token")
     db = get_session()
@@ -161,7 +151,7 @@ def bind_device() -> Any:
 @bp.post("/admin/devices/<token_id>/revoke")
 @auth.require("admin")
 def revoke_device(token_id: str) -> Any:
-    row_id = _id(token_id)
+    row_id = path_id(token_id)
     if row_id is None:
         return problem(404, "no such device token")
     db = get_session()
@@ -217,7 +207,7 @@ _ID = [
         "name": "token_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+        "schema": {"type": "integer", "minimum": 0, "maximum": INT32_MAX},
     }
 ]
 oa.add_path(

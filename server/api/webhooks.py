@@ -9,13 +9,13 @@ from typing import Any
 from flask import jsonify, url_for
 from sqlmodel import col, select
 
-from server.api import bp, problem, read_json
+from server.api import bp, path_id, problem, read_json
 from server.api import openapi as oa
 from server.db import get_session, write_session
 from server.integration import subscriptions
 from server.integration.outbox import TYPES
 from server.models import WebhookSubscription
-from server.models.types import fits_int32, rfc3339
+from server.models.types import rfc3339
 from server.security import auth
 
 
@@ -144,13 +144,9 @@ def replay_webhook(sub_id: str) -> Any:
 
 
 def _subscription(session: Any, sub_id: str) -> WebhookSubscription | None:
-    """The subscription a path names; ``None`` (a JSON 404) for anything but a known id:
-    an ``<int:>`` rule would answer Werkzeug's HTML page for ``/webhooks/abc``."""
-    if not sub_id.isascii() or not sub_id.isdigit() or len(sub_id) > 10:
-        return None
-    if not fits_int32(int(sub_id)):  # an INTEGER column: 32 bits on PostgreSQL
-        return None
-    found: WebhookSubscription | None = session.get(WebhookSubscription, int(sub_id))
+    """The subscription a path names, ``None`` for anything else (``path_id``)."""
+    row_id = path_id(sub_id)
+    found = None if row_id is None else session.get(WebhookSubscription, row_id)
     return found
 
 
