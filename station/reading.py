@@ -11,6 +11,7 @@ reservations) is kept, except where that transaction is the only writer.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -179,27 +180,12 @@ def station_state(
         return state
     operator_id, step_id, started_at, paused_at, paused_seconds = row[:5]
     operator = cache.operator(session, operator_id) if operator_id is not None else None
-    if operator is not None:
-        state = wf.StationState(
-            station=info.code,
-            station_id=info.id,
-            name=info.name,
-            kind=info.kind,
-            site=info.site,
-            line=info.line,
-            operator=operator,
-        )
+    state = replace(state, operator=operator)
     if step_id is None or row[5] is None:
         return state
     candidate = _candidate_from(session, row[5:], cache)
-    return wf.StationState(
-        station=info.code,
-        station_id=info.id,
-        name=info.name,
-        kind=info.kind,
-        site=info.site,
-        line=info.line,
-        operator=operator,
+    return replace(
+        state,
         unit=candidate.unit,
         operation=candidate.operation,
         picks=candidate.picks,
