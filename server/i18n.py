@@ -11,6 +11,8 @@ from pathlib import Path
 from flask import Flask, g, request
 from flask_babel import Babel, get_locale
 
+from server import plant_time
+
 LANGUAGES = ("en", "fr")
 
 
@@ -35,6 +37,8 @@ def init_app(app: Flask) -> None:
     Babel(
         app,
         locale_selector=select_locale,
+        timezone_selector=plant_time.zone_name,  # flask_babel.format_datetime too
         default_translation_directories=str(Path(__file__).parent / "translations"),
     )
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale)
+    plant_time.init_app(app)  # times shown in the plant's time zone

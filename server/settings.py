@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def _bool(value: Any) -> bool:
@@ -49,6 +50,16 @@ def _non_negative_int(value: Any) -> int:
     if number < 0:
         raise ValueError(f"expected 0 or more, got {value!r}")
     return number
+
+
+def _time_zone(value: Any) -> str:
+    """An IANA time-zone name the system knows (``Europe/Paris``); empty is UTC."""
+    name = str(value).strip() or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}, expected an IANA name") from exc
+    return name
 
 
 STATION_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
@@ -220,6 +231,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "DEFAULT_LOCALE", "en", "Language of screens before an operator signs in (`en` or `fr`)."
+    ),
+    Setting(
+        "PLANT_TIMEZONE",
+        "UTC",
+        "Time zone of the plant (an IANA name, `Europe/Paris`): every time shown on the "
+        "desk pages, the line board and the station tablets, and the line board's plant "
+        "day (midnight to midnight). The API, MQTT and exports stay in UTC.",
+        _time_zone,
     ),
     Setting("SESSION_MINUTES", 720, "Minutes of inactivity after which a sign-in expires.", int),
     Setting("SECURE_COOKIES", False, "Mark cookies Secure; turn on behind HTTPS.", _bool),

@@ -1,7 +1,7 @@
 """The line board's figures: the day's output and flow, and every station's state now.
 
-``day_figures(db, day=...)`` reads, for one plant day (midnight to midnight in the
-site's time zone):
+``day_figures(db, day=..., zone=...)`` reads, for one plant day (midnight to midnight
+in the plant's time zone, the ``PLANT_TIMEZONE`` setting given by the views):
 
 - units completed, and per hour (completed / hours since the day's first step, to
   now or the day's end); hourly output (24 local hours);
@@ -30,7 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -42,7 +42,6 @@ from server.models import (
     Defect,
     Line,
     Operation,
-    Site,
     Station,
     StepRecord,
     Unit,
@@ -58,6 +57,8 @@ __all__ = [
     "station_states",
     "to_dict",
 ]
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass
@@ -91,28 +92,20 @@ class DayFigures:
         return [s for s in self.stations if s.andon_id is not None]
 
 
-def plant_zone(db: Session) -> ZoneInfo:
-    name = (
-        db.connection()
-        .execute(sa.select(col(Site.timezone)).order_by(col(Site.id)).limit(1))
-        .scalar()
-    )
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     start = datetime(day.year, day.month, day.day, tzinfo=zone)
     return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
 
 
 def day_figures(
-    db: Session, *, day: date | None = None, now: datetime | None = None, with_stations: bool = True
+    db: Session,
+    *,
+    day: date | None = None,
+    now: datetime | None = None,
+    zone: ZoneInfo = UTC_ZONE,
+    with_stations: bool = True,
 ) -> DayFigures:
     now = now or utcnow()
-    zone = plant_zone(db)
     day = day or now.astimezone(zone).date()
     start, end = day_bounds(day, zone)
     conn = db.connection()

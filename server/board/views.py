@@ -33,7 +33,7 @@ from flask import (
 from flask_babel import gettext as _
 from sqlmodel import Session
 
-from server import audit
+from server import audit, plant_time
 from server.board import figures
 from server.db import begin_write, get_session
 from server.messaging import live
@@ -60,14 +60,16 @@ def _day_arg() -> date | None:
 @auth.require("supervisor")
 def page() -> str:
     day = _day_arg()
-    f = figures.day_figures(get_session(), day=day)
+    f = figures.day_figures(get_session(), day=day, zone=plant_time.zone())
     return render_template("board/page.html", f=f, day=day)
 
 
 @bp.get("/board/data.json")
 @auth.require("supervisor")
 def data() -> Any:
-    return figures.to_dict(figures.day_figures(get_session(), day=_day_arg()))
+    return figures.to_dict(
+        figures.day_figures(get_session(), day=_day_arg(), zone=plant_time.zone())
+    )
 
 
 @bp.get("/board/events")
@@ -79,7 +81,9 @@ def events() -> Response:
 
     def render() -> str:
         with Session(app.extensions["taktline.engine"]) as db:
-            return render_template("board/_figures.html", f=figures.day_figures(db))
+            return render_template(
+                "board/_figures.html", f=figures.day_figures(db, zone=plant_time.zone())
+            )
 
     def stream() -> Iterator[str]:
         sub = live.subscribe()
@@ -149,7 +153,9 @@ def acknowledge(andon_id: int) -> Any:
     else:
         db.rollback()
     if request.headers.get("HX-Request"):
-        return render_template("board/_figures.html", f=figures.day_figures(db))
+        return render_template(
+            "board/_figures.html", f=figures.day_figures(db, zone=plant_time.zone())
+        )
     return redirect(url_for("board.page"), code=303)
 
 
