@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, has_app_context
 
-from server.models.types import utcnow
+from server.models.types import rfc3339, utcnow
 
 FORMATS = {
     "datetime": "%Y-%m-%d %H:%M",
@@ -64,4 +64,5 @@ def minutes_ago(value: datetime | None, now: datetime | None = None) -> int:
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["plant_time"] = plant_time
     app.jinja_env.filters["minutes_ago"] = minutes_ago
+    app.jinja_env.filters["rfc3339"] = rfc3339  # <time datetime="..."> stays UTC
     app.jinja_env.globals["plant_zone_name"] = zone_name

@@ -1,7 +1,9 @@
 """API tokens for integrations and device tokens for station tablets. All audited.
 
 A new token is shown once, on the response to the form that issued it; only its hash
-is stored, so a lost token is revoked and issued again.
+is stored, so a lost token is revoked and issued again. A tablet's binding link is
+shown as a QR code too (inline SVG, segno), which the tablet's camera opens, so nobody
+types the ~90 characters.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup
 from sqlmodel import col, select
 
 from server.admin import bp
@@ -109,9 +112,36 @@ def issue_device_token() -> Any:
         response = make_response(redirect(url_for("admin.devices"), code=303))
         return auth.set_device_cookie(response, token)
     bind_url = url_for("station.bind", token=token, _external=True)
-    response = make_response(_devices_page(new_token=token, new_station=station, bind_url=bind_url))
+    response = make_response(
+        _devices_page(
+            new_token=token,
+            new_station=station,
+            bind_url=bind_url,
+            bind_qr=qr_svg(bind_url, title=_("Binding link for %(code)s", code=station.code)),
+        )
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def qr_svg(text: str, *, title: str) -> Markup:
+    """``text`` as a QR code, an inline SVG that scales with its box (error correction M,
+    dark on white with the standard quiet zone, so a camera reads it on a dark page)."""
+    import segno
+
+    code = segno.make(text, error="m", micro=False)
+    return Markup(  # noqa: S704 - segno's own SVG; the title is escaped by segno
+        code.svg_inline(
+            scale=1,
+            border=4,
+            dark="#000",
+            light="#fff",
+            omitsize=True,
+            title=title,
+            svgclass="qr",
+            lineclass=None,
+        )
+    )
 
 
 @bp.post("/devices/<int:token_id>/revoke")

@@ -3,7 +3,10 @@
 Filters (query string, all optional, combined with AND): ``actor`` and ``action``
 (substring, case-insensitive, every character literal: ``%`` and ``_`` are no
 wildcards), ``entity``, ``entity_id`` (exact), ``since`` and ``until`` (ISO dates or
-date-times, UTC; ``until`` as a date includes that whole day).
+date-times in the plant's time zone unless they carry an offset; ``until`` as a date
+includes that whole day). The page shows times in the plant's time zone and each
+entry's detail as labelled lines (``server.audit.readable``); the CSV and JSON exports
+keep UTC and the detail as stored.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from flask import Blueprint, Flask, Response, render_template, request
 from flask_babel import gettext as _
 from sqlmodel import col, select
 
-from server import exports
+from server import exports, plant_time
+from server.audit import readable
 from server.db import contains_text, get_session
 from server.models import AuditEntry
 from server.models.types import rfc3339
@@ -44,7 +48,7 @@ def _when(text: str, *, end: bool) -> datetime | None:
         raise FilterError(_("Not a date: %(text)s", text=text)) from exc
     if end and len(text) <= 10:  # a bare date: up to the end of that day
         value += timedelta(days=1)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=plant_time.zone())
 
 
 def _query(args: Any) -> Any:
@@ -88,6 +92,7 @@ def index() -> Any:
         args=args,
         entities=entities,
         error=error,
+        detail_lines=readable.lines,
     ), 400 if error else 200
 
 
