@@ -4,8 +4,9 @@
 - ``worker``: ``Ingest``, the paho client (persistent session, manual ack), the queue
   and the worker thread;
 - ``start(app, url)``: started by ``server.runtime.start`` (``taktline serve``);
-- ``ingest_command``: ``taktline ingest``, the ingest alone (several share the load
-  through ``$share/taktline-ingest/...`` on Mosquitto).
+- ``ingest_command``: ``taktline ingest``, the ingest alone; several split the plant
+  by line (``--lines``, ``--partition i/n``: ``partition``), or share one subscription
+  (``$share/taktline-ingest/...`` on Mosquitto).
 
 See docs/mqtt.md for the contract and docs/deploy.md for production.
 """
@@ -23,6 +24,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from server.ingest.partition import Partition
 from server.ingest.worker import Ingest
 from server.messaging.client import parse_url
 from server.messaging.credentials import INGEST_USER_PREFIX
@@ -40,6 +42,15 @@ def default_client_id(app: Flask, role: str, url: str = "") -> str:
     if login and login.startswith(INGEST_USER_PREFIX):
         return login
     return f"taktline-{role}-{socket.gethostname()}"
+
+
+def partition_client_id(app: Flask, url: str, owned: Partition) -> str:
+    """A partitioned ingest's client id, the same on any machine (so the partition can
+    move): INGEST_CLIENT_ID, else an ingest login, else one named after the partition."""
+    found = default_client_id(app, "ingest", url)
+    if app.config["INGEST_CLIENT_ID"] or found.startswith(INGEST_USER_PREFIX):
+        return found
+    return f"taktline-ingest-{owned.slug()}"
 
 
 def options(app: Flask) -> dict[str, Any]:
@@ -88,8 +99,24 @@ def start(app: Flask, mqtt_url: str) -> Callable[[], None]:
     help="Share the load with other ingest processes ($share/taktline-ingest/, "
     "Mosquitto). Default: TAKTLINE_INGEST_SHARED.",
 )
+@click.option(
+    "--lines",
+    default=None,
+    metavar="L1,L2",
+    help="Take only these lines' events (line codes, any site), with this process's own "
+    "session. Give every ingest its own lines (docs/deploy.md).",
+)
+@click.option(
+    "--partition",
+    default=None,
+    metavar="I/N",
+    help="Take only the lines of partition I of N (1-based; a stable hash of site/line, "
+    "docs/deploy.md). Run one ingest per partition, each with its own login.",
+)
 @with_appcontext
-def ingest_command(client_id: str | None, shared: bool | None) -> None:
+def ingest_command(
+    client_id: str | None, shared: bool | None, lines: str | None, partition: str | None
+) -> None:
     """Run the MQTT ingest alone (needs TAKTLINE_MQTT_URL)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     url = app.config["MQTT_URL"]
@@ -97,12 +124,27 @@ def ingest_command(client_id: str | None, shared: bool | None) -> None:
         raise click.ClickException(
             "Set TAKTLINE_MQTT_URL to the broker, e.g. mqtt://ingest:secret@broker:1883."
         )
+    try:
+        owned = Partition.parse(lines=lines, partition=partition)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if owned is not None and shared:
+        raise click.BadParameter("--shared with --lines/--partition: a partition is not shared")
     ingest = Ingest(
         engine=app.extensions["taktline.engine"],
         url=url,
-        client_id=client_id or default_client_id(app, "ingest", url),
+        client_id=client_id
+        or (
+            default_client_id(app, "ingest", url)
+            if owned is None
+            else partition_client_id(app, url, owned)
+        ),
         prefix=app.config["MQTT_PREFIX"],
-        shared=app.config["INGEST_SHARED"] if shared is None else shared,
+        # A partition has its own subscription, whatever TAKTLINE_INGEST_SHARED says.
+        shared=False
+        if owned is not None
+        else (app.config["INGEST_SHARED"] if shared is None else shared),
+        partition=owned,
         **options(app),
     )
     done = threading.Event()

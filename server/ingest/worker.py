@@ -45,7 +45,8 @@ from sqlmodel import Session, select
 from firmware_bridge import topics
 from server.db import begin_write
 from server.dispatch import DispatchError
-from server.ingest import deadletters
+from server.ingest import deadletters, partition
+from server.ingest.partition import Partition
 from server.ingest.payload import Envelope, InvalidPayload, decode, envelope
 from server.ingest.queues import FairQueue, RecentAnswers, TokenBucket
 from server.messaging import client as server_mqtt
@@ -89,6 +90,7 @@ class Ingest:
         client_id: str,
         prefix: str = "taktline",
         shared: bool = False,
+        partition: Partition | None = None,
         batch_max: int = 200,
         garbage_rate: float = 20.0,
         garbage_burst: int = 100,
@@ -98,6 +100,12 @@ class Ingest:
         self.url = url
         self.prefix = prefix
         self.shared = shared
+        if partition is not None and shared:
+            raise ValueError("a partitioned ingest has its own subscription, not a shared one")
+        self.partition = partition
+        self._filters: list[str] = []  # with a partition: its subscriptions (start)
+        self._unowned: list[str] = []
+        self._refreshed = time.monotonic()
         self.batch_max = batch_max
         self.queue: FairQueue[Message] = FairQueue()
         self.garbage = TokenBucket(garbage_rate, garbage_burst)
@@ -125,10 +133,14 @@ class Ingest:
 
     @property
     def topic_filter(self) -> str:
+        if self.partition is not None:
+            return f"{self.partition} ({len(self._filters)} lines)"
         base = topics.subscription("evt/#", prefix=self.prefix)
         return f"$share/{SHARE_GROUP}/{base}" if self.shared else base
 
     def start(self) -> Ingest:
+        if self.partition is not None:
+            self._refresh(subscribe=False)
         self._worker.start()
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
         self.client.loop_start()
@@ -167,7 +179,35 @@ class Ingest:
             return
         self._generation += 1
         self.connected.set()
-        client.subscribe(self.topic_filter, qos=1)  # here, so a reconnect resubscribes
+        # Here, so a reconnect resubscribes.
+        if self.partition is None:
+            client.subscribe(self.topic_filter, qos=1)
+            return
+        if self._filters:  # its own first: nothing of its lines falls between the two
+            client.subscribe([(f, 1) for f in self._filters])
+        else:
+            log.warning("ingest: %s owns no line yet", self.partition)
+            self.subscribed.set()
+        if self._unowned:
+            client.unsubscribe(self._unowned)
+
+    def _refresh(self, *, subscribe: bool = True) -> None:
+        """Read the plant's lines; subscribe to owned lines that appeared since."""
+        assert self.partition is not None
+        self._refreshed = time.monotonic()
+        try:
+            plant = partition.plant_lines(self.engine)
+        except sa.exc.OperationalError as exc:
+            log.error("ingest: could not read the lines (%s); keeping %s", exc, self._filters)
+            return
+        filters = self.partition.filters(plant, prefix=self.prefix)
+        new = [f for f in filters if f not in self._filters]
+        self._unowned = self.partition.others(plant, prefix=self.prefix, shared=SHARE_GROUP)
+        self._filters = filters
+        if new:
+            log.info("ingest %s (%s) subscribes to %s", self.client_id, self.partition, new)
+            if subscribe:
+                self.client.subscribe([(f, 1) for f in new])
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
@@ -193,6 +233,11 @@ class Ingest:
             while not self._stopping.is_set():
                 self.heartbeat = time.monotonic()
                 metrics.ingest_loop(queue_depth=len(self.queue))
+                if (
+                    self.partition is not None
+                    and self.heartbeat - self._refreshed >= partition.REFRESH_SECONDS
+                ):
+                    self._refresh()
                 batch = self.queue.take(self.batch_max, timeout=0.2)
                 if batch:
                     self._process_safely(batch)
