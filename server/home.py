@@ -1,4 +1,10 @@
-"""The home page (the plant's stations) and the health check (blueprint "home")."""
+"""The home page and the health check (blueprint "home").
+
+Home shows the desk sections the signed-in person may open, each with what it is for
+and its pages (``server.navigation.home_cards``), then the plant's stations. Somebody
+not signed in is offered the sign-in; an operator is told that work is done on the
+station tablet.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from flask import Blueprint, Flask, current_app, g, render_template
 from sqlalchemy import text
 from sqlmodel import col, select
 
+from server import navigation
 from server.db import get_session
 from server.ingest import EXTENSION as INGEST
 from server.models import Line, Site, Station
@@ -28,7 +35,7 @@ def index() -> str:
         .join(Site, Line.site_id == Site.id)  # type: ignore[arg-type]
         .order_by(col(Site.code), col(Line.code), col(Station.position))
     ).all()
-    return render_template("home/index.html", stations=stations)
+    return render_template("home/index.html", stations=stations, cards=navigation.home_cards())
 
 
 @bp.get("/healthz")

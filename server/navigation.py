@@ -3,7 +3,8 @@
 ``templates/_nav.html`` (included by ``templates/base.html``) renders ``desk_nav()``:
 the sections the signed-in person may open, the current one marked, and the current
 section's own tabs as a second row. Station tablet pages replace base.html's header
-and never show it.
+and never show it. The home page (``home_cards()``) lists the same sections, each
+with what it is for, its tabs and its shortcuts (the board's TV mode).
 
 A link is shown when its view's access marker (``@auth.public`` /
 ``@auth.require(role)``, server.security.auth) admits the current user, so the
@@ -26,6 +27,10 @@ from server.security import auth
 class Link:
     endpoint: str
     label: Any  # a lazy string, translated when rendered
+    args: tuple[tuple[str, str], ...] = ()  # query arguments of the URL
+
+    def url(self) -> str:
+        return url_for(self.endpoint, **dict(self.args))
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class Section:
     link: Link
     blueprints: tuple[str, ...]  # the pages of this section
     tabs: tuple[Link, ...] = ()
+    about: Any = ""  # what the section is for, on the home page
+    shortcuts: tuple[Link, ...] = ()  # further links on the home page only
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -45,9 +52,18 @@ SECTIONS: tuple[Section, ...] = (
             Link("orders.new", _l("New order")),
             Link("orders.import_csv", _l("Import CSV")),
         ),
+        about=_l("Take customer orders, check what stock allows, release them to the line."),
     ),
-    Section(Link("dispatch.board", _l("Dispatch")), ("dispatch",)),
-    Section(Link("stock.index", _l("Stock")), ("stock",)),
+    Section(
+        Link("dispatch.board", _l("Dispatch")),
+        ("dispatch",),
+        about=_l("What each station builds next: hold, resume, move and reprioritise work."),
+    ),
+    Section(
+        Link("stock.index", _l("Stock")),
+        ("stock",),
+        about=_l("Parts on hand by lot, expiry, and stock adjustments."),
+    ),
     Section(
         Link("trace.trace_page", _l("Trace")),
         ("trace",),
@@ -55,8 +71,14 @@ SECTIONS: tuple[Section, ...] = (
             Link("trace.trace_page", _l("Search")),
             Link("trace.assembly_time_page", _l("Assembly time")),
         ),
+        about=_l("What went into a unit, where a lot went, how long assembly takes."),
     ),
-    Section(Link("board.page", _l("Line board")), ("board",)),
+    Section(
+        Link("board.page", _l("Line board")),
+        ("board",),
+        about=_l("Every station live, andon calls and the day's output against plan."),
+        shortcuts=(Link("board.page", _l("TV mode"), (("tv", "1"),)),),
+    ),
     Section(
         Link("audit.index", _l("Audit trail")),
         ("audit", "ingest"),
@@ -64,6 +86,7 @@ SECTIONS: tuple[Section, ...] = (
             Link("audit.index", _l("Audit trail")),
             Link("ingest.dead_letters", _l("Dead letters")),
         ),
+        about=_l("Who changed what, when and from where; messages that could not be read."),
     ),
     Section(
         Link("admin.index", _l("Admin")),
@@ -74,6 +97,7 @@ SECTIONS: tuple[Section, ...] = (
             Link("admin.devices", _l("Station tablets")),
             Link("integration.webhooks", _l("Webhooks")),
         ),
+        about=_l("People and roles, API tokens, station tablets and webhooks."),
     ),
 )
 
@@ -132,6 +156,32 @@ def desk_nav() -> Nav:
             ]
             tabs_label = section.link.label
     return Nav(sections, tabs, tabs_label)
+
+
+@dataclass(frozen=True)
+class Card:
+    """A section on the home page: its link, what it is for, its tabs and shortcuts."""
+
+    label: Any
+    url: str
+    about: Any
+    links: list[Item]
+
+
+def home_cards() -> list[Card]:
+    """The sections the current user may open, Home itself aside."""
+    cards = []
+    for section in SECTIONS:
+        if section.link.endpoint == "home.index" or not may_open(section.link.endpoint):
+            continue
+        links = [
+            Item(link.label, link.url(), False)
+            for link in (*section.tabs, *section.shortcuts)
+            if (link.endpoint, link.args) != (section.link.endpoint, section.link.args)
+            and may_open(link.endpoint)
+        ]
+        cards.append(Card(section.link.label, section.link.url(), section.about, links))
+    return cards
 
 
 def init_app(app: Flask) -> None:
