@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import segno
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlmodel import select
 
 from server.db import write_session
@@ -127,7 +126,8 @@ def test_audit_page_reads_in_plant_time_and_words_while_the_export_stays_utc(
     assert "{" not in "".join(text)  # no JSON left
     exported = client.get("/audit/export.json?since=2026-03-02&until=2026-03-02").json
     assert [e["at"] for e in exported] == [  # type: ignore[union-attr]
-        "2026-03-01T23:30:00Z", *["2026-03-02T13:05:07Z"] * 3
+        "2026-03-01T23:30:00Z",
+        *["2026-03-02T13:05:07Z"] * 3,
     ]
     assert exported[3]["detail"]["on_hand"] == [3, 1]  # type: ignore[index]
     # Dates filter plant days: the night entry is on 2 March in Paris, not on 1 March.
