@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 import segno
@@ -103,11 +104,12 @@ def test_audit_page_reads_in_plant_time_and_words_while_the_export_stays_utc(
     paris: Flask,
 ) -> None:
     with write_session(paris.extensions["taktline.engine"]) as db:
-        for action, detail in [
+        entries: list[tuple[str, dict[str, Any]]] = [
             ("stock.adjust", {"sku": "GPU-4080", "on_hand": [3, 1], "reason": "cycle count"}),
             ("user.create", {"name": "Pat", "password": True, "pin": False, "skills": []}),
             ("station.andon", {"code": "andon_raised", "reason": "no SATA cables", "msg_id": "m1"}),
-        ]:
+        ]
+        for action, detail in entries:
             db.add(AuditEntry(at=AT, actor="sutherland", action=action, entity="x", detail=detail))
         # 00:30 on 2 March in Paris, still 1 March in UTC.
         db.add(AuditEntry(at=LATE, actor="night", action="order.cancel", entity="order"))
