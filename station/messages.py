@@ -36,6 +36,8 @@ TEMPLATES: dict[str, str] = {
     "andon_raised": N_("Help is on the way: andon raised (%(reason)s)."),
     "device_recorded": N_("%(kind)s recorded."),
     # rejected
+    "measured": N_("%(name)s %(value)s %(unit)s OK (%(done)s of %(count)s)."),
+    "check_passed": N_("%(name)s: OK."),
     "sign_in_first": N_("Sign in with your badge first."),
     "unknown_badge": N_("Badge %(badge)s is not known or not active."),
     "wrong_pin": N_("Wrong PIN for badge %(badge)s."),
@@ -72,6 +74,34 @@ TEMPLATES: dict[str, str] = {
     "device_fault": N_("Device %(source)s reports a fault: %(detail)s."),
     "bad_disposition": N_("Unknown disposition %(disposition)s: use rework, hold or scrap."),
     "bad_reason": N_("Unknown defect reason %(reason)s: choose one of the listed reasons."),
+    "checks_missing": N_("Not finished: still to check %(missing)s."),
+    "out_of_limits": N_(
+        "%(name)s %(value)s %(unit)s is out of limits (%(limits)s): do it again "
+        "(tries left: %(left)s)."
+    ),
+    "check_failed": N_("%(name)s failed: do it again (tries left: %(left)s)."),
+    "out_of_limits_ncr": N_(
+        "%(name)s %(value)s %(unit)s is out of limits (%(limits)s), no tries left: unit "
+        "%(unit_serial)s is blocked and a non-conformance is open. Call quality."
+    ),
+    "check_failed_ncr": N_(
+        "%(name)s failed, no tries left: unit %(unit_serial)s is blocked and a "
+        "non-conformance is open. Call quality."
+    ),
+    "out_of_limits_done": N_(
+        "%(name)s %(value)s %(unit)s is out of limits (%(limits)s); the check was "
+        "already complete, nothing counted."
+    ),
+    "check_done": N_("%(name)s is already complete."),
+    "unknown_check": N_("No check %(check)s in this step."),
+    "check_by_device": N_("%(name)s is measured by the %(source)s tool, not typed."),
+    "value_needed": N_("%(name)s needs a number (%(limits)s)."),
+    "photo_needed": N_("%(name)s needs a photo: take it with the tablet's camera."),
+    "confirm_needed": N_("%(name)s: confirm it once done."),
+    "serial_quarantined": N_(
+        "Serial %(serial)s of %(sku)s is in quarantine (removed in a rework): a "
+        "supervisor must release it first."
+    ),
     "bad_payload": N_("Message refused: %(detail)s."),
     "unknown_station": N_("Unknown station %(station)s."),
     "conflict": N_("Not recorded, the data changed meanwhile (%(detail)s): scan again."),

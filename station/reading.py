@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from server.models import (
     Consumption,
+    Location,
     Operation,
     StepRecord,
     StockLot,
@@ -28,6 +29,7 @@ from server.models import (
     UnitOperation,
 )
 from server.models.types import utcnow
+from server.quality import results as quality
 from station import identify
 from station import workflow as wf
 from station.cache import Cache, Lot, StationRef, station_table
@@ -39,6 +41,10 @@ unit_table: sa.Table = Unit.__table__  # type: ignore[attr-defined]
 lot_table: sa.Table = StockLot.__table__  # type: ignore[attr-defined]
 movement_table: sa.Table = StockMovement.__table__  # type: ignore[attr-defined]
 consumption_table: sa.Table = Consumption.__table__  # type: ignore[attr-defined]
+location_table: sa.Table = Location.__table__  # type: ignore[attr-defined]
+# Stock removed in a rework waits here until a supervisor releases it: never picked.
+_QUARANTINE = sa.select(location_table.c.id).where(location_table.c.kind == "quarantine")
+_NOT_QUARANTINED = lot_table.c.location_id.not_in(_QUARANTINE.scalar_subquery())
 
 _CANDIDATE_COLUMNS = (
     unit_operation_table.c.id,
@@ -130,9 +136,17 @@ _LOT_COLUMNS = (
 _LOTS_OF_SERIAL = (
     sa.select(*_LOT_COLUMNS)
     .where(
-        lot_table.c.part_id == sa.bindparam("part"), lot_table.c.serial == sa.bindparam("serial")
+        lot_table.c.part_id == sa.bindparam("part"),
+        lot_table.c.serial == sa.bindparam("serial"),
+        _NOT_QUARANTINED,
     )
     .order_by(lot_table.c.id)
+)
+_SERIAL_QUARANTINED = sa.select(sa.func.count()).where(
+    lot_table.c.part_id == sa.bindparam("part"),
+    lot_table.c.serial == sa.bindparam("serial"),
+    lot_table.c.on_hand > 0,
+    lot_table.c.location_id.in_(_QUARANTINE.scalar_subquery()),
 )
 _LOTS_OF_LOT = (
     sa.select(*_LOT_COLUMNS)
@@ -140,12 +154,13 @@ _LOTS_OF_LOT = (
         lot_table.c.part_id == sa.bindparam("part"),
         lot_table.c.lot_code == sa.bindparam("lot"),
         lot_table.c.serial == "",
+        _NOT_QUARANTINED,
     )
     .order_by(lot_table.c.id)
 )
 _LOTS = (
     sa.select(*_LOT_COLUMNS)
-    .where(lot_table.c.part_id == sa.bindparam("part"), lot_table.c.serial == "")
+    .where(lot_table.c.part_id == sa.bindparam("part"), lot_table.c.serial == "", _NOT_QUARANTINED)
     .order_by(lot_table.c.id)
 )
 _SERIAL_IN_UNIT = (
@@ -154,6 +169,7 @@ _SERIAL_IN_UNIT = (
     .where(
         consumption_table.c.part_id == sa.bindparam("part"),
         consumption_table.c.serial == sa.bindparam("serial"),
+        consumption_table.c.removed_at.is_(None),
     )
     .limit(1)
 )
@@ -189,6 +205,12 @@ def station_state(
         unit=candidate.unit,
         operation=candidate.operation,
         picks=candidate.picks,
+        checks=quality.statuses(
+            session,
+            operation_id=candidate.operation.operation_id,
+            unit_operation_id=candidate.operation.unit_operation_id,
+            options=candidate.unit.options,
+        ),
         step_record_id=step_id,
         started_at=started_at,
         paused_at=paused_at,
@@ -315,6 +337,7 @@ def scan_facts(
     )
     mine = {lot_id: n for lot_id, _part, n in reservations}
     serial_in_unit = None
+    quarantined = False
     if found.serial:  # never carried: the serial's own lot and where it went
         lots = [
             Lot(*row)
@@ -325,6 +348,11 @@ def scan_facts(
         serial_in_unit = conn.execute(
             _SERIAL_IN_UNIT, {"part": found.part_id, "serial": found.serial}
         ).scalar()
+        quarantined = bool(
+            conn.execute(
+                _SERIAL_QUARANTINED, {"part": found.part_id, "serial": found.serial}
+            ).scalar()
+        )
     else:
         key = (found.part_id, found.lot)
         known = cache.lots.get(key) if carry else None
@@ -381,5 +409,6 @@ def scan_facts(
         lot=lot_facts,
         expiry=found.expiry,
         serial_in_unit=serial_in_unit,
+        quarantined=quarantined,
         unit_reservations=reservations,
     )

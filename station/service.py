@@ -52,6 +52,7 @@ from server.models import (
     Unit,
 )
 from server.models.types import EventResult, rfc3339, utcnow
+from server.quality import results as quality
 from server.security.secrets import verify_secret
 from station import dispatching, messages, reading
 from station import workflow as wf
@@ -209,6 +210,20 @@ def snapshot(state: wf.StationState, *, now: datetime | None = None) -> dict[str
             }
             for p in state.picks
         ],
+        "checks": [
+            {
+                "code": c.spec.code,
+                "kind": c.spec.kind,
+                "name": c.spec.name,
+                "count": c.spec.needed,
+                "passed": c.passed,
+                "lower": c.spec.lower,
+                "upper": c.spec.upper,
+                "unit": c.spec.unit,
+                "done": c.done,
+            }
+            for c in state.checks
+        ],
         "at": rfc3339(now),
     }
 
@@ -308,7 +323,7 @@ def handle(
     if event_id is None:
         return _duplicate(session, msg_id, station_code, source)
     ctx.event_id = event_id
-    if decision.accepted:
+    if decision.effects:  # a measurement out of limits is rejected and still recorded
         if savepoint:
             try:
                 with session.begin_nested():
@@ -346,8 +361,9 @@ def handle(
             detail={"code": decision.code, **decision.params, "msg_id": msg_id},
         )
     if not decision.accepted:
-        after = state
         log.info("station %s rejected %s %r: %s", station_code, kind, data[:80], decision.message)
+    if not decision.effects:
+        after = state
     elif all(isinstance(e, wf.RecordConsumption) for e in decision.effects):
         after = _after_picks(state, decision, facts)  # a pick: no need to read again
     else:
@@ -517,6 +533,8 @@ def _kind_and_data(event: wf.StationEvent) -> tuple[str, str]:
         return "start", event.unit_serial
     if isinstance(event, wf.ReportDefect):
         return "defect", event.reason_code
+    if isinstance(event, wf.CheckInput):
+        return "check", str(event.check)
     if isinstance(event, wf.CallAndon):
         return "andon", event.reason
     names = {
@@ -636,6 +654,33 @@ def _apply(ctx: _Ctx, effect: wf.Effect) -> None:
                 reason=effect.reason[:200],
                 raised_at=ctx.now,
             )
+        )
+    elif isinstance(effect, wf.RecordCheckResult):
+        quality.record(
+            session,
+            unit_id=effect.unit_id,
+            unit_operation_id=effect.unit_operation_id,
+            check_id=effect.check_id,
+            passed=effect.passed,
+            value=effect.value,
+            source=effect.source,
+            tool=effect.tool,
+            photo=effect.photo,
+            station_id=ctx.info.id,
+            operator_id=state.operator.id if state.operator else None,
+            event_id=ctx.event_id,
+            at=ctx.now,
+        )
+    elif isinstance(effect, wf.OpenNonConformance):
+        quality.open_for_check(
+            session,
+            unit_id=effect.unit_id,
+            unit_operation_id=effect.unit_operation_id,
+            check_id=effect.check_id,
+            value=effect.value,
+            station_id=ctx.info.id,
+            by=ctx.by,
+            at=ctx.now,
         )
     else:
         raise TypeError(f"unknown effect {effect!r}")

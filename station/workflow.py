@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from station import checks as qc
+from station.checks import CheckStatus
 from station.messages import DEFECT_REASONS, english
 
 # --- state -----------------------------------------------------------------------
@@ -93,6 +95,7 @@ class StationState:
     started_at: datetime | None = None
     paused_at: datetime | None = None
     paused_seconds: float = 0.0
+    checks: tuple[CheckStatus, ...] = ()  # the quality checks of the step (station.checks)
 
     @property
     def paused(self) -> bool:
@@ -100,8 +103,12 @@ class StationState:
 
     @property
     def complete(self) -> bool:
-        """Every pick of the current step is done."""
-        return self.operation is not None and all(p.remaining == 0 for p in self.picks)
+        """Every pick and every check of the current step is done."""
+        return (
+            self.operation is not None
+            and all(p.remaining == 0 for p in self.picks)
+            and all(c.done for c in self.checks)
+        )
 
     def worked_seconds(self, now: datetime) -> float:
         """Time on the current step so far, pauses excluded."""
@@ -179,6 +186,17 @@ class CallAndon:
     reason: str = "help"
 
 
+@dataclass(frozen=True)
+class CheckInput:
+    """The worker's answer to a check of the step (tablet, API, MQTT action): a typed
+    ``value``, ``passed`` for confirm / pass_fail, or a stored ``photo``."""
+
+    check: int | str  # the check's id or code
+    value: float | None = None
+    passed: bool | None = None
+    photo: str = ""
+
+
 StationEvent = (
     SignIn
     | SignOut
@@ -191,6 +209,7 @@ StationEvent = (
     | Resume
     | ReportDefect
     | CallAndon
+    | CheckInput
 )
 
 # --- facts the service gathers ---------------------------------------------------
@@ -234,6 +253,7 @@ class ScanFacts:
     lot: LotFacts | None = None  # the stock lot this scan would consume from
     expiry: date | None = None  # the expiry the label itself carries (GS1 AI 17)
     serial_in_unit: str | None = None  # unit serial the serial was already built into
+    quarantined: bool = False  # the serial was removed in a rework and is not released
     # This unit's outstanding reservations: (lot_id, part_id, qty).
     unit_reservations: tuple[tuple[int, int, int], ...] = ()
 
@@ -318,6 +338,28 @@ class RaiseAndon:
     unit_id: int | None
 
 
+@dataclass(frozen=True)
+class RecordCheckResult:
+    unit_id: int
+    unit_operation_id: int
+    check_id: int
+    passed: bool
+    value: float | None = None
+    source: str = "typed"
+    tool: str = ""
+    photo: str = ""
+
+
+@dataclass(frozen=True)
+class OpenNonConformance:
+    """A check failed after its last retry: the step is blocked (``HoldUnit``)."""
+
+    unit_id: int
+    unit_operation_id: int
+    check_id: int
+    value: float | None = None
+
+
 Effect = (
     RecordSignIn
     | RecordSignOut
@@ -329,6 +371,8 @@ Effect = (
     | RecordDefect
     | HoldUnit
     | RaiseAndon
+    | RecordCheckResult
+    | OpenNonConformance
 )
 
 
@@ -355,6 +399,11 @@ def accept(code: str, *effects: Effect, **params: Any) -> Decision:
 
 def reject(code: str, **params: Any) -> Decision:
     return Decision(False, code, params)
+
+
+def refuse(code: str, *effects: Effect, **params: Any) -> Decision:
+    """Rejected, and still recorded: a measurement out of limits is kept as a failure."""
+    return Decision(False, code, params, tuple(effects))
 
 
 DISPOSITIONS = ("rework", "hold", "scrap")
@@ -409,13 +458,17 @@ def decide(state: StationState, event: StationEvent, facts: Facts) -> Decision:
     if isinstance(event, Scan):
         return _scan(state, event, facts)
     if isinstance(event, DeviceEvent):
-        return _device(event)
+        return _device(state, event)
+    if isinstance(event, CheckInput):
+        return _check_input(state, event)
     if isinstance(event, CompleteStep):
         missing = [p for p in state.picks if p.remaining]
         if missing:
             return reject(
                 "picks_missing", missing=", ".join(f"{p.remaining} x {p.sku}" for p in missing)
             )
+        if not all(c.done for c in state.checks):
+            return reject("checks_missing", missing=", ".join(qc.missing(state.checks)))
         return accept(
             "step_complete",
             EndStep(state.operation.unit_operation_id),
@@ -500,18 +553,111 @@ def _defect(state: StationState, event: ReportDefect, facts: Facts) -> Decision:
     return accept("defect_recorded", *effects, reason=event.reason_code, unit=state.unit.serial)
 
 
-def _device(event: DeviceEvent) -> Decision:
+def _device(state: StationState, event: DeviceEvent) -> Decision:
     if event.error or event.kind == "unknown":
         return reject("unreadable", detail=event.error or "unknown device line")
     if event.kind == "fault":
         return reject(
             "device_fault", source=event.source or "?", detail=str(event.fields.get("message", ""))
         )
+    check = qc.for_device(state.checks, event.kind, event.source)
+    if check is not None:
+        value = qc.usable(event.fields.get("value"))
+        if value is None:
+            return reject("unreadable", detail=f"{event.kind} value is not a usable number")
+        ok = event.fields.get("ok") is not False  # the tool's own NOK fails the result too
+        return _measured(state, check, value, source=event.kind, tool=event.source, ok=ok)
     if event.kind == "torque" and event.fields.get("ok") is False:
         return reject(
             "torque_nok", value=event.fields.get("value", "?"), unit=event.fields.get("unit", "Nm")
         )
     return accept("device_recorded", kind=event.kind)
+
+
+def _check_input(state: StationState, event: CheckInput) -> Decision:
+    check = qc.find(state.checks, event.check)
+    if check is None:
+        return reject("unknown_check", check=str(event.check)[:32])
+    spec = check.spec
+    if spec.kind in qc.MEASURED:
+        if spec.source != "typed":
+            return reject("check_by_device", name=spec.name, source=spec.source)
+        value = qc.usable(event.value)
+        if value is None:
+            return reject("value_needed", name=spec.name, limits=spec.limits)
+        return _measured(state, check, value, source="typed", tool="")
+    if check.done:
+        return reject("check_done", name=spec.name)
+    if spec.kind == "photo":
+        if not event.photo:
+            return reject("photo_needed", name=spec.name)
+        return _result(state, check, True, photo=event.photo)
+    if spec.kind == "confirm" and event.passed is not True:
+        return reject("confirm_needed", name=spec.name)
+    return _result(state, check, event.passed is True)
+
+
+def _measured(
+    state: StationState,
+    check: CheckStatus,
+    value: float,
+    *,
+    source: str,
+    tool: str,
+    ok: bool = True,
+) -> Decision:
+    spec = check.spec
+    shown = {
+        "name": spec.name,
+        "value": qc.number(value),
+        "unit": spec.unit,
+        "limits": spec.limits,
+    }
+    if check.done:
+        if qc.within(spec, value):
+            return reject("check_done", name=spec.name)
+        return reject("out_of_limits_done", **shown)
+    passed = ok and qc.within(spec, value)
+    return _result(state, check, passed, value=value, source=source, tool=tool)
+
+
+def _result(
+    state: StationState,
+    check: CheckStatus,
+    passed: bool,
+    *,
+    value: float | None = None,
+    source: str = "typed",
+    tool: str = "",
+    photo: str = "",
+) -> Decision:
+    """One result of ``check``: counted, or a failure (a retry used, or the NCR)."""
+    assert state.unit is not None and state.operation is not None
+    spec = check.spec
+    uop = state.operation.unit_operation_id
+    record = RecordCheckResult(
+        state.unit.id, uop, spec.id, passed, value, source, tool[:64], photo[:300]
+    )
+    shown: dict[str, Any] = {"name": spec.name}
+    if value is not None:
+        shown.update(value=qc.number(value), unit=spec.unit, limits=spec.limits)
+    if passed:
+        done = check.passed + 1
+        if spec.needed > 1:
+            return accept("measured", record, done=done, count=spec.needed, **shown)
+        return accept("check_passed", record, **shown)
+    judged = qc.judge(check, passed)
+    failure = "out_of_limits" if value is not None else "check_failed"
+    if not judged.blocks:
+        return refuse(failure, record, left=check.tries_left, **shown)
+    return refuse(
+        f"{failure}_ncr",
+        record,
+        OpenNonConformance(state.unit.id, uop, spec.id, value),
+        HoldUnit(state.unit.id, uop, f"check {spec.code} failed"),
+        unit_serial=state.unit.serial,
+        **shown,
+    )
 
 
 def _scan(state: StationState, event: Scan, facts: Facts) -> Decision:
@@ -535,6 +681,8 @@ def _scan(state: StationState, event: Scan, facts: Facts) -> Decision:
             if scan.serial_in_unit == state.unit.serial:
                 return reject("serial_twice", serial=scan.serial)
             return reject("serial_used", serial=scan.serial, unit=scan.serial_in_unit)
+        if scan.quarantined:
+            return reject("serial_quarantined", serial=scan.serial, sku=scan.sku)
         if scan.lot is None:
             return reject("serial_unknown", serial=scan.serial, sku=scan.sku)
     elif scan.tracking == "lot" and scan.lot is None and scan.lot_code:

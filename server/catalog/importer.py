@@ -40,6 +40,7 @@ from server.models import (
     StockLot,
 )
 from server.models.types import Role, Tracking, pk
+from server.quality import catalog as quality_catalog
 
 SECTIONS = ("plant", "locations", "parts", "products", "operators", "stock")
 
@@ -385,20 +386,24 @@ class _Importer:
         for o in self.items(item, "operations"):
             ocode = self.text(o, "code", max_len=32)
             ops.add(ocode)
-            self.db.add(
-                Operation(
-                    product_id=pk(product),
-                    code=ocode,
-                    sequence=self.integer(o, "sequence", 10),
-                    name=self.text(o, "name"),
-                    station_kind=self.text(o, "station_kind", max_len=32),
-                    instructions=self.text(o, "instructions", required=False, max_len=4000),
-                    image=self.text(o, "image", required=False, max_len=300),
-                    standard_seconds=self.integer(o, "standard_seconds", 300, minimum=1),
-                    required_skill=o.get("skill") or None,
-                    when_options=check_codes(o, "when", _as_list(o.get("when"))),
-                )
+            operation = Operation(
+                product_id=pk(product),
+                code=ocode,
+                sequence=self.integer(o, "sequence", 10),
+                name=self.text(o, "name"),
+                station_kind=self.text(o, "station_kind", max_len=32),
+                instructions=self.text(o, "instructions", required=False, max_len=4000),
+                image=self.text(o, "image", required=False, max_len=300),
+                standard_seconds=self.integer(o, "standard_seconds", 300, minimum=1),
+                required_skill=o.get("skill") or None,
+                when_options=check_codes(o, "when", _as_list(o.get("when"))),
             )
+            self.db.add(operation)
+            if o.get("checks"):  # quality checks of the operation (docs/quality.md)
+                self.db.flush()
+                quality_catalog.import_checks(
+                    self, o, operation_id=pk(operation), when=check_codes, as_list=_as_list
+                )
         for b in self.items(item, "bom"):
             sku = self.text(b, "part", max_len=64)
             part = self.by_code(Part, Part.sku, sku)

@@ -23,6 +23,7 @@ from server.models.inventory import Location, StockLot, StockMovement
 from server.models.joins import join_unit_to_order, join_work_order_to_order
 from server.models.orders import CustomerOrder, OrderLine, Unit, UnitOperation, WorkOrder
 from server.models.plant import ApiToken, DeviceToken, Line, Operator, Site, Station
+from server.models.quality import Check, CheckResult, ComponentChange, NonConformance
 from server.models.types import (
     EventResult,
     OrderStatus,
@@ -38,6 +39,9 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "BomLine",
+    "Check",
+    "CheckResult",
+    "ComponentChange",
     "Consumption",
     "CustomerOrder",
     "Defect",
@@ -47,6 +51,7 @@ __all__ = [
     "Event",
     "EventResult",
     "Line",
+    "NonConformance",
     "Location",
     "Operation",
     "Operator",

@@ -32,8 +32,16 @@ class Consumption(SQLModel, table=True):
     """A component built into a unit, and the scan that confirmed it."""
 
     __table_args__ = (
-        # A serial number is built into at most one unit (NULLs are distinct).
-        sa.UniqueConstraint("part_id", "serial", name="uq_consumption_serial"),
+        # A serial number is in at most one unit at a time (NULLs are distinct); one
+        # removed in a rework (``removed_at``) may be built in again once released.
+        sa.Index(
+            "uq_consumption_serial",
+            "part_id",
+            "serial",
+            unique=True,
+            sqlite_where=sa.text("removed_at IS NULL"),
+            postgresql_where=sa.text("removed_at IS NULL"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     unit_id: int = Field(foreign_key="unit.id", index=True)
@@ -49,6 +57,7 @@ class Consumption(SQLModel, table=True):
     operator_id: int | None = Field(default=None, foreign_key="operator.id")
     event_id: int | None = Field(default=None, foreign_key="event.id")
     at: datetime = when(default_now=True)
+    removed_at: datetime | None = when(nullable=True)  # taken out in a rework
 
 
 class Defect(SQLModel, table=True):

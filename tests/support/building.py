@@ -30,7 +30,16 @@ from server.models import (
 )
 from server.orders import service as orders
 from station import service
-from station.workflow import CompleteStep, Scan, SignIn, StartUnit, StationEvent
+from station.checks import CheckStatus
+from station.workflow import (
+    CheckInput,
+    CompleteStep,
+    DeviceEvent,
+    Scan,
+    SignIn,
+    StartUnit,
+    StationEvent,
+)
 
 # Who builds at which kind of station (skills of the demo operators).
 BUILDERS = {"kitting": "OP1001", "board": "OP1001", "final": "OP1003", "test": "OP1003"}
@@ -103,8 +112,28 @@ def build_step(engine: Engine, station: str, serial: str, *, badge: str) -> None
         ):
             outcome = act(engine, station, Scan(data))
             assert outcome.accepted, (pick.sku, data, outcome.message)
+    for check in started.state.checks:
+        for event in check_inputs(check):
+            outcome = act(engine, station, event)
+            assert outcome.accepted, (check.spec.code, outcome.message)
     done = act(engine, station, CompleteStep())
     assert done.accepted, done.message
+
+
+def check_inputs(check: CheckStatus) -> list[StationEvent]:
+    """What passes ``check``: its nominal value from the device or typed, a confirmation
+    or a photo (docs/quality.md)."""
+    spec = check.spec
+    left = spec.needed - check.passed
+    if spec.kind in ("measure", "count"):
+        value = spec.nominal if spec.nominal is not None else spec.lower or spec.upper or 0.0
+        if spec.source == "typed":
+            return [CheckInput(spec.id, value=value)] * left
+        fields = {"value": value, "unit": spec.unit, "ok": True}
+        return [DeviceEvent(kind=spec.source, fields=fields, source=spec.tool)] * left
+    if spec.kind == "photo":
+        return [CheckInput(spec.id, photo="quality/test-label.jpg")] * left
+    return [CheckInput(spec.id, passed=True)] * left
 
 
 def scans_for(
