@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from station import checks
 from station import workflow as wf
 
 MAX_PAYLOAD = 64 * 1024  # bytes; a scan is at most 4 KB of data plus its envelope
@@ -26,6 +27,7 @@ MAX_SEQ = 2**63 - 1  # the largest 64-bit integer a database column holds (SQLit
 # ago (a station offline for weeks). Beyond these, ``ts`` is garbage (year 0001, 9999).
 TS_MAX_FUTURE = timedelta(minutes=10)
 TS_MAX_PAST = timedelta(days=3653)
+MEASUREMENTS = ("torque", "weight")  # device kinds whose ``value`` a quality check judges
 
 
 class InvalidPayload(ValueError):
@@ -169,6 +171,13 @@ def _device(doc: dict[str, Any], msg_id: str, source: str) -> wf.DeviceEvent:
     }
     if len(json.dumps(fields)) > MAX_DATA:
         raise InvalidPayload("device event too large", msg_id, source)
+    if kind in MEASUREMENTS and not error and checks.usable(fields.get("value")) is None:
+        # A measurement judged against limits must be a number (docs/mqtt.md, evt/device).
+        raise InvalidPayload(
+            f"{kind} value must be a finite number of at most {checks.MAX_VALUE:g} in size",
+            msg_id,
+            source,
+        )
     return wf.DeviceEvent(
         kind=kind, fields=fields, source=source, error=error[:500] if error else None
     )
