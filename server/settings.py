@@ -62,6 +62,18 @@ def _time_zone(value: Any) -> str:
     return name
 
 
+def _order_number_pattern(value: Any) -> str:
+    """A pattern with ``{seq}`` (and optionally ``{year}``) that formats."""
+    text = str(value)
+    if "{seq" not in text:
+        raise ValueError(f"the pattern needs {{seq}}, got {text!r}")
+    try:
+        text.format(seq=1, year=2026)
+    except (IndexError, KeyError, ValueError) as exc:
+        raise ValueError(f"{text!r} is not a pattern: {exc}") from None
+    return text
+
+
 STATION_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 LABEL_PRINTER_PORT = 9100
 
@@ -239,6 +251,41 @@ SETTINGS: tuple[Setting, ...] = (
         "desk pages, the line board and the station tablets, and the line board's plant "
         "day (midnight to midnight). The API, MQTT and exports stay in UTC.",
         _time_zone,
+    ),
+    Setting(
+        "ORDER_NUMBER_PATTERN",
+        "SO-{year}-{seq:05d}",
+        "Pattern of the order number the order form proposes when none is typed: "
+        "`{seq}` (the next free number, with a format such as `{seq:05d}`) and `{year}`.",
+        _order_number_pattern,
+    ),
+    Setting(
+        "PROMISE_LEAD_DAYS",
+        1,
+        "Shipping lead: days from an order's planned completion to the date promised "
+        "(docs/promise.md).",
+        _non_negative_int,
+    ),
+    Setting(
+        "PROMISE_HORIZON_DAYS",
+        120,
+        "Days ahead the promise plan looks (line calendars, receipts); an order that "
+        "does not complete within them gets no date.",
+        _positive_int,
+    ),
+    Setting(
+        "PROMISE_MIN_HISTORY",
+        20,
+        "Measured steps an operation needs (in the last 90 days) before the promise plan "
+        "uses their median instead of the routing's standard time; 0: standard times only.",
+        _non_negative_int,
+    ),
+    Setting(
+        "PROMISE_BOOK_ON_ACCEPT",
+        True,
+        "The order form books the promise shown when an order is saved (the customer is "
+        "told that date); off: promises are booked from the order page or the API.",
+        _bool,
     ),
     Setting("SESSION_MINUTES", 720, "Minutes of inactivity after which a sign-in expires.", int),
     Setting("SECURE_COOKIES", False, "Mark cookies Secure; turn on behind HTTPS.", _bool),

@@ -38,9 +38,10 @@ def test_order_list_shows_what_can_be_released(sup: FlaskClient) -> None:
     )
     html = sup.get("/orders/").get_data(as_text=True)
     big = html.split('data-order="SO-BIG"')[1].split("</tr>")[0]
-    assert "Short: GPU-4080 −1" in big and "Release</button>" not in big
+    assert "Short: GPU-4080 −1" in big and "Release…" not in big
     ok = html.split('data-order="SO-1001"')[1].split("</tr>")[0]
-    assert ">Yes<" in ok and "Release</button>" in ok
+    # Release asks for a confirmation first (the page that shows what it reserves).
+    assert ">Yes<" in ok and 'href="/orders/SO-1001/release"' in ok
 
 
 def test_live_configurator_disables_excluded_options_and_shows_the_bom(sup: FlaskClient) -> None:

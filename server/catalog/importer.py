@@ -22,6 +22,7 @@ import yaml
 from sqlmodel import Session, select
 
 from server.inventory import ledger
+from server.promise import imports as calendars
 from server.models import (
     BomLine,
     Line,
@@ -42,7 +43,7 @@ from server.models import (
 from server.models.types import Role, Tracking, pk
 from server.quality import catalog as quality_catalog
 
-SECTIONS = ("plant", "locations", "parts", "products", "operators", "stock")
+SECTIONS = ("plant", "locations", "parts", "products", "operators", "stock", "receipts")
 
 
 @dataclass
@@ -110,6 +111,8 @@ def parse_csv(text: str, *, source: str) -> dict[str, Any]:
     header = [h.strip() for h in (reader.fieldnames or [])]
     if "sku" in header:
         section = "parts"
+    elif "part" in header and "expected" in header:
+        section = "receipts"  # scheduled receipts (server.promise.imports)
     elif "part" in header:
         section = "stock"
     else:
@@ -211,6 +214,7 @@ class _Importer:
             self.db.add(line)
             self.db.flush()
             self.report.add("lines")
+            calendars.line_calendar(self, line_item, line)
             for pos, st in enumerate(self.items(line_item, "stations")):
                 st_code = self.text(st, "code", max_len=32)
                 station = self.by_code(Station, Station.code, st_code) or Station(
@@ -222,6 +226,9 @@ class _Importer:
                 station.position = pos
                 self.db.add(station)
                 self.report.add("stations")
+
+    def receipts(self, doc: dict[str, Any]) -> None:
+        calendars.receipt_items(self, self.items(doc, "receipts"))
 
     def locations(self, doc: dict[str, Any]) -> None:
         for item in self.items(doc, "locations"):

@@ -23,6 +23,13 @@ from server.models.inventory import Location, StockLot, StockMovement
 from server.models.joins import join_unit_to_order, join_work_order_to_order
 from server.models.orders import CustomerOrder, OrderLine, Unit, UnitOperation, WorkOrder
 from server.models.plant import ApiToken, DeviceToken, Line, Operator, Site, Station
+from server.models.supply import (
+    LineClosure,
+    LineShift,
+    OrderPromise,
+    ScheduledReceipt,
+    StationDowntime,
+)
 from server.models.quality import Check, CheckResult, ComponentChange, NonConformance
 from server.models.types import (
     EventResult,
@@ -51,6 +58,8 @@ __all__ = [
     "Event",
     "EventResult",
     "Line",
+    "LineClosure",
+    "LineShift",
     "NonConformance",
     "Location",
     "Operation",
@@ -59,6 +68,7 @@ __all__ = [
     "OptionGroup",
     "OptionRule",
     "OrderLine",
+    "OrderPromise",
     "OrderStatus",
     "OutboxEvent",
     "Part",
@@ -66,8 +76,10 @@ __all__ = [
     "PartSubstitute",
     "Product",
     "Role",
+    "ScheduledReceipt",
     "Site",
     "Station",
+    "StationDowntime",
     "StepRecord",
     "StockLot",
     "StockMovement",

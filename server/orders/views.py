@@ -1,9 +1,17 @@
-"""Planner pages: order list with what can be released, the live order form, the order
-page (lead-time stamps, ATP, release / override / cancel / ship), CSV import, travelers."""
+"""Planner pages: order list with what can be released and each order's promise, the
+live order form (configuration and promise date as options change, the number from a
+pattern), the order page (lead-time stamps, ATP, promise, release after a confirmation
+that shows what it reserves / override / cancel / ship), CSV import, travelers.
+
+Promises come from ``server.promise`` (docs/promise.md); changes that can move them
+(an order taken, a priority changed) re-promise and publish the flags after the commit.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from flask import (
@@ -27,15 +35,23 @@ from server.catalog.products import load_product
 from server.db import get_session, write_session
 from server.models import (
     CustomerOrder,
+    Location,
     OrderLine,
     OrderStatus,
+    Part,
     Product,
+    StockLot,
     Unit,
     WorkOrder,
     join_work_order_to_order,
 )
 from server.models.types import fits_int32
-from server.orders import csv_import, service, travelers
+from server.orders import atp as atp_mod
+from server.orders import csv_import, numbering, service, travelers
+from server.orders.reservations import lock_lots, snapshot, substitutes_for
+from server.promise import publish as promise_publish
+from server.promise import service as promises
+from server.promise.texts import describe
 from server.security import auth
 
 log = logging.getLogger(__name__)
@@ -72,6 +88,9 @@ def index() -> str:
             col(CustomerOrder.id),
         )
     ).all()
+    promise_publish.sweep(session)  # flags follow what moved since the last look
+    plan = promises.plan_for(session, options=promise_publish.options()).plan
+    rows = promises.rows_by_order(session, [o.id or 0 for o in orders])
     short: dict[str, list[str]] = {}
     for order in orders:
         if order.status == OrderStatus.RECEIVED:
@@ -83,7 +102,14 @@ def index() -> str:
                 ]
             except ConfigurationError as exc:
                 short[order.number] = [str(exc)]
-    return render_template("orders/index.html", orders=orders, short=short)
+    return render_template(
+        "orders/index.html",
+        orders=orders,
+        short=short,
+        plan=plan.promises,
+        promised=rows,
+        describe=describe,
+    )
 
 
 def _products(session: Session) -> list[Product]:
@@ -116,13 +142,72 @@ def _configurator(session: Session, form: Any) -> dict[str, Any]:
     }
 
 
+def _form_page(session: Session, form: Any, problems: list[str]) -> str:
+    return render_template(
+        "orders/new.html",
+        form=form,
+        problems=problems,
+        next_number=numbering.next_number(
+            session, pattern=current_app.config["ORDER_NUMBER_PATTERN"]
+        ),
+        book_default=current_app.config["PROMISE_BOOK_ON_ACCEPT"],
+        **_configurator(session, form),
+    )
+
+
 @bp.get("/new")
 @auth.require("supervisor")
 def new() -> str:
-    session = get_session()
+    return _form_page(get_session(), request.args, [])
+
+
+@bp.post("/new/promise")
+@auth.require("supervisor")
+def promise_preview() -> str:
+    """htmx: the promise date of the order being entered, and why, after each change."""
+    form = request.form
+    promise, problem = None, ""
+    try:
+        quantity = int(form.get("quantity") or 1)
+        if not 0 < quantity <= 1000:
+            raise ValueError
+    except ValueError:
+        problem = _("Quantity must be between 1 and 1000.")
+        quantity = 0
+    try:
+        priority = int(form.get("priority") or 0)
+        if not fits_int32(priority):
+            raise ValueError
+    except ValueError:
+        priority = 0
+    due = _iso_date(form.get("due_date", ""))
+    if not problem:
+        try:
+            promise = promises.what_if(
+                get_session(),
+                lines=[
+                    promises.LineWanted(
+                        form.get("product", ""), quantity, tuple(sorted(_chosen(form)))
+                    )
+                ],
+                priority=priority,
+                due=due,
+                options=promise_publish.options(),
+            )
+        except ConfigurationError:
+            problem = _("Choose the options to see the promise date.")
+        except LookupError:
+            problem = _("Choose a product to see the promise date.")
     return render_template(
-        "orders/new.html", form=request.args, problems=[], **_configurator(session, request.args)
+        "orders/_promise.html", promise=promise, problem=problem, due=due, describe=describe
     )
+
+
+def _iso_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return None
 
 
 @bp.post("/new/configure")
@@ -139,7 +224,7 @@ def configure() -> str:
 def create() -> Any:
     form = request.form
     data = {
-        "number": form.get("number", ""),
+        "number": form.get("number", "").strip(),
         "customer": form.get("customer", ""),
         "due_date": form.get("due_date", ""),
         "priority": form.get("priority") or 0,
@@ -151,22 +236,41 @@ def create() -> Any:
             }
         ],
     }
+    book = bool(form.get("book"))
+    booked: date | None = None
     try:
-        order_input = service.from_mapping(data)
         with write_session(_engine()) as session:
+            if not data["number"]:
+                data["number"] = numbering.next_number(
+                    session, pattern=current_app.config["ORDER_NUMBER_PATTERN"]
+                )
+            order_input = service.from_mapping(data)
             order = service.create_order(
                 session, order=order_input, by=auth.actor(), address=auth.address()
             )
             number = order.number
+            if book:
+                promise = promises.promise_of(
+                    session, order=order, options=promise_publish.options()
+                )
+                if promise is not None and promise.ship_on is not None:
+                    promises.book(
+                        session,
+                        order=order,
+                        promise=promise,
+                        by=auth.actor(),
+                        address=auth.address(),
+                    )
+                    booked = promise.ship_on
     except service.InvalidOrder as exc:
         log.info("order form refused: %s", exc)
-        return render_template(
-            "orders/new.html",
-            form=form,
-            problems=exc.problems,
-            **_configurator(get_session(), form),
-        ), 422
-    flash(_("Order %(number)s received.", number=number))
+        return _form_page(get_session(), form, exc.problems), 422
+    # A rush order can jump the queue: whose promise no longer holds?
+    promise_publish.sweep(get_session(), trigger=f"order {number} taken")
+    if booked:
+        flash(_("Order %(number)s received, promised for %(day)s.", number=number, day=booked))
+    else:
+        flash(_("Order %(number)s received.", number=number))
     return redirect(url_for("orders.show", number=number), code=303)
 
 
@@ -188,6 +292,7 @@ def show(number: str) -> str:
             OrderLine.order_id == order.id
         )
     ).all()
+    promise_publish.sweep(session)
     return render_template(
         "orders/show.html",
         order=order,
@@ -197,7 +302,102 @@ def show(number: str) -> str:
         units=units,
         work_orders=work_orders,
         stamps=STAMPS,
+        promise=promises.promise_of(session, order=order, options=promise_publish.options()),
+        promised=promises.rows_by_order(session, [order.id or 0]).get(order.id or 0),
+        describe=describe,
     )
+
+
+@dataclass(frozen=True)
+class Reserve:
+    """One line of what a release reserves: ``qty`` of ``sku`` (for BOM part
+    ``for_sku`` when a substitute) from one lot or serial at one location."""
+
+    sku: str
+    for_sku: str
+    lot: str
+    location: str
+    qty: int
+
+
+def release_preview(session: Session, order: CustomerOrder) -> tuple[list[Reserve], dict[str, int]]:
+    """What releasing ``order`` now would reserve, lot by lot (the release's own plan,
+    read without locks), and what would be left short."""
+    configs = service.configurations(session, order=order)
+    units: list[list[atp_mod.Need]] = []
+    for cfg in configs:
+        per_part: dict[int, int] = {}
+        for pick in cfg.configuration.bom:
+            per_part[pick.part_id] = per_part.get(pick.part_id, 0) + pick.qty
+        units += [[atp_mod.Need(p, q) for p, q in per_part.items()]] * cfg.line.quantity
+    part_ids = {n.part_id for unit in units for n in unit}
+    subs = substitutes_for(session, part_ids)
+    locked = lock_lots(session, part_ids | {s for v in subs.values() for s in v}, lock=False)
+    plan = atp_mod.plan(units, snapshot(session, locked), subs)
+    lots = {lot.id: lot for part_lots in locked.values() for lot in part_lots}
+    skus = dict(session.exec(select(Part.id, Part.sku)).all())  # type: ignore[call-overload]
+    places = dict(session.exec(select(Location.id, Location.code)).all())  # type: ignore[call-overload]
+    totals: dict[tuple[str, str, str, str], int] = {}
+    for unit in plan.units:
+        for a in unit:
+            for take in a.takes:
+                lot: StockLot = lots[take.lot_id]
+                key = (
+                    skus.get(a.reserved_part_id, "?"),
+                    skus.get(a.part_id, "?") if a.reserved_part_id != a.part_id else "",
+                    lot.serial or lot.lot_code,
+                    places.get(lot.location_id, ""),
+                )
+                totals[key] = totals.get(key, 0) + take.qty
+    short = {skus.get(p, str(p)): n for p, n in plan.shortages.items()}
+    return [Reserve(*k, q) for k, q in sorted(totals.items())], short
+
+
+@bp.get("/<number>/release")
+@auth.require("supervisor")
+def confirm_release(number: str) -> str:
+    """The release's confirmation: every lot it will reserve, before anything moves."""
+    session = get_session()
+    order = _order_or_404(session, number)
+    reserves, short = (
+        release_preview(session, order) if order.status == OrderStatus.RECEIVED else ([], {})
+    )
+    return render_template(
+        "orders/release.html",
+        order=order,
+        reserves=reserves,
+        short=short,
+        promise=promises.promise_of(session, order=order, options=promise_publish.options()),
+        describe=describe,
+    )
+
+
+@bp.post("/<number>/promise")
+@auth.require("supervisor")
+def book_promise(number: str) -> Any:
+    """Book the plan's date (or the date given) as the one promised to the customer."""
+    day = _iso_date(request.form.get("day", ""))
+    if request.form.get("day") and day is None:
+        flash(_("The date is YYYY-MM-DD."))
+        return redirect(url_for("orders.show", number=number), code=303)
+    try:
+        with write_session(_engine()) as session:
+            order = _order_or_404(session, number)
+            promise = promises.promise_of(session, order=order, options=promise_publish.options())
+            row = promises.book(
+                session,
+                order=order,
+                promise=promise,
+                day=day,
+                by=auth.actor(),
+                address=auth.address(),
+            )
+            booked = row.promised_on
+    except ValueError as exc:
+        flash(str(exc))
+        return redirect(url_for("orders.show", number=number), code=303)
+    flash(_("Order %(number)s promised for %(day)s.", number=number, day=booked))
+    return redirect(url_for("orders.show", number=number), code=303)
 
 
 def _act(number: str, action: Any, done: str) -> Any:
@@ -265,13 +465,16 @@ def priority(number: str) -> Any:
     except ValueError:
         flash(_("Priority must be a whole number."))
         return redirect(url_for("orders.show", number=number), code=303)
-    return _act(
+    response = _act(
         number,
         lambda s, o: dispatch.reprioritise(
             s, order=o, priority=value, by=auth.actor(), address=auth.address()
         ),
         _("Priority of %(number)s set to %(p)s.", number=number, p=value),
     )
+    # A rush jumps the queue: whose promise no longer holds?
+    promise_publish.sweep(get_session(), trigger=f"priority of {number} set to {value}")
+    return response
 
 
 @bp.route("/import", methods=["GET", "POST"])
