@@ -14,7 +14,18 @@ from sqlmodel import Session, select
 from server.models import Part, StockLot, StockMovement
 from server.models.types import pk, utcnow
 
-KINDS = ("receipt", "reservation", "unreservation", "consumption", "scrap", "adjustment")
+# removal: a component taken out of a unit in a rework, into quarantine; release: a
+# supervisor lets it out of quarantine (docs/quality.md).
+KINDS = (
+    "receipt",
+    "reservation",
+    "unreservation",
+    "consumption",
+    "scrap",
+    "adjustment",
+    "removal",
+    "release",
+)
 
 
 class InsufficientStock(Exception):

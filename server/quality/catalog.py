@@ -91,7 +91,9 @@ def import_checks(
                 count=count,
                 retries=retries,
                 when_options=when(c, "when", as_list(c.get("when"))),
-                **limits,
+                nominal=limits["nominal"],
+                lower=lower,
+                upper=upper,
             )
         )
         added += 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from server.catalog.configure import applies
 from server.models import Check, CheckResult, NonConformance, Operator, Station
@@ -54,22 +54,22 @@ def specs(session: Session, *, operation_id: int, options: tuple[str, ...]) -> l
     chosen = set(options)
     return [
         CheckSpec(
-            id=row.id,
-            code=row.code,
-            kind=row.kind,
-            name=row.name,
-            instructions=row.instructions,
-            nominal=row.nominal,
-            lower=row.lower,
-            upper=row.upper,
-            unit=row.unit,
-            source=row.source,
-            tool=row.tool,
-            count=row.count,
-            retries=row.retries,
+            id=m["id"],
+            code=m["code"],
+            kind=m["kind"],
+            name=m["name"],
+            instructions=m["instructions"],
+            nominal=m["nominal"],
+            lower=m["lower"],
+            upper=m["upper"],
+            unit=m["unit"],
+            source=m["source"],
+            tool=m["tool"],
+            count=m["count"],
+            retries=m["retries"],
         )
-        for row in session.connection().execute(_SPECS, {"op": operation_id})
-        if applies(row.when_options or [], chosen)
+        for m in session.connection().execute(_SPECS, {"op": operation_id}).mappings()
+        if applies(m["when_options"] or [], chosen)
     ]
 
 
@@ -185,12 +185,19 @@ def open_for_check(
 def unit_results(session: Session, *, unit_id: int) -> list[dict[str, object]]:
     """Every result of a unit, oldest first, for its genealogy (page, JSON, PDF, CSV)."""
     rows = session.execute(
-        sa.select(CheckResult, Check.code, Check.name, Check.kind, Station.code, Operator.name)
-        .join(Check, Check.id == CheckResult.check_id)  # type: ignore[arg-type]
-        .outerjoin(Station, Station.id == CheckResult.station_id)  # type: ignore[arg-type]
-        .outerjoin(Operator, Operator.id == CheckResult.operator_id)  # type: ignore[arg-type]
-        .where(CheckResult.unit_id == unit_id)
-        .order_by(CheckResult.id)  # type: ignore[arg-type]
+        sa.select(
+            CheckResult,
+            col(Check.code),
+            col(Check.name),
+            col(Check.kind),
+            col(Station.code),
+            col(Operator.name),
+        )
+        .join(Check, col(Check.id) == CheckResult.check_id)
+        .outerjoin(Station, col(Station.id) == CheckResult.station_id)
+        .outerjoin(Operator, col(Operator.id) == CheckResult.operator_id)
+        .where(col(CheckResult.unit_id) == unit_id)
+        .order_by(col(CheckResult.id))
     ).all()
     return [
         {

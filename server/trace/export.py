@@ -133,7 +133,14 @@ def genealogy_rows(g: Genealogy) -> Iterator[list[Any]]:
             "",
             "",
             p.scan,
-            "substitute" if p.substituted else "",
+            "; ".join(
+                n
+                for n in (
+                    "substitute" if p.substituted else "",
+                    f"removed {_short(p.removed_at)}" if p.removed_at else "",
+                )
+                if n
+            ),
         ]
         if p.sub_unit is not None:
             yield from genealogy_rows(p.sub_unit)
@@ -158,6 +165,30 @@ def genealogy_rows(g: Genealogy) -> Iterator[list[Any]]:
             "",
             "",
             d.disposition,
+        ]
+    for c in g.quality.get("checks", []):
+        value = "" if c["value"] is None else f"{c['value']:g} {c['unit']} "
+        limits = _limits(c["lower"], c["upper"], c["unit"])
+        yield [
+            g.serial,
+            g.depth,
+            "check",
+            "",
+            c["check"],
+            c["name"],
+            "",
+            "",
+            "",
+            "",
+            c["station"],
+            c["operator"],
+            c["at"],
+            "",
+            "",
+            "",
+            "",
+            c["tool"] or c["source"],
+            f"{'pass' if c['passed'] else 'fail'} {value}{f'({limits})' if limits else ''}".strip(),
         ]
 
 
@@ -336,10 +367,83 @@ def _dhr(doc: _Doc, g: Genealogy) -> None:
                 for d in g.defects
             ],
         )
+    _quality(doc, g)
     for p in g.picks:
         if p.sub_unit is not None:
             doc.ln(4)
             _dhr(doc, p.sub_unit)
+
+
+def _quality(doc: _Doc, g: Genealogy) -> None:
+    """Checks and measurements, removed and installed components, NCRs (issue 15)."""
+    q = g.quality
+    if q.get("checks"):
+        doc.ln(2)
+        doc.font(11, bold=True)
+        doc.line_("Checks and measurements")
+        doc.grid(
+            [34, 18, 26, 12, 22, 22, 16, 30],
+            ["Check", "Value", "Limits", "Result", "Tool", "Station", "By", "At"],
+            [
+                [
+                    c["name"],
+                    "" if c["value"] is None else f"{c['value']:g} {c['unit']}",
+                    _limits(c["lower"], c["upper"], c["unit"]),
+                    "pass" if c["passed"] else "FAIL",
+                    c["tool"] or c["source"],
+                    c["station"],
+                    c["operator"],
+                    c["at"],
+                ]
+                for c in q["checks"]
+            ],
+        )
+    if q.get("component_changes"):
+        doc.ln(2)
+        doc.font(11, bold=True)
+        doc.line_("Components removed and installed in rework")
+        doc.grid(
+            [20, 24, 40, 20, 30, 42],
+            ["Action", "Part", "Lot / serial", "Station", "By", "At"],
+            [
+                [
+                    c["action"],
+                    c["sku"],
+                    c["serial"] or c["lot"] or "",
+                    c["station"],
+                    c["by"],
+                    c["at"],
+                ]
+                for c in q["component_changes"]
+            ],
+        )
+    if q.get("non_conformances"):
+        doc.ln(2)
+        doc.font(11, bold=True)
+        doc.line_("Non-conformances")
+        doc.grid(
+            [22, 30, 30, 20, 24, 50],
+            ["NCR", "Cause", "Value", "Status", "Disposition", "Reason"],
+            [
+                [
+                    n["ncr"],
+                    n["characteristic"] or n["cause"],
+                    "" if n["value"] is None else f"{n['value']:g} {n['unit']}",
+                    n["status"],
+                    n["disposition"] or "",
+                    n["disposition_reason"],
+                ]
+                for n in q["non_conformances"]
+            ],
+        )
+
+
+def _limits(lower: float | None, upper: float | None, unit: str) -> str:
+    if lower is None and upper is None:
+        return ""
+    lo = "-" if lower is None else f"{lower:g}"
+    hi = "-" if upper is None else f"{upper:g}"
+    return f"{lo} to {hi} {unit}".strip()
 
 
 def _short(value: datetime | None) -> str:

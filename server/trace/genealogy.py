@@ -38,6 +38,7 @@ from server.models import (
     join_unit_to_order,
 )
 from server.models.types import rfc3339
+from server.quality import records as quality_records
 
 MAX_DEPTH = 5
 
@@ -61,6 +62,7 @@ class PickedComponent:
     scan_msg_id: str | None
     scan_channel: str | None
     sub_product_id: int | None = None  # set when the part is itself a product built here
+    removed_at: datetime | None = None  # taken out in a rework (docs/quality.md)
     sub_unit: Genealogy | None = None
 
     @property
@@ -124,6 +126,8 @@ class Genealogy:
     defects: list[DefectRow] = field(default_factory=list)
     built_into: str | None = None  # serial of the unit this one is a sub-assembly of
     depth: int = 0
+    # checks, component_changes, non_conformances (server.quality.records)
+    quality: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def assembly_seconds(self) -> float:
@@ -175,6 +179,7 @@ def _unit(db: Session, serial: str, depth: int, max_depth: int, seen: set[str]) 
         for r in conn.execute(_q()["steps"], params)
     ]
     g.defects = [DefectRow(**r._asdict()) for r in conn.execute(_q()["defects"], params)]
+    g.quality = quality_records.for_unit(db, unit_id=row.id)
     g.built_into = conn.execute(
         _q()["parent"], {"serial": serial, "product_id": row.product_id}
     ).scalar()
@@ -239,6 +244,7 @@ def _q() -> dict[str, Any]:
             col(Event.msg_id).label("scan_msg_id"),
             col(Event.channel).label("scan_channel"),
             col(Part.product_id).label("sub_product_id"),
+            col(Consumption.removed_at).label("removed_at"),
         )
         .join(Part, col(Part.id) == col(Consumption.part_id))
         .join(for_part, col(for_part.id) == col(Consumption.for_part_id))
@@ -327,6 +333,7 @@ def to_dict(g: Genealogy) -> dict[str, Any]:
                     if p.scan_msg_id
                     else None
                 ),
+                "removed_at": rfc3339(p.removed_at),
                 "sub_assembly": to_dict(p.sub_unit) if p.sub_unit else None,
             }
             for p in g.picks
@@ -364,4 +371,5 @@ def to_dict(g: Genealogy) -> dict[str, Any]:
             }
             for d in g.defects
         ],
+        **g.quality,
     }

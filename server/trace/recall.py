@@ -30,6 +30,7 @@ from server.models import (
     Unit,
     join_unit_to_order,
 )
+from server.models.types import rfc3339
 
 MAX_DEPTH = 5
 
@@ -48,6 +49,7 @@ class Hit(NamedTuple):
     component_serial: str | None
     level: int = 0  # 0: built in directly; n: through n sub-assemblies
     via: str | None = None  # serial of the sub-assembly the component came in
+    removed_at: Any = None  # set when the component was removed in a rework (serial recall)
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,7 @@ def _q() -> dict[str, Any]:
     products = sa.select(col(Product.id), col(Product.code))
     by_serial = (
         hits_from_consumption()
+        .add_columns(col(Consumption.removed_at).label("removed_at"))  # taken out in a rework
         .where(col(Consumption.serial) == sa.bindparam("serial"))
         .order_by(col(Unit.serial))
     )
@@ -344,6 +347,8 @@ def hit_dict(h: Hit) -> dict[str, Any]:
         "component_serial": h.component_serial,
         "level": h.level,
         "via": h.via,
+        "removed": h.removed_at is not None,
+        "removed_at": rfc3339(h.removed_at) if h.removed_at is not None else None,
     }
 
 

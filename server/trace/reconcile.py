@@ -27,6 +27,7 @@ from server.models import (
     UnitOperation,
     UnitStatus,
 )
+from server.quality import reconcile as quality_checks
 
 
 @dataclass
@@ -75,7 +76,9 @@ def scans_applied_once(session: Session, published: Iterable[str] | None) -> lis
 
 
 def consumptions_match_bom(session: Session) -> list[str]:
-    """A completed unit consumed exactly what its resolved routing's picks ask for."""
+    """A completed unit consumed exactly what its resolved routing's picks ask for:
+    consumptions = BOM + replacements - removals (a component removed in a rework no
+    longer counts; its replacement does)."""
     problems = []
     needed: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     done_units = {
@@ -90,7 +93,11 @@ def consumptions_match_bom(session: Session) -> list[str]:
         for pick in unit_operation.picks:
             needed[unit_operation.unit_id][int(pick["part_id"])] += int(pick["qty"])
     got: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for c in session.exec(select(Consumption).where(col(Consumption.unit_id).in_(done_units))):
+    for c in session.exec(
+        select(Consumption).where(
+            col(Consumption.unit_id).in_(done_units), col(Consumption.removed_at).is_(None)
+        )
+    ):
         got[c.unit_id][c.for_part_id] += c.quantity
     for unit_id, serial in done_units.items():
         if dict(needed[unit_id]) != dict(got[unit_id]):
@@ -150,7 +157,10 @@ def stock_matches_ledger(session: Session) -> list[str]:
 def serials_unique(session: Session) -> list[str]:
     rows = session.exec(  # type: ignore[call-overload]
         select(Consumption.part_id, Consumption.serial, sa.func.count())
-        .where(Consumption.serial.is_not(None))  # type: ignore[union-attr]
+        .where(
+            col(Consumption.serial).is_not(None),
+            col(Consumption.removed_at).is_(None),  # removed in a rework: no longer in it
+        )
         .group_by(col(Consumption.part_id), col(Consumption.serial))
         .having(sa.func.count() > 1)
     ).all()
@@ -178,6 +188,12 @@ def reconcile(
         )
         report.checks["on-hand equals the ledger for every lot"] = stock_matches_ledger(session)
         report.checks["no serial in two units"] = serials_unique(session)
+        report.checks["completed units passed every check"] = quality_checks.checks_complete(
+            session
+        )
+        report.checks["quarantine holds the removals not yet released"] = (
+            quality_checks.quarantine_matches_removals(session)
+        )
         if not allow_open_steps:
             report.checks["every step record has a start and an end"] = steps_closed(session)
         report.figures = {
@@ -187,6 +203,7 @@ def reconcile(
             "units completed": _count(session, Unit, Unit.status == UnitStatus.COMPLETED),
             "consumptions": _count(session, Consumption),
             "step records": _count(session, StepRecord),
+            **quality_checks.figures(session),
         }
     return report
 
