@@ -32,6 +32,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -48,6 +49,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import CpuMeter  # noqa: E402
 from server.db import dispose_engine, get_engine, migrate, write_session  # noqa: E402
 from server.inventory import ledger  # noqa: E402
 from server.models import (  # noqa: E402
@@ -87,7 +89,26 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def build_plant(url: str, stations: int) -> None:
+NOISY_LINE = "LN"  # with --noisy-apart, station 0's line, taken by an ingest of its own
+
+
+def station_base(i: int, noisy_apart: bool = False) -> str:
+    line = NOISY_LINE if noisy_apart and i == 0 else "L1"
+    return f"taktline/B/{line}/ST{i:02d}"
+
+
+def fresh_database(url: str) -> str:
+    """Drop and create the database named in a PostgreSQL ``url``; returns the url."""
+    parsed = sa.engine.make_url(url)
+    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{parsed.database}"')
+    admin.dispose()
+    return url
+
+
+def build_plant(url: str, stations: int, noisy_apart: bool = False) -> None:
     migrate.upgrade(url)
     engine = get_engine(url)
     from datetime import date
@@ -97,12 +118,13 @@ def build_plant(url: str, stations: int) -> None:
         s.add(site)
         s.flush()
         line = Line(site_id=site.id, code="L1", name="Bench line")
-        s.add(line)
+        noisy = Line(site_id=site.id, code=NOISY_LINE, name="Noisy station's line")
+        s.add_all([line, noisy])
         s.flush()
         for i in range(stations):
             s.add(
                 Station(
-                    line_id=line.id,
+                    line_id=noisy.id if noisy_apart and i == 0 else line.id,
                     code=f"ST{i:02d}",
                     name=f"Station {i}",
                     kind="bench",
@@ -156,8 +178,9 @@ def build_plant(url: str, stations: int) -> None:
 class Stations:
     """One MQTT client per station; records publish and feedback times per msg_id."""
 
-    def __init__(self, port: int, n: int) -> None:
+    def __init__(self, port: int, n: int, noisy_apart: bool = False) -> None:
         self.port = port
+        self.bases = [station_base(i, noisy_apart) for i in range(n)]
         self.sent: dict[str, float] = {}
         self.answered: dict[str, tuple[float, str]] = {}
         self.answers: dict[str, int] = {}  # feedbacks received per ref (duplicates too)
@@ -170,7 +193,7 @@ class Stations:
             c.max_inflight_messages_set(1000)
             c.max_queued_messages_set(0)
             c.on_socket_open = _no_delay
-            topic = f"taktline/B/L1/ST{i:02d}/cmd/feedback"
+            topic = f"{self.bases[i]}/cmd/feedback"
             c.on_connect = lambda cl, *a, t=topic: cl.subscribe(t, 1)
             c.on_subscribe = lambda *a: ready.wait()
             c.on_message = self._on_feedback
@@ -202,12 +225,12 @@ class Stations:
         )
         with self.lock:
             self.sent[msg_id] = time.perf_counter()
-        self.clients[i].publish(f"taktline/B/L1/ST{i:02d}/evt/scan", payload, qos=1)
+        self.clients[i].publish(f"{self.bases[i]}/evt/scan", payload, qos=1)
         return msg_id
 
     def raw(self, i: int, payload: bytes) -> None:
         """Publish any payload on station ``i``'s scan topic (the noisy station)."""
-        self.clients[i].publish(f"taktline/B/L1/ST{i:02d}/evt/scan", payload, qos=1)
+        self.clients[i].publish(f"{self.bases[i]}/evt/scan", payload, qos=1)
 
     def wait(self, ids: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -361,10 +384,34 @@ def main() -> None:
         action="store_true",
         help="leave the broker's set_tcp_nodelay off (Mosquitto's default)",
     )
+    ap.add_argument(
+        "--noise-client",
+        choices=["c", "python"],
+        default="c",
+        help="the noisy device: mosquitto_pub -l (C) or a paho client in its own process",
+    )
+    ap.add_argument(
+        "--autosave",
+        type=int,
+        default=1800,
+        help="the broker's autosave_interval in seconds (Mosquitto's default: 1800)",
+    )
+    ap.add_argument(
+        "--pg",
+        default="",
+        metavar="URL",
+        help="the plant on PostgreSQL: a database URL whose database is dropped and created",
+    )
+    ap.add_argument(
+        "--noisy-apart",
+        action="store_true",
+        help="station 0 on a line of its own, taken by a second ingest (taktline ingest "
+        "--lines): partitioned ingest (docs/deploy.md)",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    url = f"sqlite:///{work / 'taktline.db'}"
-    build_plant(url, args.stations)
+    url = fresh_database(args.pg) if args.pg else f"sqlite:///{work / 'taktline.db'}"
+    build_plant(url, args.stations, args.noisy_apart)
     dispose_engine(url)
     tuning = "\n".join(
         line
@@ -378,7 +425,11 @@ def main() -> None:
     # Without TCP_NODELAY the broker holds each small packet for the peer's delayed ACK:
     # +40 ms per scan (measured). Recommended for deploy/mosquitto.conf too.
     nodelay = "" if args.nagle else "\nset_tcp_nodelay true"
-    with Mosquitto(work / "mosquitto", extra_conf=run_as + tuning + nodelay) as broker:
+    # Mosquitto's default autosave (deploy/mosquitto.conf), not the test brokers' 1 s:
+    # each save writes every queued message while the broker serves no one; with a
+    # flood queued that stalled every station for ~0.5 s (--autosave 1 shows it).
+    autosave = f"\nautosave_interval {args.autosave}"
+    with Mosquitto(work / "mosquitto", extra_conf=run_as + tuning + nodelay + autosave) as broker:
         floor_mqtt = mqtt_floor(broker.port)
         floor_db = sqlite_floor(work / "floor.db")
         floor_stmt = statement_floor(work / "floor-stmt.db")
@@ -391,22 +442,37 @@ def main() -> None:
             "TAKTLINE_METRICS_DIR": str(work / "metrics"),
         }
         log = open(work / "ingest.log", "wb")  # noqa: SIM115
-        ingest = subprocess.Popen(
-            [str(Path(sys.executable).parent / "taktline"), "ingest"],
-            cwd=work,
-            env=env,
-            stdout=log,
-            stderr=log,
+        taktline = str(Path(sys.executable).parent / "taktline")
+        ingest_args = (
+            [("bench-ingest", ["--lines", "L1"]), ("bench-noisy", ["--lines", NOISY_LINE])]
+            if args.noisy_apart
+            else [("bench-ingest", [])]
         )
-        stations = Stations(broker.port, args.stations)
+        ingest_names = ["ingest (L1)", f"ingest ({NOISY_LINE})"] if args.noisy_apart else ["ingest"]
+        ingests = [
+            subprocess.Popen(
+                [taktline, "ingest", *extra],
+                cwd=work,
+                env={**env, "TAKTLINE_INGEST_CLIENT_ID": client_id},
+                stdout=log,
+                stderr=log,
+            )
+            for client_id, extra in ingest_args
+        ]
+        stations = Stations(broker.port, args.stations, args.noisy_apart)
         try:
             deadline = time.monotonic() + 60
-            first = [stations.scan(0)]
-            while not any(i in stations.answered for i in first):  # ingest up and subscribed
+            probes = [0, 1] if args.noisy_apart else [0]
+            first = [stations.scan(i) for i in probes]
+            # Every ingest up and subscribed: a scan of each of its stations answered.
+            while not all(
+                any(f in stations.answered for f in first[p :: len(probes)])
+                for p in range(len(probes))
+            ):
                 if time.monotonic() > deadline:
                     raise SystemExit("the ingest never answered; see " + str(work))
                 time.sleep(0.5)
-                first.append(stations.scan(0))
+                first += [stations.scan(i) for i in probes]
             warm = [i for i in first if i in stations.answered]
             warm += [stations.scan(i) for i in range(args.stations)]
             stations.wait(warm, 60)
@@ -425,8 +491,13 @@ def main() -> None:
             lat = [stations.answered[i][0] - stations.sent[i] for i in ids]
             noisy_lat: list[float] = []
             noise_answered = (0, 0)
+            cpu = ""
             if args.noise_garbage or args.noise_duplicates:
-                noisy_lat, noise_answered = noisy_station(stations, args, interval, total)
+                pids = {"broker": broker.proc.pid if broker.proc else 0, "bench": os.getpid()}
+                pids |= {name: p.pid for name, p in zip(ingest_names, ingests, strict=True)}
+                noisy_lat, noise_answered, cpu = noisy_station(
+                    stations, args, interval, total, pids, work
+                )
             # Throughput: everything at once.
             t0 = time.perf_counter()
             flood = [stations.scan(k % args.stations) for k in range(args.flood)]
@@ -440,8 +511,10 @@ def main() -> None:
             scraped = scrape_metrics(url, work, bench_accepted)
         finally:
             stations.close()
-            ingest.terminate()
-            ingest.wait(30)
+            for ingest in ingests:
+                ingest.terminate()
+            for ingest in ingests:
+                ingest.wait(30)
             log.close()
     engine = get_engine(url)
     with engine.connect() as conn:
@@ -456,7 +529,9 @@ def main() -> None:
     ms = 1000.0
     print(
         f"stations={args.stations} rate={args.rate}/s each seconds={args.seconds} "
-        f"flood={args.flood} (SQLite, Mosquitto, taktline ingest as its own process)"
+        f"flood={args.flood} ({'PostgreSQL' if args.pg else 'SQLite'}, Mosquitto, "
+        "taktline ingest as its own process"
+        f"{'; station 0 on its own line and ingest' if args.noisy_apart else ''})"
     )
     print(
         f"floor  MQTT QoS1 round trip    p50 {statistics.median(floor_mqtt) * ms:6.2f} ms"
@@ -484,6 +559,7 @@ def main() -> None:
             f"(unflooded p99 {pct(lat, 99) * ms:6.2f} ms; "
             f"p50 {statistics.median(noisy_lat) * ms:.2f} ms; {len(noisy_lat)} scans)"
         )
+        print(f"noisy  CPU used                {cpu}")
         print(
             f"noisy  answers sent            {noise_answered[0]} for {args.noise_garbage} garbage, "
             f"{noise_answered[1]} for {args.noise_duplicates} duplicates (once per station or "
@@ -508,8 +584,9 @@ def main() -> None:
         raise SystemExit("MISMATCH between accepted scans and the database")
 
 
-def flood_station(port: int, garbage_ids: list[str], dup: str, copies: int) -> None:
+def flood_station(port: int, topic: str, garbage_ids: list[str], dup: str, copies: int) -> None:
     """Station 0's noisy device: publish the garbage, then the copies, QoS 1."""
+    os.nice(int(os.environ.get("BENCH_NOISE_NICE", "0")))
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-noise")
     c.max_inflight_messages_set(1000)
     c.max_queued_messages_set(0)
@@ -517,11 +594,9 @@ def flood_station(port: int, garbage_ids: list[str], dup: str, copies: int) -> N
     c.loop_start()
     last = None
     for msg_id in garbage_ids:
-        last = c.publish(
-            "taktline/B/L1/ST00/evt/scan", json.dumps({"msg_id": msg_id, "data": 5}), 1
-        )
+        last = c.publish(topic, json.dumps({"msg_id": msg_id, "data": 5}), 1)
     for _ in range(copies):
-        last = c.publish("taktline/B/L1/ST00/evt/scan", dup, 1)
+        last = c.publish(topic, dup, 1)
     if last is not None:
         last.wait_for_publish(120)
     c.disconnect()
@@ -529,8 +604,13 @@ def flood_station(port: int, garbage_ids: list[str], dup: str, copies: int) -> N
 
 
 def noisy_station(
-    stations: Stations, args: argparse.Namespace, interval: float, total: int
-) -> tuple[list[float], tuple[int, int]]:
+    stations: Stations,
+    args: argparse.Namespace,
+    interval: float,
+    total: int,
+    pids: dict[str, int],
+    work: Path,
+) -> tuple[list[float], tuple[int, int], str]:
     """Station 0 floods garbage and duplicates while the others scan at the steady rate."""
     dup_id = f"dup-{uuid.uuid4()}"
     dup = json.dumps({"msg_id": dup_id, "seq": 1, "source": "scanner1", "data": "BOLT"})
@@ -539,10 +619,30 @@ def noisy_station(
     # The noisy station is a device of its own: its own process and connection, so its
     # publishing loop does not slow the bench's other stations (one GIL) and the figure
     # is the ingest's, not the bench's.
-    noise = multiprocessing.get_context("spawn").Process(
-        target=flood_station, args=(stations.port, garbage_ids, dup, args.noise_duplicates)
-    )
-    noise.start()
+    topic = f"{stations.bases[0]}/evt/scan"
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    noise: multiprocessing.process.BaseProcess | subprocess.Popen[bytes]
+    if args.noise_client == "c":
+        # A device elsewhere costs this machine nothing; mosquitto_pub (C) costs little.
+        lines = work / "noise.txt"
+        lines.write_text(
+            "".join(json.dumps({"msg_id": m, "data": 5}) + "\n" for m in garbage_ids)
+            + (dup + "\n") * args.noise_duplicates
+        )
+        noise = subprocess.Popen(
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(stations.port), "-q", "1"]
+            + ["-i", "bench-noise", "-l", "-t", topic],
+            stdin=lines.open("rb"),
+        )
+    else:
+        noise = multiprocessing.get_context("spawn").Process(
+            target=flood_station,
+            args=(stations.port, topic, garbage_ids, dup, args.noise_duplicates),
+        )
+        noise.start()
+    meter = CpuMeter(pids)
+    meter.start()
+    started = time.monotonic()
     ids = []
     others = args.stations - 1
     start = time.perf_counter()
@@ -552,7 +652,11 @@ def noisy_station(
         if delay > 0:
             time.sleep(delay)
         ids.append(stations.scan(1 + k % others))
-    noise.join()
+    if isinstance(noise, subprocess.Popen):
+        noise.wait()
+    else:
+        noise.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the device, reaped just now
     stations.wait(ids, 900)
     # Station 0's events are handled in order: once a scan sent after the flood is
     # answered, the whole flood was taken (answered once per batch, every copy acked).
@@ -563,7 +667,21 @@ def noisy_station(
             sum(1 for i in garbage_ids if i in stations.answered),
             stations.answers.get(dup_id, 0),
         )
-    return [stations.answered[i][0] - stations.sent[i] for i in ids], got
+    (work / "noisy-latency.tsv").write_text(
+        "".join(
+            f"{stations.sent[i] - start:.3f}\t{stations.answered[i][0] - stations.sent[i]:.4f}\n"
+            for i in ids
+        )
+    )
+    meter.stop()
+    meter.used["noisy device"] = (after.ru_utime + after.ru_stime) - (
+        reaped.ru_utime + reaped.ru_stime
+    )
+    return (
+        [stations.answered[i][0] - stations.sent[i] for i in ids],
+        got,
+        meter.line(time.monotonic() - started),
+    )
 
 
 if __name__ == "__main__":
