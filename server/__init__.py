@@ -61,6 +61,7 @@ def areas() -> tuple[Any, ...]:
     from server.messaging import live
     from server.operations import views as operations_views
     from server.orders import views as order_views
+    from server.promise import views as promise_views
     from server.security import auth, headers
     from server.security import views as security_views
     from server.trace import views as trace_views
@@ -83,6 +84,7 @@ def areas() -> tuple[Any, ...]:
         api,
         operations_views,
         order_views,
+        promise_views,
         dispatch_views,
         station_views,
         trace_views,

@@ -60,6 +60,16 @@ SECTIONS: tuple[Section, ...] = (
         about=_l("What each station builds next: hold, resume, move and reprioritise work."),
     ),
     Section(
+        Link("promise.receipts_page", _l("Supply")),
+        ("promise",),
+        (
+            Link("promise.receipts_page", _l("Scheduled receipts")),
+            Link("promise.calendar_page", _l("Line calendars")),
+        ),
+        about=_l("Deliveries expected from suppliers, line shifts and stations down: what "
+                 "promise dates are made of."),
+    ),
+    Section(
         Link("stock.index", _l("Stock")),
         ("stock",),
         about=_l("Parts on hand by lot, expiry, and stock adjustments."),

@@ -26,6 +26,7 @@ from typing import Any
 from server.promise.projection import MaterialResult, PartSupply, Projection
 from server.promise.schedule import INF, JobResult, Scheduler, StationSpec, Step
 
+NOTABLE_WAIT = 1800.0  # seconds: a shorter wait for a station or a shift is not named
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -335,7 +336,11 @@ class Plan:
                 )
             )
         waited = max(job.placements, key=lambda p: p.busy_wait, default=None)
-        if waited is not None and waited.busy_wait > 0:
+        if (
+            waited is not None
+            and waited.start - waited.ready >= NOTABLE_WAIT
+            and waited.busy_wait > 0
+        ):
             words, when = _when(waited.start, plant.now, plant.zone)
             name = waited.name or waited.kind
             found.append(
@@ -349,7 +354,7 @@ class Plan:
                 )
             )
         first = min(job.placements, key=lambda p: p.start, default=None)
-        if first is not None and first.start - first.ready > 60 and first.busy_wait == 0:
+        if first is not None and first.start - first.ready >= NOTABLE_WAIT and first.busy_wait == 0:
             words, when = _when(first.start, plant.now, plant.zone)
             found.append(
                 (
