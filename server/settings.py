@@ -327,6 +327,27 @@ SETTINGS: tuple[Setting, ...] = (
         "it behind a proxy that closes idle connections sooner.",
         float,
     ),
+    Setting(
+        "ANDON_ESCALATE_MINUTES",
+        10,
+        "Minutes an andon call may stay unacknowledged before it is escalated: published "
+        "once on `taktline/{site}/{line}/{station}/andon/escalated` (docs/mqtt.md). 0: never.",
+        _non_negative_int,
+    ),
+    Setting(
+        "STATION_NUMBER_SIGN_IN",
+        False,
+        "Let an operator without their badge sign in on the tablet with their operator "
+        "number and PIN on a touch keypad (operators without a PIN cannot).",
+        _bool,
+    ),
+    Setting(
+        "DEFECT_PHOTO_MAX_BYTES",
+        600_000,
+        "Largest defect photo kept (JPEG, PNG or WebP); the tablet shrinks a camera "
+        "picture before sending it, a bigger one is refused. Stays below MAX_CONTENT_LENGTH.",
+        _positive_int,
+    ),
     Setting("LOG_LEVEL", "INFO", "Python logging level of the server processes."),
     Setting(
         "METRICS_DIR",

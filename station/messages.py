@@ -33,7 +33,8 @@ TEMPLATES: dict[str, str] = {
     "resumed": N_("Step resumed."),
     "defect_recorded": N_("Defect %(reason)s recorded on unit %(unit)s."),
     "unit_held": N_("Defect %(reason)s recorded; unit %(unit)s is on hold."),
-    "andon_raised": N_("Help is on the way: andon raised (%(reason)s)."),
+    "andon_raised": N_("Andon raised (%(reason)s): a supervisor is called."),
+    "andon_cancelled": N_("Andon call cancelled."),
     "device_recorded": N_("%(kind)s recorded."),
     # rejected
     "measured": N_("%(name)s %(value)s %(unit)s OK (%(done)s of %(count)s)."),
@@ -60,6 +61,9 @@ TEMPLATES: dict[str, str] = {
     ),
     "unknown_barcode": N_("Unknown barcode %(data)s: not a part of this plant."),
     "wrong_part": N_("Wrong part: this is %(scanned)s, step needs %(needed)s."),
+    "wrong_part_step_done": N_(
+        "Wrong part: this is %(scanned)s; this step needs nothing more: complete it."
+    ),
     "already_picked": N_("%(sku)s already picked (%(qty)s of %(qty)s): put it back."),
     "serial_needed": N_("%(sku)s is serial-tracked: scan the label with its serial number."),
     "lot_needed": N_("%(sku)s is lot-tracked: scan the label with its lot number."),
@@ -73,6 +77,9 @@ TEMPLATES: dict[str, str] = {
     "torque_nok": N_("Torque %(value)s %(unit)s not OK: tighten again."),
     "device_fault": N_("Device %(source)s reports a fault: %(detail)s."),
     "bad_disposition": N_("Unknown disposition %(disposition)s: use rework, hold or scrap."),
+    "defect_part_unknown": N_("Part %(sku)s is not in this step: choose one of its parts."),
+    "no_andon": N_("No andon call is open at this station."),
+    "not_recorded_offline": N_("Not recorded: the tablet was offline. Scan again when connected."),
     "bad_reason": N_("Unknown defect reason %(reason)s: choose one of the listed reasons."),
     "checks_missing": N_("Not finished: still to check %(missing)s."),
     "out_of_limits": N_(
@@ -143,4 +150,24 @@ DEFECT_REASONS: tuple[tuple[str, str], ...] = (
     ("cosmetic", N_("Scratch or dent")),
     ("function", N_("Does not work")),
     ("other", N_("Other")),
+)
+
+
+# Why an andon is called (AndonCall.reason): the tablet offers these; the API and MQTT
+# may send other text, which is shown as sent.
+ANDON_REASONS: tuple[tuple[str, str], ...] = (
+    ("material", N_("Material")),
+    ("quality", N_("Quality")),
+    ("maintenance", N_("Maintenance")),
+    ("help", N_("Help")),
+)
+
+# What each defect disposition does, as the defect dialog explains it.
+DISPOSITIONS: tuple[tuple[str, str, str], ...] = (
+    ("rework", N_("Rework"), N_("Fix it here or further down the line; the unit keeps going.")),
+    (
+        "hold",
+        N_("Hold"),
+        N_("Stop the unit: it leaves the line until quality decides what to do with it."),
+    ),
 )

@@ -135,6 +135,8 @@ class AndonInfo:
     raised_at: datetime
     acknowledged: bool
     acknowledged_by: str | None
+    reason: str = "help"
+    minutes: int = 0  # how long ago it was raised, in whole minutes
 
 
 @dataclass
@@ -175,7 +177,7 @@ def build(session: Session, state: wf.StationState, *, now: datetime) -> Station
         view.unit = _unit(session, state.unit.id, state.operation.unit_operation_id, now.date())
         view.step = _step(state)
         view.timer = _timer(state, now)
-    view.andon = _andon(session, state.station_id)
+    view.andon = _andon(session, state.station_id, now)
     return view
 
 
@@ -305,7 +307,7 @@ def _timer(state: wf.StationState, now: datetime) -> Timer | None:
     )
 
 
-def _andon(session: Session, station_id: int) -> AndonInfo | None:
+def _andon(session: Session, station_id: int, now: datetime) -> AndonInfo | None:
     call = session.exec(
         select(AndonCall)
         .where(AndonCall.station_id == station_id, col(AndonCall.resolved_at).is_(None))
@@ -318,7 +320,11 @@ def _andon(session: Session, station_id: int) -> AndonInfo | None:
         who = session.get(Operator, call.acknowledged_by_id)
         by = who.name if who else None
     return AndonInfo(
-        raised_at=call.raised_at, acknowledged=call.acknowledged_at is not None, acknowledged_by=by
+        raised_at=call.raised_at,
+        acknowledged=call.acknowledged_at is not None,
+        acknowledged_by=by,
+        reason=call.reason,
+        minutes=max(int((now - call.raised_at).total_seconds() // 60), 0),
     )
 
 

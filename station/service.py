@@ -33,7 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from server import audit
 from server.dispatch import DispatchError
@@ -43,6 +43,7 @@ from server.models import (
     AndonCall,
     Consumption,
     Defect,
+    DefectPhoto,
     Event,
     Operator,
     Part,
@@ -543,6 +544,7 @@ def _kind_and_data(event: wf.StationEvent) -> tuple[str, str]:
         wf.CompleteStep: "complete",
         wf.Pause: "pause",
         wf.Resume: "resume",
+        wf.CancelAndon: "andon_cancel",
     }
     return names[type(event)], ""
 
@@ -590,6 +592,13 @@ def _facts(ctx: _Ctx, event: wf.StationEvent) -> wf.Facts:
             now=ctx.now,
             candidate=reading.candidate(session, uop.id, ctx.cache) if uop and uop.id else None,
         )
+    if isinstance(event, wf.CancelAndon):
+        open_call = session.exec(
+            select(AndonCall.id).where(
+                AndonCall.station_id == ctx.info.id, col(AndonCall.resolved_at).is_(None)
+            )
+        ).first()
+        return wf.Facts(now=ctx.now, andon_open=open_call is not None)
     return wf.Facts(now=ctx.now)
 
 
@@ -631,18 +640,25 @@ def _apply(ctx: _Ctx, effect: wf.Effect) -> None:
     elif isinstance(effect, wf.PauseStep | wf.ResumeStep | wf.EndStep | wf.HoldUnit):
         _step_change(ctx, effect)
     elif isinstance(effect, wf.RecordDefect):
-        session.add(
-            Defect(
-                unit_id=effect.unit_id,
-                station_id=ctx.info.id,
-                operator_id=state.operator.id if state.operator else None,
-                unit_operation_id=effect.unit_operation_id,
-                reason_code=effect.reason_code[:32],
-                note=effect.note[:1000],
-                disposition=effect.disposition,
-                at=ctx.now,
-            )
+        defect = Defect(
+            unit_id=effect.unit_id,
+            station_id=ctx.info.id,
+            operator_id=state.operator.id if state.operator else None,
+            unit_operation_id=effect.unit_operation_id,
+            reason_code=effect.reason_code[:32],
+            note=effect.note[:1000],
+            disposition=effect.disposition,
+            part_id=effect.part_id,
+            at=ctx.now,
         )
+        session.add(defect)
+        if effect.photo is not None:
+            session.flush()
+            assert defect.id is not None
+            content_type, data = effect.photo
+            session.add(
+                DefectPhoto(defect_id=defect.id, content_type=content_type, data=data, at=ctx.now)
+            )
         if effect.disposition in ("hold", "scrap"):
             _emit_hold(ctx, effect)
     elif isinstance(effect, wf.RaiseAndon):
@@ -681,6 +697,12 @@ def _apply(ctx: _Ctx, effect: wf.Effect) -> None:
             station_id=ctx.info.id,
             by=ctx.by,
             at=ctx.now,
+        )
+    elif isinstance(effect, wf.WithdrawAndon):
+        session.execute(
+            sa.update(AndonCall)
+            .where(col(AndonCall.station_id) == ctx.info.id, col(AndonCall.resolved_at).is_(None))
+            .values(resolved_at=ctx.now)
         )
     else:
         raise TypeError(f"unknown effect {effect!r}")

@@ -15,9 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import gettext
+from babel.lists import format_list
+from flask_babel import get_locale, gettext
 
-from station.messages import TEMPLATES, safe
+from station.messages import ANDON_REASONS, DEFECT_REASONS, TEMPLATES, safe
+
+# Parameters that hold a code with a label of its own, rendered as that label.
+_LABELS: dict[str, dict[str, str]] = {
+    "andon_raised": dict(ANDON_REASONS),
+    "defect_recorded": dict(DEFECT_REASONS),
+    "unit_held": dict(DEFECT_REASONS),
+}
 
 
 class Text:
@@ -45,4 +53,24 @@ def lazy(code: str, params: dict[str, Any] | None = None) -> Text:
 def translated(code: str, params: dict[str, Any] | None = None) -> str:
     """The message translated now (needs a Flask app or request context), as plain
     text: a template escapes it, parameters included."""
-    return str(gettext(TEMPLATES[code], **safe(params)))
+    return str(gettext(TEMPLATES[code], **safe(localized(code, params))))
+
+
+def localized(code: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """``params`` ready for the reader: a reason code as its translated label, a list of
+    parts joined the reader's way ("A, B ou C"), not with the English " or "."""
+    params = dict(params or {})
+    labels = _LABELS.get(code)
+    reason = params.get("reason")
+    if labels and isinstance(reason, str) and reason in labels:
+        params["reason"] = gettext(labels[reason])
+    names = params.get("needed_list")
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        params["needed"] = format_list(names, style="or", locale=str(get_locale() or "en"))
+    return params
+
+
+def label(pairs: tuple[tuple[str, str], ...], code: str) -> str:
+    """The translated label of ``code`` in ``pairs`` (``ANDON_REASONS``...), else the
+    code itself (a free-text reason sent over MQTT or the API)."""
+    return gettext(dict(pairs)[code]) if code in dict(pairs) else code

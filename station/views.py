@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import (
@@ -47,7 +48,7 @@ from server.operations import metrics
 from server.security import auth
 from station import publish, screen, service, texts
 from station import workflow as wf
-from station.messages import DEFECT_REASONS
+from station.messages import ANDON_REASONS, DEFECT_REASONS, DISPOSITIONS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("station", __name__, url_prefix="/station")
@@ -55,6 +56,11 @@ htmx = HTMX()
 F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_SCAN = 512
+# A wedge scan the tablet sent more than this long ago (by the server's clock, which
+# the page follows) is refused, not judged: the tablet gives up on an answer after
+# 4 s (station.js) and tells the worker "not recorded", so a request that sat in a
+# frozen server's backlog must not be recorded behind the worker's back.
+STALE_SCAN_SECONDS = 4.0
 # How often an open stream looks for changes no snapshot announces (queue, andon).
 POLL_SECONDS = 3.0
 
@@ -194,6 +200,7 @@ def _last_banner(db: Session, station_id: int) -> dict[str, Any] | None:
         "kind": BANNER_KIND.get(verdict.result, "info"),
         "ref": verdict.msg_id,
         "code": verdict.code,
+        "params": verdict.params,
         "text": texts.translated(verdict.code, verdict.params),
     }
 
@@ -208,6 +215,10 @@ def _context(
         "timer": view.timer,
         "heartbeat_seconds": heartbeat_seconds(),
         "defect_reasons": [(code, _(label)) for code, label in DEFECT_REASONS],
+        "andon_reasons": [(code, _(label)) for code, label in ANDON_REASONS],
+        "andon_label": texts.label(ANDON_REASONS, view.andon.reason) if view.andon else "",
+        "dispositions": [(code, _(label), _(text)) for code, label, text in DISPOSITIONS],
+        "server_now": utcnow().isoformat(),
         **extra,
     }
 
@@ -280,6 +291,7 @@ def banner_for(outcome: service.Outcome) -> dict[str, Any]:
         "text": texts.lazy(outcome.code, outcome.params),
         "ref": outcome.msg_id,
         "code": outcome.code,
+        "params": outcome.params,
     }
 
 
@@ -304,6 +316,17 @@ def scan(code: str) -> Any:
     What it means (a part, a badge, a hand-over) is decided by the workflow, as for a
     serial scanner; a badge that needs a PIN opens the PIN pad."""
     data = request.form.get("data", "").strip("\r\n")
+    if _stale(request.form.get("sent_at", "")):
+        log.warning("station %s: wedge scan refused, sent too long ago", code)
+        return _answer(
+            code,
+            {
+                "kind": "reject",
+                "ref": str(uuid.uuid4()),
+                "code": "not_recorded_offline",
+                "text": texts.lazy("not_recorded_offline"),
+            },
+        )
     if not data or len(data) > MAX_SCAN:
         log.warning("station %s: empty or oversized wedge scan (%d chars)", code, len(data))
         return _answer(
@@ -316,6 +339,18 @@ def scan(code: str) -> Any:
             },
         )
     return _badge(code, data, scan=True)
+
+
+def _stale(sent_at: str) -> bool:
+    """The scan was sent (by the server's clock, as the page estimates it) longer ago
+    than the tablet waits for an answer. No or a malformed time: not stale."""
+    try:
+        sent = datetime.fromisoformat(sent_at.replace("Z", "+00:00")[:40])
+    except ValueError:
+        return False
+    if sent.tzinfo is None:
+        return False
+    return (utcnow() - sent).total_seconds() > STALE_SCAN_SECONDS
 
 
 def _badge(code: str, badge: str, pin: str | None = None, *, scan: bool = False) -> Any:
@@ -416,27 +451,64 @@ def resume(code: str) -> Any:
     return _act(code, wf.Resume())
 
 
+# What a defect photo may be, by its first bytes (the browser's content type is the
+# sender's word): JPEG, PNG, WebP.
+PHOTO_MAGIC = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"RIFF", "image/webp"),
+)
+
+
+def _refused(code: str, message_code: str, text: str) -> Any:
+    return _answer(
+        code, {"kind": "reject", "ref": str(uuid.uuid4()), "code": message_code, "text": text}
+    )
+
+
 @bp.post("/<code>/defect")
 @station_device
 def defect(code: str) -> Any:
+    """A defect from the dialog: reason and disposition chosen (nothing is preselected),
+    optionally the affected part, a note and a photo (bounded, JPEG/PNG/WebP)."""
     reason = request.form.get("reason", "")
     if reason not in dict(DEFECT_REASONS):
         log.warning("station %s: defect with unknown reason %r", code, reason[:40])
-        return _answer(
-            code,
-            {
-                "kind": "reject",
-                "ref": str(uuid.uuid4()),
-                "code": "bad_reason",
-                "text": _("Choose a defect reason."),
-            },
-        )
+        return _refused(code, "bad_reason", _("Choose a defect reason."))
+    disposition = request.form.get("disposition", "")
+    if not disposition:  # an unknown one is the workflow's to refuse (bad_disposition)
+        return _refused(code, "bad_disposition", _("Choose what happens to the unit."))
+    photo = None
+    upload = request.files.get("photo")
+    if upload is not None and upload.filename:
+        limit = int(current_app.config["DEFECT_PHOTO_MAX_BYTES"])
+        try:
+            data = upload.stream.read(limit + 1)
+        finally:
+            upload.close()  # a big one was spooled to a temporary file
+        kind = next((t for magic, t in PHOTO_MAGIC if data.startswith(magic)), None)
+        if kind == "image/webp" and data[8:12] != b"WEBP":
+            kind = None
+        if len(data) > limit or kind is None:
+            log.warning("station %s: defect photo refused (%d bytes, %s)", code, len(data), kind)
+            return _refused(
+                code,
+                "bad_photo",
+                _(
+                    "Photo refused: a JPEG, PNG or WebP picture of at most %(kb)s KB. "
+                    "Nothing was recorded.",
+                    kb=limit // 1000,
+                ),
+            )
+        photo = (kind, data)
     return _act(
         code,
         wf.ReportDefect(
             reason_code=reason,
             note=request.form.get("note", "")[:1000],
-            disposition=request.form.get("disposition", "rework"),
+            disposition=disposition,
+            part_sku=request.form.get("part", "")[:64],
+            photo=photo,
         ),
     )
 
@@ -445,6 +517,22 @@ def defect(code: str) -> Any:
 @station_device
 def andon(code: str) -> Any:
     return _act(code, wf.CallAndon(reason=request.form.get("reason", "help")[:200] or "help"))
+
+
+@bp.get("/<code>/andon")
+@station_device
+def andon_dialog(code: str) -> Any:
+    """The andon reasons dialog (a fragment swapped into #overlay)."""
+    view = _view(get_session(), code)
+    if not htmx:
+        return render_template("station/page.html", **_context(view, None, andon_dialog=True))
+    return render_template("station/_andon.html", **_context(view))
+
+
+@bp.post("/<code>/andon/cancel")
+@station_device
+def andon_cancel(code: str) -> Any:
+    return _act(code, wf.CancelAndon())
 
 
 # -- live: one SSE stream per page ---------------------------------------------------

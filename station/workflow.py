@@ -179,6 +179,8 @@ class ReportDefect:
     reason_code: str
     note: str = ""
     disposition: str = "rework"  # rework | hold | scrap
+    part_sku: str = ""  # the affected part: one of the step's picks (optional)
+    photo: tuple[str, bytes] | None = None  # (content type, bytes), checked by the caller
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,11 @@ class CheckInput:
     photo: str = ""
 
 
+@dataclass(frozen=True)
+class CancelAndon:
+    """The worker withdraws the station's open andon call (help no longer needed)."""
+
+
 StationEvent = (
     SignIn
     | SignOut
@@ -209,6 +216,7 @@ StationEvent = (
     | Resume
     | ReportDefect
     | CallAndon
+    | CancelAndon
     | CheckInput
 )
 
@@ -267,6 +275,7 @@ class Facts:
     pin_locked: bool = False  # SignIn: too many wrong PINs for this badge lately
     candidate: Candidate | None = None  # StartNext / StartUnit
     scan: ScanFacts | None = None  # Scan
+    andon_open: bool = False  # CancelAndon: the station has an open andon call
 
 
 # --- effects the service records -------------------------------------------------
@@ -323,6 +332,8 @@ class RecordDefect:
     reason_code: str
     note: str
     disposition: str
+    part_id: int | None = None
+    photo: tuple[str, bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -336,6 +347,11 @@ class HoldUnit:
 class RaiseAndon:
     reason: str
     unit_id: int | None
+
+
+@dataclass(frozen=True)
+class WithdrawAndon:
+    """Close the station's open andon call(s): cancelled from the station."""
 
 
 @dataclass(frozen=True)
@@ -371,6 +387,7 @@ Effect = (
     | RecordDefect
     | HoldUnit
     | RaiseAndon
+    | WithdrawAndon
     | RecordCheckResult
     | OpenNonConformance
 )
@@ -429,6 +446,10 @@ def decide(state: StationState, event: StationEvent, facts: Facts) -> Decision:
             RaiseAndon(event.reason or "help", state.unit.id if state.unit else None),
             reason=event.reason or "help",
         )
+    if isinstance(event, CancelAndon):
+        if not facts.andon_open:
+            return reject("no_andon")
+        return accept("andon_cancelled", WithdrawAndon())
     if state.operator is None:
         if isinstance(event, Scan) and not event.error:
             return reject("unknown_badge", badge=event.data.strip()[:64])
@@ -532,6 +553,12 @@ def _defect(state: StationState, event: ReportDefect, facts: Facts) -> Decision:
         return reject("bad_reason", reason=event.reason_code[:32])
     if event.disposition not in DISPOSITIONS:
         return reject("bad_disposition", disposition=event.disposition[:32])
+    part_id = None
+    if event.part_sku:
+        part = next((p for p in state.picks if p.sku == event.part_sku), None)
+        if part is None:
+            return reject("defect_part_unknown", sku=event.part_sku[:64])
+        part_id = part.part_id
     effects: list[Effect] = [
         RecordDefect(
             state.unit.id,
@@ -539,6 +566,8 @@ def _defect(state: StationState, event: ReportDefect, facts: Facts) -> Decision:
             event.reason_code,
             event.note,
             event.disposition,
+            part_id,
+            event.photo,
         )
     ]
     if event.disposition in ("hold", "scrap"):
@@ -770,17 +799,19 @@ def _pick_for(picks: tuple[Pick, ...], part_id: int) -> Pick | None:
 def _wrong_part(state: StationState, scan: ScanFacts) -> Decision:
     open_picks = [p for p in state.picks if p.remaining]
     if not open_picks:
-        return reject(
-            "wrong_part",
-            scanned=scan.description or scan.sku,
-            needed="nothing more (complete the step)",
-        )
-    # Name the open pick most like the scanned part (same SKU family: MEM-16 vs MEM-32).
+        return reject("wrong_part_step_done", scanned=scan.description or scan.sku)
+    # Name the open picks most like the scanned part (same SKU family: MEM-16 vs
+    # MEM-32), all of them. ``needed`` is the English list (MQTT feedback, logs);
+    # the tablet joins ``needed_list`` in the reader's language and highlights the
+    # rows of ``needed_skus``.
     family = scan.sku.split("-")[0]
     similar = [p for p in open_picks if p.sku.split("-")[0] == family]
     needed = similar or open_picks
+    names = [p.description or p.sku for p in needed]
     return reject(
         "wrong_part",
         scanned=scan.description or scan.sku,
-        needed=" or ".join(p.description or p.sku for p in needed[:3]),
+        needed=" or ".join(names),
+        needed_list=names,
+        needed_skus=[p.sku for p in needed],
     )

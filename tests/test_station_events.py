@@ -156,7 +156,7 @@ def test_a_whole_unit_over_the_events_api(app: Flask, post: Poster) -> None:
         (
             {"action": "dance"},
             "action must be one of sign_in, sign_out, start, complete, pause, "
-            "resume, andon, defect",
+            "resume, andon, defect, andon_cancel",
         ),
         ({"action": "sign_in"}, "badge is missing"),
         ({"action": "sign_in", "badge": "x" * 65}, "badge must be a string of 1 to 64 characters"),

@@ -6,6 +6,7 @@ i5 / 16 GB / SSD 512 / mid-tower), a tablet bound to KIT-1 by the real binding l
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,8 +24,10 @@ from server.models import (
     Consumption,
     CustomerOrder,
     Defect,
+    DefectPhoto,
     Event,
     Operator,
+    Part,
     Station,
     StepRecord,
     Unit,
@@ -399,8 +402,13 @@ def test_defect_dialog_and_hold(app: Flask, tablet: FlaskClient) -> None:
     bad = post(tablet, "/station/KIT-1/defect", reason="nonsense", disposition="hold")
     assert banner(bad) == ("reject", "Choose a defect reason.")
     assert rows(app, Defect) == 0
+    assert "checked" not in dialog.text  # one stray tap never files a defect
+    assert "leaves the line until quality decides" in dialog.text  # Hold explained
+    unchosen = post(tablet, "/station/KIT-1/defect", reason="damaged")
+    assert banner(unchosen) == ("reject", "Choose what happens to the unit.")
+    assert rows(app, Defect) == 0
     html = post(tablet, "/station/KIT-1/defect", reason="damaged", disposition="hold")
-    assert banner(html) == ("ok", "Defect damaged recorded; unit PC-000001 is on hold.")
+    assert banner(html) == ("ok", "Defect Part damaged recorded; unit PC-000001 is on hold.")
     assert rows(app, Defect, Defect.reason_code == "damaged") == 1
     assert rows(app, UnitOperation, UnitOperation.status == "held") == 1
     assert "No unit in progress." in html
@@ -409,15 +417,45 @@ def test_defect_dialog_and_hold(app: Flask, tablet: FlaskClient) -> None:
 def test_defect_for_rework_keeps_the_step(app: Flask, tablet: FlaskClient) -> None:
     start_unit(tablet)
     html = post(tablet, "/station/KIT-1/defect", reason="cosmetic", disposition="rework")
-    assert banner(html) == ("ok", "Defect cosmetic recorded on unit PC-000001.")
+    assert banner(html) == ("ok", "Defect Scratch or dent recorded on unit PC-000001.")
     assert 'data-testid="unit-serial">PC-000001<' in html
+
+
+def test_a_defect_names_its_part_and_keeps_a_bounded_photo(app: Flask, tablet: FlaskClient) -> None:
+    start_unit(tablet)
+    app.config["DEFECT_PHOTO_MAX_BYTES"] = 2000
+    jpeg = b"\xff\xd8\xff\xe0" + b"x" * 1000
+    form = {"reason": "damaged", "disposition": "rework", "part": "PSU-450", "note": "<b>dent</b>"}
+    too_big = {**form, "photo": (io.BytesIO(b"\xff\xd8\xff" + b"x" * 2000), "big.jpg")}
+    html = tablet.post("/station/KIT-1/defect", data=too_big, headers=HX).text
+    assert banner(html)[0] == "reject" and "Photo refused" in banner(html)[1]
+    not_a_picture = {**form, "photo": (io.BytesIO(b"<svg onload=alert(1)>"), "x.jpg")}
+    html = tablet.post("/station/KIT-1/defect", data=not_a_picture, headers=HX).text
+    assert "Photo refused" in banner(html)[1] and rows(app, Defect) == 0
+    wrong_part = post(tablet, "/station/KIT-1/defect", **{**form, "part": "CASE-SFF"})
+    assert banner(wrong_part) == (
+        "reject",
+        "Part CASE-SFF is not in this step: choose one of its parts.",
+    )
+    ok = {**form, "photo": (io.BytesIO(jpeg), "cam.jpg")}
+    html = tablet.post("/station/KIT-1/defect", data=ok, headers=HX).text
+    assert banner(html)[0] == "ok"
+    with Session(app.extensions["taktline.engine"]) as db:
+        defect = db.exec(select(Defect)).one()
+        part = db.exec(select(Part).where(Part.sku == "PSU-450")).one()
+        assert (defect.part_id, defect.note) == (part.id, "<b>dent</b>")
+        photo = db.exec(select(DefectPhoto)).one()
+        assert (photo.defect_id, photo.content_type, photo.data) == (defect.id, "image/jpeg", jpeg)
 
 
 def test_andon_is_raised_then_shown_acknowledged(app: Flask, tablet: FlaskClient) -> None:
     start_unit(tablet)
-    html = post(tablet, "/station/KIT-1/andon")
-    assert banner(html) == ("ok", "Help is on the way: andon raised (help).")
-    assert "Andon raised: waiting for help" in html
+    dialog = tablet.get("/station/KIT-1/andon", headers=HX).text
+    assert all(f'value="{r}"' in dialog for r in ("material", "quality", "maintenance", "help"))
+    html = post(tablet, "/station/KIT-1/andon", reason="material")
+    assert banner(html) == ("ok", "Andon raised (Material): a supervisor is called.")
+    assert "Andon: Material" in html and "waiting for a supervisor" in html
+    assert "raised 0 min ago" in html
     assert 'data-testid="andon"' not in html  # one call at a time
     with write_session(app.extensions["taktline.engine"]) as db:
         call = db.exec(select(AndonCall)).one()
@@ -425,7 +463,32 @@ def test_andon_is_raised_then_shown_acknowledged(app: Flask, tablet: FlaskClient
         call.acknowledged_at, call.acknowledged_by_id = utcnow(), sam.id
         db.add(call)
     header = tablet.get("/station/KIT-1/header", headers=HX).text
-    assert "Help coming: Sam Sutherland acknowledged" in header
+    assert "Sam Sutherland is coming" in header and "waiting" not in header
+
+
+def test_andon_is_cancelled_from_the_tablet(app: Flask, tablet: FlaskClient) -> None:
+    start_unit(tablet)
+    nothing = post(tablet, "/station/KIT-1/andon/cancel")
+    assert banner(nothing) == ("reject", "No andon call is open at this station.")
+    post(tablet, "/station/KIT-1/andon", reason="maintenance")
+    html = post(tablet, "/station/KIT-1/andon/cancel")
+    assert banner(html) == ("ok", "Andon call cancelled.")
+    assert 'data-testid="andon-state"' not in html and 'data-testid="andon"' in html
+    assert rows(app, AndonCall, col(AndonCall.resolved_at).is_(None)) == 0
+
+
+def test_a_scan_sent_before_an_outage_is_not_recorded(app: Flask, tablet: FlaskClient) -> None:
+    """The tablet gave up on it (4 s) and told the worker "not recorded": so it is."""
+    start_unit(tablet)
+    sent = (utcnow() - timedelta(seconds=10)).isoformat()
+    html = post(tablet, "/station/KIT-1/scan", data=CASE_MT, sent_at=sent)
+    assert banner(html) == (
+        "reject",
+        "Not recorded: the tablet was offline. Scan again when connected.",
+    )
+    assert rows(app, Consumption) == 0
+    fresh = post(tablet, "/station/KIT-1/scan", data=CASE_MT, sent_at=utcnow().isoformat())
+    assert banner(fresh)[0] == "ok" and rows(app, Consumption) == 1
 
 
 def test_sign_out(app: Flask, tablet: FlaskClient) -> None:

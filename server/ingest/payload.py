@@ -184,7 +184,17 @@ def _device(doc: dict[str, Any], msg_id: str, source: str) -> wf.DeviceEvent:
 
 
 # The station actions (docs/mqtt.md, "evt/action"): name -> the fields they take.
-ACTIONS = ("sign_in", "sign_out", "start", "complete", "pause", "resume", "andon", "defect")
+ACTIONS = (
+    "sign_in",
+    "sign_out",
+    "start",
+    "complete",
+    "pause",
+    "resume",
+    "andon",
+    "defect",
+    "andon_cancel",
+)
 _ACTION_FIELDS = {
     "msg_id",
     "ts",
@@ -242,5 +252,6 @@ def _action(doc: dict[str, Any], msg_id: str, source: str) -> wf.StationEvent:
         "complete": wf.CompleteStep(),
         "pause": wf.Pause(),
         "resume": wf.Resume(),
+        "andon_cancel": wf.CancelAndon(),
     }
     return simple[action]

@@ -17,7 +17,7 @@ from server.models.catalog import (
     Product,
 )
 from server.models.events import DeadLetter, Event
-from server.models.execution import AndonCall, Consumption, Defect, StepRecord
+from server.models.execution import AndonCall, Consumption, Defect, DefectPhoto, StepRecord
 from server.models.integration import Delivery, OutboxEvent, WebhookSubscription
 from server.models.inventory import Location, StockLot, StockMovement
 from server.models.joins import join_unit_to_order, join_work_order_to_order
@@ -52,6 +52,7 @@ __all__ = [
     "Consumption",
     "CustomerOrder",
     "Defect",
+    "DefectPhoto",
     "DeviceToken",
     "DeadLetter",
     "Delivery",

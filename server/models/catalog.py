@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from server.models.types import Tracking, json_list
+from server.models.types import Tracking, json_list, translations
 
 
 class Part(SQLModel, table=True):
@@ -23,6 +23,7 @@ class Part(SQLModel, table=True):
     bin_location: str = Field(default="", max_length=32, description="line-side bin")
     # A part built here can itself be a component of another product (sub-assembly).
     product_id: int | None = Field(default=None, foreign_key="product.id")
+    translations: dict[str, dict[str, str]] = translations()  # description
 
 
 class PartIdentifier(SQLModel, table=True):
@@ -50,6 +51,7 @@ class Product(SQLModel, table=True):
     line_id: int | None = Field(default=None, foreign_key="line.id")
     serial_pattern: str = Field(default="{product}-{seq:06d}", max_length=64)
     description: str = Field(default="", max_length=1000)
+    translations: dict[str, dict[str, str]] = translations()  # name
 
 
 class OptionGroup(SQLModel, table=True):
@@ -71,6 +73,7 @@ class Option(SQLModel, table=True):
     code: str = Field(max_length=32)
     name: str = Field(max_length=200)
     position: int = Field(default=0)
+    translations: dict[str, dict[str, str]] = translations()  # name
 
 
 class OptionRule(SQLModel, table=True):
@@ -99,6 +102,7 @@ class Operation(SQLModel, table=True):
     standard_seconds: int = Field(default=300)
     required_skill: str | None = Field(default=None, max_length=32)
     when_options: list[str] = json_list()
+    translations: dict[str, dict[str, str]] = translations()  # name, instructions
 
 
 class BomLine(SQLModel, table=True):

@@ -69,9 +69,20 @@ class Defect(SQLModel, table=True):
     reason_code: str = Field(max_length=32)
     note: str = Field(default="", max_length=1000)
     disposition: str = Field(default="rework", max_length=16, description="rework | hold | scrap")
+    part_id: int | None = Field(default=None, foreign_key="part.id")  # the affected part
     at: datetime = when(default_now=True, index=True)
     resolved_at: datetime | None = when(nullable=True)
     resolved_by_id: int | None = Field(default=None, foreign_key="operator.id")
+
+
+class DefectPhoto(SQLModel, table=True):
+    """A photo of a defect from the tablet's camera (bounded: DEFECT_PHOTO_MAX_BYTES)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    defect_id: int = Field(foreign_key="defect.id", unique=True)
+    content_type: str = Field(max_length=32)
+    data: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    at: datetime = when(default_now=True)
 
 
 class AndonCall(SQLModel, table=True):
@@ -84,3 +95,5 @@ class AndonCall(SQLModel, table=True):
     acknowledged_at: datetime | None = when(nullable=True)
     acknowledged_by_id: int | None = Field(default=None, foreign_key="operator.id")
     resolved_at: datetime | None = when(nullable=True)
+    # When the escalation went out on MQTT (ANDON_ESCALATE_MINUTES unacknowledged).
+    escalated_at: datetime | None = when(nullable=True)

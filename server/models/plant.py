@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from server.models.types import Role, json_list, when
+from server.models.types import Role, json_list, translations, when
 
 
 class Site(SQLModel, table=True):
@@ -35,6 +35,7 @@ class Station(SQLModel, table=True):
     kind: str = Field(max_length=32, index=True, description="the kind of work done here")
     position: int = Field(default=0)
     active: bool = Field(default=True)
+    translations: dict[str, dict[str, str]] = translations()  # name
     # Who is signed in at the station now (set by the station workflow).
     operator_id: int | None = Field(default=None, foreign_key="operator.id")
     signed_in_at: datetime | None = when(nullable=True)
@@ -44,6 +45,9 @@ class Operator(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     badge: str = Field(max_length=64, unique=True)
+    # Typed on the tablet's keypad with the PIN when the badge is not at hand
+    # (STATION_NUMBER_SIGN_IN).
+    number: str | None = Field(default=None, max_length=16, unique=True)
     username: str | None = Field(default=None, max_length=64, unique=True)
     pin_hash: str | None = Field(default=None, max_length=255)
     password_hash: str | None = Field(default=None, max_length=255)

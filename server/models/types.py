@@ -51,6 +51,15 @@ def json_list() -> Any:
     return Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
 
 
+def translations() -> Any:
+    """Per-locale texts of a catalog row, ``{"fr": {"name": "...", ...}}`` (the import's
+    ``translations`` field); a text without one shows in the default language."""
+    return Field(
+        default_factory=dict,
+        sa_column=sa.Column(sa.JSON, nullable=False, server_default=sa.text("'{}'")),
+    )
+
+
 def json_dict() -> Any:
     return Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
 

@@ -11,6 +11,10 @@
  * 3. Link state: the SSE stream (htmx-ext-sse) opens, errors and sends heartbeats;
  *    after two missed heartbeats or an error the page says "reconnecting". The server
  *    sends a full snapshot on every (re)connect, so nothing is lost meanwhile.
+ *    A wedge scan made while the link is down is refused here, on the spot: red banner,
+ *    reject tone, "not recorded: scan again when connected" (docs/station.md). A scan
+ *    whose answer does not come within 4 s is refused the same way, and carries the
+ *    server's time of sending, so the server refuses it too if it arrives later.
  * 4. Step timer: ticks every second from the server's start time and paused seconds,
  *    corrected for the tablet's clock offset; amber from 80 % of the standard time,
  *    red beyond it.
@@ -48,9 +52,36 @@
     var form = document.getElementById("capture");
     var input = document.getElementById("capture-input");
     if (!form || !input) return;
+    if (document.body.classList.contains("offline")) { refuseOffline(); return; }
+    var sent = document.getElementById("capture-sent");
+    if (sent) sent.value = new Date(Date.now() + offsetMs).toISOString();
     input.value = text;
     htmx.trigger(form, "submit");
   }
+
+  // Not recorded: shown like a server's refusal, with its tone; never sent.
+  var localRefs = 0;
+  function refuseOffline() {
+    var banner = document.getElementById("banner");
+    var screen = document.querySelector("[data-offline-text]");
+    if (!banner || !screen) return;
+    localRefs += 1;
+    banner.className = "banner reject";
+    banner.setAttribute("data-kind", "reject");
+    banner.setAttribute("data-ref", "offline-" + localRefs + "-" + Date.now());
+    banner.setAttribute("data-code", "not_recorded_offline");
+    var span = document.createElement("span");
+    span.className = "banner-text";
+    span.textContent = screen.getAttribute("data-offline-text");
+    banner.replaceChildren(span);
+    announce();
+  }
+  document.addEventListener("htmx:timeout", function (ev) {
+    if (ev.target && ev.target.id === "capture") refuseOffline();
+  });
+  document.addEventListener("htmx:sendError", function (ev) {
+    if (ev.target && ev.target.id === "capture") refuseOffline();
+  });
 
   function hint(text) {
     var el = document.getElementById("capture-hint");
@@ -175,13 +206,15 @@
     var m = Math.floor(seconds / 60), s = seconds % 60;
     return (m < 10 ? "0" : "") + m + ":" + (s < 10 ? "0" : "") + s;
   }
-  var offsetMs = 0; // server clock - tablet clock
-  document.addEventListener("htmx:afterSettle", function () {
-    var t = document.getElementById("timer");
-    if (t && t.getAttribute("data-server-now")) {
-      offsetMs = Date.parse(t.getAttribute("data-server-now")) - Date.now();
+  // server clock - tablet clock, from the last screen the server rendered
+  function syncClock() {
+    var el = document.querySelector("[data-testid=screen][data-server-now]");
+    if (el && el.getAttribute("data-server-now")) {
+      offsetMs = Date.parse(el.getAttribute("data-server-now")) - Date.now();
     }
-  });
+  }
+  document.addEventListener("htmx:afterSettle", syncClock);
+  document.addEventListener("htmx:sseMessage", syncClock);
   function tick() {
     var t = document.getElementById("timer");
     if (!t || !t.getAttribute("data-started")) return;
@@ -196,12 +229,16 @@
     t.classList.remove("green", "amber", "red");
     t.classList.add(elapsed > standard ? "red" : elapsed >= 0.8 * standard ? "amber" : "green");
   }
+  // The andon call's age, in whole minutes.
+  function andonAge() {
+    var el = document.querySelector(".andon-age[data-raised-at]");
+    if (!el) return;
+    var minutes = Math.max(0, Math.floor((Date.now() + offsetMs - Date.parse(el.getAttribute("data-raised-at"))) / 60000));
+    el.textContent = (el.getAttribute("data-template") || "").replace("%(num)s", String(minutes));
+  }
   document.addEventListener("DOMContentLoaded", function () {
-    var t = document.getElementById("timer");
-    if (t && t.getAttribute("data-server-now")) {
-      offsetMs = Date.parse(t.getAttribute("data-server-now")) - Date.now();
-    }
-    window.setInterval(tick, 1000);
+    syncClock();
+    window.setInterval(function () { tick(); andonAge(); }, 1000);
   });
 
   // -- PIN pad and dialogs -------------------------------------------------------------
