@@ -33,20 +33,25 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
+from server.board.plan import HourPlan, HourRow, Interval, hour_plan, hour_rows
 from server.board.shortages import WIP_STATUSES, shortages
 from server.board.stations import BoardStationState, station_states
 from server.models import (
     CustomerOrder,
     Defect,
     Line,
+    LineClosure,
+    LineShift,
     Operation,
     Station,
     StepRecord,
     Unit,
 )
 from server.models.types import rfc3339, utcnow
+from server.promise.calendar import working_intervals
+from server.promise.load import shifts_of
 from server.trace.timing import Stats, percentile, summarize
 
 __all__ = [
@@ -66,6 +71,7 @@ class DayFigures:
     day: date
     start: datetime
     end: datetime
+    now: datetime
     completed: int = 0
     per_hour: float = 0.0
     hourly: list[int] = field(default_factory=lambda: [0] * 24)
@@ -77,7 +83,22 @@ class DayFigures:
     shortages: list[tuple[str, int, str]] = field(default_factory=list)  # sku, short, source
     stations: list[BoardStationState] = field(default_factory=list)
     cycle_times: dict[str, Stats] = field(default_factory=dict)
+    # per station: (min, first quartile, median, third quartile, max) of the step times
+    cycle_boxes: dict[str, tuple[float, float, float, float, float]] = field(default_factory=dict)
     takt_seconds: int = 0
+    plan: HourPlan = field(default_factory=HourPlan)
+    now_hour: int | None = None  # the local hour now, when the day shown is today
+
+    @property
+    def hours(self) -> list[HourRow]:
+        """Plan against actual, for each hour that had either, up to the next hour."""
+        rows = hour_rows(self.plan, self.hourly, now_hour=self.now_hour)
+        return [r for r in rows if self.now_hour is None or r.hour <= self.now_hour + 1]
+
+    @property
+    def completed_so_far_vs_plan(self) -> int:
+        """Units completed minus units planned so far (negative: behind)."""
+        return self.completed - int(self.plan.so_far + 1e-9)
 
     @property
     def first_pass_yield(self) -> float | None:
@@ -110,7 +131,7 @@ def day_figures(
     start, end = day_bounds(day, zone)
     conn = db.connection()
     q = _q()
-    f = DayFigures(day=day, start=start, end=end)
+    f = DayFigures(day=day, start=start, end=end, now=now)
     window = {"start": start, "end": end}
     for completed_at, defective in conn.execute(q["completed"], window):
         f.completed += 1
@@ -132,7 +153,12 @@ def day_figures(
         "p50": percentile(leads, 50) if leads else None,
         "p90": percentile(leads, 90) if leads else None,
     }
-    f.takt_seconds = conn.execute(sa.select(sa.func.min(col(Line.takt_seconds)))).scalar() or 0
+    line = conn.execute(
+        sa.select(col(Line.id), col(Line.takt_seconds))
+        .order_by(col(Line.takt_seconds), col(Line.id))
+        .limit(1)
+    ).first()
+    f.takt_seconds = line.takt_seconds if line else 0
     durations: dict[str, list[float]] = defaultdict(list)
     standards: dict[str, int] = {}
     cycles = _cycles_query(conn.dialect.name)
@@ -140,10 +166,58 @@ def day_figures(
         durations[code].append(max(float(seconds) - (paused or 0.0), 0.0))
         standards[code] = standard
     f.cycle_times = {code: summarize(v, standards[code]) for code, v in sorted(durations.items())}
+    f.cycle_boxes = {code: _box(v) for code, v in sorted(durations.items())}
+    if day == now.astimezone(zone).date():
+        f.now_hour = now.astimezone(zone).hour
+    calendar = _calendar(db, line_id=line.id, day=day, zone=zone) if line else None
+    f.plan = hour_plan(
+        calendar if calendar is not None else _working(first_start, now=now, end=end),
+        takt_seconds=f.takt_seconds,
+        zone=zone,
+        start=start,
+        end=end,
+        now=now,
+        source="calendar" if calendar is not None else "takt",
+    )
     f.shortages = shortages(db)
     if with_stations:
         f.stations = station_states(db, now=now, last_cycles=durations)
     return f
+
+
+def _calendar(db: Session, *, line_id: int, day: date, zone: ZoneInfo) -> list[Interval] | None:
+    """The line's working time that day from its calendar (shifts less breaks, closed
+    days out; server.promise), or None when the line has no shifts."""
+    rows = db.exec(
+        select(LineShift).where(LineShift.line_id == line_id).order_by(col(LineShift.id))
+    ).all()
+    if not rows:
+        return None
+    first = day - timedelta(days=1)  # a night shift that started the day before
+    closed: list[date] = list(
+        db.connection()
+        .execute(
+            sa.select(col(LineClosure.day)).where(
+                col(LineClosure.line_id) == line_id,
+                col(LineClosure.day) >= first,
+                col(LineClosure.day) <= day,
+            )
+        )
+        .scalars()
+    )
+    return working_intervals(shifts_of(rows), zone=zone, first_day=first, days=2, closed=closed)
+
+
+def _working(first_start: datetime | None, *, now: datetime, end: datetime) -> list[Interval]:
+    """Without a calendar: from the line's first step that day to now (or the day's end)."""
+    if first_start is None:
+        return []
+    return [(first_start.timestamp(), min(now, end).timestamp())]
+
+
+def _box(values: list[float]) -> tuple[float, float, float, float, float]:
+    v = sorted(values)
+    return (v[0], percentile(v, 25), percentile(v, 50), percentile(v, 75), v[-1])
 
 
 @functools.cache
@@ -215,6 +289,13 @@ def to_dict(f: DayFigures) -> dict[str, Any]:
         "on_time_rate": f.on_time_rate,
         "lead_time_hours": f.lead_time_hours,
         "takt_seconds": f.takt_seconds,
+        "plan": {
+            "source": f.plan.source,
+            "hourly": [round(p, 2) for p in f.plan.hourly],
+            "so_far": round(f.plan.so_far, 2),
+            "target": round(f.plan.target, 2),
+            "now_hour": f.now_hour,
+        },
         "shortages": [{"sku": s, "short": n, "source": src} for s, n, src in f.shortages],
         "stations": [
             {
@@ -249,6 +330,7 @@ def to_dict(f: DayFigures) -> dict[str, Any]:
                 "p90": round(st.p90, 1),
                 "standard": st.standard,
                 "histogram": [[round(a), round(b), c] for a, b, c in st.histogram],
+                "box": [round(x, 1) for x in f.cycle_boxes[code]],
             }
             for code, st in f.cycle_times.items()
         },

@@ -1,6 +1,7 @@
 """The supervisors' line board, live over SSE.
 
-``/board`` renders the figures once; ``/board/events`` streams the same partial as the
+``/board`` renders the figures once (``/board?tv=1``: the wall screen, large type, no
+navigation and nothing to click); ``/board/events`` streams the same partial as the
 ``board`` SSE event whenever a station's state changes (``server.messaging.live``, fed by the
 retained MQTT state topics and this process's own publishes), and at least every
 ``BOARD_REFRESH_SECONDS`` for the day's figures. ``/board/data.json`` feeds the charts
@@ -56,12 +57,17 @@ def _day_arg() -> date | None:
         abort(400, description=_("The day is YYYY-MM-DD."))
 
 
+def _tv() -> bool:
+    """The wall screen (``?tv=1``): read from across the room, nothing to click."""
+    return request.args.get("tv") == "1"
+
+
 @bp.get("/board")
 @auth.require("supervisor")
 def page() -> str:
     day = _day_arg()
     f = figures.day_figures(get_session(), day=day, zone=plant_time.zone())
-    return render_template("board/page.html", f=f, day=day)
+    return render_template("board/page.html", f=f, day=day, tv=_tv())
 
 
 @bp.get("/board/data.json")
@@ -78,11 +84,12 @@ def events() -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     refresh = float(app.config["BOARD_REFRESH_SECONDS"])
     once = request.args.get("once") == "1"  # one event and close (tests, curl)
+    tv = _tv()
 
     def render() -> str:
         with Session(app.extensions["taktline.engine"]) as db:
             return render_template(
-                "board/_figures.html", f=figures.day_figures(db, zone=plant_time.zone())
+                "board/_figures.html", f=figures.day_figures(db, zone=plant_time.zone()), tv=tv
             )
 
     def stream() -> Iterator[str]:
