@@ -116,7 +116,8 @@ def pure(args: argparse.Namespace) -> None:
     units = sum(len(o.units) for o in orders)
     steps = sum(len(u) for o in orders for u in o.units)
     print(
-        f"input: {len(orders)} open orders ({units} units, {steps} steps), {len(plant.parts)} parts, "
+        f"input: {len(orders)} open orders ({units} units, {steps} steps), "
+        f"{len(plant.parts)} parts, "
         f"{receipts} scheduled receipts, {len(plant.stations)} stations of {len(KINDS)} kinds, "
         "two shifts x 5 days, 120-day horizon"
     )
@@ -148,10 +149,169 @@ def pure(args: argparse.Namespace) -> None:
         plan.replan(parts={**plan.plant.parts, part.part_id: part})  # back as it was
     print(
         f"pure incremental re-promise after one receipt slips a week ({args.slips} receipts): "
-        f"median {statistics.median(slip_times) * 1000:.1f} ms, worst {max(slip_times) * 1000:.1f} ms; "
+        f"median {statistics.median(slip_times) * 1000:.1f} ms, "
+        f"worst {max(slip_times) * 1000:.1f} ms; "
         f"orders whose promise moved: median {statistics.median(changed_counts):.0f}, "
         f"most {max(changed_counts)}"
     )
+
+
+def database(args: argparse.Namespace, folder: Path) -> None:
+    """The same sizes through the database: load + plan, and a receipt slipping."""
+    from sqlmodel import Session, select
+
+    from server.catalog import importer
+    from server.db import get_engine, migrate, write_session
+    from server.inventory import receipts as receipts_mod
+    from server.models import ScheduledReceipt
+    from server.orders import intake
+    from server.promise import service
+
+    rng = random.Random(5)
+    url = f"sqlite:///{folder / 'bench.db'}"
+    migrate.upgrade(url)
+    engine = get_engine(url)
+    today = datetime.now(UTC).date()
+    kinds = KINDS[:4]
+    stations = [
+        {"code": f"ST-{n:02d}", "name": f"Station {n}", "kind": kinds[n % len(kinds)]}
+        for n in range(args.stations)
+    ]
+    parts = [{"sku": f"P-{p:04d}", "description": f"Part {p}"} for p in range(args.parts)]
+    products = []
+    for n in range(20):
+        bom_parts = rng.sample(range(args.parts), 25)
+        products.append(
+            {
+                "code": f"PR{n}",
+                "name": f"Product {n}",
+                "line": "L1",
+                "option_groups": [],
+                "operations": [
+                    {
+                        "code": k.upper()[:3],
+                        "sequence": 10 * (i + 1),
+                        "name": k.title(),
+                        "station_kind": k,
+                        "standard_seconds": rng.choice((240, 300, 360, 420, 480)),
+                    }
+                    for i, k in enumerate(kinds)
+                ],
+                "bom": [
+                    {
+                        "part": f"P-{p:04d}",
+                        "qty": rng.randint(1, 2),
+                        "operation": kinds[0].upper()[:3],
+                    }
+                    for p in bom_parts
+                ],
+            }
+        )
+    doc = {
+        "plant": {
+            "site": "S1",
+            "lines": [
+                {
+                    "code": "L1",
+                    "stations": stations,
+                    "calendar": {
+                        "shifts": [
+                            {
+                                "days": "mon-fri",
+                                "start": "06:00",
+                                "end": "14:00",
+                                "breaks": ["09:00-09:15"],
+                            },
+                            {
+                                "days": "mon-fri",
+                                "start": "14:00",
+                                "end": "22:00",
+                                "breaks": ["17:00-17:15"],
+                            },
+                        ]
+                    },
+                }
+            ],
+        },
+        "locations": [{"code": "WH", "name": "Warehouse"}],
+        "parts": parts,
+        "products": products,
+        "stock": [
+            {"part": f"P-{p:04d}", "location": "WH", "qty": rng.randint(100, 600)}
+            for p in range(args.parts)
+        ],
+        "receipts": [
+            {
+                "part": f"P-{p:04d}",
+                "qty": rng.randint(50, 300),
+                "expected": (today + timedelta(days=rng.randint(1, 20))).isoformat(),
+                "ref": f"PO-{p}",
+            }
+            for p in range(0, args.parts, 3)
+        ],
+    }
+    t = time.perf_counter()
+    with write_session(engine) as db:
+        importer.import_document(db, doc, source="bench", by="bench")
+        for o in range(args.orders):
+            intake.create_order(
+                db,
+                order=intake.OrderInput(
+                    f"SO-{o:05d}",
+                    "Bench",
+                    today + timedelta(days=rng.randint(1, 30)),
+                    rng.choice((0, 0, 0, 1, 5)),
+                    [intake.LineInput(f"PR{rng.randrange(20)}", rng.randint(1, 3))],
+                ),
+                by="bench",
+                channel="bench",
+            )
+    print(f"database (SQLite): plant written in {time.perf_counter() - t:.1f} s")
+    options = service.Options(zone=UTC)
+    with Session(engine) as db:
+        times = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            entry = service.plan_for(db, options=options, cached=False)
+            times.append(time.perf_counter() - t)
+        promised = sum(1 for p in entry.plan.promises.values() if p.promised)
+        print(
+            f"database: load + plan of {len(entry.plan.orders)} open orders: best "
+            f"{min(times) * 1000:.0f} ms, median {statistics.median(times) * 1000:.0f} ms "
+            f"({promised} promised)"
+        )
+    with write_session(engine) as db:
+        entry = service.plan_for(db, options=options)
+        for order_id, p in entry.plan.promises.items():
+            if p.ship_on is not None:
+                from server.models import OrderPromise
+
+                db.add(OrderPromise(order_id=order_id, promised_on=p.ship_on))
+    slip_times, flags = [], []
+    with Session(engine) as db:
+        ids = [r.id for r in db.exec(select(ScheduledReceipt)).all()]
+    for rid in rng.sample(ids, min(args.slips, len(ids))):
+        with write_session(engine) as db:
+            service.plan_for(db, options=options)  # the kept plan, as a web process has it
+            row = db.get(ScheduledReceipt, rid)
+            assert row is not None
+            t = time.perf_counter()
+            changes = service.reschedule_receipt(
+                db,
+                receipt=row,
+                expected_on=row.expected_on + timedelta(days=7),
+                by="bench",
+                options=options,
+            )
+            slip_times.append(time.perf_counter() - t)
+            flags.append(sum(1 for c in changes if c.flagged))
+    print(
+        f"database: a receipt slips a week, re-promise + flags written ({len(slip_times)} "
+        f"receipts): median {statistics.median(slip_times) * 1000:.1f} ms, worst "
+        f"{max(slip_times) * 1000:.1f} ms; orders flagged: median "
+        f"{statistics.median(flags):.0f}, most {max(flags)}"
+    )
+    del receipts_mod
 
 
 def main() -> None:
@@ -165,8 +325,6 @@ def main() -> None:
     args = parser.parse_args()
     pure(args)
     if args.db:
-        from bench_promise_db import database  # type: ignore[import-not-found]
-
         with tempfile.TemporaryDirectory() as folder:
             database(args, Path(folder))
 

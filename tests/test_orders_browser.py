@@ -43,9 +43,14 @@ def test_order_form_updates_live_and_order_releases(
     for code in ("i7", "mem32", "ssd1t"):
         choose(code)
     expect(page.locator("table.bom")).to_contain_text("MB-ITX")
+    # The promise follows the options: a date, and what binds it.
+    expect(page.locator("[data-testid=promise]")).to_contain_text("Ships on")
     page.screenshot(path=str(artifacts_dir / "orders-new-live-bom.png"), full_page=True)
     page.click("text=Save order")
     expect(page.locator("h1")).to_contain_text("SO-9001")
-    page.click("form[action$='/release'] button")
+    # Release asks first, showing the lots and serials it reserves.
+    page.click("a.release")
+    expect(page.locator("[data-testid=reserves]")).to_contain_text("MB-ITX")
+    page.click("[data-testid=confirm-release]")
     expect(page.locator("h1")).to_contain_text("released")
     expect(page.locator("table.units")).to_contain_text("PC-000001")

@@ -387,7 +387,7 @@ def test_on_time_delivery_against_promise_and_due_date(sup: FlaskClient, demo_ap
             )
         ).all()
         now = datetime.now(UTC)
-        for order, promise in rows[:3]:
+        for order, _promise in rows[:3]:
             order.status, order.shipped_at = "shipped", now
             db.add(order)
         # One shipped after its promise, still before its due date.

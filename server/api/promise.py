@@ -73,7 +73,7 @@ def _lines(body: dict[str, Any]) -> tuple[list[service.LineWanted], list[str]]:
             problems.append(f"line {n}: options must be a list of option codes.")
             opts = []
         if not problems:
-            lines.append(service.LineWanted(str(product).strip(), int(qty), tuple(opts)))
+            lines.append(service.LineWanted(str(product).strip(), int(qty or 0), tuple(opts)))
     return lines, problems
 
 
@@ -602,7 +602,7 @@ oa.add_path(
         },
     },
 )
-_ACTIONS = {
+_ACTIONS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "receive": (
         "Receive a delivery against the receipt (ledger receipts; closes it when all is in)",
         {

@@ -115,11 +115,11 @@ def line_calendar(imp: Importer, item: dict[str, Any], line: Line) -> None:
         except ValueError:
             imp.problem(closed, "day", f"{day!r} is not a date (YYYY-MM-DD)")
             continue
-        row = imp.db.exec(
+        closure = imp.db.exec(
             select(LineClosure).where(LineClosure.line_id == line.id, LineClosure.day == day)
         ).first() or LineClosure(line_id=line.id or 0, day=day)
-        row.reason = str(closed.get("reason", ""))[:200]
-        imp.db.add(row)
+        closure.reason = str(closed.get("reason", ""))[:200]
+        imp.db.add(closure)
     imp.report.add("calendars")
 
 

@@ -51,7 +51,6 @@ from server.models import (
     UnitOperation,
     UnitOperationStatus,
     UnitStatus,
-    WorkOrder,
     join_unit_to_order,
 )
 from server.promise.calendar import Shift, WorkAxis, always, parse_hhmm, subtract, working_intervals
@@ -127,7 +126,7 @@ class Loaded:
 
 
 def load(session: Session, *, now: datetime, options: Options) -> Loaded:
-    skus = {int(pid): sku for pid, sku in session.exec(select(Part.id, Part.sku)).all()}  # type: ignore[call-overload]
+    skus = {int(pid or 0): sku for pid, sku in session.exec(select(Part.id, Part.sku)).all()}  # type: ignore[call-overload]
     receipts = open_receipts(session)
     parts = supply(session, today=expiry.today(), receipts=receipts.values(), skus=skus)
     subs: dict[int, list[int]] = defaultdict(list)
@@ -230,13 +229,13 @@ def station_specs(session: Session, *, now: datetime, options: Options) -> list[
         closed[int(line_id)].append(day)
     down: dict[int, list[tuple[float, float]]] = defaultdict(list)
     horizon_end = now + timedelta(days=days)
-    for row in session.exec(
+    for downtime in session.exec(
         select(StationDowntime).where(
             col(StationDowntime.end_at).is_(None) | (col(StationDowntime.end_at) > now)
         )
     ).all():
-        end = row.end_at or horizon_end
-        down[row.station_id].append((row.start_at.timestamp(), end.timestamp()))
+        end = downtime.end_at or horizon_end
+        down[downtime.station_id].append((downtime.start_at.timestamp(), end.timestamp()))
     axes: dict[int, WorkAxis] = {}
     for line_id in session.exec(select(Line.id)).all():
         lid = int(line_id or 0)
@@ -465,13 +464,3 @@ def scrapped_units(session: Session, unit_ids: Sequence[int]) -> set[int]:
             )
         ).all()
     }
-
-
-def work_order_of_units(session: Session, unit_ids: Sequence[int]) -> dict[int, int]:
-    return dict(
-        session.exec(
-            select(Unit.id, WorkOrder.id)  # type: ignore[call-overload]
-            .join(WorkOrder, col(WorkOrder.id) == col(Unit.work_order_id))
-            .where(col(Unit.id).in_(list(unit_ids)))
-        ).all()
-    )

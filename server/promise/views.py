@@ -22,9 +22,8 @@ from server.inventory import receipts
 from server.models import Line, LineClosure, LineShift, Location, ScheduledReceipt, Station
 from server.models.types import utcnow
 from server.plant_time import zone
-from server.promise import board, imports
+from server.promise import board, imports, service
 from server.promise import publish as promise_publish
-from server.promise import service
 from server.promise.calendar import hhmm, parse_hhmm
 from server.promise.texts import describe
 from server.security import auth
