@@ -62,6 +62,7 @@ def areas() -> tuple[Any, ...]:
     from server.operations import views as operations_views
     from server.orders import views as order_views
     from server.promise import views as promise_views
+    from server.quality import views as quality_views
     from server.security import auth, headers
     from server.security import views as security_views
     from server.trace import views as trace_views
@@ -85,6 +86,7 @@ def areas() -> tuple[Any, ...]:
         operations_views,
         order_views,
         promise_views,
+        quality_views,
         dispatch_views,
         station_views,
         trace_views,

@@ -84,6 +84,16 @@ SECTIONS: tuple[Section, ...] = (
         about=_l("What went into a unit, where a lot went, how long assembly takes."),
     ),
     Section(
+        Link("quality.index", _l("Quality")),
+        ("quality",),
+        (
+            Link("quality.index", _l("Non-conformances")),
+            Link("quality.quarantine", _l("Quarantine")),
+            Link("quality.charts", _l("Control charts")),
+        ),
+        about=_l("Non-conformances and their dispositions, rework, quarantine, control charts."),
+    ),
+    Section(
         Link("board.page", _l("Line board")),
         ("board",),
         about=_l("Every station live, andon calls and the day's output against plan."),

@@ -124,7 +124,9 @@ def characteristics(session: Session) -> list[Characteristic]:
         .order_by(col(Product.code), col(Operation.sequence), col(Check.position))
     ).all()
     return [
-        Characteristic(c.id or 0, product, op, c.code, c.name, c.unit, int(counts.get(c.id, 0)))
+        Characteristic(
+            c.id or 0, product, op, c.code, c.name, c.unit, int(counts.get(c.id or 0, 0))
+        )
         for c, op, product in rows
     ]
 
@@ -134,13 +136,13 @@ def chart(session: Session, *, check_id: int) -> tuple[Check, qc.ControlChart | 
     check = session.get(Check, check_id)
     if check is None:
         raise LookupError(f"check {check_id} not found")
-    rows = session.exec(
+    newest = session.exec(
         select(CheckResult.value, CheckResult.at)
         .where(CheckResult.check_id == check_id, col(CheckResult.value).is_not(None))
         .order_by(col(CheckResult.at).desc(), col(CheckResult.id).desc())
         .limit(CHART_POINTS)
     ).all()
-    rows = list(reversed(rows))
+    rows = list(reversed(newest))
     values = [float(v) for v, _at in rows if v is not None]
     return (
         check,

@@ -1,0 +1,124 @@
+"""The quality pages over real HTTP (Flask's client) on the demo plant: the tablet shows
+the step's checks; a failed check's NCR on the quality page, decided rework; the rework
+station removes and installs a motherboard and re-runs the torque check; the unit page,
+its JSON and PDF, the recall page, the board's FPY, the quarantine and the control
+chart with Cpk; bad values refused and nothing recorded."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask
+from sqlmodel import Session, select
+
+from server.models import CheckResult, Consumption, NonConformance, Part
+from station.workflow import DeviceEvent, Scan, SignIn, StartUnit
+from tests.support.apps import login
+from tests.support.building import act, build_step, place_and_release, scans_for
+from tests.support.pdf_text import pdf_text
+from tests.test_station_views import bind
+
+HX = {"HX-Request": "true"}
+GTIN = "09506000001142"  # MB-B760
+
+
+def torque(value: float) -> DeviceEvent:
+    return DeviceEvent("torque", {"value": value, "unit": "Nm", "ok": True}, source="torque1")
+
+
+def results(engine: Any) -> int:
+    with Session(engine) as db:
+        return len(db.exec(select(CheckResult)).all())
+
+
+def test_ncr_rework_and_records_through_the_pages(any_demo_app: Flask) -> None:
+    app = any_demo_app
+    engine = app.extensions["taktline.engine"]
+    [serial] = place_and_release(engine, number="SO-QV", product="PC", quantity=1,
+                                 options=["i5", "mem16", "ssd512", "mt"])  # fmt: skip
+    build_step(engine, "KIT-1", serial, badge="OP1001")
+    assert act(engine, "BRD-1", SignIn("OP1001")).accepted
+    state = act(engine, "BRD-1", StartUnit(serial)).state
+    for pick in state.picks:
+        for data in scans_for(engine, unit_id=state.unit.id, part_id=pick.part_id,
+                              substitutes=pick.substitutes, qty=pick.remaining):  # fmt: skip
+            assert act(engine, "BRD-1", Scan(data)).accepted
+    tablet = app.test_client()
+    bind(app, tablet, "BRD-1")
+    screen = tablet.get("/station/BRD-1").get_data(as_text=True)
+    assert re.search(
+        r'data-code="TQ-MB".*?Motherboard screw torque.*?0\.5 to 0\.7 Nm.*?0/4', screen, re.S
+    )
+    assert "from the torque tool" in screen
+    # A torque check is never typed on the tablet; an unusable number changes nothing.
+    for value in ("0.6", "nan", "1e400"):
+        html = tablet.post("/station/BRD-1/check", data={"check": "TQ-MB", "value": value},
+                           headers=HX).get_data(as_text=True)  # fmt: skip
+        assert 'class="banner reject"' in html
+    assert results(engine) == 0
+    act(engine, "BRD-1", torque(0.6))
+    for value in (0.9, 0.95, 0.3):
+        act(engine, "BRD-1", torque(value))
+    with Session(engine) as db:
+        ncr = db.exec(select(NonConformance)).one()
+        board_part = db.exec(select(Part).where(Part.sku == "MB-B760")).one()
+        old = db.exec(select(Consumption.serial).where(Consumption.part_id == board_part.id)).one()
+
+    desk = app.test_client()
+    login(desk, "supervisor")
+    page = desk.get("/quality/?status=open").get_data(as_text=True)
+    assert f"NCR-{ncr.id:05d}" in page and serial in page and "0.3 Nm" in page
+    assert (
+        desk.post(f"/quality/ncr/{ncr.id}/decide", data={"disposition": "use_as_is"}).status_code
+        == 303
+    )
+    assert "Give a reason" in desk.get(f"/quality/ncr/{ncr.id}").get_data(as_text=True)
+    desk.post(f"/quality/ncr/{ncr.id}/decide", data={"disposition": "rework"})
+    rework = desk.get("/quality/rework/RWK-1").get_data(as_text=True)
+    assert serial in rework and 'data-testid="rework-queue"' in rework
+    assert desk.get("/quality/rework/BRD-1").status_code == 404  # not a rework station
+    base = f"/quality/rework/RWK-1/{ncr.id}"
+    desk.post(f"{base}/remove", data={"data": f"(01){GTIN}(21){old}"})
+    desk.post(f"{base}/install", data={"data": f"(01){GTIN}(21)MBBX00021"})
+    before = results(engine)
+    refused = desk.post(f"{base}/measure", data={"value": "inf"}, follow_redirects=True)
+    assert "needs a number" in refused.get_data(as_text=True) and results(engine) == before
+    for value in ("0.6", "0.62", "0.58", "0.61"):
+        desk.post(f"{base}/measure", data={"value": value})
+    done = desk.post(f"{base}/finish", follow_redirects=True).get_data(as_text=True)
+    assert "Rework finished" in done
+
+    unit = desk.get(f"/units/{serial}").get_data(as_text=True)
+    assert 'data-testid="component-changes"' in unit and "MBBX00021" in unit
+    assert re.search(rf"{old}.*?removed \d{{4}}-", unit, re.S)
+    doc = desk.get(f"/units/{serial}.json").get_json()
+    assert [c["action"] for c in doc["component_changes"]] == ["removed", "installed"]
+    assert "Checks and measurements" in pdf_text(desk.get(f"/units/{serial}.pdf").data)
+    api = desk.get(f"/api/v1/units/{serial}").get_json()
+    assert api is not None
+    recall = desk.get(f"/trace?serial={old}").get_data(as_text=True)
+    assert serial in recall and 'data-testid="removed"' in recall
+    assert desk.get("/quality/quarantine").get_data(as_text=True).count(old) == 1
+
+    board = desk.get("/board").get_data(as_text=True)
+    fpy = re.search(r'data-station="BRD-1"><td>BRD-1</td><td>(\d+)</td><td>(\d+)</td>', board)
+    assert fpy and fpy.groups() == ("1", "0")  # reworked: not first pass
+    charts = desk.get("/quality/charts").get_data(as_text=True)
+    check_id = re.search(r'/quality/charts/(\d+)">Motherboard screw torque', charts).group(1)  # type: ignore[union-attr]
+    chart = desk.get(f"/quality/charts/{check_id}").get_data(as_text=True)
+    assert re.search(r'data-testid="cpk">-?\d+\.\d\d<', chart)
+    assert 'data-testid="spec-limits">0.5 – 0.7 Nm' in chart
+    api_chart = desk.get(f"/api/v1/quality/checks/{check_id}/chart").get_json()
+    assert len(api_chart["values"]) == 8 and api_chart["cpk"] is not None
+    assert desk.get("/api/v1/quality/checks/abc/chart").status_code == 404
+    ncrs = desk.get("/api/v1/quality/ncrs?status=closed").get_json()["ncrs"]
+    assert [n["unit"] for n in ncrs] == [serial]
+
+    change_id = re.search(
+        r"/quality/quarantine/(\d+)/release", desk.get("/quality/quarantine").get_data(as_text=True)
+    ).group(1)  # type: ignore[union-attr]
+    desk.post(f"/quality/quarantine/{change_id}/release")
+    assert old not in desk.get("/quality/quarantine").get_data(as_text=True)
+    french = desk.get(f"/quality/charts/{check_id}", headers={"Accept-Language": "fr"})
+    assert "Cartes de contrôle" in french.get_data(as_text=True) or french.status_code == 200
