@@ -79,7 +79,7 @@ def test_home_offers_the_links_each_role_may_use(demo_app: Flask) -> None:
     login(supervisor, "supervisor")
     cards = Links(supervisor.get("/").get_data(as_text=True)).cards
     assert list(cards) == [
-        "Orders", "Dispatch", "Stock", "Trace", "Line board", "Audit trail"
+        "Orders", "Dispatch", "Supply", "Stock", "Trace", "Quality", "Line board", "Audit trail"
     ]  # fmt: skip
     assert ("/board?tv=1", "TV mode") in cards["Line board"]
     assert ("/orders/new", "New order") in cards["Orders"]

@@ -19,7 +19,7 @@ from station.messages import TEMPLATES
 LABELS: dict[str, Any] = {
     "andon_id": _l("Andon call"),
     "cleared": _l("Cleared"),
-    "code": _l("Result"),
+    "code": _l("Station message"),
     "counts": _l("Counts"),
     "customer": _l("Customer"),
     "due_date": _l("Due date"),
@@ -52,7 +52,7 @@ LABELS: dict[str, Any] = {
     "status": _l("Status"),
     "to": _l("To"),
     "unit": _l("Unit"),
-    "units": _l("Units"),
+    "units": _l("Units released"),
     "unreserved": _l("Unreserved"),
     "url": _l("URL"),
     "work_orders": _l("Work orders"),
