@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -92,9 +93,12 @@ def pct(values: list[float], p: float) -> float:
 NOISY_LINE = "LN"  # with --noisy-apart, station 0's line, taken by an ingest of its own
 
 
+def line_of(i: int, noisy_apart: bool = False) -> str:
+    return NOISY_LINE if noisy_apart and i == 0 else "L1"
+
+
 def station_base(i: int, noisy_apart: bool = False) -> str:
-    line = NOISY_LINE if noisy_apart and i == 0 else "L1"
-    return f"taktline/B/{line}/ST{i:02d}"
+    return f"taktline/B/{line_of(i, noisy_apart)}/ST{i:02d}"
 
 
 def fresh_database(url: str) -> str:
@@ -108,7 +112,12 @@ def fresh_database(url: str) -> str:
     return url
 
 
-def build_plant(url: str, stations: int, noisy_apart: bool = False) -> None:
+def build_plant(
+    url: str, stations: int, noisy_apart: bool = False, lines: Callable[[int], str] | None = None
+) -> None:
+    """N stations ``ST00``.. on line L1 (or ``lines(i)``), each signed in with a unit
+    started whose one step needs a million bolts: every "BOLT" scan is an accepted pick."""
+    lines = lines or (lambda i: line_of(i, noisy_apart))
     migrate.upgrade(url)
     engine = get_engine(url)
     from datetime import date
@@ -117,14 +126,15 @@ def build_plant(url: str, stations: int, noisy_apart: bool = False) -> None:
         site = Site(code="B", name="Bench")
         s.add(site)
         s.flush()
-        line = Line(site_id=site.id, code="L1", name="Bench line")
-        noisy = Line(site_id=site.id, code=NOISY_LINE, name="Noisy station's line")
-        s.add_all([line, noisy])
+        codes = sorted({lines(i) for i in range(stations)} | {"L1"})
+        by_code = {code: Line(site_id=site.id, code=code, name=f"Bench {code}") for code in codes}
+        s.add_all(by_code.values())
         s.flush()
+        line = by_code["L1"]
         for i in range(stations):
             s.add(
                 Station(
-                    line_id=noisy.id if noisy_apart and i == 0 else line.id,
+                    line_id=by_code[lines(i)].id,
                     code=f"ST{i:02d}",
                     name=f"Station {i}",
                     kind="bench",
