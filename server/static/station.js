@@ -207,6 +207,7 @@
     return (m < 10 ? "0" : "") + m + ":" + (s < 10 ? "0" : "") + s;
   }
   // server clock - tablet clock, from the last screen the server rendered
+  var offsetMs = 0;
   function syncClock() {
     var el = document.querySelector("[data-testid=screen][data-server-now]");
     if (el && el.getAttribute("data-server-now")) {
