@@ -72,14 +72,15 @@ VISIBLE_TEXTS = """() => {
 
 # What sticks out of the screen sideways: the page itself, or a part the worker needs.
 OVERFLOW = """() => {
-  const width = document.documentElement.clientWidth;
+  const root = document.documentElement, width = root.clientWidth;
   const out = [];
-  if (document.documentElement.scrollWidth > width) out.push("page " + document.documentElement.scrollWidth);
+  if (root.scrollWidth > width) out.push("page " + root.scrollWidth);
   const wanted = "#banner, #timer, .station-code, .andon-state, table.picks td, .actions button, "
     + ".dialog, .paused-screen button, .queue-item, .unit-head .serial";
   for (const el of document.querySelectorAll(wanted)) {
     const r = el.getBoundingClientRect();
-    if (r.width && (r.right > width + 1 || r.left < -1)) out.push(el.className + " " + Math.round(r.right));
+    const out_of_screen = r.right > width + 1 || r.left < -1;
+    if (r.width && out_of_screen) out.push(el.className + " " + Math.round(r.right));
   }
   return out;
 }"""
