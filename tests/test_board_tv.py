@@ -68,7 +68,7 @@ def test_tv_board_shows_the_andon_in_red_with_its_age_and_plan_against_actual(
     andon = _card(html, "FIN-1")
     assert "state-andon" in andon and 'role="alert"' in andon
     raised_local = board["raised_at"].astimezone(ZoneInfo(ZONE)).strftime("%H:%M")
-    assert f"Andon: material raised 12 min ago · {raised_local}" in _text(andon)
+    assert f"Andon: Material raised 12 min ago · {raised_local}" in _text(andon)
     assert "Acknowledge" not in html  # nothing to click on the wall
     # The plan: 16 h less 15 min at 480 s a unit is 118.1 today; hours from the calendar.
     kpi = _text(re.search(r'<div [^>]*data-kpi="plan">.*?</div>', html, re.S).group(0))  # type: ignore[union-attr]

@@ -42,6 +42,8 @@ from server.models import AndonCall, Station
 from server.models.types import utcnow
 from server.operations import metrics
 from server.security import auth
+from station import texts
+from station.messages import ANDON_REASONS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("board", __name__)
@@ -179,6 +181,12 @@ def _publish(db: Session, code: str) -> None:
     live.publish_station(code, snapshot)
 
 
+def andon_reason(code: str | None) -> str:
+    """An andon reason as the reader says it (material, quality...), free text as sent."""
+    return texts.label(ANDON_REASONS, code) if code else ""
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.jinja_env.filters["andon_reason"] = andon_reason
     app.jinja_env.filters.setdefault("tojson_compact", lambda v: json.dumps(v))
