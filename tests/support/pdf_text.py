@@ -33,7 +33,14 @@ def _stream(body: bytes) -> bytes:
     if match is None:
         return b""
     data = match.group(1)
-    return zlib.decompress(data) if b"/FlateDecode" in body else data
+    if b"/FlateDecode" not in body:
+        return data
+    try:
+        return zlib.decompress(data)
+    except zlib.error:
+        # The data's own last byte was CR, taken by the pattern for a CRLF: about one
+        # stream in 256 (fpdf2 writes a bare LF before endstream).
+        return zlib.decompress(data + b"\r")
 
 
 def _cmap(data: bytes) -> dict[int, str]:
