@@ -1,7 +1,8 @@
 """MQTT contract v1 topics: one builder, one parser.
 
 Topic shape: ``{prefix}/{site}/{line}/{station}/{kind...}`` where kind is one of
-``evt/scan``, ``evt/device``, ``evt/action``, ``cmd/feedback``, ``state`` or ``status``.
+``evt/scan``, ``evt/device``, ``evt/action``, ``cmd/feedback``, ``state``, ``status`` or
+``andon/escalated``.
 See docs/mqtt.md; devices and integrators rely on these names.
 """
 
@@ -10,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "taktline"
-KINDS = ("evt/scan", "evt/device", "evt/action", "cmd/feedback", "state", "status")
+KINDS = (
+    "evt/scan",
+    "evt/device",
+    "evt/action",
+    "cmd/feedback",
+    "state",
+    "status",
+    "andon/escalated",
+)
 _FORBIDDEN = set("/+#\x00")
 
 

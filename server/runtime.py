@@ -19,8 +19,10 @@ from flask import Flask
 
 from server import ingest, settings
 from server.integration import deliver
+from server.messaging import client as server_mqtt
 from server.messaging import live
 from server.messaging.broker import EmbeddedBroker
+from station.escalation import Escalator
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,20 @@ class Services:
         self.stoppers.clear()
 
 
+def _escalate_andons(app: Flask) -> Callable[[], None]:
+    """Unacknowledged andon calls escalated on MQTT after ANDON_ESCALATE_MINUTES."""
+    publisher = server_mqtt.publisher(app)
+    if publisher is None:
+        return lambda: None
+    escalator = Escalator(
+        app.extensions["taktline.engine"],
+        lambda topic, payload: publisher.publish(topic, payload),
+        minutes=int(app.config["ANDON_ESCALATE_MINUTES"]),
+        prefix=app.config["MQTT_PREFIX"],
+    ).start()
+    return escalator.stop
+
+
 def start(app: Flask) -> Services:
     settings.mask_logs(app.config)  # before anything logs a URL
     url = app.config["MQTT_URL"]
@@ -53,6 +69,7 @@ def start(app: Flask) -> Services:
     else:
         app.config["MQTT_URL_EFFECTIVE"] = url
     services.stoppers.append(live.start(app, services.mqtt_url))  # the publisher first
+    services.stoppers.append(_escalate_andons(app))
     services.stoppers.append(ingest.start(app, services.mqtt_url))
     services.stoppers.append(deliver.start(app, services.mqtt_url))  # outbound events
     return services
