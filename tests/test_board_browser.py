@@ -98,6 +98,17 @@ def _signed_in(page: Any, base_url: str) -> None:
     page.click("button.primary")
 
 
+def _serious_accessibility_violations(page: Any) -> list[str]:
+    """axe-core (bundled with axe-playwright-python, injected locally): serious or critical."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    return [
+        f"{v['id']} ({v['impact']}): {len(v['nodes'])}x {v['nodes'][0]['target']}"
+        for v in Axe().run(page).response["violations"]
+        if v.get("impact") in ("serious", "critical")
+    ]
+
+
 def _overflow(page: Any) -> dict[str, int]:
     return page.evaluate(  # type: ignore[no-any-return]
         """() => ({x: document.documentElement.scrollWidth - window.innerWidth,
@@ -121,6 +132,7 @@ def test_tv_board_fits_one_screen_and_a_portrait_tablet(
     assert andon.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(185, 28, 28)"
     page.screenshot(path=str(artifacts_dir / "board-tv-1920x1080.png"))
     assert _overflow(page) == {"x": 0, "y": 0}
+    assert _serious_accessibility_violations(page) == []
     # Box plots: one row per station that worked today, quartiles drawn as floating bars.
     labels = page.evaluate("() => Chart.getChart('chart-cycles').data.labels")
     assert set(labels) == {"KIT-1", "BRD-1", "FIN-1", "TST-1"}
@@ -146,6 +158,7 @@ def test_desk_board_shows_its_charts_above_the_fold(
     for canvas in ("#chart-hourly", "#chart-cycles"):
         box = page.locator(canvas).bounding_box()
         assert box["y"] + box["height"] <= 1080, canvas
+    assert _serious_accessibility_violations(page) == []
     assert _overflow(page)["x"] <= 0
     page.set_viewport_size({"width": 800, "height": 1280})
     page.wait_for_timeout(300)
