@@ -19,6 +19,7 @@ Run: ``.venv/bin/python bench/bench_promise.py`` (``--no-db`` for the pure part 
 from __future__ import annotations
 
 import argparse
+import collections
 import random
 import statistics
 import sys
@@ -237,7 +238,7 @@ def database(args: argparse.Namespace, folder: Path) -> None:
         "parts": parts,
         "products": products,
         "stock": [
-            {"part": f"P-{p:04d}", "location": "WH", "qty": rng.randint(100, 600)}
+            {"part": f"P-{p:04d}", "location": "WH", "qty": rng.randint(400, 1500)}
             for p in range(args.parts)
         ],
         "receipts": [
@@ -275,10 +276,11 @@ def database(args: argparse.Namespace, folder: Path) -> None:
             entry = service.plan_for(db, options=options, cached=False)
             times.append(time.perf_counter() - t)
         promised = sum(1 for p in entry.plan.promises.values() if p.promised)
+        kinds = collections.Counter(p.reason.kind for p in entry.plan.promises.values())
         print(
             f"database: load + plan of {len(entry.plan.orders)} open orders: best "
             f"{min(times) * 1000:.0f} ms, median {statistics.median(times) * 1000:.0f} ms "
-            f"({promised} promised)"
+            f"({promised} promised; reasons {dict(kinds)})"
         )
     with write_session(engine) as db:
         entry = service.plan_for(db, options=options)

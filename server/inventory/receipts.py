@@ -129,7 +129,7 @@ def create(
         actor=by,
         action="receipt.create",
         entity="receipt",
-        entity_id=str(row.id),
+        entity_id=label(row),
         address=address,
         detail={
             "part": part.sku,
@@ -254,7 +254,7 @@ def receive(
         actor=by,
         action="receipt.receive",
         entity="receipt",
-        entity_id=str(receipt.id),
+        entity_id=label(receipt),
         address=address,
         detail={
             "part": part.sku,
@@ -287,7 +287,7 @@ def close(
         actor=by,
         action="receipt.close",
         entity="receipt",
-        entity_id=str(receipt.id),
+        entity_id=label(receipt),
         address=address,
         detail={"reason": reason, "received": receipt.received, "of": receipt.quantity},
     )
@@ -321,6 +321,12 @@ def receipt_dict(row: ScheduledReceipt, part: Part) -> dict[str, Any]:
         "status": row.status,
         "note": row.note,
     }
+
+
+def label(row: ScheduledReceipt) -> str:
+    """How the audit trail names a receipt: its supplier reference and id."""
+    suffix = f" (#{row.id})"
+    return f"{row.supplier_ref[: 64 - len(suffix)]}{suffix}" if row.supplier_ref else f"#{row.id}"
 
 
 def valid_id(value: int) -> bool:

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from server import audit
+from server.inventory.receipts import label as receipts_label
 from server.catalog.configure import ConfigurationError
 from server.models import (
     AuditEntry,
@@ -368,7 +369,7 @@ def reschedule_receipt(
         actor=by,
         action="receipt.reschedule",
         entity="receipt",
-        entity_id=str(receipt.id),
+        entity_id=receipts_label(receipt),
         address=address,
         detail={
             "part": sku,
