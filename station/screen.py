@@ -10,7 +10,8 @@ routing progress, the open andon call) and shapes it all for
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from server.models import (
     Operation,
     Operator,
     Option,
+    Part,
     Product,
     Station,
     Unit,
@@ -150,6 +152,17 @@ class StationView:
     andon: AndonInfo | None = None
 
 
+def translated(
+    translations: Mapping[str, Any] | None, locale: str | None, key: str, text: str
+) -> str:
+    """``text`` in ``locale`` when the catalog has it (the import's ``translations``),
+    else as it is."""
+    if not locale or not isinstance(translations, Mapping):
+        return text
+    found = (translations.get(locale) or {}).get(key)
+    return found if isinstance(found, str) and found else text
+
+
 def clock(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60:02d}:{seconds % 60:02d}"
@@ -167,15 +180,24 @@ def build(session: Session, state: wf.StationState, *, now: datetime) -> Station
             site=state.site,
         )
     )
+    locale = None
     if state.operator is not None:
         op = state.operator
         view.operator = ScreenOperator(id=op.id, name=op.name, badge=op.badge, locale=op.locale)
+        locale = op.locale
     station = session.get(Station, state.station_id)
     assert station is not None
-    view.queue = _queue(session, station, now.date())
+    view.station = replace(
+        view.station, name=translated(station.translations, locale, "name", view.station.name)
+    )
+    view.queue = _queue(session, station, now.date(), locale)
     if state.unit is not None and state.operation is not None:
-        view.unit = _unit(session, state.unit.id, state.operation.unit_operation_id, now.date())
+        view.unit = _unit(
+            session, state.unit.id, state.operation.unit_operation_id, now.date(), locale
+        )
         view.step = _step(state)
+        if locale:
+            _translate_step(session, view.step, state, locale)
         view.timer = _timer(state, now)
     view.andon = _andon(session, state.station_id, now)
     return view
@@ -200,14 +222,14 @@ def fingerprint(session: Session, *, station_id: int, kind: str) -> tuple[object
     return tuple(queue), tuple(call or ())
 
 
-def _queue(session: Session, station: Station, today: date) -> list[QueueItem]:
+def _queue(session: Session, station: Station, today: date, locale: str | None) -> list[QueueItem]:
     uops = list(dispatch.queue_for(session, station=station))[:QUEUE_LIMIT]
     units = {
         u.id: u
         for u in session.exec(select(Unit).where(col(Unit.id).in_([uop.unit_id for uop in uops])))
     }
     products = {
-        p.id: p.name
+        p.id: translated(p.translations, locale, "name", p.name)
         for p in session.exec(
             select(Product).where(col(Product.id).in_({u.product_id for u in units.values()}))
         )
@@ -228,15 +250,20 @@ def _queue(session: Session, station: Station, today: date) -> list[QueueItem]:
     return items
 
 
-def _unit(session: Session, unit_id: int, unit_operation_id: int, today: date) -> UnitInfo:
+def _unit(
+    session: Session, unit_id: int, unit_operation_id: int, today: date, locale: str | None
+) -> UnitInfo:
     unit = session.get(Unit, unit_id)
     assert unit is not None and unit.id is not None
     product = session.get(Product, unit.product_id)
-    names = dict(
-        session.exec(
-            select(Option.code, Option.name).where(Option.product_id == unit.product_id)
+    names = {
+        code: translated(tr, locale, "name", name)
+        for code, name, tr in session.exec(
+            select(Option.code, Option.name, Option.translations).where(
+                Option.product_id == unit.product_id
+            )
         ).all()
-    )
+    }
     routing = []
     for uop, op in session.exec(
         select(UnitOperation, Operation)
@@ -253,7 +280,9 @@ def _unit(session: Session, unit_id: int, unit_operation_id: int, today: date) -
             if uop.status == UnitOperationStatus.HELD
             else "todo"
         )
-        routing.append(RoutingStep(name=op.name, state=state))
+        routing.append(
+            RoutingStep(name=translated(op.translations, locale, "name", op.name), state=state)
+        )
     due: date | None = session.exec(
         join_unit_to_order(select(col(CustomerOrder.due_date)).select_from(Unit)).where(
             Unit.id == unit.id
@@ -262,7 +291,7 @@ def _unit(session: Session, unit_id: int, unit_operation_id: int, today: date) -
     return UnitInfo(
         id=unit.id,
         serial=unit.serial,
-        product=product.name if product else "",
+        product=translated(product.translations, locale, "name", product.name) if product else "",
         options=[names.get(code, code) for code in unit.options],
         due_date=due,
         late=bool(due and due < today),
@@ -292,6 +321,28 @@ def _step(state: wf.StationState) -> StepInfo:
         picks=picks,
         paused=state.paused,
     )
+
+
+def _translate_step(session: Session, step: StepInfo, state: wf.StationState, locale: str) -> None:
+    """The step's name, instructions and part descriptions in ``locale``, where the
+    catalog has them (two primary-key lookups)."""
+    assert state.operation is not None
+    texts = session.exec(
+        select(Operation.translations).where(Operation.id == state.operation.operation_id)
+    ).first()
+    step.name = translated(texts, locale, "name", step.name)
+    step.instructions = translated(texts, locale, "instructions", step.instructions)
+    parts = dict(
+        session.exec(
+            select(Part.id, Part.translations).where(
+                col(Part.id).in_([p.part_id for p in state.picks])
+            )
+        ).all()
+    )
+    for line, pick in zip(step.picks, state.picks, strict=True):
+        line.description = translated(
+            parts.get(pick.part_id), locale, "description", line.description
+        )
 
 
 def _timer(state: wf.StationState, now: datetime) -> Timer | None:

@@ -35,6 +35,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import refresh as refresh_locale
 from flask_htmx import HTMX
@@ -42,7 +43,7 @@ from sqlmodel import Session, col, select
 
 from server.db import begin_write, get_session
 from server.messaging import live
-from server.models import Operator, Station
+from server.models import Operation, Operator, Part, Station
 from server.models.types import EventResult, utcnow
 from server.operations import metrics
 from server.security import auth
@@ -193,16 +194,49 @@ def _view(db: Session, code: str) -> screen.StationView:
 def _last_banner(db: Session, station_id: int) -> dict[str, Any] | None:
     """The banner of a re-rendered screen: the station's last verdict, if recent."""
     verdict = screen.last_verdict(db, station_id, now=utcnow())
-    db.commit()
     if verdict is None:
+        db.commit()
         return None
+    params = _catalog_texts(db, verdict.params)
+    db.commit()
     return {
         "kind": BANNER_KIND.get(verdict.result, "info"),
         "ref": verdict.msg_id,
         "code": verdict.code,
         "params": verdict.params,
-        "text": texts.translated(verdict.code, verdict.params),
+        "text": texts.translated(verdict.code, params),
     }
+
+
+def _catalog_texts(db: Session, params: dict[str, Any]) -> dict[str, Any]:
+    """A verdict's product data in the reader's language where the catalog has it:
+    the operation (``operation_id``) and the parts (``scanned_sku``, ``needed_skus``)
+    a message names; the rest as recorded."""
+    locale = str(get_locale() or "")
+    op_id, scanned = params.get("operation_id"), params.get("scanned_sku")
+    needed = params.get("needed_skus")
+    needed = [s for s in needed if isinstance(s, str)] if isinstance(needed, list) else []
+    if not locale or (not isinstance(op_id, int) and not isinstance(scanned, str)):
+        return params
+    params = dict(params)
+    if isinstance(op_id, int):
+        found = db.exec(select(Operation.translations).where(Operation.id == op_id)).first()
+        params["operation"] = screen.translated(
+            found, locale, "name", str(params.get("operation", ""))
+        )
+    skus = ([scanned] if isinstance(scanned, str) else []) + needed
+    if skus:
+        names = {
+            sku: screen.translated(tr, locale, "description", description or sku)
+            for sku, description, tr in db.exec(
+                select(Part.sku, Part.description, Part.translations).where(col(Part.sku).in_(skus))
+            ).all()
+        }
+        if isinstance(scanned, str) and scanned in names:
+            params["scanned"] = names[scanned]
+        if needed and all(sku in names for sku in needed):
+            params["needed_list"] = [names[sku] for sku in needed]
+    return params
 
 
 def _context(
@@ -288,7 +322,7 @@ def _decide(code: str, event: wf.StationEvent, *, source: str) -> service.Outcom
 def banner_for(outcome: service.Outcome) -> dict[str, Any]:
     return {
         "kind": BANNER_KIND.get(outcome.result, "info"),
-        "text": texts.lazy(outcome.code, outcome.params),
+        "text": texts.lazy(outcome.code, _catalog_texts(get_session(), outcome.params)),
         "ref": outcome.msg_id,
         "code": outcome.code,
         "params": outcome.params,

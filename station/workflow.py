@@ -495,6 +495,7 @@ def decide(state: StationState, event: StationEvent, facts: Facts) -> Decision:
             EndStep(state.operation.unit_operation_id),
             unit=state.unit.serial,
             operation=state.operation.name,
+            operation_id=state.operation.operation_id,
         )
     raise TypeError(f"not a station event: {event!r}")
 
@@ -544,6 +545,7 @@ def _start(state: StationState, event: StartNext | StartUnit, facts: Facts) -> D
         ),
         unit=candidate.unit.serial,
         operation=candidate.operation.name,
+        operation_id=candidate.operation.operation_id,
     )
 
 
@@ -799,7 +801,9 @@ def _pick_for(picks: tuple[Pick, ...], part_id: int) -> Pick | None:
 def _wrong_part(state: StationState, scan: ScanFacts) -> Decision:
     open_picks = [p for p in state.picks if p.remaining]
     if not open_picks:
-        return reject("wrong_part_step_done", scanned=scan.description or scan.sku)
+        return reject(
+            "wrong_part_step_done", scanned=scan.description or scan.sku, scanned_sku=scan.sku
+        )
     # Name the open picks most like the scanned part (same SKU family: MEM-16 vs
     # MEM-32), all of them. ``needed`` is the English list (MQTT feedback, logs);
     # the tablet joins ``needed_list`` in the reader's language and highlights the
@@ -814,4 +818,5 @@ def _wrong_part(state: StationState, scan: ScanFacts) -> Decision:
         needed=" or ".join(names),
         needed_list=names,
         needed_skus=[p.sku for p in needed],
+        scanned_sku=scan.sku,
     )

@@ -338,6 +338,53 @@ def test_a_wrong_part_is_rejected_in_plain_words_and_nothing_is_recorded(
     assert rows(app, Event, Event.result == "rejected", Event.channel == "ui") == 1
 
 
+def test_the_french_tablet_shows_the_catalog_in_french(app: Flask, tablet: FlaskClient) -> None:
+    """Operation, instructions, parts, options, product and station from the catalog's
+    French texts, in the screen and in the verdicts; the wrong-part list joined the
+    French way and its rows highlighted."""
+    with write_session(app.extensions["taktline.engine"]) as db:
+        alice = db.exec(select(Operator).where(Operator.badge == "OP1001")).one()
+        alice.locale = "fr"
+        db.add(alice)
+    scan(tablet, "OP1001")
+    html = post(tablet, "/station/KIT-1/start")
+    assert banner(html) == ("ok", "Unité PC-000001 : Préparation du boîtier commencé.")
+    for text in (
+        "Prenez le boîtier et l’alimentation",
+        "Boîtier moyen tour",
+        "Alimentation 450 W",
+        "<li>Moyen tour</li>",
+        "PC de bureau, configurable",
+        "Préparation",
+    ):
+        assert text in html, text
+    assert "Kit the case" not in html and "Mid-tower case" not in html
+    html = scan(tablet, WRONG_PART)
+    assert banner(html) == (
+        "reject",
+        "Mauvaise pièce : c’est Boîtier petit format, l’étape demande Boîtier moyen tour.",
+    )
+    assert 'class="pick todo wanted" data-testid="pick" data-sku="CASE-MT"' in html
+    page = tablet.get("/station/KIT-1/banner", headers=HX).text  # re-rendered, stored
+    assert "Boîtier petit format" in page
+
+
+def test_a_wrong_part_names_every_part_it_could_be(app: Flask) -> None:
+    """No cap at three, and no English " or " in French (the workflow's list, rendered)."""
+    from station import texts
+
+    params = {
+        "scanned": "X",
+        "needed": "A or B or C or D",
+        "needed_list": ["A", "B", "C", "D"],
+        "needed_skus": ["A", "B", "C", "D"],
+    }
+    with app.test_request_context():
+        assert texts.translated("wrong_part", params).endswith("step needs A, B, C, or D.")
+    with app.test_request_context(headers={"Cookie": "lang=fr"}):
+        assert texts.translated("wrong_part", params).endswith("demande A, B, C ou D.")
+
+
 def test_complete_only_when_picks_are_done(app: Flask, tablet: FlaskClient) -> None:
     start_unit(tablet)
     html = post(tablet, "/station/KIT-1/complete")

@@ -22,7 +22,6 @@ import yaml
 from sqlmodel import Session, select
 
 from server.inventory import ledger
-from server.promise import imports as calendars
 from server.models import (
     BomLine,
     Line,
@@ -41,7 +40,10 @@ from server.models import (
     StockLot,
 )
 from server.models.types import Role, Tracking, pk
+from server.promise import imports as calendars
 from server.quality import catalog as quality_catalog
+
+LOCALE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")
 
 SECTIONS = ("plant", "locations", "parts", "products", "operators", "stock", "receipts")
 
@@ -189,6 +191,41 @@ class _Importer:
                 continue
             yield item
 
+    def translations(self, item: dict[str, Any], **fields: int) -> dict[str, dict[str, str]]:
+        """The item's ``translations``: ``{locale: {field: text}}`` for the named
+        ``fields`` (each with its length limit), e.g. ``{"fr": {"name": "Kit du boîtier"}}``.
+        A text without a translation shows in the catalog's own language."""
+        given = item.get("translations")
+        if given is None:
+            return {}
+        if not isinstance(given, dict):
+            self.problem(item, "translations", "must map a locale to its texts")
+            return {}
+        out: dict[str, dict[str, str]] = {}
+        for locale, texts in given.items():
+            if locale == "__line__":
+                continue
+            if not isinstance(locale, str) or not LOCALE.match(locale):
+                self.problem(item, "translations", f"{str(locale)[:16]!r} is not a locale")
+                continue
+            if not isinstance(texts, dict):
+                self.problem(item, "translations", f"{locale}: must map a field to its text")
+                continue
+            for key, value in texts.items():
+                if key == "__line__":
+                    continue
+                if key not in fields:
+                    self.problem(
+                        item, "translations", f"{locale}: {str(key)[:32]!r} is not translatable"
+                    )
+                elif not isinstance(value, str) or len(value.strip()) > fields[key]:
+                    self.problem(
+                        item, "translations", f"{locale}.{key}: text of at most {fields[key]}"
+                    )
+                elif value.strip():
+                    out.setdefault(locale, {})[key] = value.strip()
+        return out
+
     def by_code(self, model: Any, column: Any, value: str) -> Any:
         return self.db.exec(select(model).where(column == value)).first()
 
@@ -223,6 +260,7 @@ class _Importer:
                 station.line_id = pk(line)
                 station.name = self.text(st, "name", required=False, default=st_code)
                 station.kind = self.text(st, "kind", max_len=32)
+                station.translations = self.translations(st, name=200)
                 station.position = pos
                 self.db.add(station)
                 self.report.add("stations")
@@ -252,6 +290,7 @@ class _Importer:
             part.tracking = tracking
             part.bin_location = self.text(item, "bin", required=False, max_len=32)
             part.uom = self.text(item, "uom", required=False, default="ea", max_len=8)
+            part.translations = self.translations(item, description=300)
             self.db.add(part)
             self.db.flush()
             for kind, key in (("gtin", "gtins"), ("pattern", "patterns"), ("code", "codes")):
@@ -308,6 +347,7 @@ class _Importer:
                     item, "serial_pattern", required=False, default="{product}-{seq:06d}"
                 ),
                 description=self.text(item, "description", required=False, max_len=1000),
+                translations=self.translations(item, name=200),
             )
             line_code = item.get("line")
             if line_code:
@@ -362,6 +402,7 @@ class _Importer:
                         code=ocode,
                         name=self.text(o, "name"),
                         position=opos,
+                        translations=self.translations(o, name=200),
                     )
                 )
 
@@ -404,6 +445,7 @@ class _Importer:
                 standard_seconds=self.integer(o, "standard_seconds", 300, minimum=1),
                 required_skill=o.get("skill") or None,
                 when_options=check_codes(o, "when", _as_list(o.get("when"))),
+                translations=self.translations(o, name=200, instructions=4000),
             )
             self.db.add(operation)
             if o.get("checks"):  # quality checks of the operation (docs/quality.md)
