@@ -45,6 +45,7 @@ from server.models.types import (
     UnitStatus,
     WorkOrderStatus,
 )
+from server.quality import results
 from server.tools.generate_bulk import (
     RECALL_LOT_SIZE,
     Catalog,
@@ -54,6 +55,7 @@ from server.tools.generate_bulk import (
     Writer,
     load_catalog,
 )
+from station.checks import MEASURED, CheckSpec, within
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ CONFIGS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (5, ("i9", "mem64", "ssd2t", "hdd4t", "mt", "gpu4080", "wifi")),
 )
 DEFECT_RATE = 0.03
+NCR_RATE = 0.01  # units whose board screws never hold their torque (an NCR, reworked)
 DEFECT_REASONS = ("BOOT-FAIL", "MEM-ERR", "SCRATCH", "LOOSE-CABLE")
 CUSTOMERS = (
     "Atelier Dupont",
@@ -113,6 +116,14 @@ def generate(
     now_ts = (now or datetime.now(UTC)).timestamp()
     with Session(engine) as session:
         cat = load_catalog(session, [c[1] for c in CONFIGS])
+        # The quality checks of each operation for each configuration (docs/quality.md).
+        specs = [
+            {
+                op.code: results.specs(session, operation_id=op.id, options=cfg)
+                for op in cat.operations
+            }
+            for _weight, cfg in CONFIGS
+        ]
     report = GenerateReport()
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
@@ -131,14 +142,16 @@ def generate(
                 "steprecord",
                 "consumption",
                 "defect",
+                "nonconformance",
+                "checkresult",
             )
         }
         run = f"{ids['unit']:x}".upper()
         lots = Lots(w, cat, run)
         part_of_lot: dict[int, int] = {}
-        _Generator(w, cat, lots, rng, ids, part_of_lot, report, run).run(
-            units, days, now_ts, progress
-        )
+        generator = _Generator(w, cat, lots, rng, ids, part_of_lot, report, run)
+        generator.specs = specs
+        generator.run(units, days, now_ts, progress)
         lots.flush(part_of_lot, now_ts)
         w.fix_sequences([*ids, "stocklot", "stockmovement"])
         conn.commit()
@@ -180,6 +193,7 @@ class _Generator:
             {op: [(cat.parts[p], q) for p, q in picks] for op, picks in cfg.items()}
             for cfg in cat.picks
         ]
+        self.specs: list[dict[str, list[CheckSpec]]] = []
         self.consumptions: list[tuple[Any, ...]] = []
         self.rows: dict[str, list[tuple[Any, ...]]] = {"consumption": self.consumptions}
 
@@ -342,6 +356,8 @@ class _Generator:
                 self.picks(
                     unit_id, uo_id, station.id, operator, self.plans[cfg][op.code], end, end_s
                 )
+                if self.specs:
+                    self.checks(unit_id, uo_id, station.id, operator, self.specs[cfg][op.code], end)
             if op is cat.operations[-1] and end <= now_ts and rng.random() < DEFECT_RATE:
                 end = self.defect(unit_id, uo_id, op, station.id, operator, end, now_ts)
             ended = end if end <= now_ts else None
@@ -423,6 +439,77 @@ class _Generator:
             cid += 1
         self.report.consumptions += cid - self.ids["consumption"]
         self.ids["consumption"] = cid
+
+    def checks(
+        self,
+        unit_id: int,
+        uo_id: int,
+        station_id: Any,
+        operator: int,
+        specs: list[CheckSpec],
+        end: float,
+    ) -> None:
+        """The step's check results: readings with sigma a sixth of the tolerance (Cpk
+        about 1, a few in a thousand out of limits, then tried again); now and then a
+        screw that never holds its torque: an NCR decided rework and closed, then four
+        good readings."""
+        rng, w = self.rng, self.w
+        for spec in specs:
+            at = end - 30.0
+            ncr_id = None
+            if spec.source == "torque" and rng.random() < NCR_RATE:
+                ncr_id = self.take("nonconformance")
+                bad = round((spec.upper or 1.0) * rng.uniform(1.15, 1.4), 3)
+                for _ in range(spec.retries + 1):
+                    self._result(unit_id, uo_id, spec, station_id, operator, bad, False, at, ncr_id)
+                    at += 5
+                self.add(
+                    "nonconformance",
+                    (
+                        ncr_id, unit_id, uo_id, station_id, spec.id, "check", spec.code,
+                        spec.name, bad, spec.lower, spec.upper, spec.unit, "", "closed",
+                        "rework", "", "taktline generate", w.ts(at), "taktline generate",
+                        w.ts(at + 300), "taktline generate", w.ts(at + 900),
+                    ),
+                )  # fmt: skip
+                self.report.counts["ncr_rework"] = self.report.counts.get("ncr_rework", 0) + 1
+                at += 900
+            passed = 0
+            while passed < spec.needed:
+                value: float | None = None
+                ok = True
+                if spec.kind in MEASURED:
+                    nominal = spec.nominal if spec.nominal is not None else (spec.lower or 0.0)
+                    width = (spec.upper or nominal) - (spec.lower or nominal) or 0.1
+                    value = round(rng.gauss(nominal, width / 6), 3)
+                    ok = within(spec, value)
+                elif spec.kind == "pass_fail":
+                    ok = rng.random() > 0.01
+                self._result(unit_id, uo_id, spec, station_id, operator, value, ok, at, None)
+                passed += ok
+                at += 5
+
+    def _result(
+        self,
+        unit_id: int,
+        uo_id: int,
+        spec: CheckSpec,
+        station_id: Any,
+        operator: int,
+        value: float | None,
+        ok: bool,
+        at: float,
+        ncr_id: int | None,
+    ) -> None:
+        self.add(
+            "checkresult",
+            (
+                self.take("checkresult"), unit_id, uo_id, spec.id, station_id, operator, None,
+                ncr_id, ok, value, spec.lower, spec.upper, spec.unit,
+                "typed" if spec.source == "typed" else spec.source, spec.tool or "", "",
+                self.w.ts(at),
+            ),
+        )  # fmt: skip
 
     def defect(
         self,
@@ -560,6 +647,18 @@ class _Generator:
             "resolved_by_id",
         ),
     }
+
+    COLUMNS["nonconformance"] = (
+        "id", "unit_id", "unit_operation_id", "station_id", "check_id", "origin", "cause",
+        "characteristic", "value", "lower", "upper", "unit", "note", "status", "disposition",
+        "disposition_reason", "opened_by", "opened_at", "decided_by", "decided_at",
+        "closed_by", "closed_at",
+    )  # fmt: skip
+    COLUMNS["checkresult"] = (
+        "id", "unit_id", "unit_operation_id", "check_id", "station_id", "operator_id",
+        "event_id", "ncr_id", "passed", "value", "lower", "upper", "unit", "source", "tool",
+        "photo", "at",
+    )  # fmt: skip
 
     def flush(self, now_ts: float) -> None:
         for table, columns in self.COLUMNS.items():

@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -50,6 +51,11 @@ from station import service
 log = logging.getLogger(__name__)
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 BANNER_RE = re.compile(r'data-testid="banner"\s+data-kind="([a-z]*)"')
+# A 1x1 PNG: what the simulated tablet camera sends for a photo check.
+TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
 SCAN_TIMEOUT = 30.0  # real seconds a serial scan may take to show up, faults included;
 # after that the operator looks again and rescans (the workflow refuses an extra one)
 
@@ -80,6 +86,35 @@ class Tablet:
     def post(self, action: str, **form: str) -> str:
         """POST an action as htmx does; returns the banner kind (ok, reject, info, '')."""
         html = self._open("POST", f"/station/{self.station}/{action}", form)
+        found = BANNER_RE.search(html)
+        return found.group(1) if found else ""
+
+    def post_photo(self, check: str) -> str:
+        """The tablet's camera: a (tiny) PNG for a photo check, as a multipart form."""
+        boundary = uuid.uuid4().hex
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="check"\r\n\r\n{check}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; '
+            'filename="label.png"\r\nContent-Type: image/png\r\n\r\n'
+        )
+        body = head.encode() + TINY_PNG + f"\r\n--{boundary}--\r\n".encode()
+        request = urllib.request.Request(
+            f"{self.base}/station/{self.station}/check",
+            data=body,
+            method="POST",
+            headers={
+                "HX-Request": "true",
+                "X-CSRFToken": self.csrf,
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+            },
+        )
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                self.requests += 1
+                html = str(response.read().decode("utf-8", "replace"))
+        except OSError as exc:
+            log.warning("%s: photo not sent (%s)", self.station, exc)
+            return ""
         found = BANNER_RE.search(html)
         return found.group(1) if found else ""
 
@@ -238,6 +273,8 @@ class SimOperator(threading.Thread):
                 self.tablet.post("defect", reason="function", disposition="hold"), "ok", "hold"
             )
             return
+        if not self._answer_checks():
+            return  # a check failed after its retries: the step is blocked, an NCR open
         left = budget - (time.monotonic() - started)
         if left > 0 and self.abort.wait(left):
             return
@@ -255,6 +292,71 @@ class SimOperator(threading.Thread):
         # Could not complete: put the unit on hold, so the step is closed anyway.
         log.warning("%s: step cannot be completed; holding the unit", self.info.code)
         self._expect(self.tablet.post("defect", reason="missing", disposition="hold"), "ok", "hold")
+
+    # --- quality checks -----------------------------------------------------------------
+
+    def _answer_checks(self) -> bool:
+        """Every open check of the step: torque and weight from the tools board through
+        the bridge, the rest on the tablet. False when a failed check blocked the step."""
+        bad_screw = self.dice.chance("bad_screw")
+        for _ in range(60):  # bounded: a check refused every time is given up
+            if self.abort.is_set():
+                return False
+            with Session(self.engine) as session:
+                state = service.load_state(session, station_code=self.info.code)
+            if state.operation is None:
+                self.stats.add("check_blocked_ncr")
+                return False
+            todo = [c for c in state.checks if not c.done]
+            if not todo:
+                return True
+            spec = todo[0].spec
+            self.stats.add(f"check_{spec.kind}")
+            if spec.kind in ("measure", "count"):
+                nominal = spec.nominal if spec.nominal is not None else (spec.lower or 0.0)
+                value = self.dice.measure(nominal, spec.lower, spec.upper)
+                if bad_screw and spec.source == "torque":
+                    value = round((spec.upper or nominal) * 1.25, 3)
+                if spec.source == "typed" or self.rig is None:
+                    self.tablet.post("check", check=spec.code, value=str(value))
+                elif spec.source == "torque":
+                    ok = "OK" if spec.lower <= value <= spec.upper else "NOK"  # type: ignore[operator]
+                    self._tool(f"TORQUE {value} {ok} {spec.unit or 'Nm'}")
+                else:
+                    self._tool(f"WEIGHT {value} {spec.unit or 'kg'}")
+            elif spec.kind == "photo":
+                self.tablet.post_photo(spec.code)
+            else:
+                passed = spec.kind == "confirm" or self.dice.rng.random() > 0.02
+                self.tablet.post("check", check=spec.code, passed="1" if passed else "0")
+        self.stats.add("check_given_up")
+        return True
+
+    def _tool(self, line: str) -> None:
+        """Type a reading into the tools board and wait until the server recorded it."""
+        assert self.rig is not None
+        before = self._device_events()
+        try:
+            self.rig.tool(line)
+        except OSError:
+            self.stats.add("tool_unplugged")
+            return
+        deadline = time.monotonic() + SCAN_TIMEOUT
+        while time.monotonic() < deadline and not self.abort.is_set():
+            if self._device_events() > before:
+                return
+            time.sleep(0.05)
+        self.stats.add("tool_timeouts")
+
+    def _device_events(self) -> int:
+        with Session(self.engine) as session:
+            return int(
+                session.exec(
+                    select(sa.func.count()).where(
+                        Event.station_id == self.station_id, Event.kind == "device"
+                    )
+                ).one()
+            )
 
     def _expect(self, kind: str, want: str, what: str) -> None:
         self.stats.add(what)

@@ -104,10 +104,13 @@ class Behaviour:
     defect: float = 0.05  # a defect noted for rework; the step goes on
     hold: float = 0.01  # a defect that puts the unit on hold (closes the step)
     andon: float = 0.05
+    bad_screw: float = 0.03  # a screw that never reaches its torque: the check's NCR
     jitter: float = 0.25  # step time drawn from standard x [1 - jitter, 1 + jitter]
 
 
-QUIET = Behaviour(wrong_part=0.03, wedge=0.3, pause=0.05, defect=0.02, hold=0.0, andon=0.02)
+QUIET = Behaviour(
+    wrong_part=0.03, wedge=0.3, pause=0.05, defect=0.02, hold=0.0, andon=0.02, bad_screw=0.0
+)
 
 
 @dataclass
@@ -131,6 +134,12 @@ class OperatorDice:
 
     def pick(self, items: list[str]) -> str:
         return self.rng.choice(items)
+
+    def measure(self, nominal: float, lower: float | None, upper: float | None) -> float:
+        """A realistic reading: sigma a sixth of the tolerance (Cpk about 1, a few
+        in a thousand out of limits)."""
+        width = (upper - lower) if lower is not None and upper is not None else nominal * 0.1
+        return round(self.rng.gauss(nominal, width / 6), 3)
 
 
 def gs1_scan(gtin: str, *, lot: str = "", serial: str = "", symbology: str = "]d2") -> str:

@@ -233,6 +233,9 @@ class StationRig:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.link = self.dir / "scanner"
         self.port = PtyPort(self.link)
+        # The torque driver and the scale: one line-protocol board (docs/quality.md).
+        self.tools_link = self.dir / "tools"
+        self.tools = PtyPort(self.tools_link)
         self.outbox = self.dir / "outbox.sqlite"
         config = self.dir / "bridge.toml"
         config.write_text(
@@ -242,6 +245,8 @@ class StationRig:
             f'[outbox]\npath = "{self.outbox}"\n\n'
             f'[[devices]]\nname = "scanner1"\ntype = "scanner"\nport = "{self.link}"\n'
             'terminator = "auto"\ngood_read = "\\u0007"\nbad_read = "\\u0007\\u0007"\n'
+            "reopen_max_s = 1\n\n"
+            f'[[devices]]\nname = "tools1"\ntype = "line"\nport = "{self.tools_link}"\n'
             "reopen_max_s = 1\n"
         )
         self.bridge = Service(
@@ -298,6 +303,12 @@ class StationRig:
         with self.lock:
             self.port.type(data)
 
+    def tool(self, line: str) -> None:
+        """A torque or weight reading from the station's tools board (``TORQUE 0.61 OK
+        Nm``), read by the bridge like any line-protocol device."""
+        with self.lock:
+            self.tools.type(line.encode("ascii") + b"\n")
+
     def drain(self) -> bytes:
         """Read what the bridge sent the scanner (good/bad-read bytes), so the pty's
         buffer never fills and blocks the bridge."""
@@ -328,3 +339,4 @@ class StationRig:
     def stop(self) -> None:
         self.stop_bridge()
         self.port.unplug()
+        self.tools.unplug()
