@@ -463,6 +463,10 @@ def decide(state: StationState, event: StationEvent, facts: Facts) -> Decision:
     if isinstance(event, StartNext | StartUnit):
         return _start(state, event, facts)
     if state.operation is None or state.unit is None:
+        if isinstance(event, Scan) and not event.error and facts.candidate is not None:
+            # A unit's traveler scanned while no unit is in progress: start that unit,
+            # if dispatch has its step waiting here (the service found the candidate).
+            return _start(state, StartUnit(event.data.strip()), facts)
         return reject("no_unit")
     if isinstance(event, Pause):
         if state.paused:

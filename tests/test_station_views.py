@@ -369,6 +369,18 @@ def test_the_french_tablet_shows_the_catalog_in_french(app: Flask, tablet: Flask
     assert "Boîtier petit format" in page
 
 
+def test_scanning_a_traveler_starts_that_unit(app: Flask, tablet: FlaskClient) -> None:
+    release_order(app, "SO-1002")
+    scan(tablet, "OP1001")
+    queued = tablet.get("/station/KIT-1/queue", headers=HX).text
+    serials = re.findall(r'class="serial">([^<]+)<', queued)
+    assert len(serials) >= 2
+    html = scan(tablet, serials[1])  # not the first in line: dispatch allows any queued
+    assert banner(html) == ("ok", f"Unit {serials[1]}: Kit the case started.")
+    assert f'data-testid="unit-serial">{serials[1]}<' in html
+    assert banner(scan(tablet, "PC-999999"))[0] == "reject"  # not a unit waiting here
+
+
 def test_a_wrong_part_names_every_part_it_could_be(app: Flask) -> None:
     """No cap at three, and no English " or " in French (the workflow's list, rendered)."""
     from station import texts

@@ -152,6 +152,14 @@ def test_start_needs_work_the_skill_and_a_free_station() -> None:
     assert decide(BUSY, StartNext(), facts(candidate=candidate)).code == "step_in_progress"
 
 
+def test_a_scanned_traveler_starts_its_unit_when_dispatch_has_it_here() -> None:
+    candidate = Candidate(UNIT, BRD, (CPU,))
+    ok = decide(SIGNED, Scan(UNIT.serial), facts(candidate=candidate))
+    assert ok.accepted and ok.code == "step_started" and ok.effects == (BeginStep(7, 70, 2, 1),)
+    assert decide(SIGNED, Scan(UNIT.serial), facts()).code == "no_unit"  # not queued here
+    assert decide(BUSY, Scan(UNIT.serial), facts(candidate=candidate)).code != "step_started"
+
+
 def test_wrong_part_names_both_parts() -> None:
     scan = ScanFacts(
         part_id=30,
