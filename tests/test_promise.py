@@ -48,6 +48,14 @@ def sup(demo_app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
+def any_sup(any_demo_app: Flask) -> FlaskClient:
+    """A supervisor on the demo plant, on SQLite and on PostgreSQL when configured."""
+    client = any_demo_app.test_client()
+    login(client, "supervisor")
+    return client
+
+
+@pytest.fixture
 def mqtt(demo_app: Flask) -> Recorder:
     recorder = Recorder()
     demo_app.extensions["taktline.mqtt"] = recorder
@@ -117,8 +125,11 @@ def test_parts_on_hand_but_the_station_kind_booked(sup: FlaskClient) -> None:
 
 
 def test_a_slipped_receipt_flags_exactly_the_orders_it_breaks(
-    sup: FlaskClient, demo_app: Flask, mqtt: Recorder
+    any_sup: FlaskClient, any_demo_app: Flask
 ) -> None:
+    sup, demo_app = any_sup, any_demo_app
+    mqtt = Recorder()
+    demo_app.extensions["taktline.mqtt"] = mqtt
     _order(sup, "SO-A", GPU_PC, qty=2, due="2030-01-01")  # the two GPUs on hand
     _order(sup, "SO-B", GPU_PC, qty=2, due="2030-01-02")  # waits for PO-7701
     _order(sup, "SO-C", ["i5", "mem16", "ssd512", "mt"], due="2030-01-03")  # no GPU
@@ -402,3 +413,41 @@ def test_on_time_delivery_against_promise_and_due_date(sup: FlaskClient, demo_ap
     board = sup.get("/promise/board").get_data(as_text=True)
     assert "(2/3)" in board
     assert 'hx-get="/promise/board"' in sup.get("/board").get_data(as_text=True)
+
+
+def test_measured_step_times_replace_the_standard_once_there_are_enough(
+    any_demo_app: Flask,
+) -> None:
+    from server.models import Operation, Station, StepRecord, Unit, UnitOperation
+    from server.promise import load
+
+    engine = any_demo_app.extensions["taktline.engine"]
+    with write_session(engine) as db:
+        order = db.exec(select(CustomerOrder).where(CustomerOrder.number == "SO-1001")).one()
+        orders.release(db, order=order, by="test")
+        unit = db.exec(select(Unit)).first()
+        assert unit is not None
+        op = db.exec(select(UnitOperation).where(UnitOperation.unit_id == unit.id)).first()
+        assert op is not None
+        station = db.exec(select(Station).where(Station.code == "KIT-1")).one()
+        start = datetime.now(UTC) - timedelta(hours=5)
+        for n in range(20):
+            began = start + timedelta(minutes=10 * n)
+            db.add(
+                StepRecord(
+                    unit_id=unit.id or 0,
+                    unit_operation_id=op.id or 0,
+                    operation_id=op.operation_id,
+                    station_id=station.id or 0,
+                    started_at=began,
+                    ended_at=began + timedelta(seconds=130 + n),
+                    paused_seconds=20.0,
+                )
+            )
+    with Session(engine) as db:
+        now = datetime.now(UTC)
+        assert load.step_seconds(db, now=now, min_history=21) == {}
+        measured = load.step_seconds(db, now=now, min_history=20)
+        assert measured == {op.operation_id: pytest.approx(119.5, abs=0.01)}
+        kit = db.get(Operation, op.operation_id)
+        assert kit is not None and kit.standard_seconds == 240

@@ -80,6 +80,9 @@ class Catalog:
     seconds: Mapping[int, float]  # operation id -> seconds of work
     specs: dict[int, ProductSpec] = field(default_factory=dict)
     configs: dict[tuple[int, tuple[str, ...]], Configuration] = field(default_factory=dict)
+    # Keyed by id() of a configuration held in ``configs`` (alive as long as they are).
+    _steps: dict[int, tuple[Step, ...]] = field(default_factory=dict)
+    _needs: dict[int, dict[int, int]] = field(default_factory=dict)
 
     def spec(self, product_id: int) -> ProductSpec:
         spec = self.specs.get(product_id)
@@ -98,21 +101,26 @@ class Catalog:
         return found
 
     def steps(self, config: Configuration) -> tuple[Step, ...]:
-        return tuple(
-            Step(
-                r.operation.station_kind,
-                self.seconds.get(r.operation.id, float(r.operation.standard_seconds)),
-                r.operation.name,
+        found = self._steps.get(id(config))
+        if found is None:
+            found = self._steps[id(config)] = tuple(
+                Step(
+                    r.operation.station_kind,
+                    self.seconds.get(r.operation.id, float(r.operation.standard_seconds)),
+                    r.operation.name,
+                )
+                for r in config.routing
             )
-            for r in config.routing
-        )
+        return found
 
-    @staticmethod
-    def needs(config: Configuration, quantity: int) -> dict[int, int]:
-        out: dict[int, int] = defaultdict(int)
-        for pick in config.bom:
-            out[pick.part_id] += pick.qty * quantity
-        return dict(out)
+    def needs(self, config: Configuration, quantity: int) -> dict[int, int]:
+        per_unit = self._needs.get(id(config))
+        if per_unit is None:
+            out: dict[int, int] = defaultdict(int)
+            for pick in config.bom:
+                out[pick.part_id] += pick.qty
+            per_unit = self._needs[id(config)] = dict(out)
+        return {part: qty * quantity for part, qty in per_unit.items()}
 
 
 @dataclass
