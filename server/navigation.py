@@ -66,8 +66,10 @@ SECTIONS: tuple[Section, ...] = (
             Link("promise.receipts_page", _l("Scheduled receipts")),
             Link("promise.calendar_page", _l("Line calendars")),
         ),
-        about=_l("Deliveries expected from suppliers, line shifts and stations down: what "
-                 "promise dates are made of."),
+        about=_l(
+            "Deliveries expected from suppliers, line shifts and stations down: what "
+            "promise dates are made of."
+        ),
     ),
     Section(
         Link("stock.index", _l("Stock")),

@@ -71,8 +71,15 @@ def path_id(text: str) -> int | None:
 
 def init_app(app: Flask) -> None:
     # The route modules decorate ``bp``: they must be loaded before it is registered.
-    from server.api import admin, orders, stations, stock, trace, webhooks  # noqa: F401
-    from server.api import promise  # noqa: F401  (promise dates, receipts)
-    from server.api import quality  # noqa: F401  (non-conformances, control charts)
+    from server.api import (  # noqa: F401
+        admin,
+        orders,
+        promise,
+        quality,
+        stations,
+        stock,
+        trace,
+        webhooks,
+    )
 
     app.register_blueprint(bp)

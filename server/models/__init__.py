@@ -23,6 +23,7 @@ from server.models.inventory import Location, StockLot, StockMovement
 from server.models.joins import join_unit_to_order, join_work_order_to_order
 from server.models.orders import CustomerOrder, OrderLine, Unit, UnitOperation, WorkOrder
 from server.models.plant import ApiToken, DeviceToken, Line, Operator, Site, Station
+from server.models.quality import Check, CheckResult, ComponentChange, NonConformance
 from server.models.supply import (
     LineClosure,
     LineShift,
@@ -30,7 +31,6 @@ from server.models.supply import (
     ScheduledReceipt,
     StationDowntime,
 )
-from server.models.quality import Check, CheckResult, ComponentChange, NonConformance
 from server.models.types import (
     EventResult,
     OrderStatus,

@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from server import audit
-from server.inventory.receipts import label as receipts_label
 from server.catalog.configure import ConfigurationError
+from server.inventory.receipts import label as receipts_label
 from server.models import (
     AuditEntry,
     CustomerOrder,
