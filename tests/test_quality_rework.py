@@ -23,7 +23,7 @@ from server.models import (
 from server.quality import figures, ncr, rework
 from server.trace import export, genealogy, recall
 from server.trace.reconcile import reconcile
-from station.workflow import CompleteStep, DeviceEvent, Scan, SignIn, StartUnit
+from station.workflow import CompleteStep, DeviceEvent, ReportDefect, Scan, SignIn, StartUnit
 from tests.support.building import act, build_step, place_and_release, scans_for
 from tests.support.pdf_text import pdf_text
 
@@ -188,3 +188,27 @@ def _scan_at_board(engine: Any, serial: str, data: str) -> Any:
     started = act(engine, "BRD-1", StartUnit(serial))
     assert started.accepted, started.message
     return act(engine, "BRD-1", Scan(data))
+
+
+def test_a_defect_that_holds_the_unit_opens_an_ncr_used_as_is_the_step_resumes(
+    engine: Any,
+) -> None:
+    [serial] = place_and_release(engine, number="SO-DEF", product="PC", quantity=1, options=OPTIONS)
+    assert act(engine, "KIT-1", SignIn("OP1001")).accepted
+    started = act(engine, "KIT-1", StartUnit(serial))
+    held = act(
+        engine, "KIT-1", ReportDefect("damaged", note="dent on the side", disposition="hold")
+    )
+    assert held.code == "unit_held", held.message
+    with write_session(engine) as db:
+        [opened] = db.exec(select(NonConformance)).all()
+        assert (opened.origin, opened.cause, opened.note) == (
+            "defect",
+            "damaged",
+            "dent on the side",
+        )
+        ncr.decide(db, ncr=opened, disposition="use_as_is", reason="cosmetic only", by="Sam")
+    with Session(engine) as db:
+        uop = db.get(UnitOperation, started.state.operation.unit_operation_id)
+        assert uop is not None and uop.status == "ready"  # back in KIT-1's queue
+        assert db.get(NonConformance, opened.id).status == "closed"  # type: ignore[union-attr]

@@ -219,3 +219,29 @@ def unit_results(session: Session, *, unit_id: int) -> list[dict[str, object]]:
         }
         for r, code, name, kind, station, operator in rows
     ]
+
+
+def open_for_defect(
+    session: Session,
+    *,
+    unit_id: int,
+    unit_operation_id: int | None,
+    station_id: int | None,
+    reason_code: str,
+    note: str,
+    by: str,
+    at: datetime | None = None,
+) -> NonConformance:
+    """The NCR of a defect that put the unit on hold: quality decides what happens."""
+    ncr = NonConformance(
+        unit_id=unit_id,
+        unit_operation_id=unit_operation_id,
+        station_id=station_id,
+        origin="defect",
+        cause=reason_code[:64],
+        note=note[:1000],
+        opened_by=by[:200],
+        opened_at=at or utcnow(),
+    )
+    session.add(ncr)
+    return ncr
