@@ -570,8 +570,18 @@ def _facts(ctx: _Ctx, event: wf.StationEvent) -> wf.Facts:
                 return wf.Facts(now=ctx.now, scan=scan)
         # Not a part: perhaps a badge (a sign-in, or a hand-over), on every path alike.
         badge = ctx.cache.badge(session, event.data.strip())
+        candidate = None
+        if badge is None and state.operator is not None and state.unit is None:
+            # Or a unit's traveler: its step waiting here, if dispatch has it queued.
+            uop = dispatching.peek(session, station=ctx.station, unit_serial=event.data[:64])
+            if uop is not None and uop.id is not None:
+                candidate = reading.candidate(session, uop.id, ctx.cache)
         return wf.Facts(
-            now=ctx.now, scan=scan, operator=badge, pin_ok=badge is not None and not badge.has_pin
+            now=ctx.now,
+            scan=scan,
+            operator=badge,
+            pin_ok=badge is not None and not badge.has_pin,
+            candidate=candidate,
         )
     if isinstance(event, wf.SignIn):
         operator = session.exec(
