@@ -25,6 +25,7 @@ from server.db import migrate, write_session
 from server.ingest import ingest_command
 from server.ingest.deadletters import dead_letters_command
 from server.integration.deliver import deliver_command
+from server.promise.cli import promise_group
 from server.tools.generate import generate_command
 from server.tools.simulation.cli import shift_command
 from server.trace.b2mml import export_group
@@ -446,6 +447,7 @@ cli.add_command(dead_letters_command)
 cli.add_command(deliver_command)
 cli.add_command(generate_command)
 cli.add_command(web_command)
+cli.add_command(promise_group)  # taktline promise refresh | show
 cli.add_command(export_group)  # taktline export b2mml
 
 
