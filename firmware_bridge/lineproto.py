@@ -11,6 +11,9 @@ import math
 from typing import Any
 
 WEIGHT_UNITS = ("g", "kg", "lb", "oz")
+# No reading of an assembly tool comes near this; the server refuses beyond it too
+# (station.checks.MAX_VALUE), so a garbled line is caught at the station PC.
+MAX_VALUE = 1e9
 LIGHT_STATES = ("ON", "OFF", "GREEN", "RED", "BLINK")
 
 
@@ -43,6 +46,8 @@ def _number(text: str, word: str) -> float:
         raise LineError(f"{word}: {text[:32]!r} is not a number") from None
     if not math.isfinite(value):
         raise LineError(f"{word}: value must be finite")
+    if abs(value) > MAX_VALUE:
+        raise LineError(f"{word}: value beyond {MAX_VALUE:g}")
     return value
 
 

@@ -67,6 +67,8 @@ def test_line_protocol(line: str, fields: dict[str, Any] | None) -> None:
         ("TORQUE 5.2 MAYBE", "expected 'TORQUE"),
         ("WEIGHT nan g", "WEIGHT: value must be finite"),
         ("WEIGHT 1 stone", "expected 'WEIGHT"),
+        ("TORQUE 1e12 OK Nm", "TORQUE: value beyond 1e"),
+        ("TORQUE inf OK", "TORQUE: value must be finite"),
     ],
 )
 def test_bad_device_lines(line: str, reason: str) -> None:
