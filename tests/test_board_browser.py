@@ -139,10 +139,11 @@ def test_tv_board_fits_one_screen_and_a_portrait_tablet(
     for selector in (".board-figures", ".charts"):
         box = page.locator(selector).bounding_box()
         assert box["y"] + box["height"] <= 1080 and box["x"] + box["width"] <= 1920, selector
-    page.set_viewport_size({"width": 800, "height": 1280})
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(artifacts_dir / "board-tv-800x1280.png"))
-    assert _overflow(page)["x"] <= 0
+    for width, height in ((1280, 800), (800, 1280)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(artifacts_dir / f"board-tv-{width}x{height}.png"))
+        assert _overflow(page)["x"] <= 0, (width, height)
     assert page_log.exceptions + page_log.failed_responses == []
 
 
@@ -160,8 +161,10 @@ def test_desk_board_shows_its_charts_above_the_fold(
         assert box["y"] + box["height"] <= 1080, canvas
     assert _serious_accessibility_violations(page) == []
     assert _overflow(page)["x"] <= 0
-    page.set_viewport_size({"width": 800, "height": 1280})
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(artifacts_dir / "board-desk-800x1280.png"), full_page=True)
-    assert _overflow(page)["x"] <= 0
+    for width, height in ((1280, 800), (1024, 768), (800, 1280)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(300)
+        shot = artifacts_dir / f"board-desk-{width}x{height}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert _overflow(page)["x"] <= 0, (width, height)
     assert page_log.exceptions + page_log.failed_responses == []
