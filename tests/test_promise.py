@@ -451,3 +451,21 @@ def test_measured_step_times_replace_the_standard_once_there_are_enough(
         assert measured == {op.operation_id: pytest.approx(119.5, abs=0.01)}
         kit = db.get(Operation, op.operation_id)
         assert kit is not None and kit.standard_seconds == 240
+
+
+def test_the_promise_commands(demo_app: Flask) -> None:
+    from tests.support.apps import CliRunner
+
+    runner = CliRunner(demo_app)
+    shown = runner.invoke(["promise", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert [line.split("\t")[0] for line in shown.output.splitlines()][:2] == ["SO-1002", "SO-1001"]
+    engine = demo_app.extensions["taktline.engine"]
+    with write_session(engine) as db:  # a booked date the plan cannot keep
+        row = db.exec(select(OrderPromise)).first()
+        assert row is not None
+        row.promised_on = TODAY - timedelta(days=1)
+        db.add(row)
+    refreshed = runner.invoke(["promise", "refresh"])
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "(flagged)" in refreshed.output and "1 flag(s) changed" in refreshed.output
