@@ -43,12 +43,15 @@ def local(value: datetime) -> datetime:
     return value.astimezone(zone())
 
 
-def plant_time(value: datetime | None, fmt: str = "datetime") -> str:
+def plant_time(value: datetime | str | None, fmt: str = "datetime") -> str:
     """The template filter: ``{{ entry.at|plant_time }}`` -> ``2026-03-02 14:05``;
     ``fmt`` one of FORMATS (``seconds``, ``date``, ``time``, ``time-seconds``) or a
-    strftime pattern. ``None`` renders as an empty string."""
-    if value is None:
+    strftime pattern. An RFC 3339 text (a record already made JSON) is read first;
+    ``None`` or an empty text renders as an empty string."""
+    if value is None or value == "":
         return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return local(value).strftime(FORMATS.get(fmt, fmt))
 
 
