@@ -253,6 +253,7 @@ def _context(
         "andon_label": texts.label(ANDON_REASONS, view.andon.reason) if view.andon else "",
         "dispositions": [(code, _(label), _(text)) for code, label, text in DISPOSITIONS],
         "server_now": utcnow().isoformat(),
+        "number_sign_in": bool(current_app.config["STATION_NUMBER_SIGN_IN"]),
         **extra,
     }
 
@@ -387,7 +388,14 @@ def _stale(sent_at: str) -> bool:
     return (utcnow() - sent).total_seconds() > STALE_SCAN_SECONDS
 
 
-def _badge(code: str, badge: str, pin: str | None = None, *, scan: bool = False) -> Any:
+def _badge(
+    code: str,
+    badge: str,
+    pin: str | None = None,
+    *,
+    scan: bool = False,
+    generic_refusal: dict[str, Any] | None = None,
+) -> Any:
     """A sign-in (typed badge, PIN pad) or a wedge scan, with the sign-in limits
     (server.security.ratelimit): wrong PINs per badge (the PIN is what is guessed), and
     unknown badges and wrong PINs per tablet, which slow that tablet down for seconds.
@@ -425,6 +433,8 @@ def _badge(code: str, badge: str, pin: str | None = None, *, scan: bool = False)
         limiter.succeeded(attempt)
     else:
         limiter.release(attempt)
+    if generic_refusal is not None and not outcome.accepted:
+        return _answer(code, generic_refusal)
     if outcome.code == "pin_needed":
         return _pin_pad(
             code, str(outcome.params.get("badge", "")), str(outcome.params.get("name", ""))
@@ -433,6 +443,11 @@ def _badge(code: str, badge: str, pin: str | None = None, *, scan: bool = False)
 
 
 def _pin_pad(code: str, badge: str, name: str) -> Any:
+    # The pad speaks the language of the badge's owner, not the screen's.
+    g.station_locale = (
+        get_session().exec(select(Operator.locale).where(Operator.badge == badge.strip())).first()
+    )
+    refresh_locale()
     context = {"station": g.station, "badge": badge, "operator_name": name}
     if not htmx:
         view = _view(get_session(), code)
@@ -453,6 +468,66 @@ def sign_in(code: str) -> Any:
 @station_device
 def pin(code: str) -> Any:
     return _badge(code, request.form.get("badge", ""), request.form.get("pin", ""))
+
+
+@bp.get("/<code>/number")
+@station_device
+def number_dialog(code: str) -> Any:
+    """The keypad for signing in without a badge: operator number, then PIN
+    (STATION_NUMBER_SIGN_IN)."""
+    if not current_app.config["STATION_NUMBER_SIGN_IN"]:
+        return _notice(404, _("Not available"), _("Sign in with your badge."))
+    context = {"station": g.station}
+    if not htmx:
+        view = _view(get_session(), code)
+        return render_template("station/page.html", **_context(view, None, number=context))
+    return render_template("station/_number.html", **context)
+
+
+@bp.post("/<code>/number")
+@station_device
+def number_sign_in(code: str) -> Any:
+    """Operator number and PIN: the badge's sign-in (its PIN checks and limits) for the
+    operator with that number. An unknown number, an operator without a PIN and a wrong
+    PIN get the same answer, which names no badge."""
+    if not current_app.config["STATION_NUMBER_SIGN_IN"]:
+        return _notice(404, _("Not available"), _("Sign in with your badge."))
+    number = request.form.get("number", "").strip()[:16]
+    pin = request.form.get("pin", "")[:32]
+    badge = None
+    if number.isdigit() and pin:
+        badge = (
+            get_session()
+            .exec(
+                select(Operator.badge).where(
+                    Operator.number == number,
+                    Operator.active == True,  # noqa: E712
+                    col(Operator.pin_hash).is_not(None),
+                )
+            )
+            .first()
+        )
+        get_session().commit()
+    refusal = {
+        "kind": "reject",
+        "ref": str(uuid.uuid4()),
+        "code": "wrong_number",
+        "text": _("Operator number or PIN not right: try again or scan your badge."),
+    }
+    if badge is None:
+        limiter = auth.limiter()
+        try:
+            attempt = limiter.begin(None, f"tablet:{code}")
+        except auth.RateLimited as exc:
+            return _refused(
+                code,
+                "rate_limited",
+                _("Too many failed sign-ins. Try again in %(s)s seconds.", s=exc.retry_after),
+            )
+        limiter.failed(attempt)  # a guessed number counts against the tablet
+        log.warning("station %s: sign-in with an unknown operator number", code)
+        return _answer(code, refusal)
+    return _badge(code, badge, pin, generic_refusal=refusal)
 
 
 @bp.post("/<code>/sign-out")

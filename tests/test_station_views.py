@@ -230,7 +230,9 @@ def test_pin_pad_then_wrong_then_right_pin_in_french(app: Flask, tablet: FlaskCl
     assert response.headers["HX-Retarget"] == "#overlay"
     html = response.text
     assert 'name="pin"' in html and 'name="badge" value="OP1002"' in html
-    assert 'data-key="7"' in html and "Bruno Lefèvre, enter your PIN" in html
+    # In the badge's language (Bruno reads French), not the signed-out screen's.
+    assert 'data-key="7"' in html and "Bruno Lefèvre, saisissez votre code PIN" in html
+    assert "Effacer" in html and "Clear" not in html
     assert signed_in_operator(app) is None
     wrong = post(tablet, "/station/KIT-1/pin", badge="OP1002", pin="1111")
     assert banner(wrong) == ("reject", "Wrong PIN for badge OP1002.")
@@ -379,6 +381,27 @@ def test_scanning_a_traveler_starts_that_unit(app: Flask, tablet: FlaskClient) -
     assert banner(html) == ("ok", f"Unit {serials[1]}: Kit the case started.")
     assert f'data-testid="unit-serial">{serials[1]}<' in html
     assert banner(scan(tablet, "PC-999999"))[0] == "reject"  # not a unit waiting here
+
+
+def test_sign_in_by_operator_number_and_pin(app: Flask, tablet: FlaskClient) -> None:
+    assert "number-sign-in" not in tablet.get("/station/KIT-1").text  # off by default
+    assert (
+        tablet.post("/station/KIT-1/number", data={"number": "1002", "pin": "4321"}).status_code
+        == 404
+    )
+    app.config["STATION_NUMBER_SIGN_IN"] = True
+    assert 'data-testid="number-sign-in"' in tablet.get("/station/KIT-1").text
+    dialog = tablet.get("/station/KIT-1/number", headers=HX).text
+    assert 'name="number"' in dialog and 'name="pin"' in dialog
+    generic = ("reject", "Operator number or PIN not right: try again or scan your badge.")
+    assert banner(post(tablet, "/station/KIT-1/number", number="1002", pin="0000")) == generic
+    assert banner(post(tablet, "/station/KIT-1/number", number="9999", pin="4321")) == generic
+    # Alice has no PIN: her number alone would let anyone sign in as her.
+    assert banner(post(tablet, "/station/KIT-1/number", number="1001", pin="1")) == generic
+    assert signed_in_operator(app) is None
+    html = post(tablet, "/station/KIT-1/number", number="1002", pin="4321")
+    assert banner(html) == ("ok", "Bienvenue, Bruno Lefèvre.")
+    assert signed_in_operator(app) == "OP1002"
 
 
 def test_a_wrong_part_names_every_part_it_could_be(app: Flask) -> None:

@@ -486,6 +486,10 @@ class _Importer:
             op.skills = _as_list(item.get("skills"))
             op.locale = self.text(item, "locale", required=False, default="en", max_len=8)
             op.username = item.get("username") or None
+            number = self.text(item, "number", required=False, max_len=16) or None
+            if number is not None and not number.isdigit():
+                self.problem(item, "number", "an operator number is digits only")
+            op.number = number
             if item.get("password"):
                 op.password_hash = hash_secret(str(item["password"]))
             if item.get("pin"):

@@ -243,16 +243,26 @@
   });
 
   // -- PIN pad and dialogs -------------------------------------------------------------
+  function choosePadField(field) {
+    if (!field || !field.form) return;
+    var all = field.form.querySelectorAll("[data-pad-field]");
+    for (var i = 0; i < all.length; i++) all[i].removeAttribute("data-active");
+    field.setAttribute("data-active", "1");
+  }
   document.addEventListener("click", function (ev) {
     var key = ev.target.closest ? ev.target.closest("[data-key]") : null;
     if (key) {
       var form = key.closest("form");
-      var pin = form ? form.querySelector("input[name=pin]") : null;
+      // The field the keys type into: the chosen one (operator number, then PIN), else the PIN.
+      var pin = form ? (form.querySelector("input[data-active]") || form.querySelector("input[name=pin]")) : null;
       if (!pin) return;
       var k = key.getAttribute("data-key");
-      pin.value = k === "clear" ? "" : (pin.value + k).slice(0, 12);
+      if (k === "next") { choosePadField(form.querySelector("input[name=pin]")); return; }
+      pin.value = k === "clear" ? "" : (pin.value + k).slice(0, 16);
       return;
     }
+    var field = ev.target.closest ? ev.target.closest("[data-pad-field]") : null;
+    if (field) { choosePadField(field); return; }
     var close = ev.target.closest ? ev.target.closest("[data-close-dialog]") : null;
     if (close) {
       var overlay = document.getElementById("overlay");

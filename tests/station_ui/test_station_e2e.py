@@ -223,8 +223,10 @@ def test_the_french_ui_follows_the_operator(
     page.get_by_test_id("resume").click()
     page.wait_for_selector(".banner.ok:has-text('Étape reprise.')", timeout=TIMEOUT)
     page.get_by_test_id("andon").click()
+    page.get_by_test_id("andon-help").click()  # the reason, from the French dialog
     page.wait_for_selector('[data-testid="andon-state"]', timeout=TIMEOUT)
     assert "attente" in page.get_by_test_id("andon-state").inner_text()
+    assert "Andon : Aide" in page.get_by_test_id("andon-state").inner_text()
     page.screenshot(path=str(shots / "08-french-andon.png"))
     page.get_by_test_id("sign-out").click()
     page.wait_for_selector("text=Scan your badge to sign in", timeout=TIMEOUT)
