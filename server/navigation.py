@@ -30,7 +30,8 @@ class Link:
     args: tuple[tuple[str, str], ...] = ()  # query arguments of the URL
 
     def url(self) -> str:
-        return url_for(self.endpoint, **dict(self.args))
+        values: dict[str, Any] = dict(self.args)
+        return url_for(self.endpoint, **values)
 
 
 @dataclass(frozen=True)
