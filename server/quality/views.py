@@ -37,7 +37,7 @@ from werkzeug.wrappers import Response
 
 from server.db import begin_write, get_session
 from server.models import NonConformance
-from server.models.types import utcnow
+from server.models.types import fits_int32, utcnow
 from server.quality import figures, ncr, rework
 from server.security import auth
 from station import checks as qc
@@ -116,7 +116,7 @@ def open_ncr() -> Response:
 
 
 def _ncr(ncr_id: int) -> NonConformance:
-    found = get_session().get(NonConformance, ncr_id) if 0 < ncr_id < 2**31 else None
+    found = get_session().get(NonConformance, ncr_id) if fits_int32(ncr_id) else None
     if found is None:
         abort(404)
     return found
@@ -142,6 +142,8 @@ def show(ncr_id: int) -> str:
 @bp.post("/ncr/<int:ncr_id>/decide")
 @auth.require("supervisor")
 def decide(ncr_id: int) -> Response:
+    if not fits_int32(ncr_id):
+        abort(404)
     db = get_session()
     begin_write(db)
     item = _ncr(ncr_id)
@@ -191,6 +193,8 @@ def rework_page(code: str) -> str:
 @bp.post("/rework/<code>/<int:ncr_id>/<action>")
 @auth.require("operator")
 def rework_action(code: str, ncr_id: int, action: str) -> Response:
+    if not fits_int32(ncr_id):
+        abort(404)
     db = get_session()
     begin_write(db)
     try:
@@ -245,6 +249,8 @@ def quarantine() -> str:
 @bp.post("/quarantine/<int:change_id>/release")
 @auth.require("supervisor")
 def release(change_id: int) -> Response:
+    if not fits_int32(change_id):
+        abort(404)
     db = get_session()
     begin_write(db)
     try:
@@ -272,6 +278,8 @@ def charts() -> str:
 @bp.get("/charts/<int:check_id>")
 @auth.require("supervisor")
 def chart(check_id: int) -> str:
+    if not fits_int32(check_id):
+        abort(404)
     try:
         check, data, times = figures.chart(get_session(), check_id=check_id)
     except LookupError:
