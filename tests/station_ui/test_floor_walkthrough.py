@@ -184,8 +184,8 @@ def test_french_tablet_has_no_english_left(
     page.wait_for_selector("body[data-live=open]", state="attached", timeout=TIMEOUT)
     assert page.locator("html").get_attribute("lang") == "fr"
     english = english_only_texts()
-    text = refuse_wrong_part(page, "Mid-tower case")
-    assert text.startswith("Mauvaise pièce"), text
+    text = refuse_wrong_part(page, "Boîtier moyen tour")  # the catalog's French
+    assert text.startswith("Mauvaise pièce : c’est Boîtier petit format"), text
 
     def untranslated() -> list[str]:
         seen = page.evaluate(VISIBLE_TEXTS)
