@@ -302,6 +302,10 @@ def handle(
     ctx = _Ctx(session, info, state, now, by, cache)
     ctx.facts = facts = _facts(ctx, event)
     decision = wf.decide(state, event, facts)
+    if decision.code == "signed_in" and facts.operator is not None and not actor:
+        # A sign-in or a hand-over is the act of the badge's owner, not of whoever
+        # was signed in before.
+        ctx.by = by = f"{facts.operator.name} ({facts.operator.badge}) at {info.code}"
     # The event row carries its verdict: one INSERT, and a msg_id seen before (or
     # raced by another process) changes nothing.
     event_id = record_event(

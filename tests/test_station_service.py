@@ -12,6 +12,7 @@ from sqlmodel import Session, col, func, select
 from server.db import write_session
 from server.models import (
     AndonCall,
+    AuditEntry,
     Consumption,
     Defect,
     Event,
@@ -162,6 +163,13 @@ def test_skills_pins_and_start_by_serial(demo_app: Flask) -> None:
     assert refused.message == 'Kit the case needs the skill "kitting"; ask a supervisor.'
     assert count(demo_app, UnitOperation, UnitOperation.status == "active") == 0
     assert act(demo_app, "KIT-1", SignIn("OP1003")).accepted  # Chen takes over
+    with Session(demo_app.extensions["taktline.engine"]) as session:
+        hand_over = session.exec(
+            select(AuditEntry)
+            .where(AuditEntry.action == "station.sign_in")
+            .order_by(col(AuditEntry.id).desc())
+        ).first()
+        assert hand_over is not None and hand_over.actor == "Chen Wei (OP1003) at KIT-1"
     assert act(demo_app, "KIT-1", StartUnit("PC-NOPE")).code == "unit_not_here"
     assert act(demo_app, "KIT-1", StartUnit("PC-T1")).accepted
     with Session(demo_app.extensions["taktline.engine"]) as session:
