@@ -29,6 +29,7 @@ token: the ingest's answer counters and the database's scan counters beside ours
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -93,12 +94,26 @@ def pct(values: list[float], p: float) -> float:
 NOISY_LINE = "LN"  # with --noisy-apart, station 0's line, taken by an ingest of its own
 
 
-def line_of(i: int, noisy_apart: bool = False) -> str:
-    return NOISY_LINE if noisy_apart and i == 0 else "L1"
+def line_of(i: int, noisy_apart: bool = False, ingests: int = 1) -> str:
+    """Station ``i``'s line: L1; with ``ingests`` > 1, L1..Lk in turn (one ingest each)."""
+    if noisy_apart and i == 0:
+        return NOISY_LINE
+    return f"L{i % ingests + 1}"
 
 
-def station_base(i: int, noisy_apart: bool = False) -> str:
-    return f"taktline/B/{line_of(i, noisy_apart)}/ST{i:02d}"
+def layout(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
+    """The ingest processes: (name, client id, ``taktline ingest`` arguments)."""
+    if args.noisy_apart:
+        return [
+            ("ingest (L1)", "bench-ingest", ["--lines", "L1"]),
+            (f"ingest ({NOISY_LINE})", "bench-noisy", ["--lines", NOISY_LINE]),
+        ]
+    if args.ingests > 1:
+        return [
+            (f"ingest (L{k})", f"bench-ingest-{k}", ["--lines", f"L{k}"])
+            for k in range(1, args.ingests + 1)
+        ]
+    return [("ingest", "bench-ingest", [])]
 
 
 def fresh_database(url: str) -> str:
@@ -118,6 +133,7 @@ def build_plant(
     """N stations ``ST00``.. on line L1 (or ``lines(i)``), each signed in with a unit
     started whose one step needs a million bolts: every "BOLT" scan is an accepted pick."""
     lines = lines or (lambda i: line_of(i, noisy_apart))
+    assert lines is not None
     migrate.upgrade(url)
     engine = get_engine(url)
     from datetime import date
@@ -188,9 +204,9 @@ def build_plant(
 class Stations:
     """One MQTT client per station; records publish and feedback times per msg_id."""
 
-    def __init__(self, port: int, n: int, noisy_apart: bool = False) -> None:
+    def __init__(self, port: int, n: int, line: Callable[[int], str] = line_of) -> None:
         self.port = port
-        self.bases = [station_base(i, noisy_apart) for i in range(n)]
+        self.bases = [f"taktline/B/{line(i)}/ST{i:02d}" for i in range(n)]
         self.sent: dict[str, float] = {}
         self.answered: dict[str, tuple[float, str]] = {}
         self.answers: dict[str, int] = {}  # feedbacks received per ref (duplicates too)
@@ -256,6 +272,29 @@ class Stations:
         for c in self.clients:
             c.disconnect()
             c.loop_stop()
+
+
+def mqtt_throughput_floor(port: int, n: int = 10_000) -> float:
+    """Messages per second one paho client gets acknowledged by the broker at QoS 1
+    (publish -> PUBACK, nobody subscribed): the most any ingest could take in."""
+    acked = threading.Semaphore(0)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-floor-rate")
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.on_socket_open = _no_delay
+    c.on_publish = lambda *a: acked.release()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    payload = json.dumps({"msg_id": str(uuid.uuid4()), "seq": 1, "data": "BOLT"})
+    t0 = time.perf_counter()
+    for _ in range(n):
+        c.publish("bench/rate", payload, qos=1)
+    for _ in range(n):
+        acked.acquire(timeout=60)
+    rate = n / (time.perf_counter() - t0)
+    c.disconnect()
+    c.loop_stop()
+    return rate
 
 
 def mqtt_floor(port: int, n: int = 500) -> list[float]:
@@ -413,6 +452,13 @@ def main() -> None:
         help="the plant on PostgreSQL: a database URL whose database is dropped and created",
     )
     ap.add_argument(
+        "--ingests",
+        type=int,
+        default=1,
+        help="partitioned ingest: stations on lines L1..Lk in turn, one taktline ingest "
+        "--lines Lk each",
+    )
+    ap.add_argument(
         "--noisy-apart",
         action="store_true",
         help="station 0 on a line of its own, taken by a second ingest (taktline ingest "
@@ -421,7 +467,8 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     url = fresh_database(args.pg) if args.pg else f"sqlite:///{work / 'taktline.db'}"
-    build_plant(url, args.stations, args.noisy_apart)
+    line = functools.partial(line_of, noisy_apart=args.noisy_apart, ingests=args.ingests)
+    build_plant(url, args.stations, lines=line)
     dispose_engine(url)
     tuning = "\n".join(
         line
@@ -441,6 +488,7 @@ def main() -> None:
     autosave = f"\nautosave_interval {args.autosave}"
     with Mosquitto(work / "mosquitto", extra_conf=run_as + tuning + nodelay + autosave) as broker:
         floor_mqtt = mqtt_floor(broker.port)
+        floor_rate = mqtt_throughput_floor(broker.port)
         floor_db = sqlite_floor(work / "floor.db")
         floor_stmt = statement_floor(work / "floor-stmt.db")
         env = {
@@ -453,12 +501,8 @@ def main() -> None:
         }
         log = open(work / "ingest.log", "wb")  # noqa: SIM115
         taktline = str(Path(sys.executable).parent / "taktline")
-        ingest_args = (
-            [("bench-ingest", ["--lines", "L1"]), ("bench-noisy", ["--lines", NOISY_LINE])]
-            if args.noisy_apart
-            else [("bench-ingest", [])]
-        )
-        ingest_names = ["ingest (L1)", f"ingest ({NOISY_LINE})"] if args.noisy_apart else ["ingest"]
+        ingest_args = [(client_id, extra) for _n, client_id, extra in layout(args)]
+        ingest_names = [name for name, _c, _e in layout(args)]
         ingests = [
             subprocess.Popen(
                 [taktline, "ingest", *extra],
@@ -469,10 +513,10 @@ def main() -> None:
             )
             for client_id, extra in ingest_args
         ]
-        stations = Stations(broker.port, args.stations, args.noisy_apart)
+        stations = Stations(broker.port, args.stations, line)
         try:
             deadline = time.monotonic() + 60
-            probes = [0, 1] if args.noisy_apart else [0]
+            probes = list(range(len(ingest_args)))  # station k is on ingest k's line
             first = [stations.scan(i) for i in probes]
             # Every ingest up and subscribed: a scan of each of its stations answered.
             while not all(
@@ -541,11 +585,16 @@ def main() -> None:
         f"stations={args.stations} rate={args.rate}/s each seconds={args.seconds} "
         f"flood={args.flood} ({'PostgreSQL' if args.pg else 'SQLite'}, Mosquitto, "
         "taktline ingest as its own process"
-        f"{'; station 0 on its own line and ingest' if args.noisy_apart else ''})"
+        f"{'; station 0 on its own line and ingest' if args.noisy_apart else ''}"
+        f"{f'; {args.ingests} ingests, one line each' if args.ingests > 1 else ''})"
     )
     print(
         f"floor  MQTT QoS1 round trip    p50 {statistics.median(floor_mqtt) * ms:6.2f} ms"
         f"  p99 {pct(floor_mqtt, 99) * ms:6.2f} ms"
+    )
+    print(
+        f"floor  MQTT QoS1 publish->PUBACK {floor_rate:6.0f} msgs/s (one paho client, "
+        "nobody subscribed)"
     )
     print(
         f"floor  SQLite INSERT+COMMIT    p50 {statistics.median(floor_db) * ms:6.2f} ms"
@@ -575,9 +624,11 @@ def main() -> None:
             f"{noise_answered[1]} for {args.noise_duplicates} duplicates (once per station or "
             f"msg_id and batch); all taken before a later scan of that station"
         )
+    sustained = accepted_flood / (t1 - t0)
     print(
-        f"ingest sustained               {accepted_flood / (t1 - t0):6.0f} accepted scans/s"
-        f"  ({accepted_flood} in {t1 - t0:.2f} s)"
+        f"ingest sustained               {sustained:6.0f} accepted scans/s"
+        f"  ({accepted_flood} in {t1 - t0:.2f} s; {sustained / floor_rate:.0%} of the "
+        f"MQTT floor; aim min(2000, 30% of floor) = {min(2000.0, 0.3 * floor_rate):.0f}/s)"
     )
     print(f"check  accepted={accepted} consumptions={cons} ledger={moves}")
     print(

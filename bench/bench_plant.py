@@ -526,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         setup = time.monotonic() - t_setup
         faults = schedule(args)
         done: list[str] = []
+        struck: list[float] = []  # when each fault began
         started = time.monotonic()
         published: list[str] = []
         k = 0
@@ -537,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             for at, name in faults:
                 if name not in done and time.monotonic() - started >= at:
                     done.append(name)
+                    struck.append(time.monotonic())
                     threading.Thread(
                         target=inject, args=(name, ingests, webs, broker), daemon=True
                     ).start()
@@ -570,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = reconcile(url, stations.scans, published)
     report(
         args,
-        Run(stations.scans, published, streams, wall, setup, done, rss, per_stream, load),
+        Run(stations.scans, published, streams, wall, setup, done, rss, per_stream, load, struck),
         problems,
         url,
         work,
@@ -633,6 +635,7 @@ class Run:
     rss: dict[str, float]
     per_stream: list[float]
     load: tuple[float, float, float]
+    struck: list[float]
 
 
 def report(args: argparse.Namespace, run: Run, problems: list[str], url: str, work: Path) -> None:
@@ -679,9 +682,24 @@ def report(args: argparse.Namespace, run: Run, problems: list[str], url: str, wo
             )
 
     line("scan -> feedback", lat)
+    # Scans sent more than 1 s before or 30 s after the start of any fault.
+    calm = [
+        scans.answered[m][0] - scans.sent[m][1]
+        for m in answered
+        if all(not -1 <= scans.sent[m][1] - t <= 30 for t in run.struck)
+    ]
+    if run.struck:
+        line("scan -> feedback, away from faults", calm)
     line("scan -> tablet SSE snapshot", to_tablet)
     line("feedback -> tablet SSE snapshot", after_feedback)
     line("feedback -> next board event", to_board)
+    for b, times in enumerate(boards, 1):
+        gaps = [b2 - b1 for b1, b2 in zip(times, times[1:], strict=False)]
+        if gaps:
+            print(
+                f"board  {b}: {len(times)} events, gap p50 {statistics.median(gaps):.1f} s, "
+                f"max {max(gaps):.1f} s"
+            )
     print(
         "rss    "
         + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items())
