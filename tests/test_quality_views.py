@@ -13,8 +13,9 @@ from flask import Flask
 from sqlmodel import Session, select
 
 from server.models import CheckResult, Consumption, NonConformance, Part
+from server.tools.generate import generate
 from station.workflow import DeviceEvent, Scan, SignIn, StartUnit
-from tests.support.apps import login
+from tests.support.apps import CliRunner, login
 from tests.support.building import act, build_step, place_and_release, scans_for
 from tests.support.pdf_text import pdf_text
 from tests.test_station_views import bind
@@ -121,3 +122,32 @@ def test_ncr_rework_and_records_through_the_pages(any_demo_app: Flask) -> None:
     ).group(1)  # type: ignore[union-attr]
     desk.post(f"/quality/quarantine/{change_id}/release")
     assert old not in desk.get("/quality/quarantine").get_data(as_text=True)
+
+    reconciled = CliRunner(app).invoke(["reconcile"])
+    assert reconciled.exit_code == 0, reconciled.output
+    for line in (
+        "[ok] completed units consumed exactly their BOM",
+        "[ok] completed units passed every check",
+        "[ok] quarantine holds the removals not yet released",
+    ):
+        assert line in reconciled.output
+
+
+def test_the_control_chart_shows_the_demo_torque_data(demo_app: Flask) -> None:
+    """The demo's history (taktline generate): the torque chart with limits and Cpk."""
+    engine = demo_app.extensions["taktline.engine"]
+    generate(engine, units=40, days=1, seed=5)
+    desk = demo_app.test_client()
+    login(desk, "supervisor")
+    charts = desk.get("/quality/charts").get_data(as_text=True)
+    found = re.search(
+        r'/quality/charts/(\d+)">Motherboard screw torque \(TQ-MB\)</a></td><td>(\d+)<', charts
+    )
+    assert found is not None and int(found.group(2)) >= 40  # four screws a unit
+    chart = desk.get(f"/quality/charts/{found.group(1)}").get_data(as_text=True)
+    assert 'data-testid="spec-limits">0.5 – 0.7 Nm' in chart
+    cpk = float(re.search(r'data-testid="cpk">(-?\d+\.\d\d)<', chart).group(1))  # type: ignore[union-attr]
+    assert 0.6 < cpk < 1.6  # sigma a sixth of the tolerance: about 1
+    limits = re.search(r'data-testid="control-limits">([\d.]+) – ([\d.]+) Nm', chart)
+    assert limits is not None and float(limits.group(1)) < 0.6 < float(limits.group(2))
+    assert 'id="chart-i"' in chart and "chart-4.6.1.umd.min.js" in chart
