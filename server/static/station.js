@@ -242,6 +242,31 @@
     window.setInterval(function () { tick(); andonAge(); }, 1000);
   });
 
+  // -- defect photo: a camera picture is shrunk here (longest side 1280 px, JPEG) so it
+  // stays under DEFECT_PHOTO_MAX_BYTES; the server still checks its size and type.
+  var PHOTO_SIDE = 1280;
+  document.addEventListener("change", function (ev) {
+    var input = ev.target;
+    if (!input || input.name !== "photo" || !input.files || !input.files.length) return;
+    var file = input.files[0];
+    if (!/^image\//.test(file.type) || !window.createImageBitmap || !window.DataTransfer) return;
+    createImageBitmap(file).then(function (bitmap) {
+      var scale = Math.min(1, PHOTO_SIDE / Math.max(bitmap.width, bitmap.height));
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.round(bitmap.width * scale);
+      canvas.height = Math.round(bitmap.height * scale);
+      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      canvas.toBlob(function (blob) {
+        if (!blob) return;
+        var shrunk = new DataTransfer();
+        shrunk.items.add(new File([blob], "defect.jpg", { type: "image/jpeg" }));
+        input.files = shrunk.files;
+      }, "image/jpeg", 0.8);
+    }).catch(function (err) {
+      if (window.console) console.warn("station: photo kept as taken", err);
+    });
+  });
+
   // -- PIN pad and dialogs -------------------------------------------------------------
   function choosePadField(field) {
     if (!field || !field.form) return;

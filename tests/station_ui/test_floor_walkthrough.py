@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from babel.messages.pofile import read_po
 from sqlmodel import Session, func, select
 
 from server.db import get_engine, write_session
-from server.models import Consumption, Operator
+from server.models import Consumption, Defect, DefectPhoto, Operator
 from tests.station_ui.test_station_e2e import CASE_MT, TIMEOUT, WRONG_PART, sign_in, wedge
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -231,6 +233,53 @@ def test_a_scan_while_the_server_is_stopped_is_refused_out_loud(
     wedge(page, CASE_MT)
     page.wait_for_selector('tr.pick.done[data-sku="CASE-MT"]', timeout=TIMEOUT)
     assert consumptions(station_server.db_url) == before + 1
+
+
+def png(width: int, height: int) -> bytes:
+    """A striped RGB PNG, like a camera picture too big to keep as taken."""
+    row = bytes([0]) + bytes((x * 7 + y) % 256 for x in range(width) for y in (0, 1, 2))
+    raw = b"".join(row for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 1))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_defect_with_a_photo_from_the_camera(
+    station_server: Any, floor_tablet: Any, shots: Path, tmp_path: Path
+) -> None:
+    """Nothing preselected; the picture is shrunk on the tablet before it is sent."""
+    page = floor_tablet
+    page.get_by_test_id("defect").click()
+    dialog = page.get_by_test_id("defect-dialog")
+    dialog.wait_for(timeout=TIMEOUT)
+    assert page.locator("[data-testid=defect-dialog] input:checked").count() == 0
+    picture = tmp_path / "camera.png"
+    picture.write_bytes(png(2400, 1600))
+    page.get_by_test_id("defect-photo").set_input_files(str(picture))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=defect-photo]').files[0].type === 'image/jpeg'"
+    )
+    page.locator("[data-testid=reason-damaged] + span").click()
+    page.locator("[data-testid=disposition-rework] + span").click()
+    page.locator('[data-testid="part-CASE-MT"] + span').click()
+    page.get_by_test_id("defect-note").fill("coin enfoncé")
+    page.screenshot(path=str(shots / "floor-fr-defect-filled.png"))
+    page.get_by_test_id("defect-submit").click()
+    page.wait_for_selector(".banner.ok:has-text('Pièce abîmée')", timeout=TIMEOUT)
+    with Session(get_engine(station_server.db_url)) as db:
+        photo = db.exec(select(DefectPhoto)).one()
+        defect = db.get(Defect, photo.defect_id)
+        assert defect is not None and defect.note == "coin enfoncé"
+    assert photo.content_type == "image/jpeg" and len(photo.data) < 600_000
 
 
 # -- accessibility (axe-core, bundled with axe-playwright-python: served locally) ------
