@@ -212,3 +212,39 @@ def test_a_defect_that_holds_the_unit_opens_an_ncr_used_as_is_the_step_resumes(
         uop = db.get(UnitOperation, started.state.operation.unit_operation_id)
         assert uop is not None and uop.status == "ready"  # back in KIT-1's queue
         assert db.get(NonConformance, opened.id).status == "closed"  # type: ignore[union-attr]
+
+
+def test_a_supervisors_ncr_swaps_a_memory_lot_and_lot_recall_says_removed(engine: Any) -> None:
+    [serial] = place_and_release(engine, number="SO-LOT", product="PC", quantity=1, options=OPTIONS)
+    build_step(engine, "KIT-1", serial, badge="OP1001")
+    build_step(engine, "BRD-1", serial, badge="OP1001")
+    with Session(engine) as db:
+        memory = db.exec(select(Part).where(Part.sku == "MEM-16")).one()
+        lot = db.exec(
+            select(StockLot.lot_code)
+            .join(Consumption, Consumption.lot_id == StockLot.id)
+            .where(Consumption.part_id == memory.id)
+        ).one()
+    other = "M16-2610B" if lot != "M16-2610B" else "M16-2609A"
+    with write_session(engine) as db:
+        opened = ncr.open_ncr(db, unit_serial=serial, cause="MEM-ERR", note="memtest", by="Sam")
+        with pytest.raises(ncr.QualityError, match="not known"):
+            ncr.open_ncr(db, unit_serial="PC-NOPE", cause="x", note="", by="Sam")
+        ncr.decide(db, ncr=opened, disposition="rework", reason="", by="Sam")
+        station = rework.rework_station(db, "RWK-1")
+        rework.remove(
+            db, ncr=opened, data=f"(01)09506000001036(10){lot}", station=station, by="Ray"
+        )
+        rework.install(
+            db, ncr=opened, data=f"(01)09506000001036(10){other}", station=station, by="Ray"
+        )
+        rework.finish(db, ncr=opened, by="Ray")
+    with Session(engine) as db:
+        [hit] = recall.recall_lot(db, part_sku="MEM-16", lot_code=lot).hits
+        assert (hit.serial, recall.hit_dict(hit)["removed"]) == (serial, True)
+        [kept] = recall.recall_lot(db, part_sku="MEM-16", lot_code=other).hits
+        assert (kept.serial, recall.hit_dict(kept)["removed"]) == (serial, False)
+        assert db.get(NonConformance, opened.id).status == "closed"  # type: ignore[union-attr]
+    report = reconcile(engine, allow_open_steps=True)
+    assert report.checks["quarantine holds the removals not yet released"] == []
+    assert report.checks["on-hand equals the ledger for every lot"] == []

@@ -105,7 +105,28 @@ def recall_lot(db: Session, *, part_sku: str, lot_code: str) -> Recall:
                     conn, _q()["by_lot"], {"lot": lot_id}
                 )
             ]
+        removed = _removed(conn, lot_ids)
+        if removed:
+            hits = [h._replace(removed_at=removed.get(h.serial)) for h in hits]
     return Recall({"part": part_sku, "lot": lot_code}, _upward(conn, hits))
+
+
+def _removed(conn: sa.Connection, lot_ids: Any) -> dict[str, Any]:
+    """Units that held these lots and had every such component removed in a rework:
+    serial -> when the last one came out (docs/quality.md)."""
+    rows = conn.execute(
+        sa.select(
+            col(Unit.serial),
+            sa.func.count(),
+            sa.func.count(col(Consumption.removed_at)),
+            sa.func.max(col(Consumption.removed_at)),
+        )
+        .join(Unit, col(Unit.id) == col(Consumption.unit_id))
+        .where(col(Consumption.lot_id).in_(list(lot_ids)))
+        .group_by(col(Unit.serial))
+        .having(sa.func.count(col(Consumption.removed_at)) > 0)
+    ).all()
+    return {serial: last for serial, n, gone, last in rows if n == gone}
 
 
 def _raw_rows(conn: sa.Connection, stmt: Any, params: dict[str, Any]) -> list[Any]:
