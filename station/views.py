@@ -84,6 +84,16 @@ BANNER_KIND: dict[str, str] = {
 }
 
 
+# Accepted, but nothing to cheer in green: the step stopped, help is still to come.
+NEUTRAL_CODES = frozenset({"paused", "andon_raised"})
+
+
+def _banner_kind(result: str, code: str) -> str:
+    if result == EventResult.ACCEPTED and code in NEUTRAL_CODES:
+        return "info"
+    return BANNER_KIND.get(result, "info")
+
+
 def heartbeat_seconds() -> float:
     return float(current_app.config["STATION_HEARTBEAT_SECONDS"])
 
@@ -200,7 +210,7 @@ def _last_banner(db: Session, station_id: int) -> dict[str, Any] | None:
     params = _catalog_texts(db, verdict.params)
     db.commit()
     return {
-        "kind": BANNER_KIND.get(verdict.result, "info"),
+        "kind": _banner_kind(verdict.result, verdict.code),
         "ref": verdict.msg_id,
         "code": verdict.code,
         "params": verdict.params,
@@ -322,7 +332,7 @@ def _decide(code: str, event: wf.StationEvent, *, source: str) -> service.Outcom
 
 def banner_for(outcome: service.Outcome) -> dict[str, Any]:
     return {
-        "kind": BANNER_KIND.get(outcome.result, "info"),
+        "kind": _banner_kind(outcome.result, outcome.code),
         "text": texts.lazy(outcome.code, _catalog_texts(get_session(), outcome.params)),
         "ref": outcome.msg_id,
         "code": outcome.code,

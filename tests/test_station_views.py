@@ -449,9 +449,12 @@ def test_complete_only_when_picks_are_done(app: Flask, tablet: FlaskClient) -> N
 def test_pause_and_resume(app: Flask, tablet: FlaskClient) -> None:
     start_unit(tablet)
     html = post(tablet, "/station/KIT-1/pause")
-    assert banner(html) == ("ok", "Step paused.")
+    assert banner(html) == ("info", "Step paused.")
     assert 'data-testid="resume"' in html and 'data-paused-at="20' in html
     assert ">Paused<" in html
+    # The whole work area is the paused state: one Resume, nothing else to tap.
+    assert 'data-testid="paused"' in html and html.count('data-testid="resume"') == 1
+    assert 'data-testid="complete"' not in html and 'data-testid="picks"' not in html
     scanned = scan(tablet, CASE_MT)
     assert banner(scanned) == ("reject", "The step is paused: resume it first.")
     html = post(tablet, "/station/KIT-1/resume")
@@ -535,7 +538,7 @@ def test_andon_is_raised_then_shown_acknowledged(app: Flask, tablet: FlaskClient
     dialog = tablet.get("/station/KIT-1/andon", headers=HX).text
     assert all(f'value="{r}"' in dialog for r in ("material", "quality", "maintenance", "help"))
     html = post(tablet, "/station/KIT-1/andon", reason="material")
-    assert banner(html) == ("ok", "Andon raised (Material): a supervisor is called.")
+    assert banner(html) == ("info", "Andon raised (Material): a supervisor is called.")
     assert "Andon: Material" in html and "waiting for a supervisor" in html
     assert "raised 0 min ago" in html
     assert 'data-testid="andon"' not in html  # one call at a time
