@@ -97,7 +97,10 @@ def working_intervals(
     out: list[Interval] = []
     shift_list = list(shifts)
     for n in range(days):
-        day = first_day + timedelta(days=n)
+        try:
+            day = first_day + timedelta(days=n)
+        except OverflowError:
+            break  # past year 9999 nothing works
         if day in closed_days:
             continue
         wd = day.weekday()
@@ -116,7 +119,10 @@ def working_intervals(
                     for q in ((p[0], min(p[1], b_start)), (max(p[0], b_end), p[1]))
                     if q[1] > q[0]
                 ]
-            out += [(_local(day, a, zone), _local(day, b, zone)) for a, b in pieces]
+            try:
+                out += [(_local(day, a, zone), _local(day, b, zone)) for a, b in pieces]
+            except OverflowError:
+                continue  # a shift ending after 9999-12-31
     return merge(out)
 
 

@@ -165,6 +165,7 @@ class Projection:
         its part, or by the approved substitute that covers it soonest (the part itself
         on a tie). Nothing is taken when any need cannot be covered at all."""
         chosen: list[PartDate] = []
+        takes: list[Take] = []
         for part_id, qty in needs.items():
             if qty <= 0:
                 continue
@@ -178,9 +179,12 @@ class Projection:
                     part_id, part_id, qty, None, None, qty - self.buckets(part_id).total
                 )
             chosen.append(best)
+            if best.day is not None:
+                # Taken at once: the substitute chosen may be another need's own part.
+                takes += self.buckets(best.part_id).take(qty, best.part_id)
         if any(p.day is None for p in chosen):
+            self.give_back(takes)
             return MaterialResult(None, chosen, [])
-        takes = [t for p in chosen for t in self.buckets(p.part_id).take(p.qty, p.part_id)]
         day = max((p.day for p in chosen if p.day is not None), default=self.today)
         return MaterialResult(day, chosen, takes)
 

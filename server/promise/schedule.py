@@ -146,6 +146,9 @@ class Scheduler:
         for steps in units:
             t = max(ready, self.now)
             for step in steps:
+                # No known duration (NaN, negative, under a millisecond: lost in the
+                # working-time sums) takes no time rather than breaking a gap.
+                seconds = step.seconds if step.seconds >= 0.001 else 0.0
                 candidates = (
                     [self.by_code[step.station]]
                     if step.station in self.by_code
@@ -163,9 +166,9 @@ class Scheduler:
                     ax = id(st.axis)
                     seen = best_axis.get(ax)
                     rw = seen[4] if seen is not None else st.axis.to_work(t)
-                    i, s = st.find(rw, step.seconds)
+                    i, s = st.find(rw, seconds)
                     if seen is None or s < seen[3]:
-                        best_axis[ax] = (s + step.seconds, st, i, s, rw)
+                        best_axis[ax] = (s + seconds, st, i, s, rw)
                 for e_work, st, i, s, rw in best_axis.values():
                     e_wall = st.axis.to_wall(e_work)
                     if best is None or e_wall < best[0]:
@@ -175,9 +178,9 @@ class Scheduler:
                 if e_wall == INF:
                     result.end = INF
                     return result
-                st.occupy(i, s, s + step.seconds, position)
+                st.occupy(i, s, s + seconds, position)
                 # A start on a boundary is the beginning of the next working interval.
-                start_wall = st.axis.next_working(st.axis.to_wall(s)) if step.seconds else e_wall
+                start_wall = st.axis.next_working(st.axis.to_wall(s)) if seconds else e_wall
                 result.placements.append(
                     Placement(st.code, step.kind, step.name, t, start_wall, e_wall, s - rw)
                 )
