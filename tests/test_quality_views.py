@@ -6,6 +6,7 @@ chart with Cpk; bad values refused and nothing recorded."""
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
@@ -14,7 +15,8 @@ from sqlmodel import Session, select
 
 from server.models import CheckResult, Consumption, NonConformance, Part
 from server.tools.generate import generate
-from station.workflow import DeviceEvent, Scan, SignIn, StartUnit
+from server.tools.simulation.operators import TINY_PNG
+from station.workflow import CompleteStep, DeviceEvent, Scan, SignIn, StartUnit
 from tests.support.apps import CliRunner, login
 from tests.support.building import act, build_step, place_and_release, scans_for
 from tests.support.pdf_text import pdf_text
@@ -151,3 +153,47 @@ def test_the_control_chart_shows_the_demo_torque_data(demo_app: Flask) -> None:
     limits = re.search(r'data-testid="control-limits">([\d.]+) – ([\d.]+) Nm', chart)
     assert limits is not None and float(limits.group(1)) < 0.6 < float(limits.group(2))
     assert 'id="chart-i"' in chart and "chart-4.6.1.umd.min.js" in chart
+
+
+def test_a_label_photo_from_the_tablet_in_the_record(demo_app: Flask) -> None:
+    """Test and pack: the LED on the tablet, the label photo from its camera (a bad file
+    refused, nothing recorded), the weight from the scale; the photo is a thumbnail in
+    the device history record."""
+    engine = demo_app.extensions["taktline.engine"]
+    [serial] = place_and_release(engine, number="SO-PH", product="PC", quantity=1,
+                                 options=["i5", "mem16", "ssd512", "mt"])  # fmt: skip
+    for station, badge in (("KIT-1", "OP1001"), ("BRD-1", "OP1001"), ("FIN-1", "OP1003")):
+        build_step(engine, station, serial, badge=badge)
+    assert act(engine, "TST-1", SignIn("OP1003")).accepted
+    state = act(engine, "TST-1", StartUnit(serial)).state
+    for pick in state.picks:
+        for data in scans_for(engine, unit_id=state.unit.id, part_id=pick.part_id,
+                              substitutes=pick.substitutes, qty=pick.remaining):  # fmt: skip
+            assert act(engine, "TST-1", Scan(data)).accepted
+    tablet = demo_app.test_client()
+    bind(demo_app, tablet, "TST-1")
+
+    def send(**form: Any) -> str:
+        return tablet.post("/station/TST-1/check", data=form, headers=HX).get_data(as_text=True)
+
+    assert "Power LED lights green: OK." in send(check="LED", passed="1")
+    refused = send(check="LABEL", photo=(io.BytesIO(b"MZ not an image"), "x.exe", "text/plain"))
+    assert 'class="banner reject"' in refused and "JPEG, PNG or WebP" in refused
+    before = results(engine)
+    taken = send(check="LABEL", photo=(io.BytesIO(TINY_PNG), "label.png", "image/png"))
+    assert "Photo of the rating label: OK." in taken and results(engine) == before + 1
+    weight = DeviceEvent("weight", {"value": 9.43, "unit": "kg"}, source="scale1")
+    assert act(engine, "TST-1", weight).code == "check_passed"
+    assert act(engine, "TST-1", CompleteStep()).accepted
+    desk = demo_app.test_client()
+    login(desk, "supervisor")
+    unit = desk.get(f"/units/{serial}").get_data(as_text=True)
+    link = re.search(r'href="(/quality/photos/[^"]+)"', unit)
+    assert link is not None
+    served = desk.get(link.group(1))
+    assert served.data == TINY_PNG
+    served.close()
+    assert desk.get("/quality/photos/../../etc/passwd").status_code == 404
+    pdf = desk.get(f"/units/{serial}.pdf").data
+    assert b"/Subtype /Image" in pdf
+    assert "Photo of the rating label" in pdf_text(pdf)

@@ -288,7 +288,7 @@ def chart(check_id: int) -> str:
 
 
 @bp.get("/photos/<path:path>")
-@auth.require("supervisor")
+@auth.require("operator")  # as the unit page that links it
 def photo(path: str) -> Response:
     return send_from_directory(photo_dir(), path, max_age=3600)
 

@@ -9,6 +9,7 @@ writer of every export: a cell a spreadsheet would run as a formula gets a leadi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,8 @@ from server import exports
 from server.models.types import rfc3339
 from server.trace.genealogy import Genealogy
 from server.trace.recall import Component, Hit
+
+log = logging.getLogger(__name__)
 
 FONT_DIRS = (
     Path("/usr/share/fonts/truetype/dejavu"),
@@ -243,6 +246,8 @@ def order_csv(components: Iterable[Component]) -> str:
 
 
 class _Doc(FPDF):
+    photos: Path | None = None  # the check photos' folder (server.quality.views)
+
     def __init__(self) -> None:
         super().__init__(format="A4")
         self.unicode = False
@@ -277,9 +282,14 @@ class _Doc(FPDF):
                     row.cell(self.text_(v))
 
 
-def genealogy_pdf(g: Genealogy, *, printed_by: str, printed_at: datetime) -> bytes:
-    """A device history record: identity, components, steps, defects, signatures."""
+def genealogy_pdf(
+    g: Genealogy, *, printed_by: str, printed_at: datetime, photos: Path | None = None
+) -> bytes:
+    """A device history record: identity, components, steps, defects, checks and
+    measurements (with thumbnails of the check photos found under ``photos``), rework,
+    signatures."""
     doc = _Doc()
+    doc.photos = photos
     doc.add_page()
     _dhr(doc, g)
     doc.ln(4)
@@ -398,6 +408,7 @@ def _quality(doc: _Doc, g: Genealogy) -> None:
                 for c in q["checks"]
             ],
         )
+        _thumbnails(doc, [c for c in q["checks"] if c["photo"]])
     if q.get("component_changes"):
         doc.ln(2)
         doc.font(11, bold=True)
@@ -436,6 +447,25 @@ def _quality(doc: _Doc, g: Genealogy) -> None:
                 for n in q["non_conformances"]
             ],
         )
+
+
+def _thumbnails(doc: _Doc, checks: list[dict[str, Any]]) -> None:
+    """The check photos, 40 mm wide, each with its check's name and time."""
+    if doc.photos is None:
+        return
+    root = doc.photos.resolve()
+    for c in checks:
+        path = (root / str(c["photo"])).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            continue  # never outside the photos folder; a missing file is skipped
+        doc.ln(1)
+        doc.font(8)
+        doc.line_(f"{c['name']} ({c['at']})")
+        try:
+            doc.image(str(path), w=40)
+        except Exception as exc:  # noqa: BLE001 - a broken image must not lose the record
+            log.warning("photo %s not printed in the record: %s", path.name, exc)
+            doc.line_(f"[photo {path.name} could not be read]")
 
 
 def _limits(lower: float | None, upper: float | None, unit: str) -> str:

@@ -31,6 +31,7 @@ from server.db import get_session
 from server.models import Location, Part, StockLot, StockMovement, Unit
 from server.models.types import utcnow
 from server.orders.travelers import barcode_svg_data_uri
+from server.quality import views as quality_views
 from server.security import auth
 from server.trace import export, labels, timing
 from server.trace.genealogy import Genealogy, genealogy, to_dict
@@ -169,7 +170,12 @@ def unit_csv(serial: str) -> Response:
 @bp.get("/units/<serial>.pdf")
 @auth.require("operator")
 def unit_pdf(serial: str) -> Response:
-    body = export.genealogy_pdf(_unit_or_404(serial), printed_by=auth.actor(), printed_at=utcnow())
+    body = export.genealogy_pdf(
+        _unit_or_404(serial),
+        printed_by=auth.actor(),
+        printed_at=utcnow(),
+        photos=quality_views.photo_dir(),  # the check photos, as thumbnails
+    )
     return _download(body, "application/pdf", f"{serial}-device-history-record.pdf")
 
 

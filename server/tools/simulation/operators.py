@@ -53,8 +53,8 @@ CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 BANNER_RE = re.compile(r'data-testid="banner"\s+data-kind="([a-z]*)"')
 # A 1x1 PNG: what the simulated tablet camera sends for a photo check.
 TINY_PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c49444154789c633870e0000004840241e18daf270000000049454e44ae426082"
 )
 SCAN_TIMEOUT = 30.0  # real seconds a serial scan may take to show up, faults included;
 # after that the operator looks again and rescans (the workflow refuses an extra one)
