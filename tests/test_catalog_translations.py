@@ -25,9 +25,8 @@ parts:
 """
 
 
-def test_translations_are_imported_and_checked(
-    app: Flask, runner: CliRunner, tmp_path: Path
-) -> None:
+def test_translations_are_imported_and_checked(any_app: Flask, tmp_path: Path) -> None:
+    app, runner = any_app, CliRunner(any_app)
     good = tmp_path / "good.yaml"
     good.write_text(DOC)
     result = runner.invoke(["import", str(good)])

@@ -72,6 +72,17 @@ def app(demo_db_url: str, tmp_path: Path) -> Flask:
 
 
 @pytest.fixture
+def any_kit(any_demo_db_url: str, tmp_path: Path) -> tuple[Flask, FlaskClient]:
+    """The app with SO-1001 released and a tablet bound to KIT-1, on SQLite and, when
+    configured, PostgreSQL."""
+    app = make_app(any_demo_db_url, tmp_path, STATION_HEARTBEAT_SECONDS=0.2)
+    release_order(app)
+    client = app.test_client()
+    bind(app, client, "KIT-1")
+    return app, client
+
+
+@pytest.fixture
 def tablet(app: Flask) -> FlaskClient:
     client = app.test_client()
     bind(app, client, "KIT-1")
@@ -340,10 +351,11 @@ def test_a_wrong_part_is_rejected_in_plain_words_and_nothing_is_recorded(
     assert rows(app, Event, Event.result == "rejected", Event.channel == "ui") == 1
 
 
-def test_the_french_tablet_shows_the_catalog_in_french(app: Flask, tablet: FlaskClient) -> None:
+def test_the_french_tablet_shows_the_catalog_in_french(any_kit: tuple[Flask, FlaskClient]) -> None:
     """Operation, instructions, parts, options, product and station from the catalog's
     French texts, in the screen and in the verdicts; the wrong-part list joined the
     French way and its rows highlighted."""
+    app, tablet = any_kit
     with write_session(app.extensions["taktline.engine"]) as db:
         alice = db.exec(select(Operator).where(Operator.badge == "OP1001")).one()
         alice.locale = "fr"
@@ -371,7 +383,8 @@ def test_the_french_tablet_shows_the_catalog_in_french(app: Flask, tablet: Flask
     assert "Boîtier petit format" in page
 
 
-def test_scanning_a_traveler_starts_that_unit(app: Flask, tablet: FlaskClient) -> None:
+def test_scanning_a_traveler_starts_that_unit(any_kit: tuple[Flask, FlaskClient]) -> None:
+    app, tablet = any_kit
     release_order(app, "SO-1002")
     scan(tablet, "OP1001")
     queued = tablet.get("/station/KIT-1/queue", headers=HX).text
@@ -383,7 +396,8 @@ def test_scanning_a_traveler_starts_that_unit(app: Flask, tablet: FlaskClient) -
     assert banner(scan(tablet, "PC-999999"))[0] == "reject"  # not a unit waiting here
 
 
-def test_sign_in_by_operator_number_and_pin(app: Flask, tablet: FlaskClient) -> None:
+def test_sign_in_by_operator_number_and_pin(any_kit: tuple[Flask, FlaskClient]) -> None:
+    app, tablet = any_kit
     assert "number-sign-in" not in tablet.get("/station/KIT-1").text  # off by default
     assert (
         tablet.post("/station/KIT-1/number", data={"number": "1002", "pin": "4321"}).status_code
@@ -506,7 +520,10 @@ def test_defect_for_rework_keeps_the_step(app: Flask, tablet: FlaskClient) -> No
     assert 'data-testid="unit-serial">PC-000001<' in html
 
 
-def test_a_defect_names_its_part_and_keeps_a_bounded_photo(app: Flask, tablet: FlaskClient) -> None:
+def test_a_defect_names_its_part_and_keeps_a_bounded_photo(
+    any_kit: tuple[Flask, FlaskClient],
+) -> None:
+    app, tablet = any_kit
     start_unit(tablet)
     app.config["DEFECT_PHOTO_MAX_BYTES"] = 2000
     jpeg = b"\xff\xd8\xff\xe0" + b"x" * 1000
@@ -551,7 +568,8 @@ def test_andon_is_raised_then_shown_acknowledged(app: Flask, tablet: FlaskClient
     assert "Sam Sutherland is coming" in header and "waiting" not in header
 
 
-def test_andon_is_cancelled_from_the_tablet(app: Flask, tablet: FlaskClient) -> None:
+def test_andon_is_cancelled_from_the_tablet(any_kit: tuple[Flask, FlaskClient]) -> None:
+    app, tablet = any_kit
     start_unit(tablet)
     nothing = post(tablet, "/station/KIT-1/andon/cancel")
     assert banner(nothing) == ("reject", "No andon call is open at this station.")
@@ -562,8 +580,9 @@ def test_andon_is_cancelled_from_the_tablet(app: Flask, tablet: FlaskClient) -> 
     assert rows(app, AndonCall, col(AndonCall.resolved_at).is_(None)) == 0
 
 
-def test_a_scan_sent_before_an_outage_is_not_recorded(app: Flask, tablet: FlaskClient) -> None:
+def test_a_scan_sent_before_an_outage_is_not_recorded(any_kit: tuple[Flask, FlaskClient]) -> None:
     """The tablet gave up on it (4 s) and told the worker "not recorded": so it is."""
+    app, tablet = any_kit
     start_unit(tablet)
     sent = (utcnow() - timedelta(seconds=10)).isoformat()
     html = post(tablet, "/station/KIT-1/scan", data=CASE_MT, sent_at=sent)
