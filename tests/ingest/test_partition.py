@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import select
 
 from server.db import dispose_engine, get_engine, write_session
+from server.ingest import partition
 from server.ingest.partition import Partition, owner
 from server.ingest.worker import Ingest
 from server.models import Line, Site, Station
@@ -144,3 +145,31 @@ def test_a_moved_partition_applies_what_was_queued_for_it(
     after = counts(two_lines)
     assert after["consumptions"] == after["ledger"] == 3 + SCANS
     assert after["on_hand"] == start["on_hand"] - 3 - SCANS
+
+
+def test_a_line_added_to_a_running_plant_is_taken_by_its_partition(
+    plant: str, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The owner of a new line subscribes to it on its next look at the lines; from
+    then on the line's stations are answered (before, the broker drops what they send:
+    docs/deploy.md says to start a new line's bridges after the owner logged it)."""
+    monkeypatch.setattr(partition, "REFRESH_SECONDS", 0.2)
+    engine = get_engine(plant)
+    owned = Partition.parse(partition="1/2")
+    ingest = Ingest(engine=engine, url=broker.url, client_id="ingest-new-line", partition=owned)
+    ingest.start()
+    kit21 = StationClient(broker.port, prefix=f"taktline/PLT1/{OTHER_LINE}/KIT-21")
+    try:
+        assert ingest.subscribed.wait(10)
+        with write_session(engine) as db:
+            site = db.exec(select(Site)).one()
+            assert site.id is not None
+            line = Line(site_id=site.id, code=OTHER_LINE, name="Second line")
+            db.add(line)
+            db.flush()
+            assert line.id is not None
+            db.add(Station(line_id=line.id, code="KIT-21", name="Kitting 2", kind="kitting"))
+        kit21.wait_for_ingest()  # pings until the new line's owner answers
+    finally:
+        kit21.close()
+        ingest.stop()
