@@ -128,12 +128,22 @@ def fresh_database(url: str) -> str:
 
 
 def build_plant(
-    url: str, stations: int, noisy_apart: bool = False, lines: Callable[[int], str] | None = None
+    url: str,
+    stations: int,
+    noisy_apart: bool = False,
+    lines: Callable[[int], str] | None = None,
+    part_per_line: bool = False,
 ) -> None:
     """N stations ``ST00``.. on line L1 (or ``lines(i)``), each signed in with a unit
-    started whose one step needs a million bolts: every "BOLT" scan is an accepted pick."""
+    started whose one step needs a million bolts: every "BOLT" scan is an accepted pick.
+    ``part_per_line``: each line's stations pick their own part, ``BOLT-<line>`` (its
+    own lot), as lines building different things do."""
     lines = lines or (lambda i: line_of(i, noisy_apart))
     assert lines is not None
+
+    def kind(i: int) -> str:
+        return f"bench-{lines(i)}" if part_per_line else "bench"
+
     migrate.upgrade(url)
     engine = get_engine(url)
     from datetime import date
@@ -153,23 +163,32 @@ def build_plant(
                     line_id=by_code[lines(i)].id,
                     code=f"ST{i:02d}",
                     name=f"Station {i}",
-                    kind="bench",
+                    kind=kind(i),
                     position=i,
                 )
             )
         loc = Location(code="LS", name="Line side", kind="lineside")
-        part = Part(sku="BOLT", description="Bolt M4", tracking="none")
-        s.add_all([loc, part])
-        s.flush()
-        s.add(PartIdentifier(part_id=part.id, kind="code", value="BOLT"))
-        ledger.receive(s, part=part, location_id=loc.id, quantity=10_000_000, by="bench")
+        s.add(loc)
+        parts = {}
+        for sku in sorted({part_sku(lines(i), part_per_line) for i in range(stations)}):
+            parts[sku] = Part(sku=sku, description="Bolt M4", tracking="none")
+            s.add(parts[sku])
+            s.flush()
+            s.add(PartIdentifier(part_id=parts[sku].id, kind="code", value=sku))
+            ledger.receive(s, part=parts[sku], location_id=loc.id, quantity=10_000_000, by="bench")
         product = Product(code="BX", name="Bench box", line_id=line.id)
         s.add(product)
         s.flush()
-        op = Operation(
-            product_id=product.id, code="ASM", sequence=10, name="Assemble", station_kind="bench"
-        )
-        s.add(op)
+        ops = {}
+        for k in sorted({kind(i) for i in range(stations)}):
+            ops[k] = Operation(
+                product_id=product.id,
+                code=f"ASM-{k}",
+                sequence=10,
+                name="Assemble",
+                station_kind=k,
+            )
+            s.add(ops[k])
         s.add(Operator(name="Bench Operator", badge="B1"))
         order = CustomerOrder(number="SO-B", customer="Bench", due_date=date.today())
         s.add(order)
@@ -184,14 +203,15 @@ def build_plant(
             unit = Unit(serial=f"BX-{i:04d}", work_order_id=wo.id, product_id=product.id)
             s.add(unit)
             s.flush()
+            part = parts[part_sku(lines(i), part_per_line)]
             s.add(
                 UnitOperation(
                     unit_id=unit.id,
-                    operation_id=op.id,
+                    operation_id=ops[kind(i)].id,
                     sequence=10,
-                    station_kind="bench",
+                    station_kind=kind(i),
                     status="ready",
-                    picks=[{"part_id": part.id, "sku": "BOLT", "qty": 1_000_000}],
+                    picks=[{"part_id": part.id, "sku": part.sku, "qty": 1_000_000}],
                 )
             )
     for i in range(stations):
@@ -201,12 +221,19 @@ def build_plant(
                 assert outcome.accepted, outcome.message
 
 
+def part_sku(line: str, part_per_line: bool) -> str:
+    return f"BOLT-{line}" if part_per_line else "BOLT"
+
+
 class Stations:
     """One MQTT client per station; records publish and feedback times per msg_id."""
 
-    def __init__(self, port: int, n: int, line: Callable[[int], str] = line_of) -> None:
+    def __init__(
+        self, port: int, n: int, line: Callable[[int], str] = line_of, part_per_line: bool = False
+    ) -> None:
         self.port = port
         self.bases = [f"taktline/B/{line(i)}/ST{i:02d}" for i in range(n)]
+        self.data = [part_sku(line(i), part_per_line) for i in range(n)]
         self.sent: dict[str, float] = {}
         self.answered: dict[str, tuple[float, str]] = {}
         self.answers: dict[str, int] = {}  # feedbacks received per ref (duplicates too)
@@ -246,7 +273,7 @@ class Stations:
                 "ts": "2026-03-02T08:00:00.000Z",
                 "seq": self.seq[i],
                 "source": "scanner1",
-                "data": "BOLT",
+                "data": self.data[i],
             }
         )
         with self.lock:
@@ -459,6 +486,11 @@ def main() -> None:
         "--lines Lk each",
     )
     ap.add_argument(
+        "--part-per-line",
+        action="store_true",
+        help="each line's stations pick their own part and lot (BOLT-<line>)",
+    )
+    ap.add_argument(
         "--noisy-apart",
         action="store_true",
         help="station 0 on a line of its own, taken by a second ingest (taktline ingest "
@@ -468,7 +500,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     url = fresh_database(args.pg) if args.pg else f"sqlite:///{work / 'taktline.db'}"
     line = functools.partial(line_of, noisy_apart=args.noisy_apart, ingests=args.ingests)
-    build_plant(url, args.stations, lines=line)
+    build_plant(url, args.stations, lines=line, part_per_line=args.part_per_line)
     dispose_engine(url)
     tuning = "\n".join(
         line
@@ -513,7 +545,7 @@ def main() -> None:
             )
             for client_id, extra in ingest_args
         ]
-        stations = Stations(broker.port, args.stations, line)
+        stations = Stations(broker.port, args.stations, line, args.part_per_line)
         try:
             deadline = time.monotonic() + 60
             probes = list(range(len(ingest_args)))  # station k is on ingest k's line
@@ -674,7 +706,7 @@ def noisy_station(
 ) -> tuple[list[float], tuple[int, int], str]:
     """Station 0 floods garbage and duplicates while the others scan at the steady rate."""
     dup_id = f"dup-{uuid.uuid4()}"
-    dup = json.dumps({"msg_id": dup_id, "seq": 1, "source": "scanner1", "data": "BOLT"})
+    dup = json.dumps({"msg_id": dup_id, "seq": 1, "source": "scanner1", "data": stations.data[0]})
     garbage_ids = [f"junk-{uuid.uuid4()}" for _ in range(args.noise_garbage)]
 
     # The noisy station is a device of its own: its own process and connection, so its
