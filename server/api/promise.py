@@ -190,10 +190,12 @@ def on_time() -> Any:
     try:
         end = _day_arg("to", today)
         start = _day_arg("from", end - timedelta(days=29))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: no day 29 days before 0001-01-10
         return problem(400, "from and to are dates YYYY-MM-DD")
     if start > end or (end - start).days > 3660:
         return problem(400, "from must be on or before to, at most ten years apart")
+    if start < date(2, 1, 1) or end > date(9998, 12, 31):  # plant days must exist in UTC
+        return problem(400, "from and to are dates between the years 2 and 9998")
     return jsonify(service.on_time(get_session(), start=start, end=end, zone=zone()).as_dict())
 
 
