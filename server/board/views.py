@@ -47,6 +47,7 @@ from station.messages import ANDON_REASONS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("board", __name__)
+FIRST_DAY, LAST_DAY = date(2, 1, 1), date(9998, 12, 31)
 
 
 def _day_arg() -> date | None:
@@ -54,9 +55,12 @@ def _day_arg() -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         abort(400, description=_("The day is YYYY-MM-DD."))
+    if not FIRST_DAY <= day <= LAST_DAY:  # its plant day in UTC must exist (year 1, 9999)
+        abort(400, description=_("The day is YYYY-MM-DD."))
+    return day
 
 
 def _tv() -> bool:
