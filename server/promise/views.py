@@ -360,11 +360,12 @@ def station_down(code: str) -> Any:
         end = None
         if hours:
             try:
-                end = utcnow() + timedelta(hours=float(hours))
+                value = float(hours)
             except ValueError:
                 raise ValueError(_("Hours must be a number.")) from None
-            if not 0 < float(hours) <= 24 * 365:
+            if not 0 < value <= 24 * 365:  # before timedelta: inf and 1e300 overflow it
                 raise ValueError(_("Hours must be a number."))
+            end = utcnow() + timedelta(hours=value)
         row = StationDowntime(
             station_id=station.id or 0,
             start_at=utcnow(),
