@@ -327,13 +327,20 @@ def check(code: str) -> Any:
     )
     if raw and event.value is None:
         log.warning("station %s: check %s with an unusable value %r", code, key, raw)
-    return station_views._act(code, event)  # noqa: SLF001
+    outcome = station_views._decide(code, event, source="tablet")  # noqa: SLF001
+    if photo_path and not outcome.accepted:  # a refused answer keeps no file
+        (photo_dir() / photo_path).unlink(missing_ok=True)
+    return station_views._answer(code, station_views.banner_for(outcome))  # noqa: SLF001
 
 
 def _store_photo(code: str, upload: Any) -> str:
-    suffix = PHOTO_TYPES.get(upload.mimetype or "")
     data = upload.read(MAX_PHOTO + 1)
-    if suffix is None or not data or len(data) > MAX_PHOTO:
+    # By its first bytes, as the defect photo: the browser's content type is the sender's word.
+    kind = next((t for magic, t in station_views.PHOTO_MAGIC if data.startswith(magic)), "")
+    if kind == "image/webp" and data[8:12] != b"WEBP":
+        kind = ""
+    suffix = PHOTO_TYPES.get(kind)
+    if suffix is None or len(data) > MAX_PHOTO:
         log.warning("station %s: photo refused (%s, %d bytes)", code, upload.mimetype, len(data))
         return ""
     day = datetime.now(UTC).strftime("%Y-%m-%d")
