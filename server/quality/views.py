@@ -33,10 +33,11 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from sqlmodel import select
 from werkzeug.wrappers import Response
 
 from server.db import begin_write, get_session
-from server.models import NonConformance
+from server.models import NonConformance, Station, Unit
 from server.models.types import fits_int32, utcnow
 from server.quality import figures, ncr, rework
 from server.security import auth
@@ -81,10 +82,6 @@ def index() -> str:
 
 
 def _rework_stations() -> list[str]:
-    from sqlmodel import select
-
-    from server.models import Station
-
     return list(
         get_session()
         .exec(select(Station.code).where(Station.kind == rework.REWORK_KIND, Station.active))
@@ -126,8 +123,6 @@ def _ncr(ncr_id: int) -> NonConformance:
 @auth.require("supervisor")
 def show(ncr_id: int) -> str:
     item = _ncr(ncr_id)
-    from server.models import Unit
-
     unit = get_session().get(Unit, item.unit_id)
     return render_template(
         "quality/ncr.html",
