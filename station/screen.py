@@ -28,6 +28,7 @@ from server.models import (
     Option,
     Part,
     Product,
+    Reason,
     Station,
     Unit,
     UnitOperation,
@@ -139,6 +140,7 @@ class AndonInfo:
     acknowledged_by: str | None
     reason: str = "help"
     minutes: int = 0  # how long ago it was raised, in whole minutes
+    label: str | None = None  # the catalog's name of the reason (None: built-in or text)
 
 
 @dataclass
@@ -200,7 +202,18 @@ def build(session: Session, state: wf.StationState, *, now: datetime) -> Station
             _translate_step(session, view.step, state, locale)
         view.timer = _timer(state, now)
     view.andon = _andon(session, state.station_id, now)
+    if view.andon is not None:
+        view.andon.label = dict(reasons(session, "andon", locale)).get(view.andon.reason)
     return view
+
+
+def reasons(session: Session, kind: str, locale: str | None) -> list[tuple[str, str]]:
+    """The catalog's reasons of ``kind`` (andon, defect) as (code, name in ``locale``),
+    in order; empty when the catalog has none (the built-in ones apply)."""
+    rows = session.exec(
+        select(Reason).where(Reason.kind == kind).order_by(col(Reason.position))
+    ).all()
+    return [(r.code, translated(r.translations, locale, "name", r.name)) for r in rows]
 
 
 def fingerprint(session: Session, *, station_id: int, kind: str) -> tuple[object, ...]:

@@ -47,6 +47,7 @@ from server.models import (
     Event,
     Operator,
     Part,
+    Reason,
     Station,
     StepRecord,
     StockLot,
@@ -606,6 +607,9 @@ def _facts(ctx: _Ctx, event: wf.StationEvent) -> wf.Facts:
             now=ctx.now,
             candidate=reading.candidate(session, uop.id, ctx.cache) if uop and uop.id else None,
         )
+    if isinstance(event, wf.ReportDefect):
+        codes = session.exec(select(Reason.code).where(Reason.kind == "defect")).all()
+        return wf.Facts(now=ctx.now, defect_reasons=frozenset(codes) or None)
     if isinstance(event, wf.CancelAndon):
         open_call = session.exec(
             select(AndonCall.id).where(

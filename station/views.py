@@ -207,7 +207,7 @@ def _last_banner(db: Session, station_id: int) -> dict[str, Any] | None:
     if verdict is None:
         db.commit()
         return None
-    params = _catalog_texts(db, verdict.params)
+    params = _catalog_texts(db, verdict.code, verdict.params)
     db.commit()
     return {
         "kind": _banner_kind(verdict.result, verdict.code),
@@ -218,11 +218,30 @@ def _last_banner(db: Session, station_id: int) -> dict[str, Any] | None:
     }
 
 
-def _catalog_texts(db: Session, params: dict[str, Any]) -> dict[str, Any]:
-    """A verdict's product data in the reader's language where the catalog has it:
-    the operation (``operation_id``) and the parts (``scanned_sku``, ``needed_skus``)
-    a message names; the rest as recorded."""
+def _reasons(db: Session, kind: str) -> list[tuple[str, str]]:
+    """The reasons the tablet offers: the catalog's (import ``reasons``), else the
+    built-in ones, in the reader's language either way."""
+    found = screen.reasons(db, kind, str(get_locale() or ""))
+    if found:
+        return found
+    defaults = ANDON_REASONS if kind == "andon" else DEFECT_REASONS
+    return [(code, _(label)) for code, label in defaults]
+
+
+# Messages whose ``reason`` parameter is an andon or defect reason code.
+REASON_KIND = {"andon_raised": "andon", "defect_recorded": "defect", "unit_held": "defect"}
+
+
+def _catalog_texts(db: Session, code: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A verdict's catalog data in the reader's language where the catalog has it:
+    the operation (``operation_id``), the parts (``scanned_sku``, ``needed_skus``) and
+    the catalog's reason a message names; the rest as recorded."""
     locale = str(get_locale() or "")
+    reason = params.get("reason")
+    if code in REASON_KIND and isinstance(reason, str):
+        name = dict(screen.reasons(db, REASON_KIND[code], locale)).get(reason)
+        if name is not None:
+            params = {**params, "reason": name}
     op_id, scanned = params.get("operation_id"), params.get("scanned_sku")
     needed = params.get("needed_skus")
     needed = [s for s in needed if isinstance(s, str)] if isinstance(needed, list) else []
@@ -258,9 +277,9 @@ def _context(
         "banner": banner,
         "timer": view.timer,
         "heartbeat_seconds": heartbeat_seconds(),
-        "defect_reasons": [(code, _(label)) for code, label in DEFECT_REASONS],
-        "andon_reasons": [(code, _(label)) for code, label in ANDON_REASONS],
-        "andon_label": texts.label(ANDON_REASONS, view.andon.reason) if view.andon else "",
+        "andon_label": (view.andon.label or texts.label(ANDON_REASONS, view.andon.reason))
+        if view.andon
+        else "",
         "dispositions": [(code, _(label), _(text)) for code, label, text in DISPOSITIONS],
         "server_now": utcnow().isoformat(),
         "number_sign_in": bool(current_app.config["STATION_NUMBER_SIGN_IN"]),
@@ -299,9 +318,12 @@ def partial(code: str, partial: str) -> str:
 def defect_dialog(code: str) -> Any:
     """The defect reasons dialog (a fragment swapped into #dialog)."""
     view = _view(get_session(), code)
+    reasons = _reasons(get_session(), "defect")
     if not htmx:
-        return render_template("station/page.html", **_context(view, None, defect=True))
-    return render_template("station/_defect.html", **_context(view))
+        return render_template(
+            "station/page.html", **_context(view, None, defect=True, defect_reasons=reasons)
+        )
+    return render_template("station/_defect.html", **_context(view, defect_reasons=reasons))
 
 
 # -- actions: each one event through station.service ---------------------------------
@@ -333,7 +355,9 @@ def _decide(code: str, event: wf.StationEvent, *, source: str) -> service.Outcom
 def banner_for(outcome: service.Outcome) -> dict[str, Any]:
     return {
         "kind": _banner_kind(outcome.result, outcome.code),
-        "text": texts.lazy(outcome.code, _catalog_texts(get_session(), outcome.params)),
+        "text": texts.lazy(
+            outcome.code, _catalog_texts(get_session(), outcome.code, outcome.params)
+        ),
         "ref": outcome.msg_id,
         "code": outcome.code,
         "params": outcome.params,
@@ -591,7 +615,9 @@ def defect(code: str) -> Any:
     """A defect from the dialog: reason and disposition chosen (nothing is preselected),
     optionally the affected part, a note and a photo (bounded, JPEG/PNG/WebP)."""
     reason = request.form.get("reason", "")
-    if reason not in dict(DEFECT_REASONS):
+    known = dict(_reasons(get_session(), "defect"))
+    get_session().commit()  # end the read: the event starts its own write
+    if reason not in known:
         log.warning("station %s: defect with unknown reason %r", code, reason[:40])
         return _refused(code, "bad_reason", _("Choose a defect reason."))
     disposition = request.form.get("disposition", "")
@@ -643,9 +669,12 @@ def andon(code: str) -> Any:
 def andon_dialog(code: str) -> Any:
     """The andon reasons dialog (a fragment swapped into #overlay)."""
     view = _view(get_session(), code)
+    reasons = _reasons(get_session(), "andon")
     if not htmx:
-        return render_template("station/page.html", **_context(view, None, andon_dialog=True))
-    return render_template("station/_andon.html", **_context(view))
+        return render_template(
+            "station/page.html", **_context(view, None, andon_dialog=True, andon_reasons=reasons)
+        )
+    return render_template("station/_andon.html", **_context(view, andon_reasons=reasons))
 
 
 @bp.post("/<code>/andon/cancel")

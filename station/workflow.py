@@ -276,6 +276,8 @@ class Facts:
     candidate: Candidate | None = None  # StartNext / StartUnit
     scan: ScanFacts | None = None  # Scan
     andon_open: bool = False  # CancelAndon: the station has an open andon call
+    # ReportDefect: the catalog's defect reason codes (None: the built-in DEFECT_REASONS)
+    defect_reasons: frozenset[str] | None = None
 
 
 # --- effects the service records -------------------------------------------------
@@ -555,7 +557,7 @@ def _start(state: StationState, event: StartNext | StartUnit, facts: Facts) -> D
 
 def _defect(state: StationState, event: ReportDefect, facts: Facts) -> Decision:
     assert state.unit is not None and state.operation is not None
-    if event.reason_code not in DEFECT_REASON_CODES:
+    if event.reason_code not in (facts.defect_reasons or DEFECT_REASON_CODES):
         return reject("bad_reason", reason=event.reason_code[:32])
     if event.disposition not in DISPOSITIONS:
         return reject("bad_disposition", disposition=event.disposition[:32])

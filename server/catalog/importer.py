@@ -35,6 +35,7 @@ from server.models import (
     PartIdentifier,
     PartSubstitute,
     Product,
+    Reason,
     Site,
     Station,
     StockLot,
@@ -45,7 +46,17 @@ from server.quality import catalog as quality_catalog
 
 LOCALE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")
 
-SECTIONS = ("plant", "locations", "parts", "products", "operators", "stock", "receipts")
+SECTIONS = (
+    "plant",
+    "locations",
+    "parts",
+    "products",
+    "operators",
+    "stock",
+    "receipts",
+    "reasons",
+)
+REASON_KINDS = ("andon", "defect")
 
 
 @dataclass
@@ -264,6 +275,40 @@ class _Importer:
                 station.position = pos
                 self.db.add(station)
                 self.report.add("stations")
+
+    def reasons(self, doc: dict[str, Any]) -> None:
+        """``reasons: {andon: [{code, name, translations}], defect: [...]}``: the list
+        the tablet offers, in this order; a kind given replaces that kind's list."""
+        section = doc.get("reasons")
+        if not isinstance(section, dict):
+            self.problem(doc, "reasons", "must map andon / defect to a list of reasons")
+            return
+        for kind in section:
+            if kind != "__line__" and kind not in REASON_KINDS:
+                self.problem(section, "reasons", f"{str(kind)[:32]!r} is not andon or defect")
+        for kind in REASON_KINDS:
+            if kind not in section:
+                continue
+            for old in self.db.exec(select(Reason).where(Reason.kind == kind)):
+                self.db.delete(old)
+            self.db.flush()
+            seen: set[str] = set()
+            for pos, item in enumerate(self.items(section, kind)):
+                code = self.text(item, "code", max_len=32)
+                if code in seen:
+                    self.problem(item, "code", f"reason {code!r} appears twice")
+                seen.add(code)
+                self.db.add(
+                    Reason(
+                        kind=kind,
+                        code=code,
+                        name=self.text(item, "name"),
+                        position=pos,
+                        translations=self.translations(item, name=200),
+                    )
+                )
+                self.report.add("reasons")
+        self.db.flush()
 
     def receipts(self, doc: dict[str, Any]) -> None:
         calendars.receipt_items(self, self.items(doc, "receipts"))

@@ -15,6 +15,7 @@ from server.models.catalog import (
     PartIdentifier,
     PartSubstitute,
     Product,
+    Reason,
 )
 from server.models.events import DeadLetter, Event
 from server.models.execution import AndonCall, Consumption, Defect, DefectPhoto, StepRecord
@@ -76,6 +77,7 @@ __all__ = [
     "PartIdentifier",
     "PartSubstitute",
     "Product",
+    "Reason",
     "Role",
     "ScheduledReceipt",
     "Site",

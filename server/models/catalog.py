@@ -114,3 +114,17 @@ class BomLine(SQLModel, table=True):
     quantity: int = Field(default=1, gt=0)
     operation_code: str = Field(max_length=32)
     when_options: list[str] = json_list()
+
+
+class Reason(SQLModel, table=True):
+    """A reason a station offers: why an andon is called (``kind`` andon) or what a
+    defect is (``kind`` defect); the import's ``reasons`` section. Without any of a
+    kind, the built-in ones apply (``station.messages``)."""
+
+    __table_args__ = (sa.UniqueConstraint("kind", "code"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16, description="andon | defect")
+    code: str = Field(max_length=32)
+    name: str = Field(max_length=200)
+    position: int = Field(default=0)
+    translations: dict[str, dict[str, str]] = translations()  # name

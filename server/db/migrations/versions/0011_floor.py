@@ -45,6 +45,17 @@ def upgrade() -> None:
             sa.Column("escalated_at", server.models.types.UTCDateTime(timezone=True), nullable=True)
         )
     op.create_table(
+        "reason",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("translations", sa.JSON(), nullable=False, server_default=sa.text("'{}'")),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("kind", "code"),
+    )
+    op.create_table(
         "defectphoto",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("defect_id", sa.Integer(), nullable=False),
@@ -59,6 +70,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("defectphoto")
+    op.drop_table("reason")
     with op.batch_alter_table("andoncall", schema=None) as batch_op:
         batch_op.drop_column("escalated_at")
     with op.batch_alter_table("defect", schema=None) as batch_op:
