@@ -6,7 +6,8 @@ pager, a siren or the maintenance system.
 when several processes run the ``Escalator`` every call still goes out once; the
 message is published after the claim's commit. A process that dies between the two
 loses that one message: the call stays on the tablet and the board, red with its age.
-No Flask here: ``server.runtime`` gives the engine and a publish function.
+No Flask here: ``server.runtime`` (every `taktline serve` and `taktline web` process)
+gives the engine and a publish function.
 """
 
 from __future__ import annotations
