@@ -97,6 +97,11 @@ BANNER_CUT = """() => {
 
 
 @pytest.fixture(scope="module")
+def live_server_settings() -> dict[str, object]:
+    return {"STATION_NUMBER_SIGN_IN": True}
+
+
+@pytest.fixture(scope="module")
 def french_worker(station_server: Any) -> str:
     with write_session(station_server.engine) as db:
         chen = db.exec(select(Operator).where(Operator.badge == FRENCH_WORKER)).one()
@@ -329,3 +334,21 @@ def test_desk_pages_have_no_serious_accessibility_violation(
     desk.goto(station_server.url + path)
     desk.wait_for_load_state()
     assert serious_violations(desk) == []
+
+
+def test_sign_in_by_number_on_the_touch_keypad(floor_tablet: Any, shots: Path) -> None:
+    """Bruno left his badge at home: operator number, Next, PIN, all by touch."""
+    page = floor_tablet
+    page.get_by_test_id("sign-out").click()
+    page.get_by_test_id("number-sign-in").click()
+    page.get_by_test_id("number-dialog").wait_for(timeout=TIMEOUT)
+    for key in "1002":
+        page.locator(f'.key[data-key="{key}"]').click()
+    page.get_by_test_id("number-next").click()
+    for key in "4321":
+        page.locator(f'.key[data-key="{key}"]').click()
+    assert page.get_by_test_id("number").input_value() == "1002"
+    page.screenshot(path=str(shots / "floor-number-keypad.png"))
+    page.get_by_test_id("number-ok").click()
+    page.wait_for_selector('[data-testid="screen"][data-operator="OP1002"]', timeout=TIMEOUT)
+    assert "Bienvenue, Bruno Lefèvre." in page.get_by_test_id("banner").inner_text()
