@@ -53,10 +53,9 @@ class CheckSpec:
 
     @property
     def limits(self) -> str:
-        """The limits as a worker reads them: ``4.5 to 5.5 Nm``."""
-        lo = "-" if self.lower is None else number(self.lower)
-        hi = "-" if self.upper is None else number(self.upper)
-        return f"{lo} to {hi} {self.unit}".strip()
+        """The limits as a worker reads them, in any language: ``4.5–5.5 Nm``,
+        ``≥ 4.5 Nm``, ``≤ 5.5 Nm``."""
+        return limits_text(self.lower, self.upper, self.unit)
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,19 @@ class Judgement:
 def number(value: float) -> str:
     """A value as shown and stored in a message: ``5``, ``4.75``, ``0.1235``."""
     return f"{value:.6g}"
+
+
+def limits_text(lower: float | None, upper: float | None, unit: str) -> str:
+    """Limits without words (a message parameter, shown in the reader's language)."""
+    if lower is None and upper is None:
+        return ""
+    if upper is None:
+        text = f"≥ {number(lower)}"  # type: ignore[arg-type]
+    elif lower is None:
+        text = f"≤ {number(upper)}"
+    else:
+        text = f"{number(lower)}–{number(upper)}"
+    return f"{text} {unit}".strip()
 
 
 def usable(value: Any) -> float | None:

@@ -67,7 +67,7 @@ def test_a_reading_in_limits_counts_towards_the_check() -> None:
         "name": "Motherboard screw torque",
         "value": "0.61",
         "unit": "Nm",
-        "limits": "0.5 to 0.7 Nm",
+        "limits": "0.5–0.7 Nm",
         "done": 3,
         "count": 4,
     }
@@ -79,7 +79,7 @@ def test_a_reading_out_of_limits_is_refused_with_value_and_limits_and_kept() -> 
     d = decide(with_checks(CheckStatus(TORQUE, passed=1)), torque(0.82), facts())
     assert not d.accepted and d.code == "out_of_limits"
     assert d.message == (
-        "Motherboard screw torque 0.82 Nm is out of limits (0.5 to 0.7 Nm): do it again "
+        "Motherboard screw torque 0.82 Nm is out of limits (0.5–0.7 Nm): do it again "
         "(tries left: 2)."
     )
     assert d.effects == (RecordCheckResult(7, 70, 1, False, 0.82, "torque", "torque1"),)
@@ -105,7 +105,7 @@ def test_a_reading_after_the_check_is_full_is_judged_and_never_counted() -> None
     full = with_checks(CheckStatus(TORQUE, passed=4))
     bad = decide(full, torque(0.95), facts())
     assert (bad.accepted, bad.code, bad.effects) == (False, "out_of_limits_done", ())
-    assert "0.95 Nm is out of limits (0.5 to 0.7 Nm)" in bad.message
+    assert "0.95 Nm is out of limits (0.5–0.7 Nm)" in bad.message
     good = decide(full, torque(0.6), facts())
     assert (good.accepted, good.code) == (False, "check_done")
 

@@ -21,6 +21,7 @@ from server import exports
 from server.models.types import rfc3339
 from server.trace.genealogy import Genealogy
 from server.trace.recall import Component, Hit
+from station.checks import limits_text
 
 log = logging.getLogger(__name__)
 
@@ -469,11 +470,7 @@ def _thumbnails(doc: _Doc, checks: list[dict[str, Any]]) -> None:
 
 
 def _limits(lower: float | None, upper: float | None, unit: str) -> str:
-    if lower is None and upper is None:
-        return ""
-    lo = "-" if lower is None else f"{lower:g}"
-    hi = "-" if upper is None else f"{upper:g}"
-    return f"{lo} to {hi} {unit}".strip()
+    return limits_text(lower, upper, unit)
 
 
 def _short(value: datetime | None) -> str:

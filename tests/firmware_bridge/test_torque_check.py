@@ -121,7 +121,7 @@ def test_four_torque_lines_fill_the_check_a_fifth_out_of_limits_is_refused(
         1, 10, where=lambda t, p: json.loads(p).get("result") == "rejected"
     )[0]
     assert refused["code"] == "out_of_limits_done"
-    assert "0.95 Nm is out of limits (0.5 to 0.7 Nm)" in refused["reason"]
+    assert "0.95 Nm is out of limits (0.5–0.7 Nm)" in refused["reason"]
     accepted = board["feedback"].wait_for(
         4, 10, where=lambda t, p: json.loads(p).get("code") == "measured"
     )
