@@ -59,6 +59,8 @@ def test_generate_keeps_ledger_serials_and_keys_consistent(any_demo_app: Flask) 
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+            # The bulk write turns the checks off on its connection, and back on after.
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 def test_generate_twice_appends_with_fresh_serials(demo_app: Flask) -> None:
