@@ -84,7 +84,7 @@ def sweep(session: Session, *, trigger: str = "") -> list[service.Change]:
     if not _SWEEP.acquire(blocking=False):
         return []  # another request of this process is sweeping
     try:
-        with write_session(app.extensions["taktline.engine"]) as db:
+        with write_session(app.extensions["taktline.engine"]) as db, entry.lock:
             changes = service.refresh(
                 db, options=opts, trigger=trigger or "re-promised", plan=entry.plan
             )
