@@ -6,17 +6,33 @@ text is escaped wherever it is shown."""
 from __future__ import annotations
 
 import io
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from server.db import write_session
-from server.models import StationDowntime
+from server.db import dispose_engine, get_engine, write_session
+from server.inventory import receipts
+from server.models import (
+    Consumption,
+    NonConformance,
+    Part,
+    ScheduledReceipt,
+    StationDowntime,
+    StockLot,
+    StockMovement,
+)
+from server.quality import ncr, rework
 from server.security import auth
 from tests.support.apps import login
+from tests.support.building import build_step, place_and_release
 from tests.test_station_views import bind
 
 HX = {"HX-Request": "true"}
@@ -128,3 +144,97 @@ def test_hostile_text_from_the_tablet_is_shown_as_text(demo_app: Flask, desk: Fl
         html = client.get(page).get_data(as_text=True)
         assert not _acts(html), page
     assert "&lt;script&gt;alert(1)" in desk.get("/board?tv=1").get_data(as_text=True)
+
+
+# -- the same request twice at once (a double click, a retried call): counted once ---------
+
+
+def _race(engine: Any, act: Callable[[Session], object]) -> list[str]:
+    """``act`` in two write transactions at once: the first holds its transaction open
+    while the second starts. What each answered: ``ok`` or the refusal."""
+    answers: list[str] = []
+    started = threading.Event()
+
+    def attempt(hold: bool) -> None:
+        try:
+            with write_session(engine) as db:
+                act(db)
+                if hold:
+                    started.set()
+                    time.sleep(0.5)
+            answers.append("ok")
+        except ValueError as exc:  # ReceiptError, QualityError
+            answers.append(str(exc))
+        finally:
+            started.set()
+
+    first = threading.Thread(target=attempt, args=(True,))
+    first.start()
+    started.wait(10)
+    attempt(False)
+    first.join()
+    return answers
+
+
+def test_a_delivery_a_decision_or_a_release_sent_twice_at_once_counts_once(
+    any_demo_db_url: str,
+) -> None:
+    engine = get_engine(any_demo_db_url)
+    with Session(engine) as db:
+        receipt = db.exec(
+            select(ScheduledReceipt)
+            .join(Part, col(Part.id) == ScheduledReceipt.part_id)
+            .where(Part.tracking != "serial", ScheduledReceipt.status == "open")
+        ).first()
+        assert receipt is not None
+        receipt_id, open_qty = receipt.id, receipt.open_quantity
+        on_hand = db.exec(select(sa.func.sum(StockLot.on_hand))).one()
+
+    def deliver(db: Session) -> None:
+        row = db.get(ScheduledReceipt, receipt_id)
+        assert row is not None
+        delivery = receipts.Delivery(open_qty, "WH", "LOT-RACE")
+        receipts.receive(db, receipt=row, delivery=delivery, by="Sam")
+
+    answers = _race(engine, deliver)
+    assert sorted(answers)[1] == "ok" and "closed" in sorted(answers)[0], answers
+    with Session(engine) as db:
+        assert db.exec(select(sa.func.sum(StockLot.on_hand))).one() == on_hand + open_qty
+        assert db.get(ScheduledReceipt, receipt_id).received == open_qty  # type: ignore[union-attr]
+
+    # An NCR decided twice, a quarantined memory module released twice.
+    [serial] = place_and_release(engine, number="SO-RACE", product="PC", quantity=1,
+                                 options=["i5", "mem16", "ssd512", "mt"])  # fmt: skip
+    build_step(engine, "KIT-1", serial, badge="OP1001")
+    build_step(engine, "BRD-1", serial, badge="OP1001")
+    with write_session(engine) as db:
+        opened = ncr.open_ncr(db, unit_serial=serial, cause="MEM-ERR", note="", by="Sam")
+        ncr_id = opened.id
+    decisions = _race(
+        engine,
+        lambda db: ncr.decide(
+            db, ncr=db.get(NonConformance, ncr_id), disposition="rework", reason="", by="Sam"
+        ),
+    )
+    assert sorted(decisions)[1] == "ok" and "decided already" in sorted(decisions)[0]
+    with Session(engine) as db:
+        lot = db.exec(
+            select(StockLot.lot_code)
+            .join(Consumption, Consumption.lot_id == StockLot.id)
+            .join(Part, col(Part.id) == Consumption.part_id)
+            .where(Part.sku == "MEM-16")
+        ).one()
+    with write_session(engine) as db:
+        item = db.get(NonConformance, ncr_id)
+        station = rework.rework_station(db, "RWK-1")
+        rework.remove(db, ncr=item, data=f"(01)09506000001036(10){lot}", station=station, by="Ray")
+    with Session(engine) as db:
+        [waiting] = rework.quarantined(db)
+        change_id = waiting.change.id
+        before = db.exec(select(sa.func.count()).select_from(StockMovement)).one()
+    releases = _race(engine, lambda db: rework.release(db, change_id=change_id, by="Sam"))
+    assert sorted(releases)[1] == "ok" and "Already released" in sorted(releases)[0]
+    with Session(engine) as db:
+        moved = db.exec(select(sa.func.count()).select_from(StockMovement)).one() - before
+        assert moved == 2  # out of quarantine, back to its lot: once
+    dispose_engine(any_demo_db_url)

@@ -185,6 +185,8 @@ def receive(
     """Receive ``delivery`` against ``receipt``: ledger receipts, ``received`` raised,
     the receipt closed once all is in. More than is open is refused."""
     problems: list[str] = []
+    # Row-locked and read again (PostgreSQL): a delivery sent twice at once counts once.
+    session.refresh(receipt, with_for_update=True)
     if receipt.status != "open":
         raise ReceiptError([f"receipt {receipt.id} is {receipt.status}."])
     part = session.get(Part, receipt.part_id)
@@ -275,6 +277,7 @@ def close(
     session: Session, *, receipt: ScheduledReceipt, by: str, reason: str, address: str = ""
 ) -> None:
     """Close a receipt with what is left never to come (the supplier short-shipped)."""
+    session.refresh(receipt, with_for_update=True)
     if receipt.status != "open":
         raise ReceiptError([f"receipt {receipt.id} is {receipt.status}."])
     if not reason.strip():

@@ -127,6 +127,7 @@ def decide(
     address: str = "",
 ) -> None:
     """Decide an open NCR. Rework sends the unit to the rework stations' queue."""
+    session.refresh(ncr, with_for_update=True)  # two decisions at once: one wins (PostgreSQL)
     if ncr.status != "open":
         raise QualityError(f"{label(ncr)} is {ncr.status}: it was decided already.")
     if disposition not in DISPOSITIONS:

@@ -109,6 +109,7 @@ def _quarantine(session: Session) -> Location:
 
 
 def _unit(session: Session, ncr: NonConformance) -> Unit:
+    session.refresh(ncr, with_for_update=True)  # one rework action at a time per NCR
     if ncr.status != "rework":
         raise QualityError(f"{label(ncr)} is {ncr.status}, not in rework.")
     unit = session.get(Unit, ncr.unit_id)
@@ -440,7 +441,8 @@ def quarantined(session: Session) -> list[Quarantined]:
 def release(session: Session, *, change_id: int, by: str, address: str = "") -> None:
     """A supervisor lets a removed component out of quarantine, back to the lot it came
     from (it may then be built into a unit again)."""
-    change = session.get(ComponentChange, change_id)
+    # Row-locked (PostgreSQL): a release sent twice at once moves the stock once.
+    change = session.get(ComponentChange, change_id, with_for_update=True)
     if change is None or change.action != "removed":
         raise QualityError("No such removed component.")
     if change.released_at is not None:
