@@ -126,7 +126,13 @@ def test_a_whole_unit_over_the_events_api(app: Flask, post: Poster) -> None:
     assert (status, body["code"], body["params"]) == (200, "andon_raised", {"reason": "screws low"})
     status, body = post("events", action="defect", reason="<script>", note="x")
     assert (status, body["code"]) == (422, "bad_reason")
-    assert post("events", action="defect", reason="cosmetic", note="scuff")[0] == 200
+    status, body = post("events", action="defect", reason="cosmetic", part="CASE-SFF")
+    assert (status, body["code"]) == (422, "defect_part_unknown")  # not in this step
+    assert (
+        post("events", action="defect", reason="cosmetic", note="scuff", part="CASE-MT")[0] == 200
+    )
+    assert post("events", action="andon_cancel")[1]["code"] == "andon_cancelled"
+    assert post("events", action="andon_cancel")[1]["code"] == "no_andon"
     status, body = post("events", action="complete", msg_id="done-1")
     assert (status, body["code"]) == (200, "step_complete")
     assert body["reason"] == f"Unit {serial}: Kit the case complete."

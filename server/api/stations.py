@@ -150,6 +150,11 @@ openapi.add_schema(
             },
             "note": {"type": "string", "maxLength": 1000},
             "disposition": {"type": "string", "enum": ["rework", "hold", "scrap"]},
+            "part": {
+                "type": "string",
+                "maxLength": 64,
+                "description": "defect: the affected part (SKU of one of the step's picks)",
+            },
             "data": {"type": "string", "maxLength": 4096},
             "kind": {"type": "string", "maxLength": 16},
         },

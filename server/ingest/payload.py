@@ -208,6 +208,7 @@ _ACTION_FIELDS = {
     "reason",
     "note",
     "disposition",
+    "part",
 }
 
 
@@ -246,6 +247,7 @@ def _action(doc: dict[str, Any], msg_id: str, source: str) -> wf.StationEvent:
             reason_code=_text(doc, "reason", 32, msg_id, source, required=True) or "",
             note=_text(doc, "note", 1000, msg_id, source) or "",
             disposition=_text(doc, "disposition", 16, msg_id, source) or "rework",
+            part_sku=(_text(doc, "part", 64, msg_id, source) or "").strip(),
         )
     simple: dict[str, wf.StationEvent] = {
         "sign_out": wf.SignOut(),
