@@ -9,6 +9,7 @@ import io
 import threading
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from server.inventory import receipts
 from server.models import (
     Consumption,
     NonConformance,
+    OrderPromise,
     Part,
     ScheduledReceipt,
     StationDowntime,
@@ -238,3 +240,22 @@ def test_a_delivery_a_decision_or_a_release_sent_twice_at_once_counts_once(
         moved = db.exec(select(sa.func.count()).select_from(StockMovement)).one() - before
         assert moved == 2  # out of quarantine, back to its lot: once
     dispose_engine(any_demo_db_url)
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "2020-01-01", "9999-12-31"])
+def test_a_promise_booked_by_hand_in_the_past_or_year_9999_is_refused(
+    demo_app: Flask, api: FlaskClient, desk: FlaskClient, day: str
+) -> None:
+    response = api.post("/api/v1/orders/SO-1001/promise", json={"day": day})
+    assert response.status_code == 422
+    assert "from today" in response.json["problems"][0]
+    desk.post("/orders/SO-1002/promise", data={"day": day})
+    assert "from today to ten years ahead" in desk.get("/orders/SO-1002").get_data(as_text=True)
+    with Session(demo_app.extensions["taktline.engine"]) as db:
+        assert (
+            db.exec(
+                select(OrderPromise).where(col(OrderPromise.promised_on) < date(2026, 1, 1))
+            ).all()
+            == []
+        )
+        assert db.exec(select(OrderPromise).where(OrderPromise.promised_on == date.max)).all() == []

@@ -156,6 +156,11 @@ def book_order_promise(number: str) -> Any:
             day = date.fromisoformat(str(body["day"]))
         except ValueError:
             return problem(422, "promise refused", ["day: a date YYYY-MM-DD."])
+        today = utcnow().astimezone(zone()).date()
+        if not service.bookable(day, today):
+            return problem(
+                422, "promise refused", [f"day: from today ({today}) to ten years ahead."]
+            )
     with write_session(_engine()) as session:
         order = session.exec(select(CustomerOrder).where(CustomerOrder.number == number)).first()
         if order is None:
@@ -513,7 +518,7 @@ oa.add_path(
                 **_BAD,
                 "404": oa.error("No such order"),
                 "409": oa.error("The order has no plan date to book (closed, or no date)"),
-                "422": oa.error("day is not a date"),
+                "422": oa.error("day is not a date, is in the past or over ten years ahead"),
             },
         }
     },

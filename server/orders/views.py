@@ -45,10 +45,11 @@ from server.models import (
     WorkOrder,
     join_work_order_to_order,
 )
-from server.models.types import fits_int32
+from server.models.types import fits_int32, utcnow
 from server.orders import atp as atp_mod
 from server.orders import csv_import, numbering, service, travelers
 from server.orders.reservations import lock_lots, snapshot, substitutes_for
+from server.plant_time import zone as plant_zone
 from server.promise import publish as promise_publish
 from server.promise import service as promises
 from server.promise.texts import describe
@@ -379,6 +380,9 @@ def book_promise(number: str) -> Any:
     day = _iso_date(request.form.get("day", ""))
     if request.form.get("day") and day is None:
         flash(_("The date is YYYY-MM-DD."))
+        return redirect(url_for("orders.show", number=number), code=303)
+    if day is not None and not promises.bookable(day, utcnow().astimezone(plant_zone()).date()):
+        flash(_("A promise date is from today to ten years ahead."))
         return redirect(url_for("orders.show", number=number), code=303)
     try:
         with write_session(_engine()) as session:

@@ -153,6 +153,14 @@ def _row(session: Session, order_id: int) -> OrderPromise:
     return row or OrderPromise(order_id=order_id)
 
 
+MAX_AHEAD_DAYS = 3660  # a date booked by hand: from today to ten years ahead
+
+
+def bookable(day: date, today: date) -> bool:
+    """Whether ``day`` may be booked by hand as a promise (not in the past, not year 9999)."""
+    return today <= day <= today + timedelta(days=MAX_AHEAD_DAYS)
+
+
 def book(
     session: Session,
     *,
