@@ -235,6 +235,11 @@ def test_a_supervisors_ncr_swaps_a_memory_lot_and_lot_recall_says_removed(engine
         rework.remove(
             db, ncr=opened, data=f"(01)09506000001036(10){lot}", station=station, by="Ray"
         )
+        cooler = "(01)09506000001173(10)CS-2607"  # COOL-STD: out and in again, first
+        rework.remove(db, ncr=opened, data=cooler, station=station, by="Ray")
+        rework.install(db, ncr=opened, data=cooler, station=station, by="Ray")
+        with pytest.raises(ncr.QualityError, match="no replacement yet"):
+            rework.finish(db, ncr=opened, by="Ray")
         rework.install(
             db, ncr=opened, data=f"(01)09506000001036(10){other}", station=station, by="Ray"
         )

@@ -205,18 +205,26 @@ def remove(
 def _open_removals(
     session: Session, ncr: NonConformance
 ) -> list[tuple[ComponentChange, Consumption]]:
-    """Removals of this NCR that have no replacement yet, oldest first."""
-    changes = session.exec(
-        select(ComponentChange)
+    """Removals of this NCR that have no replacement yet, oldest first: per BOM part
+    (a replacement satisfies the pick its removed component did), the removals beyond
+    the replacements installed."""
+    rows = session.exec(
+        select(ComponentChange, Consumption)
+        .join(Consumption, col(Consumption.id) == ComponentChange.consumption_id)
         .where(ComponentChange.ncr_id == ncr.id)
         .order_by(col(ComponentChange.id))
     ).all()
-    removed = [c for c in changes if c.action == "removed"]
-    replaced = len([c for c in changes if c.action == "installed"])
+    installed: dict[int, int] = {}
+    for change, consumption in rows:
+        if change.action == "installed":
+            installed[consumption.for_part_id] = installed.get(consumption.for_part_id, 0) + 1
     out = []
-    for change in removed[replaced:]:
-        consumption = session.get(Consumption, change.consumption_id)
-        assert consumption is not None
+    for change, consumption in rows:
+        if change.action != "removed":
+            continue
+        if installed.get(consumption.for_part_id, 0) > 0:
+            installed[consumption.for_part_id] -= 1
+            continue
         out.append((change, consumption))
     return out
 
@@ -229,14 +237,32 @@ def install(
     waiting = _open_removals(session, ncr)
     if not waiting:
         raise QualityError("Remove the faulty component first, then scan its replacement.")
-    _change, removed = waiting[0]
+    now = utcnow()
+    scan = reading.scan_facts(session, data=data.strip()[:4096], unit_id=pk(unit), today=now.date())
+    subs_of = {
+        removed.for_part_id: tuple(
+            session.exec(
+                select(PartSubstitute.substitute_id).where(
+                    PartSubstitute.part_id == removed.for_part_id
+                )
+            ).all()
+        )
+        for _change, removed in waiting
+    }
+    # The removal this replacement answers: same BOM part or an approved substitute; else
+    # the oldest, and the poka-yoke names what it needs.
+    removed = next(
+        (
+            r
+            for _c, r in waiting
+            if scan.part_id is not None
+            and (scan.part_id == r.for_part_id or scan.part_id in subs_of[r.for_part_id])
+        ),
+        waiting[0][1],
+    )
     part = session.get(Part, removed.for_part_id)
     assert part is not None
-    subs = tuple(
-        session.exec(
-            select(PartSubstitute.substitute_id).where(PartSubstitute.part_id == part.id)
-        ).all()
-    )
+    subs = subs_of[removed.for_part_id]
     uop = session.get(UnitOperation, removed.unit_operation_id)
     assert uop is not None
     operation = session.get(Operation, uop.operation_id)
@@ -259,8 +285,6 @@ def install(
             ),
         ),
     )
-    now = utcnow()
-    scan = reading.scan_facts(session, data=data.strip()[:4096], unit_id=pk(unit), today=now.date())
     decision = wf.decide(state, wf.Scan(data.strip()[:4096]), wf.Facts(now=now, scan=scan))
     if not decision.accepted:
         raise QualityError(english(decision.code, decision.params))
