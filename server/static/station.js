@@ -261,6 +261,8 @@
         var shrunk = new DataTransfer();
         shrunk.items.add(new File([blob], "defect.jpg", { type: "image/jpeg" }));
         input.files = shrunk.files;
+        var state = input.form && input.form.querySelector(".photo-state");
+        if (state) state.textContent = state.getAttribute("data-ready-text");
       }, "image/jpeg", 0.8);
     }).catch(function (err) {
       if (window.console) console.warn("station: photo kept as taken", err);

@@ -273,6 +273,7 @@ def test_a_defect_with_a_photo_from_the_camera(
     page.wait_for_function(
         "() => document.querySelector('[data-testid=defect-photo]').files[0].type === 'image/jpeg'"
     )
+    assert page.get_by_test_id("photo-state").inner_text() == "Photo prête"
     page.locator("[data-testid=reason-damaged] + span").click()
     page.locator("[data-testid=disposition-rework] + span").click()
     page.locator('[data-testid="part-CASE-MT"] + span').click()
