@@ -6,6 +6,7 @@ text is escaped wherever it is shown."""
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -20,9 +21,11 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 
 from server.db import dispose_engine, get_engine, write_session
+from server.ingest.payload import InvalidPayload, decode
 from server.inventory import receipts
 from server.models import (
     Consumption,
+    Event,
     NonConformance,
     OrderPromise,
     Part,
@@ -259,3 +262,64 @@ def test_a_promise_booked_by_hand_in_the_past_or_year_9999_is_refused(
             == []
         )
         assert db.exec(select(OrderPromise).where(OrderPromise.promised_on == date.max)).all() == []
+
+
+# -- a NUL character: PostgreSQL's text refuses it; refused before any view ----------------
+
+NUL = "SO\x00-1"
+
+
+def test_a_nul_character_anywhere_in_a_request_is_a_400_and_changes_nothing(
+    any_demo_app: Flask,
+) -> None:
+    app = any_demo_app
+    with write_session(app.extensions["taktline.engine"]) as db:
+        token = auth.issue_api_token(db, name="nul", scopes=["*"], by=None)
+        events = db.exec(select(sa.func.count()).select_from(Event)).one()
+    api = app.test_client()
+    api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    line = {"product": "PC", "quantity": 1, "options": ["i5", NUL]}
+    refused = [
+        api.post("/api/v1/promise", json={"lines": [line]}),
+        api.post(
+            "/api/v1/receipts",
+            json={"part": "MEM-32", "quantity": 1, "expected_on": "2027-01-01", "note": NUL},
+        ),  # fmt: skip
+        api.post("/api/v1/receipts/1/close", json={"reason": NUL}),
+        api.post("/api/v1/stations/KIT-1/scans", json={"msg_id": "nul-1", "data": NUL}),
+        api.post(
+            "/api/v1/stations/KIT-1/events",
+            json={"msg_id": "nul-2", "type": "action", "action": "andon", "reason": NUL},
+        ),  # fmt: skip
+        api.get("/api/v1/quality/ncrs?cause=a%00"),
+    ]
+    desk = app.test_client()
+    login(desk, "supervisor")
+    refused += [
+        desk.get("/quality/?cause=a%00"),
+        desk.post("/quality/ncr", data={"unit": "PC-000001", "cause": NUL}),
+        desk.post("/calendar/stations/KIT-1/down", data={"hours": "1", "reason": NUL}),
+        desk.get("/orders/SO%00-1"),
+    ]
+    tablet = app.test_client()
+    bind(app, tablet, "KIT-1")
+    refused += [
+        tablet.post("/station/KIT-1/sign-in", data={"badge": NUL}, headers=HX),
+        tablet.post("/station/KIT-1/andon", data={"reason": NUL}, headers=HX),
+    ]
+    for response in refused:
+        assert response.status_code == 400, response.request.path
+        assert "NUL character" in response.get_data(as_text=True)
+    with Session(app.extensions["taktline.engine"]) as db:
+        assert db.exec(select(NonConformance)).all() == []
+        assert db.exec(select(StationDowntime)).all() == []
+        closed = select(ScheduledReceipt).where(ScheduledReceipt.status == "closed")
+        assert db.exec(closed).all() == []
+        assert db.exec(select(sa.func.count()).select_from(Event)).one() == events
+
+
+def test_an_mqtt_payload_with_a_nul_character_is_refused_at_validation() -> None:
+    raw = json.dumps({"msg_id": "nul-3", "data": "PC\x00"}).encode()
+    with pytest.raises(InvalidPayload, match="NUL") as refused:
+        decode(raw)
+    assert refused.value.msg_id == "nul-3"

@@ -52,11 +52,19 @@ def error(description: str) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
+    paths = copy.deepcopy(PATHS)
+    for operations in paths.values():
+        for operation in operations.values():
+            # Every request: a NUL character anywhere is refused before the route
+            # (server.security.headers).
+            operation.setdefault("responses", {}).setdefault(
+                "400", error("The request holds a NUL character (or another bad input)")
+            )
     return {
         "openapi": "3.0.3",
         "info": INFO,
         "servers": [{"url": "/api/v1"}],
-        "paths": copy.deepcopy(PATHS),
+        "paths": paths,
         "components": {
             "schemas": copy.deepcopy(SCHEMAS),
             "securitySchemes": {

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from server.models.types import has_nul
 from station import checks
 from station import workflow as wf
 
@@ -74,6 +75,8 @@ def decode(raw: bytes) -> dict[str, Any]:
         ) from exc
     if not isinstance(doc, dict):
         raise InvalidPayload("payload must be a JSON object")
+    if has_nul(doc):
+        raise InvalidPayload("payload holds a NUL character (\\u0000)", _sniff_msg_id(raw[:512]))
     return doc
 
 

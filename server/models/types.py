@@ -148,6 +148,23 @@ def fits_int32(value: int) -> bool:
     return INT32_MIN <= value <= INT32_MAX
 
 
+def has_nul(value: Any) -> bool:
+    """Whether a text in ``value`` (nested lists and dicts, keys too) holds a NUL
+    character, which PostgreSQL's text and JSON columns refuse (a database error)."""
+    stack = [value]
+    while stack:  # a loop, not recursion: JSON may nest deeper than the stack
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
 def pk(row: Any) -> int:
     """The primary key of a flushed row (``id`` is ``None`` only before the flush)."""
     if row.id is None:

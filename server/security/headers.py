@@ -20,12 +20,14 @@ import os
 import secrets
 from typing import Any
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, abort, g, render_template, request
 from flask.testing import FlaskClient
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.datastructures import Headers
+
+from server.models.types import has_nul
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -50,6 +52,25 @@ def _is_bearer_api_request() -> bool:
 def _protect() -> None:
     if request.method in UNSAFE_METHODS and not _is_bearer_api_request():
         csrf.protect()
+
+
+def _refuse_nul() -> None:
+    """No text stored or looked up may hold a NUL (PostgreSQL refuses it with a database
+    error, a 500): a path, query, form or JSON body with one is a 400 before any view."""
+    try:
+        body = request.get_json(silent=True) if request.is_json else None
+    except RecursionError:  # the API's read_json answers that one (400)
+        body = None
+    if has_nul(
+        [request.path, *request.args.items(multi=True), *request.form.items(multi=True)]
+    ) or has_nul(body):
+        log.warning(
+            "refused %s %s from %s: a NUL character",
+            request.method,
+            request.path[:80],
+            request.remote_addr,
+        )
+        abort(400, description=_("The request holds a NUL character, which no text may hold."))
 
 
 def _csrf_error(exc: CSRFError) -> tuple[Any, int]:
@@ -133,6 +154,7 @@ def init_app(app: Flask) -> None:
     # session instead of Flask-WTF's default hour.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     csrf.init_app(app)
+    app.before_request(_refuse_nul)
     app.before_request(_protect)
     app.register_error_handler(CSRFError, _csrf_error)
     app.after_request(_headers)
