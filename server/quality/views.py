@@ -33,7 +33,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlmodel import select
+from sqlmodel import Session, select
 from werkzeug.wrappers import Response
 
 from server.db import begin_write, get_session
@@ -347,11 +347,15 @@ def _store_photo(code: str, upload: Any) -> str:
 
 
 def station_checks(code: str) -> tuple[qc.CheckStatus, ...]:
-    """The checks of the step open at station ``code`` (for templates/station/_checks.html)."""
-    try:
-        return service.load_state(get_session(), station_code=code).checks
-    except LookupError:
-        return ()
+    """The checks of the step open at station ``code`` (for templates/station/_checks.html).
+
+    Read in a session of its own: the live stream re-renders the screen long after its
+    request began, and must see what was committed since."""
+    with Session(current_app.extensions["taktline.engine"]) as db:
+        try:
+            return service.load_state(db, station_code=code).checks
+        except LookupError:
+            return ()
 
 
 def board_quality() -> figures.BoardQuality:

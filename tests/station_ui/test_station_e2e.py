@@ -25,6 +25,7 @@ from server.models import (
     Unit,
     UnitOperation,
 )
+from server.tools.simulation.operators import TINY_PNG
 from tests.support.browser import PageLog
 from tests.support.live_server import LiveServer
 
@@ -106,6 +107,33 @@ def verdict(page: Any, action: Any) -> None:
     page.wait_for_selector(f'#banner:not([data-ref="{before}"])', state="attached", timeout=TIMEOUT)
 
 
+def answer_checks(page: Any, server: LiveServer, station: str) -> None:
+    """The step's quality checks (docs/quality.md): the torque driver's and the scale's
+    readings over MQTT as the bridge publishes them, the LED and the label photo on the
+    tablet; each check's row turns done."""
+    todo = page.locator('[data-testid="check"].todo')
+    codes = [todo.nth(i).get_attribute("data-code") for i in range(todo.count())]
+    for code in codes:
+        row = page.locator(f'[data-testid="check"][data-code="{code}"]')
+        if code == "TQ-MB":
+            for _ in range(4):
+                server.publish_device(station, "torque", "torque1", value=0.6, unit="Nm", ok=True)
+        elif code and code.startswith("WGT-"):
+            limits = row.locator("td").nth(1).inner_text()  # e.g. 8.8–10.4 kg
+            low, high = (float(x) for x in limits.split()[0].split("–"))
+            server.publish_device(station, "weight", "scale1", value=(low + high) / 2, unit="kg")
+        elif code == "LABEL":
+            row.locator('input[type="file"]').set_input_files(
+                {"name": "label.png", "mimeType": "image/png", "buffer": TINY_PNG}
+            )
+            verdict(page, lambda row=row: row.locator("button").click())
+        else:
+            verdict(page, lambda row=row: row.locator('button[value="1"]').click())
+        page.wait_for_selector(
+            f'[data-testid="check"].done[data-code="{code}"]', state="attached", timeout=TIMEOUT
+        )
+
+
 def sign_in(page: Any, badge: str) -> None:
     wedge(page, badge)
     page.wait_for_selector(f'[data-testid="screen"][data-operator="{badge}"]', timeout=TIMEOUT)
@@ -153,6 +181,7 @@ def test_build_a_unit_through_every_station(
                 page.get_by_test_id("banner").inner_text(),
             )
         assert page.locator("tr.pick.todo").count() == 0
+        answer_checks(page, station_server, station)
         if n == 0:
             assert "P45X" in page.locator('tr[data-sku="PSU-450"] .records').inner_text()
             page.screenshot(path=str(shots / "04-picks-done.png"))

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from sqlalchemy.engine import Engine
@@ -78,6 +79,21 @@ class LiveServer:
             "data": data,
         }
         topic = topics.build("PLT1", "PC1", station, "evt/scan")
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"e2e-{msg_id[:8]}")
+        client.connect("127.0.0.1", self.mqtt_port)
+        client.loop_start()
+        try:
+            client.publish(topic, json.dumps(payload), qos=1).wait_for_publish(5)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        return msg_id
+
+    def publish_device(self, station: str, kind: str, source: str, **fields: Any) -> str:
+        """A device reading (``torque``, ``weight``...) as the station bridge publishes it."""
+        msg_id = str(uuid.uuid4())
+        payload = {"msg_id": msg_id, "source": source, "kind": kind, **fields}
+        topic = topics.build("PLT1", "PC1", station, "evt/device")
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"e2e-{msg_id[:8]}")
         client.connect("127.0.0.1", self.mqtt_port)
         client.loop_start()
