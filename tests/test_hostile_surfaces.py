@@ -323,3 +323,16 @@ def test_an_mqtt_payload_with_a_nul_character_is_refused_at_validation() -> None
     with pytest.raises(InvalidPayload, match="NUL") as refused:
         decode(raw)
     assert refused.value.msg_id == "nul-3"
+
+
+def test_a_calendar_line_id_beyond_32_bits_or_not_ascii_is_no_such_line(
+    any_demo_app: Flask,
+) -> None:
+    desk = any_demo_app.test_client()
+    login(desk, "supervisor")
+    for line_id in ("99999999999", "2147483648", "²", "-1"):
+        shift = {"line_id": line_id, "start": "06:00", "end": "14:00"}
+        assert desk.post("/calendar/shifts", data=shift).status_code == 303
+        closed = {"line_id": line_id, "day": "2027-01-02"}
+        assert desk.post("/calendar/closures", data=closed).status_code == 303
+        assert desk.get("/calendar/").get_data(as_text=True).count("No such line.") == 2

@@ -20,7 +20,7 @@ from server import audit
 from server.db import get_session, write_session
 from server.inventory import receipts
 from server.models import Line, LineClosure, LineShift, Location, ScheduledReceipt, Station
-from server.models.types import utcnow
+from server.models.types import fits_int32, utcnow
 from server.plant_time import zone
 from server.promise import board, imports, service
 from server.promise import publish as promise_publish
@@ -225,7 +225,9 @@ def _calendar_change(action: Any, done: str, trigger: str) -> Any:
 
 
 def _line(session: Session, line_id: str) -> Line:
-    line = session.get(Line, int(line_id)) if line_id.isdigit() else None
+    # ASCII digits of a 32-bit id ("²" is a digit to Python; 2**40 a database error).
+    number = int(line_id) if line_id.isascii() and line_id.isdigit() and len(line_id) < 11 else 0
+    line = session.get(Line, number) if number > 0 and fits_int32(number) else None
     if line is None:
         raise ValueError(_("No such line."))
     return line
