@@ -36,7 +36,7 @@ from server.models import (
 )
 from server.quality import ncr, rework
 from server.security import auth
-from tests.support.apps import login
+from tests.support.apps import CliRunner, login
 from tests.support.building import build_step, place_and_release
 from tests.test_station_views import bind
 
@@ -336,3 +336,24 @@ def test_a_calendar_line_id_beyond_32_bits_or_not_ascii_is_no_such_line(
         closed = {"line_id": line_id, "day": "2027-01-02"}
         assert desk.post("/calendar/closures", data=closed).status_code == 303
         assert desk.get("/calendar/").get_data(as_text=True).count("No such line.") == 2
+
+
+@pytest.mark.parametrize(
+    ("calendar", "said"),
+    [
+        ("{shifts: 7}", "shifts: expected a list"),
+        ("{closed: 5}", "closed: expected a list"),
+        ('{shifts: [{days: mon, start: "06:00", end: "14:00", breaks: 5}]}', "expected a list"),
+    ],
+)
+def test_an_imported_calendar_of_the_wrong_shape_is_a_problem_not_a_crash(
+    demo_app: Flask, tmp_path: Path, calendar: str, said: str
+) -> None:
+    plant = tmp_path / "calendar.yaml"
+    plant.write_text(
+        "plant:\n  site: PLT1\n  name: Lyon assembly plant\n  lines:\n"
+        f"    - {{code: PC1, name: Desktop line 1, calendar: {calendar}}}\n"
+    )
+    result = CliRunner(demo_app).invoke(["import", str(plant)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "nothing imported" in result.output and said in result.output

@@ -60,6 +60,8 @@ def weekdays(value: Any) -> list[int]:
 
 
 def breaks(value: Any) -> list[list[str]]:
+    if value is not None and not isinstance(value, list | tuple):
+        raise ValueError(f"breaks {str(value)[:40]!r}: expected a list such as [10:00-10:15]")
     out = []
     for raw in value or []:
         if isinstance(raw, list | tuple) and len(raw) == 2:
@@ -81,6 +83,10 @@ def line_calendar(imp: Importer, item: dict[str, Any], line: Line) -> None:
         imp.problem(item, "calendar", "expected a mapping with shifts and closed")
         return
     rows = []
+    for key in ("shifts", "closed"):
+        if not isinstance(calendar.get(key) or [], list):
+            imp.problem(calendar, key, "expected a list")
+            return
     for shift in calendar.get("shifts") or []:
         if not isinstance(shift, dict):
             imp.problem(calendar, "shifts", f"expected a mapping, got {shift!r}")
