@@ -357,3 +357,11 @@ def test_an_imported_calendar_of_the_wrong_shape_is_a_problem_not_a_crash(
     result = CliRunner(demo_app).invoke(["import", str(plant)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert "nothing imported" in result.output and said in result.output
+
+
+def test_a_receipt_closed_with_a_reason_that_is_no_text_stays_open(api: FlaskClient) -> None:
+    for reason in ({"a": 1}, ["x"], 5, "x" * 501):
+        response = api.post("/api/v1/receipts/1/close", json={"reason": reason})
+        assert response.status_code == 422
+        assert response.json["problems"] == ["reason: text of at most 500 characters."]
+    assert api.get("/api/v1/receipts?status=closed").json["receipts"] == []

@@ -306,6 +306,8 @@ def reschedule_receipt(receipt_id: str) -> Any:
 def close_receipt(receipt_id: str) -> Any:
     body = read_json()
     reason = body.get("reason", "") if isinstance(body, dict) else ""
+    if not isinstance(reason, str) or len(reason) > 500:  # not {"a": 1} written as text
+        return problem(422, "close refused", ["reason: text of at most 500 characters."])
     try:
         with write_session(_engine()) as session:
             row = _receipt_or_none(session, receipt_id)
