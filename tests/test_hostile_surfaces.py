@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 
 from server.db import dispose_engine, get_engine, write_session
-from server.ingest.payload import InvalidPayload, decode
+from server.ingest.payload import InvalidPayload, decode, envelope
 from server.inventory import receipts
 from server.models import (
     Consumption,
@@ -365,3 +365,11 @@ def test_a_receipt_closed_with_a_reason_that_is_no_text_stays_open(api: FlaskCli
         assert response.status_code == 422
         assert response.json["problems"] == ["reason: text of at most 500 characters."]
     assert api.get("/api/v1/receipts?status=closed").json["receipts"] == []
+
+
+@pytest.mark.parametrize("ok", ["false", "NOK", 0, None, [False]])
+def test_a_torque_reading_whose_ok_is_not_true_or_false_is_refused(ok: object) -> None:
+    raw = {"msg_id": "tq-1", "kind": "torque", "value": 0.6, "unit": "Nm", "ok": ok}
+    with pytest.raises(InvalidPayload, match="ok must be true or false"):
+        envelope(raw, kind="device")
+    assert envelope({**raw, "ok": False}, kind="device").event.fields["ok"] is False

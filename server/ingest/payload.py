@@ -181,6 +181,9 @@ def _device(doc: dict[str, Any], msg_id: str, source: str) -> wf.DeviceEvent:
             msg_id,
             source,
         )
+    if kind in MEASUREMENTS and not isinstance(fields.get("ok", True), bool):
+        # The workflow fails a result only on ``ok: false``: "NOK" or 0 must not pass.
+        raise InvalidPayload(f"{kind} ok must be true or false", msg_id, source)
     return wf.DeviceEvent(
         kind=kind, fields=fields, source=source, error=error[:500] if error else None
     )
