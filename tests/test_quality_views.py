@@ -197,3 +197,19 @@ def test_a_label_photo_from_the_tablet_in_the_record(demo_app: Flask) -> None:
     pdf = desk.get(f"/units/{serial}.pdf").data
     assert b"/Subtype /Image" in pdf
     assert "Photo of the rating label" in pdf_text(pdf)
+
+
+def test_refusals_are_told_in_the_readers_language(demo_app: Flask) -> None:
+    from flask_babel import force_locale
+
+    from server.quality import ncr as ncrs
+    from server.quality.views import refusal
+
+    mine = ncrs.QualityError("rerun_first", name="Couple vis", passed=2, needed=4)
+    station = ncrs.QualityError("serial_quarantined", serial="MBBX00001", sku="MB-B760")
+    assert str(mine) == "Re-run Couple vis first (2 of 4 passed)."  # English for the logs
+    with demo_app.test_request_context(), force_locale("fr"):
+        assert refusal(mine) == "Refaites d’abord Couple vis (2 sur 4 conformes)."
+        assert refusal(station).startswith(
+            "Le numéro de série MBBX00001 de MB-B760 est en quarantaine"
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -20,6 +21,7 @@ from server import audit
 from server.dispatch import DispatchError, supervise
 from server.models import NonConformance, Station, Unit, UnitOperation
 from server.models.types import UnitOperationStatus, utcnow
+from server.quality import messages
 
 DISPOSITIONS = ("rework", "use_as_is", "scrap")
 STATUSES = ("open", "rework", "closed")
@@ -27,7 +29,13 @@ ORIGINS = ("check", "defect", "supervisor")
 
 
 class QualityError(ValueError):
-    """A quality action that is not allowed now; the message says why (for the user)."""
+    """A quality action that is not allowed now: a message ``code`` of
+    ``server.quality.messages`` (or of ``station.messages``) and its parameters,
+    rendered in the reader's language by the views; ``str()`` is the English text."""
+
+    def __init__(self, code: str, **params: Any) -> None:
+        self.code, self.params = code, params
+        super().__init__(messages.english(code, params))
 
 
 @dataclass(frozen=True)
@@ -83,17 +91,17 @@ def open_ncr(
     """A non-conformance opened by a person (a supervisor, or a defect report)."""
     unit = session.exec(select(Unit).where(Unit.serial == unit_serial.strip())).first()
     if unit is None:
-        raise QualityError(f"Unit {unit_serial[:64]} is not known.")
+        raise QualityError("unknown_unit", unit=unit_serial[:64])
     if origin not in ORIGINS:
-        raise QualityError(f"Origin must be one of {', '.join(ORIGINS)}.")
+        raise ValueError(f"origin must be one of {', '.join(ORIGINS)}")  # a caller's bug
     cause = cause.strip()
     if not cause or len(cause) > 64:
-        raise QualityError("Give a cause of at most 64 characters.")
+        raise QualityError("cause_needed")
     station = None
     if station_code:
         station = session.exec(select(Station).where(Station.code == station_code)).first()
         if station is None:
-            raise QualityError(f"Station {station_code[:32]} is not known.")
+            raise QualityError("unknown_station", station=station_code[:32])
     ncr = NonConformance(
         unit_id=unit.id or 0,
         station_id=station.id if station else None,
@@ -129,12 +137,12 @@ def decide(
     """Decide an open NCR. Rework sends the unit to the rework stations' queue."""
     session.refresh(ncr, with_for_update=True)  # two decisions at once: one wins (PostgreSQL)
     if ncr.status != "open":
-        raise QualityError(f"{label(ncr)} is {ncr.status}: it was decided already.")
+        raise QualityError("decided_already", ncr=label(ncr), status=ncr.status)
     if disposition not in DISPOSITIONS:
-        raise QualityError(f"Disposition must be one of {', '.join(DISPOSITIONS)}.")
+        raise QualityError("bad_disposition")
     reason = reason.strip()
     if disposition in ("use_as_is", "scrap") and not reason:
-        raise QualityError("Give a reason to use the unit as is or to scrap it.")
+        raise QualityError("reason_needed")
     now = utcnow()
     ncr.disposition = disposition
     ncr.disposition_reason = reason[:500]
@@ -169,7 +177,7 @@ def _resume(session: Session, ncr: NonConformance, *, by: str, address: str) -> 
     try:
         supervise.resume(session, unit_operation=op, by=by, address=address)
     except DispatchError as exc:
-        raise QualityError(str(exc)) from exc
+        raise QualityError("not_resumed", detail=str(exc)) from exc
 
 
 def close_after_rework(

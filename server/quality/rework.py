@@ -43,7 +43,6 @@ from server.quality.ncr import QualityError, close_after_rework, label
 from station import checks as qc
 from station import identify, reading
 from station import workflow as wf
-from station.messages import english
 
 REWORK_KIND = "rework"
 QUARANTINE_CODE = "QUARANTINE"
@@ -63,7 +62,7 @@ class Component:
 def rework_station(session: Session, code: str) -> Station:
     station = session.exec(select(Station).where(Station.code == code)).first()
     if station is None or station.kind != REWORK_KIND:
-        raise QualityError(f"{code[:32]} is not a rework station.")
+        raise QualityError("not_rework_station", station=code[:32])
     return station
 
 
@@ -111,7 +110,7 @@ def _quarantine(session: Session) -> Location:
 def _unit(session: Session, ncr: NonConformance) -> Unit:
     session.refresh(ncr, with_for_update=True)  # one rework action at a time per NCR
     if ncr.status != "rework":
-        raise QualityError(f"{label(ncr)} is {ncr.status}, not in rework.")
+        raise QualityError("not_in_rework", ncr=label(ncr), status=ncr.status)
     unit = session.get(Unit, ncr.unit_id)
     assert unit is not None
     return unit
@@ -124,7 +123,7 @@ def remove(
     unit = _unit(session, ncr)
     found = identify.identify(session, identify.parse_scan(data.strip()[:4096]))
     if found is None:
-        raise QualityError(f"Unknown barcode {data.strip()[:64]}.")
+        raise QualityError("unknown_barcode", data=data.strip()[:64])
     stmt = select(Consumption).where(
         Consumption.unit_id == unit.id,
         Consumption.part_id == found.part_id,
@@ -138,7 +137,7 @@ def remove(
     consumption = session.exec(stmt.order_by(col(Consumption.id).desc())).first()
     if consumption is None:
         what = found.serial or found.lot or found.sku
-        raise QualityError(f"{found.sku} {what} is not built into unit {unit.serial}.")
+        raise QualityError("not_in_unit", sku=found.sku, what=what, unit=unit.serial)
     now = utcnow()
     source = session.get(StockLot, consumption.lot_id) if consumption.lot_id else None
     quarantine = _quarantine(session)
@@ -236,7 +235,7 @@ def install(
     unit = _unit(session, ncr)
     waiting = _open_removals(session, ncr)
     if not waiting:
-        raise QualityError("Remove the faulty component first, then scan its replacement.")
+        raise QualityError("remove_first")
     now = utcnow()
     scan = reading.scan_facts(session, data=data.strip()[:4096], unit_id=pk(unit), today=now.date())
     subs_of = {
@@ -287,7 +286,7 @@ def install(
     )
     decision = wf.decide(state, wf.Scan(data.strip()[:4096]), wf.Facts(now=now, scan=scan))
     if not decision.accepted:
-        raise QualityError(english(decision.code, decision.params))
+        raise QualityError(decision.code, **decision.params)  # the station's poka-yoke
     [effect] = [e for e in decision.effects if isinstance(e, wf.RecordConsumption)]
     consumption = Consumption(
         unit_id=pk(unit),
@@ -403,12 +402,12 @@ def measure(
     unit = _unit(session, ncr)
     status = check_status(session, ncr=ncr)
     if status is None:
-        raise QualityError(f"{label(ncr)} has no check to re-run.")
+        raise QualityError("no_check", ncr=label(ncr))
     spec = status.spec
     if spec.kind in qc.MEASURED:
         number = qc.usable(value)
         if number is None:
-            raise QualityError(f"{spec.name} needs a number ({spec.limits}).")
+            raise QualityError("value_needed", name=spec.name, limits=spec.limits)
         ok = qc.within(spec, number)
     else:
         number, ok = None, passed is True
@@ -432,11 +431,11 @@ def finish(session: Session, *, ncr: NonConformance, by: str, address: str = "")
     """Close the rework: every removal replaced, the check re-run to the end."""
     _unit(session, ncr)
     if _open_removals(session, ncr):
-        raise QualityError("A removed component has no replacement yet: scan it first.")
+        raise QualityError("replacement_missing")
     status = check_status(session, ncr=ncr)
     if status is not None and not status.done:
         raise QualityError(
-            f"Re-run {status.spec.name} first ({status.passed} of {status.spec.needed} passed)."
+            "rerun_first", name=status.spec.name, passed=status.passed, needed=status.spec.needed
         )
     close_after_rework(session, ncr=ncr, by=by, address=address)
 
@@ -468,11 +467,11 @@ def release(session: Session, *, change_id: int, by: str, address: str = "") -> 
     # Row-locked (PostgreSQL): a release sent twice at once moves the stock once.
     change = session.get(ComponentChange, change_id, with_for_update=True)
     if change is None or change.action != "removed":
-        raise QualityError("No such removed component.")
+        raise QualityError("no_removal")
     if change.released_at is not None:
-        raise QualityError("Already released.")
+        raise QualityError("released_already")
     if change.quarantine_lot_id is None or change.lot_id is None:
-        raise QualityError("This component has no stock lot to go back to.")
+        raise QualityError("no_lot")
     now = utcnow()
     consumption = session.get(Consumption, change.consumption_id)
     qty = consumption.quantity if consumption else 1

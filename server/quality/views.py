@@ -39,12 +39,13 @@ from werkzeug.wrappers import Response
 from server.db import begin_write, get_session
 from server.models import NonConformance, Station, Unit
 from server.models.types import fits_int32, utcnow
-from server.quality import figures, ncr, rework
+from server.quality import figures, messages, ncr, rework
 from server.security import auth
 from station import checks as qc
-from station import service
+from station import service, texts
 from station import views as station_views
 from station import workflow as wf
+from station.messages import safe
 
 log = logging.getLogger(__name__)
 bp = Blueprint("quality", __name__, url_prefix="/quality")
@@ -105,11 +106,19 @@ def open_ncr() -> Response:
         )
     except ncr.QualityError as exc:
         db.rollback()
-        flash(str(exc), "error")
+        flash(refusal(exc), "error")
         return redirect(url_for("quality.index"), code=303)
     db.commit()
     flash(_("%(ncr)s opened.", ncr=ncr.label(created)), "ok")
     return redirect(url_for("quality.show", ncr_id=created.id), code=303)
+
+
+def refusal(exc: ncr.QualityError) -> str:
+    """A refusal in the reader's language (a quality code, or the station's own)."""
+    template = messages.TEMPLATES.get(exc.code)
+    if template is not None:
+        return str(_(template, **safe(exc.params)))
+    return texts.translated(exc.code, exc.params)
 
 
 def _ncr(ncr_id: int) -> NonConformance:
@@ -153,7 +162,7 @@ def decide(ncr_id: int) -> Response:
         )
     except ncr.QualityError as exc:
         db.rollback()
-        flash(str(exc), "error")
+        flash(refusal(exc), "error")
         return redirect(url_for("quality.show", ncr_id=ncr_id), code=303)
     db.commit()
     flash(_("%(ncr)s decided.", ncr=ncr.label(item)), "ok")
@@ -225,7 +234,7 @@ def rework_action(code: str, ncr_id: int, action: str) -> Response:
     except ncr.QualityError as exc:
         db.rollback()
         log.info("rework %s at %s refused: %s", action, code, exc)
-        flash(str(exc), "error")
+        flash(refusal(exc), "error")
         return redirect(url_for("quality.rework_page", code=code, ncr=ncr_id), code=303)
     db.commit()
     flash(message, "ok")
@@ -252,7 +261,7 @@ def release(change_id: int) -> Response:
         rework.release(db, change_id=change_id, by=auth.actor(), address=auth.address())
     except ncr.QualityError as exc:
         db.rollback()
-        flash(str(exc), "error")
+        flash(refusal(exc), "error")
         return redirect(url_for("quality.quarantine"), code=303)
     db.commit()
     flash(_("Released from quarantine."), "ok")
