@@ -105,6 +105,7 @@ TEMPLATES: dict[str, str] = {
     "value_needed": N_("%(name)s needs a number (%(limits)s)."),
     "photo_needed": N_("%(name)s needs a photo: take it with the tablet's camera."),
     "confirm_needed": N_("%(name)s: confirm it once done."),
+    "answer_needed": N_("%(name)s: answer OK or not OK."),
     "serial_quarantined": N_(
         "Serial %(serial)s of %(sku)s is in quarantine (removed in a rework): a "
         "supervisor must release it first."

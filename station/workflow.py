@@ -631,7 +631,9 @@ def _check_input(state: StationState, event: CheckInput) -> Decision:
         return _result(state, check, True, photo=event.photo)
     if spec.kind == "confirm" and event.passed is not True:
         return reject("confirm_needed", name=spec.name)
-    return _result(state, check, event.passed is True)
+    if event.passed is None:  # a pass / fail check needs its answer, never a guess
+        return reject("answer_needed", name=spec.name)
+    return _result(state, check, event.passed)
 
 
 def _measured(

@@ -144,6 +144,7 @@ def test_typed_confirm_pass_fail_and_photo() -> None:
     assert decide(state, CheckInput(5, passed=True), facts()).code == "check_passed"
     failed = decide(state, CheckInput("LED", passed=False), facts())  # no retry allowed
     assert failed.code == "check_failed_ncr" and len(failed.effects) == 3
+    assert decide(state, CheckInput("LED"), facts()).code == "answer_needed"
     assert decide(state, CheckInput("LABEL"), facts()).code == "photo_needed"
     photo = decide(state, CheckInput("LABEL", photo="quality/7/a.jpg"), facts())
     assert photo.effects == (RecordCheckResult(7, 70, 3, True, photo="quality/7/a.jpg"),)
