@@ -24,6 +24,8 @@ from server.db import dispose_engine, get_engine, write_session
 from server.ingest.payload import InvalidPayload, decode, envelope
 from server.inventory import receipts
 from server.models import (
+    Check,
+    CheckResult,
     Consumption,
     Event,
     NonConformance,
@@ -33,6 +35,8 @@ from server.models import (
     StationDowntime,
     StockLot,
     StockMovement,
+    Unit,
+    UnitOperation,
 )
 from server.quality import ncr, rework
 from server.security import auth
@@ -373,3 +377,27 @@ def test_a_torque_reading_whose_ok_is_not_true_or_false_is_refused(ok: object) -
     with pytest.raises(InvalidPayload, match="ok must be true or false"):
         envelope(raw, kind="device")
     assert envelope({**raw, "ok": False}, kind="device").event.fields["ok"] is False
+
+
+def test_a_check_unit_that_is_hostile_text_stays_data_on_the_control_chart(
+    demo_app: Flask, desk: FlaskClient
+) -> None:
+    engine = demo_app.extensions["taktline.engine"]
+    [serial] = place_and_release(engine, number="SO-CHART", product="PC", quantity=1,
+                                 options=["i5", "mem16", "ssd512", "mt"])  # fmt: skip
+    unit_text = '\\";</script>'
+    with write_session(engine) as db:
+        check = db.exec(select(Check).where(Check.code == "TQ-MB")).one()
+        check.unit = unit_text
+        unit = db.exec(select(Unit).where(Unit.serial == serial)).one()
+        uop = db.exec(select(UnitOperation).where(UnitOperation.unit_id == unit.id)).first()
+        assert uop is not None
+        for value in (0.58, 0.62, 0.61):
+            db.add(CheckResult(unit_id=unit.id, unit_operation_id=uop.id, check_id=check.id,
+                               passed=True, value=value))  # fmt: skip
+        check_id = check.id
+    html = desk.get(f"/quality/charts/{check_id}").get_data(as_text=True)
+    script = html[html.index('id="chart-data"') :]
+    # Not pasted into the chart's code, where its backslash ended a string literal early.
+    assert unit_text not in script and "\\&#34;" not in script
+    assert '"unit": "\\\\\\"' in script or '"unit":"\\\\\\"' in script  # the JSON string
