@@ -60,6 +60,12 @@ log = logging.getLogger(__name__)
 SHARE_GROUP = "taktline-ingest"
 # The worker notes the time at least this often; beyond it, it is taken for dead.
 HEARTBEAT_LIMIT_SECONDS = 30.0
+# How long batches share what they read of the catalog (issue 19): at a scan or two a
+# batch, reading the station, its parts and their substitutes again every time was a
+# third of a scan's cost. An edit of the catalog reaches the ingest within this long;
+# what was not found (a station, part, badge or code just added) is read again in every
+# batch, so an addition is seen at once.
+CATALOG_SECONDS = 1.0
 
 
 @dataclass
@@ -116,6 +122,8 @@ class Ingest:
         self._limited: dict[str, int] = {}  # station -> rate-limited since last log line
         self._limited_logged = time.monotonic()
         self._kept = 0  # dead letters written in the current transaction
+        self._catalog: Cache | None = None
+        self._catalog_read = 0.0
         self.client, self.broker = server_mqtt.make_client(url, client_id=client_id, clean=False)
         self.client.manual_ack_set(True)
         self.client.on_connect = self._on_connect
@@ -375,9 +383,29 @@ class Ingest:
                 return [self._poison(message, f"{type(exc).__name__}: {exc}")]
         return None
 
+    def _cache(self) -> Cache:
+        """The catalog read by recent batches (``CATALOG_SECONDS``), without anything a
+        transaction carries (states, lots, reservations) or any miss."""
+        now = time.monotonic()
+        if self._catalog is None or now - self._catalog_read >= CATALOG_SECONDS:
+            self._catalog, self._catalog_read = Cache(), now
+            return self._catalog
+        cache = self._catalog
+        cache.forget()
+        for found in (
+            cache.stations,
+            cache.parts,
+            cache.identifiers,
+            cache.operators,
+            cache.badges,
+            cache.work_orders,
+        ):
+            _drop_misses(found)
+        return cache
+
     def _transaction(self, batch: list[Message], *, fast: bool) -> list[Result]:
         """One write transaction for the whole batch (group commit), one catalog cache."""
-        cache = Cache()
+        cache = self._cache()
         with Session(self.engine, expire_on_commit=False) as session:
             begin_write(session)
             self._kept = 0
@@ -587,6 +615,11 @@ def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
     an ack waits for the broker's delayed TCP ACK (~40 ms on Linux)."""
     with contextlib.suppress(AttributeError, OSError):  # a websocket / non-TCP transport
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _drop_misses(found: dict[Any, Any]) -> None:
+    for key in [k for k, v in found.items() if v is None]:
+        del found[key]
 
 
 def _decoded(raw: bytes) -> dict[str, Any] | InvalidPayload:
