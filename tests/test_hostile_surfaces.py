@@ -401,3 +401,19 @@ def test_a_check_unit_that_is_hostile_text_stays_data_on_the_control_chart(
     # Not pasted into the chart's code, where its backslash ended a string literal early.
     assert unit_text not in script and "\\&#34;" not in script
     assert '"unit": "\\\\\\"' in script or '"unit":"\\\\\\"' in script  # the JSON string
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "0026-12-03", "9999-12-31"])
+def test_a_receipt_expected_more_than_ten_years_away_is_refused(
+    api: FlaskClient, desk: FlaskClient, day: str
+) -> None:
+    before = api.get("/api/v1/receipts?status=all").json["receipts"]
+    created = api.post("/api/v1/receipts", json={"part": "MEM-32", "quantity": 5,
+                                                 "expected_on": day})  # fmt: skip
+    assert created.status_code == 422
+    assert created.json["problems"] == [f"expected_on: {day} is not within ten years of today."]
+    moved = api.post(f"/api/v1/receipts/{before[0]['id']}/reschedule", json={"expected_on": day})
+    assert moved.status_code == 422
+    desk.post(f"/receipts/{before[0]['id']}/reschedule", data={"expected_on": day})
+    assert "within ten years of today" in desk.get("/receipts/").get_data(as_text=True)
+    assert api.get("/api/v1/receipts?status=all").json["receipts"] == before

@@ -277,6 +277,12 @@ def reschedule_receipt(receipt_id: str) -> Any:
         expected = date.fromisoformat(str(body.get("expected_on")))
     except ValueError:
         return problem(422, "reschedule refused", ["expected_on: a date YYYY-MM-DD."])
+    if not receipts.plausible(expected):
+        return problem(
+            422,
+            "reschedule refused",
+            [f"expected_on: {expected} is not within ten years of today."],
+        )
     note = body.get("note", "")
     if not isinstance(note, str) or len(note) > 500:
         return problem(422, "reschedule refused", ["note: text of at most 500 characters."])

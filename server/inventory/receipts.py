@@ -27,6 +27,13 @@ from server.models import Location, Part, ScheduledReceipt, StockLot
 from server.models.types import Tracking, fits_int32, utcnow
 
 MAX_QUANTITY = 1_000_000
+MAX_DAYS_AWAY = 3660  # an expected date further from today is a typo (year 0026, 9999)
+
+
+def plausible(day: date) -> bool:
+    """Whether ``day`` can be a receipt's expected date: within ten years of today (a
+    date far in the past would count as a late receipt, available from today)."""
+    return abs((day - date.today()).days) <= MAX_DAYS_AWAY
 
 
 class ReceiptError(ValueError):
@@ -92,7 +99,10 @@ def from_mapping(data: Any) -> ReceiptInput:
     if not part:
         problems.append("part: is required (a SKU).")
     quantity = _quantity(data.get("quantity", data.get("qty")), "quantity", problems)
+    unreadable = len(problems)
     expected = _date(data.get("expected_on", data.get("expected")), "expected_on", problems)
+    if len(problems) == unreadable and not plausible(expected):
+        problems.append(f"expected_on: {expected} is not within ten years of today.")
     receipt = ReceiptInput(
         part,
         quantity,

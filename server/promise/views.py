@@ -129,6 +129,9 @@ def reschedule(receipt_id: int) -> Any:
     except ValueError:
         flash(_("The date is YYYY-MM-DD."))
         return redirect(url_for("promise.receipts_page"), code=303)
+    if not receipts.plausible(day):
+        flash(_("The date must be within ten years of today."))
+        return redirect(url_for("promise.receipts_page"), code=303)
 
     def act(session: Session, row: ScheduledReceipt) -> list[service.Change]:
         if row.status != "open":
