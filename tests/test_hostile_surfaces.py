@@ -417,3 +417,47 @@ def test_a_receipt_expected_more_than_ten_years_away_is_refused(
     desk.post(f"/receipts/{before[0]['id']}/reschedule", data={"expected_on": day})
     assert "within ten years of today" in desk.get("/receipts/").get_data(as_text=True)
     assert api.get("/api/v1/receipts?status=all").json["receipts"] == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/receipts/",
+        "/receipts/1/close",
+        "/calendar/shifts",
+        "/calendar/stations/KIT-1/down",
+        "/quality/ncr",
+        "/quality/ncr/1/decide",
+        "/quality/quarantine/1/release",
+        "/orders/SO-1001/promise",
+        "/board/andon/1/ack",
+    ],
+)
+def test_a_desk_form_without_its_csrf_token_is_refused(desk: FlaskClient, path: str) -> None:
+    response = desk.post(path, data={"reason": "x", "hours": "1", "unit": "PC-000001"}, csrf=False)
+    assert response.status_code == 400
+    assert "expired" in response.get_data(as_text=True)
+
+
+def test_tablet_actions_without_a_csrf_token_are_refused(demo_app: Flask) -> None:
+    tablet = demo_app.test_client()
+    bind(demo_app, tablet, "KIT-1")
+    for action in ("andon", "andon/cancel", "check", "number", "defect"):
+        response = tablet.post(f"/station/KIT-1/{action}", headers=HX, csrf=False)
+        assert response.status_code == 400, action
+    assert tablet.get("/station/KIT-1").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v1/quality/ncrs?status=bogus", 400),
+        ("/api/v1/receipts?status=bogus", 400),
+        ("/api/v1/quality/checks/99999999999/chart", 404),
+        ("/api/v1/quality/checks/-1/chart", 404),
+        ("/api/v1/promise/on-time?from=2026-02-30", 400),
+    ],
+)
+def test_unknown_values_in_the_api_are_4xx(api: FlaskClient, path: str, status: int) -> None:
+    response = api.get(path)
+    assert response.status_code == status and response.json["error"]
