@@ -176,6 +176,10 @@ def test_failed_check_ncr_rework_replacement_quarantine_and_records(engine: Any)
             select(StockLot).where(StockLot.part_id == part.id, StockLot.serial == old_serial)
         ).all()
         assert sorted(lot.on_hand for lot in lots) == [0, 1]
+    # The other unit's board step (still open at BRD-1) may now take the released board.
+    taken = act(engine, "BRD-1", Scan(f"(01){gtin}(21){old_serial}"))
+    assert (taken.code, taken.params["sku"]) == ("picked", "MB-B760"), taken.message
+    assert reconcile(engine, allow_open_steps=True).clean
 
 
 def _queue(engine: Any) -> list[Any]:
