@@ -56,14 +56,14 @@ def _protect() -> None:
 
 def _refuse_nul() -> None:
     """No text stored or looked up may hold a NUL (PostgreSQL refuses it with a database
-    error, a 500): a path, query, form or JSON body with one is a 400 before any view."""
+    error, a 500): a path, query, form or JSON body with one is a 400 before any view.
+    Not ``next``: the sign-in's way back, never stored, which it makes safe itself."""
     try:
         body = request.get_json(silent=True) if request.is_json else None
     except RecursionError:  # the API's read_json answers that one (400)
         body = None
-    if has_nul(
-        [request.path, *request.args.items(multi=True), *request.form.items(multi=True)]
-    ) or has_nul(body):
+    query = [item for item in request.args.items(multi=True) if item[0] != "next"]
+    if has_nul([request.path, *query, *request.form.items(multi=True)]) or has_nul(body):
         log.warning(
             "refused %s %s from %s: a NUL character",
             request.method,
