@@ -55,6 +55,8 @@ def test_a_short_shift_with_faults_reconciles_clean(shift_db_url: str, tmp_path:
     assert result.units_completed >= 1
     assert result.operators["wrong_part_rejected"] >= 1
     assert result.operators["pick_serial"] > 0 and result.operators["pick_wedge"] > 0
+    # Quality checks answered (docs/quality.md): torque through the tools board, the photo.
+    assert result.operators["check_count"] > 0 and result.operators["check_photo"] > 0
     assert result.published > 0
 
     engine = get_engine(shift_db_url)
