@@ -5,17 +5,19 @@ plant on SQLite and PostgreSQL, through the station service and the quality serv
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from server.db import dispose_engine, get_engine, write_session
 from server.models import (
     ComponentChange,
     Consumption,
     NonConformance,
+    OutboxEvent,
     Part,
     StockLot,
     UnitOperation,
@@ -216,6 +218,17 @@ def test_a_defect_that_holds_the_unit_opens_an_ncr_used_as_is_the_step_resumes(
         uop = db.get(UnitOperation, started.state.operation.unit_operation_id)
         assert uop is not None and uop.status == "ready"  # back in KIT-1's queue
         assert db.get(NonConformance, opened.id).status == "closed"  # type: ignore[union-attr]
+    # Taken again, held again: scrapped this time, and the ERP hears of it.
+    assert act(engine, "KIT-1", StartUnit(serial)).accepted
+    act(engine, "KIT-1", ReportDefect("function", note="no power", disposition="hold"))
+    with write_session(engine) as db:
+        again = db.exec(select(NonConformance).where(NonConformance.status == "open")).one()
+        ncr.decide(db, ncr=again, disposition="scrap", reason="board burnt", by="Sam")
+    with Session(engine) as db:
+        scrapped = db.exec(
+            select(OutboxEvent).where(col(OutboxEvent.type).endswith("unit.scrapped"))
+        ).all()
+        assert [json.loads(e.data)["ncr"] for e in scrapped] == [f"NCR-{again.id:05d}"]
 
 
 def test_a_supervisors_ncr_swaps_a_memory_lot_and_lot_recall_says_removed(engine: Any) -> None:

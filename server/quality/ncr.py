@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from server import audit
 from server.dispatch import DispatchError, supervise
+from server.integration import outbox
 from server.models import NonConformance, Station, Unit, UnitOperation
 from server.models.types import UnitOperationStatus, utcnow
 from server.quality import messages
@@ -154,6 +155,21 @@ def decide(
         ncr.closed_by, ncr.closed_at = by[:200], now
         if disposition == "use_as_is":
             _resume(session, ncr, by=by, address=address)
+        else:  # scrap: the ERP hears of it as of a defect scrapped at the station
+            unit = session.get(Unit, ncr.unit_id)
+            outbox.emit(
+                session,
+                type=outbox.UNIT_SCRAPPED,
+                unit_id=ncr.unit_id,
+                at=now,
+                data={
+                    "unit": unit.serial if unit else None,
+                    "reason": ncr.cause,
+                    "note": reason[:500],
+                    "disposition": "scrap",
+                    "ncr": label(ncr),
+                },
+            )
     session.add(ncr)
     audit.record(
         session,
