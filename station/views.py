@@ -40,6 +40,7 @@ from flask_babel import gettext as _
 from flask_babel import refresh as refresh_locale
 from flask_htmx import HTMX
 from sqlmodel import Session, col, select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from server.db import begin_write, get_session
 from server.messaging import live
@@ -750,6 +751,27 @@ def events(code: str) -> Response:
     )
 
 
+def too_large(exc: RequestEntityTooLarge) -> Any:
+    """A tablet's request over MAX_CONTENT_LENGTH (a photo the tablet could not
+    shrink, e.g. HEIC): refused in the banner like any refusal, which htmx shows,
+    instead of a bare 413 it would not. Any other request gets the plain 413."""
+    code = (request.view_args or {}).get("code")
+    bound = auth.bound_station() if htmx and request.path.startswith("/station/") else None
+    if bound is None or bound.code != code:
+        return exc
+    g.station = bound
+    limit = int(current_app.config["MAX_CONTENT_LENGTH"])
+    log.warning("station %s: %s refused, body over %d bytes", code, request.path, limit)
+    return _refused(
+        code,
+        "too_large",
+        _("Too large to send: at most %(kb)s KB. Nothing was recorded.", kb=limit // 1000),
+    )
+
+
 def init_app(app: Flask) -> None:
     htmx.init_app(app)
     app.register_blueprint(bp)
+    # App-wide: the body is refused before any view (even the CSRF check) reads it, and
+    # the quality checks' tablet routes live under /station/ too.
+    app.register_error_handler(RequestEntityTooLarge, too_large)

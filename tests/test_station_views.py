@@ -550,6 +550,24 @@ def test_a_defect_names_its_part_and_keeps_a_bounded_photo(
         assert (photo.defect_id, photo.content_type, photo.data) == (defect.id, "image/jpeg", jpeg)
 
 
+def test_a_photo_over_the_request_limit_is_refused_in_the_banner(
+    app: Flask, tablet: FlaskClient
+) -> None:
+    start_unit(tablet)
+    app.config["MAX_CONTENT_LENGTH"] = 50_000
+    form = {"reason": "damaged", "disposition": "rework"}
+    heic = {**form, "photo": (io.BytesIO(b"\0\0\0\x18ftypheic" + b"x" * 60_000), "a.heic")}
+    response = tablet.post("/station/KIT-1/defect", data=heic, headers=HX)
+    assert response.status_code == 200  # htmx swaps it in
+    assert banner(response.text) == (
+        "reject",
+        "Too large to send: at most 50 KB. Nothing was recorded.",
+    )
+    assert rows(app, Defect) == 0
+    desk = app.test_client().post("/orders/import", data={"x": "y" * 60_000})
+    assert desk.status_code == 413  # not a tablet: the plain answer
+
+
 def test_andon_is_raised_then_shown_acknowledged(app: Flask, tablet: FlaskClient) -> None:
     start_unit(tablet)
     dialog = tablet.get("/station/KIT-1/andon", headers=HX).text
