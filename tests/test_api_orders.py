@@ -89,7 +89,7 @@ def test_release_puts_units_in_station_queues_and_cancel_gives_stock_back(
     assert [q["unit"] for q in queue] == serials
     assert queue[0]["operation"] == "KIT" and queue[0]["status"] == "ready"
     stations = {s["code"]: s["queue_length"] for s in api.get("/api/v1/stations").json["stations"]}
-    assert stations == {"KIT-1": 2, "BRD-1": 0, "BRD-2": 0, "FIN-1": 0, "TST-1": 0}
+    assert stations == {"KIT-1": 2, "BRD-1": 0, "BRD-2": 0, "FIN-1": 0, "TST-1": 0, "RWK-1": 0}
     unit = api.get(f"/api/v1/units/{serials[0]}").json
     assert unit["order"] == "SO-1001" and unit["options"] == ["i5", "mem16", "ssd512", "mt"]
     assert [o["station_kind"] for o in unit["operations"]] == ["kitting", "board", "final", "test"]
