@@ -320,7 +320,10 @@ def check(code: str) -> Any:
                     "kind": "reject",
                     "ref": str(uuid.uuid4()),
                     "code": "bad_photo",
-                    "text": _("The photo must be a JPEG, PNG or WebP image of at most 5 MB."),
+                    "text": _(
+                        "The photo must be a JPEG, PNG or WebP image of at most %(kb)s KB.",
+                        kb=min(MAX_PHOTO, int(current_app.config["MAX_CONTENT_LENGTH"])) // 1000,
+                    ),
                 },
             )
     event = wf.CheckInput(
