@@ -3,6 +3,8 @@ paths, the page, the SSE stream, the JSON for the charts and andon acknowledgeme
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -93,6 +95,41 @@ def test_board_page_stream_data_and_acknowledge(demo_app: Flask, line: dict[str,
     assert entry.entity_id == "FIN-1" and "supervisor" in entry.actor.lower()
     assert client.post("/board/andon/9999/ack").status_code == 404
     assert client.get("/board?day=yesterday").status_code == 400
+
+
+def test_the_board_stream_follows_a_line_that_never_pauses(
+    demo_app: Flask, line: dict[str, Any]
+) -> None:
+    """Station changes less than 0.2 s apart, for longer than a board may wait: the
+    board still renders what changed while they keep coming."""
+    client = demo_app.test_client()
+    login(client, "supervisor")
+    flooding = threading.Event()
+    flooding.set()
+
+    def flood() -> None:
+        for n in range(200):  # 10 s at most; stopped once the board has rendered
+            if not flooding.is_set():
+                return
+            live.HUB.deliver("KIT-1", {"station": "KIT-1", "n": n})
+            time.sleep(0.05)
+
+    chunks = client.get("/board/events", buffered=False).response
+    first = next(iter(chunks))
+    assert b'data-state="andon"' in first
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    try:
+        with Session(line["engine"]) as db:  # the supervisor's side: the call is answered
+            call = db.exec(select(AndonCall)).one()
+            db.delete(call)
+            db.commit()
+        rendered = next(iter(chunks))
+        still_flooding = thread.is_alive()
+    finally:
+        flooding.clear()
+        thread.join()
+    assert b'data-state="andon"' not in rendered and still_flooding
 
 
 def test_operators_may_not_see_the_board(demo_app: Flask) -> None:

@@ -84,6 +84,10 @@ def data() -> Any:
     )
 
 
+# Longest a board's re-render waits while station changes keep coming.
+BURST_SECONDS = 1.0
+
+
 @bp.get("/board/events")
 @auth.require("supervisor")
 def events() -> Response:
@@ -117,8 +121,11 @@ def events() -> Response:
                 if once:
                     return
                 # Wake on any station change, or refresh the day's figures after a while.
+                # A burst of changes is one render, but a line that never pauses for
+                # 0.2 s (a busy plant) still gets one at least every BURST_SECONDS.
                 if sub.get(timeout=refresh) is not None:
-                    while sub.get(timeout=0.2) is not None:  # one render per burst
+                    until = time.monotonic() + BURST_SECONDS
+                    while time.monotonic() < until and sub.get(timeout=0.2) is not None:
                         pass
         finally:
             sub.close()
