@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -10,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
 from server.models import AuditEntry, CustomerOrder, UnitOperation
-from tests.support.apps import login
+from tests.support.apps import login, make_app
 
 
 @pytest.fixture
@@ -172,3 +175,19 @@ def test_csv_import_all_or_nothing(sup: FlaskClient, demo_app: Flask) -> None:
 def test_planner_pages_need_a_supervisor(demo_client: FlaskClient) -> None:
     assert demo_client.get("/orders/").status_code == 302
     assert demo_client.post("/orders/SO-1001/release").status_code == 302
+
+
+def test_order_stamps_read_in_plant_time(demo_db_url: str, tmp_path: Path) -> None:
+    app = make_app(demo_db_url, tmp_path, PLANT_TIMEZONE="Pacific/Auckland")
+    client = app.test_client()
+    login(client, "supervisor")
+    assert client.post("/orders/SO-1002/release").status_code == 303
+    with Session(app.extensions["taktline.engine"]) as s:
+        order = s.exec(select(CustomerOrder).where(CustomerOrder.number == "SO-1002")).one()
+        released = order.released_at
+    assert released is not None
+    page = client.get("/orders/SO-1002").get_data(as_text=True)
+    cell = page.split('data-stamp="released_at"')[1].split("</tr>")[0]
+    utc = released.replace(tzinfo=UTC)
+    local = utc.astimezone(ZoneInfo("Pacific/Auckland")).strftime("%Y-%m-%d %H:%M:%S")
+    assert local in cell and "UTC" not in cell
