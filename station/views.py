@@ -751,6 +751,9 @@ def events(code: str) -> Response:
     )
 
 
+# On the blueprint (the API keeps its JSON 413): the body is refused before any view,
+# even the CSRF check, reads it. The quality checks' tablet blueprint registers it too.
+@bp.errorhandler(RequestEntityTooLarge)
 def too_large(exc: RequestEntityTooLarge) -> Any:
     """A tablet's request over MAX_CONTENT_LENGTH (a photo the tablet could not
     shrink, e.g. HEIC): refused in the banner like any refusal, which htmx shows,
@@ -772,6 +775,3 @@ def too_large(exc: RequestEntityTooLarge) -> Any:
 def init_app(app: Flask) -> None:
     htmx.init_app(app)
     app.register_blueprint(bp)
-    # App-wide: the body is refused before any view (even the CSRF check) reads it, and
-    # the quality checks' tablet routes live under /station/ too.
-    app.register_error_handler(RequestEntityTooLarge, too_large)

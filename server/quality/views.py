@@ -34,6 +34,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from sqlmodel import Session, select
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from server.db import begin_write, get_session
@@ -50,6 +51,7 @@ from station.messages import safe
 log = logging.getLogger(__name__)
 bp = Blueprint("quality", __name__, url_prefix="/quality")
 tablet = Blueprint("quality_station", __name__, url_prefix="/station")
+tablet.register_error_handler(RequestEntityTooLarge, station_views.too_large)
 PHOTO_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 MAX_PHOTO = 5 * 1024 * 1024  # bytes; a tablet camera's JPEG is well under this
 
