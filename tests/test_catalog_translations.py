@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from server.db import write_session
 from server.models import Operator, Part, Reason
-from tests.support.apps import CliRunner
+from tests.support.apps import CliRunner, login
 from tests.test_station_views import HX, banner, bind, post, release_order
 
 DOC = """\
@@ -87,6 +87,10 @@ def test_reasons_come_from_the_catalog_in_the_workers_language(
         "Andon déclenché (Pièces manquantes) : un responsable est appelé.",
     )
     assert "Andon : Pièces manquantes" in html
+    desk = app.test_client()
+    login(desk, "supervisor")
+    board = desk.get("/board").get_data(as_text=True)
+    assert '<p class="andon-reason">Andon: Parts short</p>' in board  # the name, not "parts"
     defect = tablet.get("/station/KIT-1/defect", headers=HX).text
     assert "Rayé" in defect and "Pièce abîmée" not in defect
     refused = post(tablet, "/station/KIT-1/defect", reason="damaged", disposition="rework")

@@ -31,6 +31,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlmodel import Session
 
@@ -42,7 +43,7 @@ from server.models import AndonCall, Station
 from server.models.types import utcnow
 from server.operations import metrics
 from server.security import auth
-from station import texts
+from station import screen, texts
 from station.messages import ANDON_REASONS
 
 log = logging.getLogger(__name__)
@@ -193,8 +194,14 @@ def _publish(db: Session, code: str) -> None:
 
 
 def andon_reason(code: str | None) -> str:
-    """An andon reason as the reader says it (material, quality...), free text as sent."""
-    return texts.label(ANDON_REASONS, code) if code else ""
+    """An andon reason as the reader says it: the catalog's own reasons (``reasons:`` in
+    the import, translated per locale) first, then the built-in ones (material,
+    quality...), free text as sent."""
+    if not code:
+        return ""
+    with Session(current_app.extensions["taktline.engine"]) as db:
+        named = dict(screen.reasons(db, "andon", str(get_locale() or "")))
+    return named.get(code) or texts.label(ANDON_REASONS, code)
 
 
 def init_app(app: Flask) -> None:
