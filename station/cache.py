@@ -126,6 +126,8 @@ class Cache:
         self.operators: dict[int, wf.OperatorInfo | None] = {}
         self.badges: dict[str, wf.OperatorInfo | None] = {}
         self.work_orders: dict[int, int | None] = {}  # unit id -> its work order
+        # Operation id -> its quality checks' rows (server.quality.results.specs).
+        self.checks: dict[int, list[Any]] = {}
         # Station id -> its state after the last event of this transaction. Kept only
         # where the write transaction excludes every other writer (SQLite: BEGIN
         # IMMEDIATE), so nothing else can change the station between two events; on

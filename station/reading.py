@@ -210,6 +210,7 @@ def station_state(
             operation_id=candidate.operation.operation_id,
             unit_operation_id=candidate.operation.unit_operation_id,
             options=candidate.unit.options,
+            known=cache.checks,
         ),
         step_record_id=step_id,
         started_at=started_at,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -49,9 +50,23 @@ _COUNTS = (
 )
 
 
-def specs(session: Session, *, operation_id: int, options: tuple[str, ...]) -> list[CheckSpec]:
-    """The checks of an operation that apply to a unit with ``options``."""
+def specs(
+    session: Session,
+    *,
+    operation_id: int,
+    options: tuple[str, ...],
+    known: dict[int, list[Any]] | None = None,
+) -> list[CheckSpec]:
+    """The checks of an operation that apply to a unit with ``options``. ``known``: the
+    operations' check rows already read (``station.cache.Cache.checks``: catalog data,
+    kept like the parts), so a scan does not read them again."""
     chosen = set(options)
+    if known is None or operation_id not in known:
+        rows = list(session.connection().execute(_SPECS, {"op": operation_id}).mappings())
+        if known is not None:
+            known[operation_id] = rows
+    else:
+        rows = known[operation_id]
     return [
         CheckSpec(
             id=m["id"],
@@ -68,17 +83,22 @@ def specs(session: Session, *, operation_id: int, options: tuple[str, ...]) -> l
             count=m["count"],
             retries=m["retries"],
         )
-        for m in session.connection().execute(_SPECS, {"op": operation_id}).mappings()
+        for m in rows
         if applies(m["when_options"] or [], chosen)
     ]
 
 
 def statuses(
-    session: Session, *, operation_id: int, unit_operation_id: int, options: tuple[str, ...]
+    session: Session,
+    *,
+    operation_id: int,
+    unit_operation_id: int,
+    options: tuple[str, ...],
+    known: dict[int, list[Any]] | None = None,
 ) -> tuple[CheckStatus, ...]:
     """The checks of a unit operation with what passed and what failed so far (the
     failures a non-conformance took are no longer counted against the retries)."""
-    found = specs(session, operation_id=operation_id, options=options)
+    found = specs(session, operation_id=operation_id, options=options, known=known)
     if not found:
         return ()
     passed: dict[int, int] = {}
