@@ -29,7 +29,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import queue
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -128,22 +130,46 @@ def generate(
     report = GenerateReport()
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
-        if sqlite:  # a big page cache keeps the index inserts in memory
-            conn.exec_driver_sql("PRAGMA cache_size=-262144")
-            # Every row refers to ids written just before (or read from the catalog):
-            # checking ~20 foreign keys per unit took 38 % of the run (issue 19).
-            # Outside a transaction, or SQLite ignores it; back on below.
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            conn.commit()
+        if sqlite:
+            # On the DB-API connection, outside any transaction: SQLite ignores (or
+            # refuses) these pragmas inside one. Every row refers to ids written just
+            # before or read from the catalog, and checking ~20 foreign keys per unit
+            # took 38 % of the run (issue 19); no fsync per commit during the load (a
+            # crash can lose the last batches, never the database); a big page cache
+            # keeps the index inserts in memory. Back to the defaults below.
+            _pragmas(conn, foreign_keys="OFF", synchronous="OFF", cache_size="-262144")
         try:
             _bulk(conn, cat, specs, rng, units, days, now_ts, progress, report)
         finally:
             if sqlite:
                 conn.rollback()
-                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                conn.exec_driver_sql("PRAGMA cache_size=-2000")
-                conn.commit()
+                _pragmas(conn, foreign_keys="ON", synchronous="NORMAL", cache_size="-2000")
     return report
+
+
+def _pragmas(conn: sa.Connection, **values: str) -> None:
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for name, value in values.items():
+            cursor.execute(f"PRAGMA {name}={value}")
+    finally:
+        cursor.close()
+
+
+# The tables written in bulk whose secondary indexes (and foreign keys on PostgreSQL)
+# are built after the load when it more than doubles them (``Writer.defer_keys``).
+HISTORY_TABLES = (
+    "customerorder",
+    "orderline",
+    "workorder",
+    "unit",
+    "unitoperation",
+    "steprecord",
+    "consumption",
+    "defect",
+    "nonconformance",
+    "checkresult",
+)
 
 
 def _bulk(
@@ -157,35 +183,89 @@ def _bulk(
     progress: Callable[[int], None] | None,
     report: GenerateReport,
 ) -> None:
-    """The history itself, on one connection, committed at the end."""
+    """The history itself, on one connection.
+
+    Rows are built on this thread and written by another (``_BatchWriter``), so the
+    database (PostgreSQL's server, or SQLite's C code, which releases the GIL) works
+    while the next batch is built. A load that more than doubles the history runs in
+    one transaction with its indexes built at the end; a smaller one commits each
+    batch into the indexed tables."""
     w = Writer(conn)
-    ids = {
-        t: w.next_id(t)
-        for t in (
-            "customerorder",
-            "orderline",
-            "workorder",
-            "unit",
-            "unitoperation",
-            "steprecord",
-            "consumption",
-            "defect",
-            "nonconformance",
-            "checkresult",
-        )
-    }
+    ids = {t: w.next_id(t) for t in HISTORY_TABLES}
+    existing = ids["unit"] - 1
     run = f"{ids['unit']:x}".upper()
-    lots = Lots(w, cat, run)
     part_of_lot: dict[int, int] = {}
-    generator = _Generator(w, cat, lots, rng, ids, part_of_lot, report, run)
+    generator = _Generator(w, cat, rng, ids, part_of_lot, report, run)
+    generator.lots = lots = Lots(w, cat, run, generator.add)
     generator.specs = specs
-    generator.run(units, days, now_ts, progress)
-    lots.flush(part_of_lot, now_ts)
+    one_transaction = existing < units
+    rebuild: list[str] = []
+    if one_transaction:
+        if w.pg:  # index builds sort in memory; the one commit need not wait for disk
+            conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        rebuild = w.defer_keys(HISTORY_TABLES)
+    writer = _BatchWriter(w, commit_each=not one_transaction)
+    writer.start()
+    try:
+        generator.run(units, days, now_ts, progress, writer.put)
+    finally:
+        writer.finish()
+    for statement in rebuild:
+        conn.exec_driver_sql(statement)
     w.fix_sequences([*ids, "stocklot", "stockmovement"])
     conn.commit()
+    if w.pg and one_transaction:  # fresh statistics for the planner
+        for table in HISTORY_TABLES:
+            conn.exec_driver_sql(f"ANALYZE {table}")
+        conn.commit()
+    for table, count in generator.written.items():
+        report.counts[table] = report.counts.get(table, 0) + count
+    report.steps = report.counts.get("steprecord", 0)
     if lots.recall_lot_id is not None:
         report.recall_lot = lots.lot_codes[lots.recall_lot_id]
         report.recall_part = "TP-1"
+
+
+Batch = list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]
+
+
+class _BatchWriter:
+    """Writes batches on its own thread, in the order they come; the first error
+    stops it and is raised again on the generating thread."""
+
+    def __init__(self, w: Writer, *, commit_each: bool) -> None:
+        self.w, self.commit_each = w, commit_each
+        self.queue: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="generate-writer", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def put(self, batch: Batch) -> None:
+        if self.error is None:
+            self.queue.put(batch)
+        if self.error is not None:
+            raise RuntimeError("writing the generated history failed") from self.error
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise RuntimeError("writing the generated history failed") from self.error
+
+    def _loop(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain until the generating thread stops
+            try:
+                for table, columns, rows in batch:
+                    self.w.insert(table, columns, rows)
+                if self.commit_each:
+                    self.w.conn.commit()  # one transaction per batch keeps the WAL small
+            except BaseException as exc:  # raised again by put() / finish()
+                self.error = exc
 
 
 class _Generator:
@@ -193,14 +273,14 @@ class _Generator:
         self,
         w: Writer,
         cat: Catalog,
-        lots: Lots,
         rng: random.Random,
         ids: dict[str, int],
         part_of_lot: dict[int, int],
         report: GenerateReport,
         run: str,
     ) -> None:
-        self.w, self.cat, self.lots, self.rng, self.ids = w, cat, lots, rng, ids
+        self.w, self.cat, self.rng, self.ids = w, cat, rng, ids
+        self.lots: Lots
         self.part_of_lot, self.report, self.run_tag = part_of_lot, report, run
         self.weights = [c[0] for c in CONFIGS]
         self.serial_seq: dict[int, int] = {}
@@ -220,6 +300,7 @@ class _Generator:
         self.specs: list[dict[str, list[CheckSpec]]] = []
         self.consumptions: list[tuple[Any, ...]] = []
         self.rows: dict[str, list[tuple[Any, ...]]] = {"consumption": self.consumptions}
+        self.written: dict[str, int] = {}
 
     def take(self, table: str) -> int:
         value = self.ids[table]
@@ -230,7 +311,12 @@ class _Generator:
         self.rows.setdefault(table, []).append(row)
 
     def run(
-        self, units: int, days: int, now_ts: float, progress: Callable[[int], None] | None
+        self,
+        units: int,
+        days: int,
+        now_ts: float,
+        progress: Callable[[int], None] | None,
+        write: Callable[[Batch], None],
     ) -> None:
         per_day = units / days
         today0 = math.floor(now_ts / 86400) * 86400
@@ -250,7 +336,8 @@ class _Generator:
             self.order(done, size, cfg, start, gap, now_ts)
             done += size
             if len(self.consumptions) >= BATCH_UNITS * 15 or done >= units:
-                self.flush(now_ts)
+                self.lots.flush(self.part_of_lot, now_ts)
+                write(self.batch())
                 if progress:
                     progress(done - self.report.units)
                 self.report.units = done
@@ -584,6 +671,28 @@ class _Generator:
         return retest_end
 
     COLUMNS = {
+        # Lots before their movements (the on-hand trigger updates the lot).
+        "stocklot": (
+            "id",
+            "part_id",
+            "lot_code",
+            "serial",
+            "location_id",
+            "received_at",
+            "on_hand",
+            "reserved",
+        ),
+        "stockmovement": (
+            "id",
+            "lot_id",
+            "part_id",
+            "kind",
+            "quantity",
+            "reserved_delta",
+            "reason",
+            "by",
+            "at",
+        ),
         "customerorder": (
             "id",
             "number",
@@ -684,16 +793,17 @@ class _Generator:
         "photo", "at",
     )  # fmt: skip
 
-    def flush(self, now_ts: float) -> None:
+    def batch(self) -> Batch:
+        """The rows built since the last batch, table by table in writing order."""
+        batch: Batch = []
         for table, columns in self.COLUMNS.items():
             rows = self.rows.pop(table, [])
-            self.w.insert(table, columns, rows)
-            self.report.counts[table] = self.report.counts.get(table, 0) + len(rows)
-            rows.clear()
-        self.rows["consumption"] = self.consumptions
-        self.report.steps = self.report.counts.get("steprecord", 0)
-        self.lots.flush(self.part_of_lot, now_ts)
-        self.w.conn.commit()  # one transaction per batch keeps the WAL small
+            if rows:
+                batch.append((table, columns, rows))
+                self.written[table] = self.written.get(table, 0) + len(rows)
+        self.consumptions = self.rows["consumption"] = []
+        self.report.steps = self.written.get("steprecord", 0)
+        return batch
 
 
 def _command() -> Any:

@@ -6,7 +6,7 @@ bypasses the workflow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,7 @@ from server.catalog.products import load_product
 from server.models import Location, Operation, Operator, Part, Product, Station
 from server.models.types import Tracking
 
+GENERATED_BY = "taktline generate"
 RECALL_LOT_SIZE = 10_000  # the TP-1 lot of the recall benchmark
 LOT_UNITS = {
     "TP-1": RECALL_LOT_SIZE,
@@ -26,6 +27,9 @@ LOT_UNITS = {
     "COOL-TWR": 2_000,
     "FAN-120": 2_500,
 }  # units per lot; other lot parts: 500 units a lot
+
+
+_HMS = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
 
 
 class Writer:
@@ -37,11 +41,12 @@ class Writer:
         self.raw: Any = conn.connection.dbapi_connection
 
         self._days: dict[int, str] = {}
+        self._zone = "+00" if self.pg else ""
 
-    def ts(self, epoch: float) -> Any:
-        if self.pg:
-            return datetime.fromtimestamp(epoch, UTC)
-        # SQLAlchemy's SQLite DATETIME text format, built without strftime (hot path).
+    def ts(self, epoch: float) -> str:
+        """A UTC time as text both drivers load as is (SQLAlchemy's SQLite DATETIME
+        format; COPY text with the offset on PostgreSQL), built without strftime: it
+        is called for every row."""
         micros = round(epoch * 1_000_000)
         secs, us = divmod(micros, 1_000_000)
         day, rest = divmod(secs, 86400)
@@ -50,9 +55,7 @@ class Writer:
             prefix = self._days[day] = datetime.fromtimestamp(day * 86400, UTC).strftime(
                 "%Y-%m-%d "
             )
-        h, rest = divmod(rest, 3600)
-        m, sec = divmod(rest, 60)
-        return f"{prefix}{h:02d}:{m:02d}:{sec:02d}.{us:06d}"
+        return f"{prefix}{_HMS[rest]}.{us:06d}{self._zone}"
 
     def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         if not rows:
@@ -77,6 +80,50 @@ class Writer:
             int(self.conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one())
             + 1
         )
+
+    def defer_keys(self, tables: Sequence[str]) -> list[str]:
+        """Drop the secondary indexes of ``tables`` (and their foreign keys on
+        PostgreSQL, where each row's check is a trigger and a row lock on the parent)
+        and return the statements that build them again, to run after the load in the
+        same transaction: building an index from sorted rows costs a fraction of
+        maintaining it row by row, and re-adding a foreign key (or a unique index)
+        checks every row again in one query, so the data loaded is checked all the
+        same. Primary keys, unique constraints and triggers (the ledger's) stay."""
+        names = list(tables)
+        if self.pg:
+            keys = self.conn.execute(
+                sa.text(
+                    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                    "FROM pg_constraint WHERE contype = 'f' "
+                    "AND conrelid::regclass::text = ANY(:t) ORDER BY 1, 2"
+                ),
+                {"t": names},
+            ).all()
+            indexes = self.conn.execute(
+                sa.text(
+                    "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) "
+                    "FROM pg_index i WHERE indrelid::regclass::text = ANY(:t) "
+                    "AND NOT indisprimary AND NOT EXISTS "
+                    "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) "
+                    "ORDER BY 1"
+                ),
+                {"t": names},
+            ).all()
+            for table, name, _ in keys:
+                self.conn.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+            rebuild = [definition for _, definition in indexes]
+            rebuild += [f'ALTER TABLE {t} ADD CONSTRAINT "{n}" {d}' for t, n, d in keys]
+        else:
+            marks = ", ".join("?" * len(names))
+            indexes = self.conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                f"AND sql IS NOT NULL AND tbl_name IN ({marks}) ORDER BY name",
+                tuple(names),
+            ).all()
+            rebuild = [definition for _, definition in indexes]
+        for name, _ in indexes:
+            self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        return rebuild
 
     def fix_sequences(self, tables: Iterable[str]) -> None:
         if not self.pg:
@@ -195,8 +242,12 @@ def load_catalog(session: Session, configs: Sequence[Sequence[str]]) -> Catalog:
 class Lots:
     """Lot-tracked and untracked parts: rolling lots, received and consumed via the ledger."""
 
-    def __init__(self, w: Writer, cat: Catalog, run: str) -> None:
-        self.w, self.cat, self.run = w, cat, run
+    def __init__(
+        self, w: Writer, cat: Catalog, run: str, add: Callable[[str, tuple[Any, ...]], None]
+    ) -> None:
+        """``add(table, row)`` queues a row for the batch (``stocklot`` rows are written
+        before ``stockmovement`` rows, so the on-hand trigger finds its lot)."""
+        self.w, self.cat, self.run, self.add = w, cat, run, add
         self.current: dict[int, tuple[int, int]] = {}  # part -> (lot id, units left)
         self.used: dict[tuple[int, int], int] = {}  # (lot, day number) -> quantity
         self.lot_codes: dict[int, str] = {}
@@ -204,19 +255,24 @@ class Lots:
         self.next_move = w.next_id("stockmovement")
         self.recall_lot_id: int | None = None
         self.untracked: dict[int, int] = {}  # part -> lot id (one per part)
+        # Untracked parts keep one lot each across runs: the lots already there.
+        self.untracked_before: dict[int, int] = {
+            int(part): int(lot)
+            for part, lot in w.conn.execute(
+                sa.text(
+                    "SELECT part_id, MIN(id) FROM stocklot WHERE lot_code = '' AND "
+                    "serial = '' AND location_id = :l GROUP BY part_id"
+                ),
+                {"l": cat.location_id},
+            )
+        }
 
     def lot_for(self, part: PartRow, received: float, qty: int) -> int:
         pid = part.id
         if part.tracking == Tracking.NONE:
             lot = self.untracked.get(pid)
             if lot is None:
-                lot = self.w.conn.execute(
-                    sa.text(
-                        "SELECT id FROM stocklot WHERE part_id = :p AND lot_code = '' AND "
-                        "serial = '' AND location_id = :l"
-                    ),
-                    {"p": pid, "l": self.cat.location_id},
-                ).scalar()
+                lot = self.untracked_before.get(pid)
                 if lot is None:
                     lot = self._new_lot(part, "", 10**9, received)
                 else:
@@ -240,40 +296,27 @@ class Lots:
         lot_id = self.next_lot
         self.next_lot += 1
         self.lot_codes[lot_id] = code
-        self.w.insert(
+        self.add(
             "stocklot",
-            (
-                "id",
-                "part_id",
-                "lot_code",
-                "serial",
-                "location_id",
-                "received_at",
-                "on_hand",
-                "reserved",
-            ),
-            [(lot_id, part.id, code, "", self.cat.location_id, self.w.ts(received - 86400), 0, 0)],
+            (lot_id, part.id, code, "", self.cat.location_id, self.w.ts(received - 86400), 0, 0),
         )
         self._move(lot_id, part.id, "receipt", qty, "generated history: receipt", received - 86400)
         return lot_id
 
     def _move(self, lot_id: int, part_id: int, kind: str, qty: int, reason: str, at: float) -> None:
-        self.w.insert(
+        self.add(
             "stockmovement",
-            ("id", "lot_id", "part_id", "kind", "quantity", "reserved_delta", "reason", "by", "at"),
-            [
-                (
-                    self.next_move,
-                    lot_id,
-                    part_id,
-                    kind,
-                    qty,
-                    0,
-                    reason,
-                    "taktline generate",
-                    self.w.ts(at),
-                )
-            ],
+            (
+                self.next_move,
+                lot_id,
+                part_id,
+                kind,
+                qty,
+                0,
+                reason,
+                "taktline generate",
+                self.w.ts(at),
+            ),
         )
         self.next_move += 1
 
