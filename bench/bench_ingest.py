@@ -91,6 +91,33 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+# ``--profile DIR``: each ingest's worker thread (and paho's network thread) under
+# cProfile, the stats written to DIR/<client id>-{worker,network}.prof when it stops.
+PROFILED_INGEST = """
+import cProfile, sys
+import paho.mqtt.client as mqtt
+from server.ingest import worker
+from server.cli import main
+
+out = sys.argv.pop(1)
+
+def profiled(run, name):
+    def wrapper(*args, **kwargs):
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            prof.disable()
+            prof.dump_stats(f"{out}-{name}.prof")
+    return wrapper
+
+worker.Ingest._run = profiled(worker.Ingest._run, "worker")
+mqtt.Client._thread_main = profiled(mqtt.Client._thread_main, "network")
+sys.argv[0] = "taktline"
+sys.exit(main())
+"""
+
 NOISY_LINE = "LN"  # with --noisy-apart, station 0's line, taken by an ingest of its own
 
 
@@ -496,6 +523,12 @@ def main() -> None:
         help="station 0 on a line of its own, taken by a second ingest (taktline ingest "
         "--lines): partitioned ingest (docs/deploy.md)",
     )
+    ap.add_argument(
+        "--profile",
+        default="",
+        metavar="DIR",
+        help="run each ingest's worker and network threads under cProfile; stats in DIR",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     url = fresh_database(args.pg) if args.pg else f"sqlite:///{work / 'taktline.db'}"
@@ -535,9 +568,17 @@ def main() -> None:
         taktline = str(Path(sys.executable).parent / "taktline")
         ingest_args = [(client_id, extra) for _n, client_id, extra in layout(args)]
         ingest_names = [name for name, _c, _e in layout(args)]
+
+        def command(client_id: str) -> list[str]:
+            if not args.profile:
+                return [taktline]
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            out = str(Path(args.profile).resolve() / client_id)
+            return [sys.executable, "-c", PROFILED_INGEST, out]
+
         ingests = [
             subprocess.Popen(
-                [taktline, "ingest", *extra],
+                [*command(client_id), "ingest", *extra],
                 cwd=work,
                 env={**env, "TAKTLINE_INGEST_CLIENT_ID": client_id},
                 stdout=log,
@@ -585,10 +626,17 @@ def main() -> None:
                     stations, args, interval, total, pids, work
                 )
             # Throughput: everything at once.
+            flood_meter = CpuMeter(
+                {"broker": broker.proc.pid if broker.proc else 0, "bench": os.getpid()}
+                | {name: p.pid for name, p in zip(ingest_names, ingests, strict=True)}
+            )
+            flood_meter.start()
             t0 = time.perf_counter()
             flood = [stations.scan(k % args.stations) for k in range(args.flood)]
             stations.wait(flood, 900)
             t1 = max(stations.answered[i][0] for i in flood)
+            flood_meter.stop()
+            flood_cpu = flood_meter.line(time.perf_counter() - t0)
             accepted_flood = sum(1 for i in flood if stations.answered[i][1] == "accepted")
             # Scraped while the ingest runs: an app started on a folder no live process
             # uses empties it first.
@@ -662,6 +710,7 @@ def main() -> None:
         f"  ({accepted_flood} in {t1 - t0:.2f} s; {sustained / floor_rate:.0%} of the "
         f"MQTT floor; aim min(2000, 30% of floor) = {min(2000.0, 0.3 * floor_rate):.0f}/s)"
     )
+    print(f"flood  CPU used                {flood_cpu}")
     print(f"check  accepted={accepted} consumptions={cons} ledger={moves}")
     print(
         f"metrics /api/v1/metrics        ingest answers accepted={scraped['answered_accepted']:.0f}"

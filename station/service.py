@@ -439,6 +439,12 @@ _INSERT_EVENT = {
     .returning(_EVENTS.c.id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
+_INSERT_EVENTS = {
+    name: dialect.insert(_EVENTS)
+    .on_conflict_do_nothing(index_elements=["msg_id"])
+    .returning(_EVENTS.c.msg_id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
 def record_event(
@@ -470,7 +476,45 @@ def record_event(
     process or thread, and the loser learns it without an error or a rollback.
     """
     conn = session.connection()
-    values = {
+    values = event_row(
+        msg_id=msg_id,
+        station_id=station_id,
+        channel=channel,
+        kind=kind,
+        source=source,
+        seq=seq,
+        ts=ts,
+        data=data,
+        payload=payload,
+        result=result,
+        code=code,
+        params=params,
+        unit_id=unit_id,
+        operator_id=operator_id,
+    )
+    event_id: int | None = conn.execute(_INSERT_EVENT[conn.dialect.name], values).scalar()
+    return event_id
+
+
+def event_row(
+    *,
+    msg_id: str,
+    station_id: int | None,
+    channel: str,
+    kind: str,
+    source: str = "",
+    seq: int | None = None,
+    ts: datetime | None = None,
+    data: str = "",
+    payload: dict[str, Any] | None = None,
+    result: str = EventResult.ACCEPTED,
+    code: str = "",
+    params: dict[str, Any] | None = None,
+    unit_id: int | None = None,
+    operator_id: int | None = None,
+) -> dict[str, Any]:
+    """The values of one event row (``record_event``, ``record_events``)."""
+    return {
         "msg_id": msg_id,
         "station_id": station_id,
         "channel": channel,
@@ -488,8 +532,16 @@ def record_event(
         "operator_id": operator_id,
         "received_at": utcnow(),
     }
-    event_id: int | None = conn.execute(_INSERT_EVENT[conn.dialect.name], values).scalar()
-    return event_id
+
+
+def record_events(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert many events (``event_row``) in one statement, each unless its ``msg_id``
+    is known; the ``msg_id``s inserted (the others are duplicates)."""
+    if not rows:
+        return set()
+    conn = session.connection()
+    inserted = conn.execute(_INSERT_EVENTS[conn.dialect.name], rows).scalars()
+    return set(inserted)
 
 
 def _explain(session: Session, exc: Exception) -> Exception:

@@ -11,6 +11,7 @@ dead-letters`` list them.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import click
 import sqlalchemy as sa
@@ -23,10 +24,37 @@ from server.models.types import rfc3339, utcnow
 
 KEEP_BYTES = 64 * 1024
 _table: sa.Table = DeadLetter.__table__  # type: ignore[attr-defined]
+_INSERT = sa.insert(_table)
+_BOUNDS = sa.select(sa.func.min(_table.c.id), sa.func.max(_table.c.id))
 
 
 def new_incident() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def letter(
+    *,
+    kind: str,
+    topic: str,
+    error: str,
+    raw: bytes,
+    station: str = "",
+    msg_id: str | None = None,
+    incident: str | None = None,
+) -> dict[str, Any]:
+    """One dead letter's row (``record``, ``record_many``); built before the write
+    transaction, so the write lock is held for the INSERT alone."""
+    return {
+        "incident": incident or new_incident(),
+        "received_at": utcnow(),
+        "kind": kind,
+        "topic": topic[:512],
+        "station": station[:64],
+        "msg_id": msg_id[:64] if msg_id else None,
+        "error": error[:1000],
+        "size": len(raw),
+        "payload": raw[:KEEP_BYTES],
+    }
 
 
 def record(
@@ -41,29 +69,36 @@ def record(
     incident: str | None = None,
 ) -> str:
     """Keep one dead letter in the caller's transaction; its incident id."""
-    incident = incident or new_incident()
-    session.connection().execute(
-        sa.insert(_table),
-        {
-            "incident": incident,
-            "received_at": utcnow(),
-            "kind": kind,
-            "topic": topic[:512],
-            "station": station[:64],
-            "msg_id": msg_id[:64] if msg_id else None,
-            "error": error[:1000],
-            "size": len(raw),
-            "payload": raw[:KEEP_BYTES],
-        },
+    row = letter(
+        kind=kind,
+        topic=topic,
+        error=error,
+        raw=raw,
+        station=station,
+        msg_id=msg_id,
+        incident=incident,
     )
-    return incident
+    record_many(session, [row])
+    return str(row["incident"])
 
 
-def prune(session: Session, *, keep: int) -> None:
-    """Delete all but the newest ``keep`` dead letters."""
-    newest = session.connection().execute(sa.select(sa.func.max(_table.c.id))).scalar()
-    if newest is not None and newest > keep:
+def record_many(session: Session, letters: list[dict[str, Any]]) -> None:
+    """Keep dead letters (``letter``) in the caller's transaction: one statement."""
+    if letters:
+        session.connection().execute(_INSERT, letters)
+
+
+def prune(session: Session, *, keep: int) -> int:
+    """Delete all but the newest ``keep`` dead letters; how many more surely fit before
+    the table holds more than ``keep`` (ids only grow, so ``newest - oldest + 1`` is at
+    least the rows held): the caller may skip ``prune`` until it has kept that many."""
+    oldest, newest = session.connection().execute(_BOUNDS).one()
+    if newest is None:
+        return keep
+    if newest - keep >= oldest:
         session.connection().execute(sa.delete(_table).where(_table.c.id <= newest - keep))
+        oldest = newest - keep + 1
+    return max(0, keep - (newest - oldest + 1))
 
 
 def recent(session: Session, *, limit: int = 100, station: str = "") -> list[DeadLetter]:

@@ -40,7 +40,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from firmware_bridge import topics
 from server.db import begin_write
@@ -50,7 +50,6 @@ from server.ingest.partition import Partition
 from server.ingest.payload import Envelope, InvalidPayload, decode, envelope
 from server.ingest.queues import FairQueue, RecentAnswers, TokenBucket
 from server.messaging import client as server_mqtt
-from server.models import Station
 from server.models.types import EventResult
 from server.operations import metrics
 from station import messages, publish, service
@@ -66,6 +65,8 @@ HEARTBEAT_LIMIT_SECONDS = 30.0
 # what was not found (a station, part, badge or code just added) is read again in every
 # batch, so an addition is seen at once.
 CATALOG_SECONDS = 1.0
+# A station's refused payloads logged one by one in a batch; the rest as one line.
+BAD_LOGGED = 3
 
 
 @dataclass
@@ -85,6 +86,24 @@ class Message:
 class Result:
     message: Message
     answer: publish.Answer  # published after the commit
+
+
+@dataclass
+class _Bad:
+    """A message that is no station event: its answer and rows, made before the write."""
+
+    message: Message
+    topic: topics.StationTopic
+    kind: str
+    exc: InvalidPayload
+    feedback: dict[str, Any] = field(default_factory=dict)
+    event: dict[str, Any] | None = None
+    letter: dict[str, Any] | None = None
+
+    @property
+    def result(self) -> Result:
+        t = self.topic
+        return Result(self.message, publish.Answer(t.site, t.line, t.station, self.feedback))
 
 
 class Ingest:
@@ -121,7 +140,8 @@ class Ingest:
         self.failed = threading.Event()
         self._limited: dict[str, int] = {}  # station -> rate-limited since last log line
         self._limited_logged = time.monotonic()
-        self._kept = 0  # dead letters written in the current transaction
+        # Dead letters that surely fit before the table needs pruning (None: unknown).
+        self._letter_room: int | None = None
         self._catalog: Cache | None = None
         self._catalog_read = 0.0
         self.client, self.broker = server_mqtt.make_client(url, client_id=client_id, clean=False)
@@ -404,16 +424,127 @@ class Ingest:
         return cache
 
     def _transaction(self, batch: list[Message], *, fast: bool) -> list[Result]:
-        """One write transaction for the whole batch (group commit), one catalog cache."""
+        """One write transaction for the whole batch (group commit), one catalog cache.
+
+        What does not decode is made ready before the write lock is taken (answers, log
+        lines, event and dead-letter rows) and written with one statement for each
+        table: on SQLite the lock is shared with the other ingests, and a station's
+        burst of garbage must not hold it for long (issue 13)."""
         cache = self._cache()
+        bad = self._bad(batch, cache)
         with Session(self.engine, expire_on_commit=False) as session:
             begin_write(session)
-            self._kept = 0
-            results = [self._one(session, message, cache, fast) for message in batch]
-            if self._kept:
-                deadletters.prune(session, keep=self.dead_letter_max)
+            if bad:
+                self._keep(session, bad)
+            results = [
+                bad[i].result if i in bad else self._one(session, message, cache, fast)
+                for i, message in enumerate(batch)
+            ]
             session.commit()
+        if bad:
+            self._log_bad(list(bad.values()))
         return results
+
+    def _bad(self, batch: list[Message], cache: Cache) -> dict[int, _Bad]:
+        """The messages of ``batch`` that are no station event, each with its answer and
+        rows, by position; read before the write transaction."""
+        bad: dict[int, _Bad] = {}
+        unknown: set[str] = set()
+        for i, message in enumerate(batch):
+            if message.doc is None:
+                self._read(message)
+            if message.env is not None:
+                continue
+            try:
+                topic = topics.parse(message.topic, prefix=self.prefix)
+            except ValueError:
+                continue  # ``_one`` logs and drops it
+            exc = (
+                message.doc
+                if isinstance(message.doc, InvalidPayload)
+                else InvalidPayload("not a station event")
+            )
+            bad[i] = _Bad(message, topic, topic.kind.removeprefix("evt/"), exc)
+            if exc.msg_id and topic.station not in cache.stations:
+                unknown.add(topic.station)
+        if unknown:  # a read of its own, outside the write lock
+            with Session(self.engine) as reader:
+                for code in unknown:
+                    cache.station(reader, code)
+        for b in bad.values():
+            params = {"detail": b.exc.detail}
+            b.feedback = {
+                "ref": b.exc.msg_id,
+                "result": EventResult.REJECTED,
+                "code": "bad_payload",
+                "reason": messages.english("bad_payload", params),
+                "source": b.exc.source,
+            }
+            if b.exc.msg_id:
+                station = cache.stations.get(b.topic.station)
+                b.event = service.event_row(
+                    msg_id=b.exc.msg_id,
+                    station_id=station.id if station is not None else None,
+                    channel="mqtt",
+                    kind=b.kind,
+                    source=b.exc.source,
+                    result=EventResult.REJECTED,
+                    code="bad_payload",
+                    params=params,
+                )
+            b.letter = deadletters.letter(
+                kind="bad_payload",
+                topic=b.message.topic,
+                station=b.topic.station,
+                msg_id=b.exc.msg_id,
+                error=b.exc.detail,
+                raw=b.message.payload,
+            )
+        return bad
+
+    def _keep(self, session: Session, bad: dict[int, _Bad]) -> None:
+        """Record the refused payloads: their events (one statement), then the dead
+        letters of those whose ``msg_id`` was new (one statement), then prune the dead
+        letters if the table may be full."""
+        inserted = service.record_events(
+            session, [b.event for b in bad.values() if b.event is not None]
+        )
+        letters = []
+        for b in bad.values():
+            if b.event is not None and b.exc.msg_id not in inserted:
+                b.feedback = {
+                    "ref": b.exc.msg_id,
+                    "result": EventResult.DUPLICATE,
+                    "code": "duplicate",
+                    "reason": messages.english("duplicate"),
+                    "source": b.exc.source,
+                }
+            elif b.letter is not None:
+                letters.append(b.letter)
+        deadletters.record_many(session, letters)
+        if self._letter_room is None or len(letters) > self._letter_room:
+            self._letter_room = deadletters.prune(session, keep=self.dead_letter_max)
+        else:
+            self._letter_room -= len(letters)
+
+    def _log_bad(self, bad: list[_Bad]) -> None:
+        """A warning for each of a station's first ``BAD_LOGGED`` refused payloads in a
+        batch, then one line with their count and the first reason: a burst of
+        garbage is seen in the log without writing a line for every message."""
+        by_station: dict[str, list[_Bad]] = {}
+        for b in bad:
+            by_station.setdefault(b.topic.station, []).append(b)
+        for station, refused in by_station.items():
+            for b in refused[:BAD_LOGGED]:
+                log.warning("ingest: %s from %s refused: %s", b.kind, station, b.exc.detail)
+            if len(refused) > BAD_LOGGED:
+                log.warning(
+                    "ingest: %d bad payloads from %s in one batch, all refused and kept as "
+                    "dead letters (first: %s)",
+                    len(refused),
+                    station,
+                    refused[0].exc.detail,
+                )
 
     def _one(self, session: Session, message: Message, cache: Cache, fast: bool) -> Result:
         try:
@@ -421,34 +552,11 @@ class Ingest:
         except ValueError as exc:
             log.warning("ingest: ignoring message on %r: %s", message.topic, exc)
             return Result(message, publish.Answer("", "", "", None))
-        kind = topic.kind.removeprefix("evt/")
         if message.doc is None:
             self._read(message)
-        try:
-            if message.env is None:
-                raise (
-                    message.doc
-                    if isinstance(message.doc, InvalidPayload)
-                    else InvalidPayload("not a station event")
-                )
-            env = message.env
-        except InvalidPayload as exc:
-            feedback = self._invalid(session, topic, kind, exc)
-            if feedback["result"] == EventResult.DUPLICATE:  # kept the first time
-                return Result(
-                    message, publish.Answer(topic.site, topic.line, topic.station, feedback)
-                )
-            deadletters.record(
-                session,
-                kind="bad_payload",
-                topic=message.topic,
-                station=topic.station,
-                msg_id=exc.msg_id,
-                error=exc.detail,
-                raw=message.payload,
-            )
-            self._kept += 1
-            return Result(message, publish.Answer(topic.site, topic.line, topic.station, feedback))
+        if message.env is None:  # ``_transaction`` answered it (``_bad``)
+            raise RuntimeError(f"no station event on {message.topic}")
+        env = message.env
         outcome = service.handle(
             session,
             station_code=topic.station,
@@ -463,42 +571,6 @@ class Ingest:
             savepoint=not fast,
         )
         return Result(message, publish.answer(outcome, site=topic.site, line=topic.line))
-
-    def _invalid(
-        self, session: Session, topic: topics.StationTopic, kind: str, exc: InvalidPayload
-    ) -> dict[str, Any]:
-        params = {"detail": exc.detail}
-        log.warning("ingest: %s from %s refused: %s", kind, topic.station, exc.detail)
-        if exc.msg_id:
-            station_id = session.exec(
-                select(Station.id).where(Station.code == topic.station)
-            ).first()
-            event_id = service.record_event(
-                session,
-                msg_id=exc.msg_id,
-                station_id=station_id,
-                channel="mqtt",
-                kind=kind,
-                source=exc.source,
-                result=EventResult.REJECTED,
-                code="bad_payload",
-                params=params,
-            )
-            if event_id is None:
-                return {
-                    "ref": exc.msg_id,
-                    "result": EventResult.DUPLICATE,
-                    "code": "duplicate",
-                    "reason": messages.english("duplicate"),
-                    "source": exc.source,
-                }
-        return {
-            "ref": exc.msg_id,
-            "result": EventResult.REJECTED,
-            "code": "bad_payload",
-            "reason": messages.english("bad_payload", params),
-            "source": exc.source,
-        }
 
     def _poison(self, message: Message, error: str) -> Result:
         """A message that could not be decided (a bug): kept as a dead letter and

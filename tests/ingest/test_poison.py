@@ -161,3 +161,48 @@ def test_a_dead_worker_shows_on_healthz(
         assert down.json["status"] == "ingest down" and down.json["ingest"]["alive"] is False
     finally:
         worker.stop(timeout=1)
+
+
+def test_a_burst_of_garbage_is_answered_and_kept_bounded(
+    broker: Mosquitto, station_client: Station, plant: str
+) -> None:
+    """Garbage within the burst: each answered and its event kept; the dead-letter table
+    never keeps more than ``dead_letter_max``, the newest."""
+    worker = make_ingest(broker, plant, garbage_rate=1000.0, garbage_burst=1000, dead_letter_max=7)
+    try:
+        ids = [f"junk-{i:03d}" for i in range(40)]
+        for msg_id in ids:
+            station_client.publish(b'{"msg_id": "%s", "data": 5}' % msg_id.encode())
+        for msg_id in ids:
+            answer = station_client.answer(msg_id, timeout=15)
+            assert answer["result"] == "rejected" and answer["code"] == "bad_payload"
+        valid_scan_is_answered(station_client)
+        assert [d.msg_id for d in dead_letters(plant)] == ids[-7:]
+        with Session(get_engine(plant)) as session:
+            rejected = select(Event.msg_id).where(col(Event.msg_id).in_(ids))
+            assert sorted(session.exec(rejected)) == ids
+    finally:
+        worker.stop()
+
+
+def test_garbage_reusing_a_recorded_msg_id_is_a_duplicate_and_not_kept(
+    broker: Mosquitto, station_client: Station, plant: str
+) -> None:
+    first = make_ingest(broker, plant)
+    try:
+        msg_id = station_client.scan("SCRM3", seq=1)
+        assert station_client.answer(msg_id, timeout=10)["result"] == "accepted"
+    finally:
+        first.stop()
+    # A new process: the msg_id is known to the database only.
+    second = make_ingest(broker, plant)
+    try:
+        station_client.publish(b'{"msg_id": "%s", "data": 5}' % msg_id.encode())
+        fresh = "junk-new"
+        station_client.publish(b'{"msg_id": "%s", "data": 5}' % fresh.encode())
+        assert station_client.answer(fresh, timeout=10)["code"] == "bad_payload"
+        assert station_client.answer(msg_id, count=2, timeout=10)["result"] == "duplicate"
+        assert [d.msg_id for d in dead_letters(plant)] == [fresh]
+        assert counts(plant)["consumptions"] == 1
+    finally:
+        second.stop()
