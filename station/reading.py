@@ -11,8 +11,8 @@ reservations) is kept, except where that transaction is the only writer.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -183,6 +183,63 @@ def station_state(
     known = None if fresh else cache.states.get(info.id)
     if known is not None:
         return known
+    return state_from(session, info, now_row(session, info.id), cache)
+
+
+def now_row(session: Session, station_id: int) -> Any:
+    """Who is signed in at the station and its open step, as one row (one statement):
+    operator id, step record id, started, paused at, paused seconds, then the
+    candidate's columns (``_CANDIDATE_COLUMNS``, all None without an open step); None
+    for an unknown station. ``state_from`` makes the station's state of it."""
+    return session.connection().execute(_NOW, {"station_id": station_id}).first()
+
+
+@dataclass(frozen=True)
+class OpenStep:
+    """The station's open step as ``now_row`` reads it: its clock, operation and unit
+    (what the tablet's timer and unit header show without the picks and checks)."""
+
+    step_record_id: int
+    started_at: datetime
+    paused_at: datetime | None
+    paused_seconds: float
+    unit_operation_id: int
+    operation_id: int
+    name: str
+    instructions: str
+    image: str
+    standard_seconds: int
+    unit_id: int
+    serial: str
+    options: tuple[str, ...]
+
+
+def open_step(row: Any) -> OpenStep | None:
+    """The open step of a ``now_row``; None when nobody works a unit at the station."""
+    if row is None or row[1] is None or row[5] is None:
+        return None
+    (_operator, step_id, started_at, paused_at, paused_seconds, uop_id, _picks) = row[:7]
+    op_id, _code, name, instructions, image, standard_seconds, _skill = row[7:14]
+    unit_id, serial, options = row[14:17]
+    return OpenStep(
+        step_id,
+        started_at,
+        paused_at,
+        paused_seconds or 0.0,
+        uop_id,
+        op_id,
+        name,
+        instructions,
+        image,
+        standard_seconds,
+        unit_id,
+        serial,
+        tuple(options or ()),
+    )
+
+
+def state_from(session: Session, info: StationRef, row: Any, cache: Cache) -> wf.StationState:
+    """The station's state from its ``now_row`` (the picks and checks read here)."""
     state = wf.StationState(
         station=info.code,
         station_id=info.id,
@@ -191,7 +248,6 @@ def station_state(
         site=info.site,
         line=info.line,
     )
-    row = session.connection().execute(_NOW, {"station_id": info.id}).first()
     if row is None:
         return state
     operator_id, step_id, started_at, paused_at, paused_seconds = row[:5]

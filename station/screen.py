@@ -11,14 +11,15 @@ routing progress, the open andon call) and shapes it all for
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from server import dispatch
+from server.dispatch.policy import in_queue_order
 from server.models import (
     AndonCall,
     CustomerOrder,
@@ -35,8 +36,10 @@ from server.models import (
 )
 from server.models.joins import join_unit_to_order
 from server.models.types import UnitOperationStatus
+from station import reading
 from station import workflow as wf
-from station.cache import StationRef
+from station.cache import Cache
+from station.checks import CheckStatus
 from station.messages import TEMPLATES
 
 QUEUE_LIMIT = 50
@@ -44,6 +47,107 @@ QUEUE_LIMIT = 50
 BANNER_SECONDS = 120.0
 # The step timer turns amber at this share of the standard time, red beyond it.
 AMBER_AT = 0.8
+
+# Every read below is a Core select of the columns the screen shows, built once at
+# import (SQLAlchemy's compiled cache then serves every call) and run on the session's
+# connection, as in ``station.reading``: no ORM objects, no statement built per request.
+_t = {
+    name: model.__table__  # type: ignore[attr-defined]
+    for name, model in {
+        "station": Station,
+        "operator": Operator,
+        "uop": UnitOperation,
+        "unit": Unit,
+        "product": Product,
+        "option": Option,
+        "operation": Operation,
+        "part": Part,
+        "reason": Reason,
+        "andon": AndonCall,
+        "event": Event,
+        "order": CustomerOrder,
+    }.items()
+}
+station_t, operator_t, uop_t, unit_t = _t["station"], _t["operator"], _t["uop"], _t["unit"]
+product_t, option_t, operation_t, part_t = _t["product"], _t["option"], _t["operation"], _t["part"]
+reason_t, andon_t, event_t = _t["reason"], _t["andon"], _t["event"]
+
+_SIGNED_IN = (
+    sa.select(
+        operator_t.c.id,
+        operator_t.c.name,
+        operator_t.c.badge,
+        operator_t.c.skills,
+        operator_t.c.locale,
+        operator_t.c.pin_hash,
+    )
+    .select_from(operator_t.join(station_t, station_t.c.operator_id == operator_t.c.id))
+    .where(station_t.c.id == sa.bindparam("station"))
+)
+_READY = sa.select(
+    uop_t.c.id, uop_t.c.priority, uop_t.c.due_date, uop_t.c.released_at, uop_t.c.unit_id
+).where(
+    uop_t.c.station_kind == sa.bindparam("kind"),
+    uop_t.c.status == UnitOperationStatus.READY,
+    uop_t.c.station_id.is_(None) | (uop_t.c.station_id == sa.bindparam("station")),
+)
+_QUEUED_UNITS = (
+    sa.select(unit_t.c.id, unit_t.c.serial, product_t.c.name, product_t.c.translations)
+    .select_from(unit_t.join(product_t, product_t.c.id == unit_t.c.product_id))
+    .where(unit_t.c.id.in_(sa.bindparam("units", expanding=True)))
+)
+_PRODUCT_OF_UNIT = (
+    sa.select(product_t.c.id, product_t.c.name, product_t.c.translations)
+    .select_from(product_t.join(unit_t, unit_t.c.product_id == product_t.c.id))
+    .where(unit_t.c.id == sa.bindparam("unit"))
+)
+_OPTIONS = sa.select(option_t.c.code, option_t.c.name, option_t.c.translations).where(
+    option_t.c.product_id == sa.bindparam("product")
+)
+_ROUTING = (
+    sa.select(uop_t.c.id, uop_t.c.status, operation_t.c.name, operation_t.c.translations)
+    .select_from(uop_t.join(operation_t, operation_t.c.id == uop_t.c.operation_id))
+    .where(uop_t.c.unit_id == sa.bindparam("unit"))
+    .order_by(uop_t.c.sequence)
+)
+_DUE = join_unit_to_order(sa.select(CustomerOrder.__table__.c.due_date).select_from(Unit)).where(  # type: ignore[attr-defined]
+    unit_t.c.id == sa.bindparam("unit")
+)
+_OPERATION_TEXTS = sa.select(operation_t.c.translations).where(
+    operation_t.c.id == sa.bindparam("operation")
+)
+_PART_TEXTS = sa.select(part_t.c.id, part_t.c.translations).where(
+    part_t.c.id.in_(sa.bindparam("parts", expanding=True))
+)
+_ANDON = (
+    sa.select(andon_t.c.raised_at, andon_t.c.acknowledged_at, andon_t.c.reason, operator_t.c.name)
+    .select_from(andon_t.outerjoin(operator_t, operator_t.c.id == andon_t.c.acknowledged_by_id))
+    .where(andon_t.c.station_id == sa.bindparam("station"), andon_t.c.resolved_at.is_(None))
+    .order_by(andon_t.c.raised_at.desc())
+    .limit(1)
+)
+_REASONS = (
+    sa.select(reason_t.c.code, reason_t.c.name, reason_t.c.translations)
+    .where(reason_t.c.kind == sa.bindparam("kind"))
+    .order_by(reason_t.c.position)
+)
+_LAST_EVENT = (
+    sa.select(
+        event_t.c.result, event_t.c.code, event_t.c.params, event_t.c.msg_id, event_t.c.received_at
+    )
+    .where(event_t.c.station_id == sa.bindparam("station"))
+    .order_by(event_t.c.id.desc())
+    .limit(1)
+)
+_QUEUE_PRINT = sa.select(
+    sa.func.count(), sa.func.max(uop_t.c.id), sa.func.sum(uop_t.c.priority)
+).where(uop_t.c.station_kind == sa.bindparam("kind"), uop_t.c.status == UnitOperationStatus.READY)
+_ANDON_PRINT = (
+    sa.select(andon_t.c.id, andon_t.c.acknowledged_at, andon_t.c.resolved_at)
+    .where(andon_t.c.station_id == sa.bindparam("station"))
+    .order_by(andon_t.c.id.desc())
+    .limit(1)
+)
 
 
 @dataclass
@@ -143,15 +247,117 @@ class AndonInfo:
     label: str | None = None  # the catalog's name of the reason (None: built-in or text)
 
 
-@dataclass
+@dataclass(frozen=True)
+class ScreenStation:
+    id: int
+    code: str
+    name: str  # in the reader's language where the catalog has it
+    kind: str
+
+
 class StationView:
-    station: StationRef
-    operator: ScreenOperator | None = None
-    queue: list[QueueItem] = field(default_factory=list)
-    unit: UnitInfo | None = None
-    step: StepInfo | None = None
-    timer: Timer | None = None
-    andon: AndonInfo | None = None
+    """What the tablet shows of one station, each part read on first use.
+
+    A template reads what it shows and nothing else: the timer partial reads the open
+    step's clock (one statement), the header the operator and the andon call, the
+    queue the queue; the whole screen reads everything, once. Who is signed in and the
+    open step come from one ``station.reading.now_row`` shared by every part, so the
+    parts of one screen agree. ``signed_in`` is the operator the caller already read
+    for the screen's language: not read again when still the one signed in.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        station: Station,
+        *,
+        now: datetime,
+        signed_in: wf.OperatorInfo | None = None,
+    ) -> None:
+        assert station.id is not None
+        self._session = session
+        self._station = station
+        self._now = now
+        self._cache = Cache()
+        if signed_in is not None:
+            self._cache.operators[signed_in.id] = signed_in
+
+    @cached_property
+    def _row(self) -> Any:
+        return reading.now_row(self._session, self._station.id or 0)
+
+    @cached_property
+    def _operator(self) -> wf.OperatorInfo | None:
+        operator_id = self._row[0] if self._row is not None else None
+        return None if operator_id is None else self._cache.operator(self._session, operator_id)
+
+    @cached_property
+    def _open(self) -> reading.OpenStep | None:
+        return reading.open_step(self._row)
+
+    @property
+    def code(self) -> str:
+        return self._station.code
+
+    @property
+    def locale(self) -> str | None:
+        """The signed-in operator's language: the catalog's texts are shown in it."""
+        return self._operator.locale if self._operator is not None else None
+
+    @cached_property
+    def state(self) -> wf.StationState:
+        """The workflow's state of the station (``station.reading``): picks and checks."""
+        info = self._cache.station(self._session, self._station.code)
+        assert info is not None
+        return reading.state_from(self._session, info, self._row, self._cache)
+
+    @cached_property
+    def station(self) -> ScreenStation:
+        s = self._station
+        name = translated(s.translations, self.locale, "name", s.name)
+        return ScreenStation(id=s.id or 0, code=s.code, name=name, kind=s.kind)
+
+    @cached_property
+    def operator(self) -> ScreenOperator | None:
+        op = self._operator
+        if op is None:
+            return None
+        return ScreenOperator(id=op.id, name=op.name, badge=op.badge, locale=op.locale)
+
+    @cached_property
+    def queue(self) -> list[QueueItem]:
+        return _queue(self._session, self._station, self._now.date(), self.locale)
+
+    @cached_property
+    def unit(self) -> UnitInfo | None:
+        if self._open is None:
+            return None
+        return _unit(self._session, self._open, self._now.date(), self.locale)
+
+    @cached_property
+    def step(self) -> StepInfo | None:
+        if self._open is None or self.state.operation is None:
+            return None
+        step = _step(self.state)
+        if self.locale:
+            _translate_step(self._session, step, self.state, self.locale)
+        return step
+
+    @cached_property
+    def timer(self) -> Timer | None:
+        return None if self._open is None else _timer(self._open, self._now)
+
+    @cached_property
+    def checks(self) -> tuple[CheckStatus, ...]:
+        """The quality checks of the open step (``station.checks``)."""
+        return self.state.checks if self._open is not None else ()
+
+    @cached_property
+    def andon(self) -> AndonInfo | None:
+        andon = _andon(self._session, self._station.id or 0, self._now)
+        if andon is not None:
+            andon.label = dict(reasons(self._session, "andon", self.locale)).get(andon.reason)
+        return andon
 
 
 def translated(
@@ -170,142 +376,103 @@ def clock(seconds: float) -> str:
     return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
-def build(session: Session, state: wf.StationState, *, now: datetime) -> StationView:
-    """The whole screen of the station in ``state`` (``station.service.load_state``)."""
-    view = StationView(
-        station=StationRef(
-            id=state.station_id,
-            code=state.station,
-            name=state.name,
-            kind=state.kind,
-            line=state.line,
-            site=state.site,
-        )
-    )
-    locale = None
-    if state.operator is not None:
-        op = state.operator
-        view.operator = ScreenOperator(id=op.id, name=op.name, badge=op.badge, locale=op.locale)
-        locale = op.locale
-    station = session.get(Station, state.station_id)
-    assert station is not None
-    view.station = replace(
-        view.station, name=translated(station.translations, locale, "name", view.station.name)
-    )
-    view.queue = _queue(session, station, now.date(), locale)
-    if state.unit is not None and state.operation is not None:
-        view.unit = _unit(
-            session, state.unit.id, state.operation.unit_operation_id, now.date(), locale
-        )
-        view.step = _step(state)
-        if locale:
-            _translate_step(session, view.step, state, locale)
-        view.timer = _timer(state, now)
-    view.andon = _andon(session, state.station_id, now)
-    if view.andon is not None:
-        view.andon.label = dict(reasons(session, "andon", locale)).get(view.andon.reason)
-    return view
+def signed_in(session: Session, station_id: int) -> wf.OperatorInfo | None:
+    """Who is signed in at the station (one statement): the screen's language, and the
+    operator ``StationView`` then need not read again."""
+    row = session.connection().execute(_SIGNED_IN, {"station": station_id}).first()
+    if row is None:
+        return None
+    op_id, name, badge, skills, locale, pin_hash = row
+    return wf.OperatorInfo(op_id, name, badge, tuple(skills or ()), locale, has_pin=bool(pin_hash))
 
 
 def reasons(session: Session, kind: str, locale: str | None) -> list[tuple[str, str]]:
     """The catalog's reasons of ``kind`` (andon, defect) as (code, name in ``locale``),
     in order; empty when the catalog has none (the built-in ones apply)."""
-    rows = session.exec(
-        select(Reason).where(Reason.kind == kind).order_by(col(Reason.position))
-    ).all()
-    return [(r.code, translated(r.translations, locale, "name", r.name)) for r in rows]
+    return [
+        (code, translated(tr, locale, "name", name))
+        for code, name, tr in session.connection().execute(_REASONS, {"kind": kind})
+    ]
 
 
 def fingerprint(session: Session, *, station_id: int, kind: str) -> tuple[object, ...]:
     """Changes to the screen that no station snapshot announces: the queue (a release,
     a supervisor's move) and the andon call (acknowledged, resolved)."""
-    queue = session.exec(
-        select(
-            sa.func.count(), sa.func.max(UnitOperation.id), sa.func.sum(UnitOperation.priority)
-        ).where(
-            UnitOperation.station_kind == kind, UnitOperation.status == UnitOperationStatus.READY
-        )
-    ).one()
-    call = session.exec(
-        select(AndonCall.id, AndonCall.acknowledged_at, AndonCall.resolved_at)
-        .where(AndonCall.station_id == station_id)
-        .order_by(col(AndonCall.id).desc())
-        .limit(1)
-    ).first()
+    conn = session.connection()
+    queue = conn.execute(_QUEUE_PRINT, {"kind": kind}).one()
+    call = conn.execute(_ANDON_PRINT, {"station": station_id}).first()
     return tuple(queue), tuple(call or ())
 
 
+class _Ready(NamedTuple):
+    """A ready operation, as ``server.dispatch.policy`` orders it."""
+
+    id: int
+    priority: int
+    due_date: date | None
+    released_at: datetime
+    unit_id: int
+
+
 def _queue(session: Session, station: Station, today: date, locale: str | None) -> list[QueueItem]:
-    uops = list(dispatch.queue_for(session, station=station))[:QUEUE_LIMIT]
+    """The station's queue as ``server.dispatch.queue_for`` orders it (its policy, its
+    filter), read as columns: the ready operations, then the shown units' serials and
+    products."""
+    conn = session.connection()
+    ops = in_queue_order(
+        _Ready(*row) for row in conn.execute(_READY, {"kind": station.kind, "station": station.id})
+    )[:QUEUE_LIMIT]
+    if not ops:
+        return []
     units = {
-        u.id: u
-        for u in session.exec(select(Unit).where(col(Unit.id).in_([uop.unit_id for uop in uops])))
-    }
-    products = {
-        p.id: translated(p.translations, locale, "name", p.name)
-        for p in session.exec(
-            select(Product).where(col(Product.id).in_({u.product_id for u in units.values()}))
+        unit_id: (serial, translated(tr, locale, "name", name))
+        for unit_id, serial, name, tr in conn.execute(
+            _QUEUED_UNITS, {"units": sorted({op.unit_id for op in ops})}
         )
     }
     items = []
-    for uop in uops:
-        unit = units.get(uop.unit_id)
+    for op in ops:
+        unit = units.get(op.unit_id)
         if unit is None:
             continue
         items.append(
             QueueItem(
-                serial=unit.serial,
-                product=products.get(unit.product_id, ""),
-                due_date=uop.due_date,
-                late=bool(uop.due_date and uop.due_date < today),
+                serial=unit[0],
+                product=unit[1],
+                due_date=op.due_date,
+                late=bool(op.due_date and op.due_date < today),
             )
         )
     return items
 
 
-def _unit(
-    session: Session, unit_id: int, unit_operation_id: int, today: date, locale: str | None
-) -> UnitInfo:
-    unit = session.get(Unit, unit_id)
-    assert unit is not None and unit.id is not None
-    product = session.get(Product, unit.product_id)
-    names = {
-        code: translated(tr, locale, "name", name)
-        for code, name, tr in session.exec(
-            select(Option.code, Option.name, Option.translations).where(
-                Option.product_id == unit.product_id
-            )
-        ).all()
-    }
+def _unit(session: Session, step: reading.OpenStep, today: date, locale: str | None) -> UnitInfo:
+    conn = session.connection()
+    product = conn.execute(_PRODUCT_OF_UNIT, {"unit": step.unit_id}).first()
+    names: dict[str, str] = {}
+    if step.options and product is not None:
+        names = {
+            code: translated(tr, locale, "name", name)
+            for code, name, tr in conn.execute(_OPTIONS, {"product": product[0]})
+        }
     routing = []
-    for uop, op in session.exec(
-        select(UnitOperation, Operation)
-        .join(Operation, col(Operation.id) == UnitOperation.operation_id)
-        .where(UnitOperation.unit_id == unit.id)
-        .order_by(col(UnitOperation.sequence))
-    ).all():
+    for uop_id, status, name, tr in conn.execute(_ROUTING, {"unit": step.unit_id}):
         state = (
             "current"
-            if uop.id == unit_operation_id
+            if uop_id == step.unit_operation_id
             else "done"
-            if uop.status == UnitOperationStatus.DONE
+            if status == UnitOperationStatus.DONE
             else "held"
-            if uop.status == UnitOperationStatus.HELD
+            if status == UnitOperationStatus.HELD
             else "todo"
         )
-        routing.append(
-            RoutingStep(name=translated(op.translations, locale, "name", op.name), state=state)
-        )
-    due: date | None = session.exec(
-        join_unit_to_order(select(col(CustomerOrder.due_date)).select_from(Unit)).where(
-            Unit.id == unit.id
-        )
-    ).first()
+        routing.append(RoutingStep(name=translated(tr, locale, "name", name), state=state))
+    due: date | None = conn.execute(_DUE, {"unit": step.unit_id}).scalar()
     return UnitInfo(
-        id=unit.id,
-        serial=unit.serial,
-        product=translated(product.translations, locale, "name", product.name) if product else "",
-        options=[names.get(code, code) for code in unit.options],
+        id=step.unit_id,
+        serial=step.serial,
+        product=translated(product[2], locale, "name", product[1]) if product else "",
+        options=[names.get(code, code) for code in step.options],
         due_date=due,
         late=bool(due and due < today),
         routing=routing,
@@ -340,55 +507,49 @@ def _translate_step(session: Session, step: StepInfo, state: wf.StationState, lo
     """The step's name, instructions and part descriptions in ``locale``, where the
     catalog has them (two primary-key lookups)."""
     assert state.operation is not None
-    texts = session.exec(
-        select(Operation.translations).where(Operation.id == state.operation.operation_id)
-    ).first()
+    conn = session.connection()
+    texts = conn.execute(_OPERATION_TEXTS, {"operation": state.operation.operation_id}).scalar()
     step.name = translated(texts, locale, "name", step.name)
     step.instructions = translated(texts, locale, "instructions", step.instructions)
-    parts = dict(
-        session.exec(
-            select(Part.id, Part.translations).where(
-                col(Part.id).in_([p.part_id for p in state.picks])
-            )
-        ).all()
-    )
+    parts: dict[int, Any] = {}
+    if state.picks:
+        parts = dict(conn.execute(_PART_TEXTS, {"parts": [p.part_id for p in state.picks]}).all())
     for line, pick in zip(step.picks, state.picks, strict=True):
         line.description = translated(
             parts.get(pick.part_id), locale, "description", line.description
         )
 
 
-def _timer(state: wf.StationState, now: datetime) -> Timer | None:
-    if state.started_at is None or state.operation is None:
-        return None
+def _timer(step: reading.OpenStep, now: datetime) -> Timer:
+    clock = wf.StationState(
+        station="",
+        station_id=0,
+        started_at=step.started_at,
+        paused_at=step.paused_at,
+        paused_seconds=step.paused_seconds,
+    )
     return Timer(
-        started_at=state.started_at.isoformat(),
-        paused_at=state.paused_at.isoformat() if state.paused_at else None,
-        paused_seconds=round(state.paused_seconds, 3),
-        standard_seconds=state.operation.standard_seconds,
+        started_at=step.started_at.isoformat(),
+        paused_at=step.paused_at.isoformat() if step.paused_at else None,
+        paused_seconds=round(step.paused_seconds, 3),
+        standard_seconds=step.standard_seconds,
         now=now.isoformat(),
-        elapsed=state.worked_seconds(now),
+        elapsed=clock.worked_seconds(now),
     )
 
 
 def _andon(session: Session, station_id: int, now: datetime) -> AndonInfo | None:
-    call = session.exec(
-        select(AndonCall)
-        .where(AndonCall.station_id == station_id, col(AndonCall.resolved_at).is_(None))
-        .order_by(col(AndonCall.raised_at).desc())
-    ).first()
-    if call is None:
+    """The station's open andon call, and who acknowledged it (one statement)."""
+    row = session.connection().execute(_ANDON, {"station": station_id}).first()
+    if row is None:
         return None
-    by = None
-    if call.acknowledged_by_id is not None:
-        who = session.get(Operator, call.acknowledged_by_id)
-        by = who.name if who else None
+    raised_at, acknowledged_at, reason, by = row
     return AndonInfo(
-        raised_at=call.raised_at,
-        acknowledged=call.acknowledged_at is not None,
+        raised_at=raised_at,
+        acknowledged=acknowledged_at is not None,
         acknowledged_by=by,
-        reason=call.reason,
-        minutes=max(int((now - call.raised_at).total_seconds() // 60), 0),
+        reason=reason,
+        minutes=max(int((now - raised_at).total_seconds() // 60), 0),
     )
 
 
@@ -410,17 +571,12 @@ def last_verdict(
     """The station's most recent event verdict, if recent: the banner of a screen that is
     re-rendered (page load, SSE snapshot after an MQTT or API event). Read from the
     stored code and parameters, so it renders in the operator's language."""
-    row = session.exec(
-        select(Event).where(Event.station_id == station_id).order_by(col(Event.id).desc()).limit(1)
-    ).first()
-    if row is None or (now - row.received_at).total_seconds() > max_age_seconds:
+    row = session.connection().execute(_LAST_EVENT, {"station": station_id}).first()
+    if row is None:
         return None
-    if row.code not in TEMPLATES:
+    result, code, params, msg_id, received_at = row
+    if (now - received_at).total_seconds() > max_age_seconds or code not in TEMPLATES:
         return None
     return Verdict(
-        result=row.result,
-        code=row.code,
-        params=dict(row.params or {}),
-        msg_id=row.msg_id,
-        at=row.received_at,
+        result=result, code=code, params=dict(params or {}), msg_id=msg_id, at=received_at
     )

@@ -152,13 +152,11 @@ def _notice(status: int, title: str, text: str, **extra: Any) -> tuple[str, int]
 
 
 def _follow_operator_language(db: Session, station_id: int | None) -> None:
-    """The screen speaks the language of whoever is signed in at the station."""
-    locale = db.exec(
-        select(Operator.locale)
-        .join(Station, col(Station.operator_id) == Operator.id)
-        .where(Station.id == station_id)
-    ).first()
-    g.station_locale = locale
+    """The screen speaks the language of whoever is signed in at the station (kept in
+    ``g.station_operator``: the station's view need not read them again)."""
+    operator = screen.signed_in(db, station_id or 0)
+    g.station_operator = operator
+    g.station_locale = operator.locale if operator is not None else None
     refresh_locale()
 
 
@@ -195,21 +193,20 @@ def unbound() -> Any:
 # -- rendering -----------------------------------------------------------------------
 
 
-def _view(db: Session, code: str) -> screen.StationView:
-    state = service.load_state(db, station_code=code)
-    view = screen.build(db, state, now=utcnow())
-    db.commit()
-    return view
+def _view(db: Session, station: Station | None = None) -> screen.StationView:
+    """The bound station's view (``station.screen.StationView``): each part is read
+    from ``db`` when a template first shows it, so a partial reads only what it shows."""
+    return screen.StationView(
+        db, station or g.station, now=utcnow(), signed_in=g.get("station_operator")
+    )
 
 
 def _last_banner(db: Session, station_id: int) -> dict[str, Any] | None:
     """The banner of a re-rendered screen: the station's last verdict, if recent."""
     verdict = screen.last_verdict(db, station_id, now=utcnow())
     if verdict is None:
-        db.commit()
         return None
     params = _catalog_texts(db, verdict.code, verdict.params)
-    db.commit()
     return {
         "kind": _banner_kind(verdict.result, verdict.code),
         "ref": verdict.msg_id,
@@ -269,19 +266,27 @@ def _catalog_texts(db: Session, code: str, params: dict[str, Any]) -> dict[str, 
     return params
 
 
+def _andon_label(andon: screen.AndonInfo) -> str:
+    """The andon call's reason: the catalog's name, else the built-in one, translated."""
+    return andon.label or texts.label(ANDON_REASONS, andon.reason)
+
+
+def _dispositions() -> list[tuple[str, str, str]]:
+    """What may happen to a unit with a defect (the defect dialog's choices)."""
+    return [(code, _(label), _(text)) for code, label, text in DISPOSITIONS]
+
+
 def _context(
     view: screen.StationView, banner: dict[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
+    """What the templates get. Nothing here reads the station: the templates read
+    ``view`` (lazily), so a partial costs what it shows."""
     return {
         "view": view,
-        "station": view.station,
+        "station": view,  # the page's title and links: its ``code``
         "banner": banner,
-        "timer": view.timer,
         "heartbeat_seconds": heartbeat_seconds(),
-        "andon_label": (view.andon.label or texts.label(ANDON_REASONS, view.andon.reason))
-        if view.andon
-        else "",
-        "dispositions": [(code, _(label), _(text)) for code, label, text in DISPOSITIONS],
+        "andon_label": _andon_label,
         "server_now": utcnow().isoformat(),
         "number_sign_in": bool(current_app.config["STATION_NUMBER_SIGN_IN"]),
         **extra,
@@ -303,28 +308,32 @@ def _render(
 def page(code: str) -> str:
     db = get_session()
     return render_template(
-        "station/page.html", **_context(_view(db, code), _last_banner(db, g.station.id))
+        "station/page.html", **_context(_view(db), _last_banner(db, g.station.id))
     )
+
+
+# The partials that show the last verdict (the banner; the rows a wrong part names).
+BANNER_PARTIALS = frozenset({"screen", "banner", "step"})
 
 
 @bp.get("/<code>/<any(" + ",".join(PARTIALS) + "):partial>")
 @station_device
 def partial(code: str, partial: str) -> str:
     db = get_session()
-    return _render(partial, _view(db, code), _last_banner(db, g.station.id))
+    shown = not htmx or partial in BANNER_PARTIALS
+    return _render(partial, _view(db), _last_banner(db, g.station.id) if shown else None)
 
 
 @bp.get("/<code>/defect")
 @station_device
 def defect_dialog(code: str) -> Any:
     """The defect reasons dialog (a fragment swapped into #dialog)."""
-    view = _view(get_session(), code)
+    view = _view(get_session())
     reasons = _reasons(get_session(), "defect")
+    dialog: dict[str, Any] = {"defect_reasons": reasons, "dispositions": _dispositions()}
     if not htmx:
-        return render_template(
-            "station/page.html", **_context(view, None, defect=True, defect_reasons=reasons)
-        )
-    return render_template("station/_defect.html", **_context(view, defect_reasons=reasons))
+        return render_template("station/page.html", **_context(view, None, defect=True, **dialog))
+    return render_template("station/_defect.html", **_context(view, **dialog))
 
 
 # -- actions: each one event through station.service ---------------------------------
@@ -368,7 +377,7 @@ def banner_for(outcome: service.Outcome) -> dict[str, Any]:
 def _answer(code: str, banner: dict[str, Any] | None) -> Any:
     db = get_session()
     _follow_operator_language(db, g.station.id)  # a sign-in changes the language
-    view = _view(db, code)
+    view = _view(db)
     if not htmx:  # a plain form post (no JavaScript) gets the whole page
         return render_template("station/page.html", **_context(view, banner))
     # The new #screen, and the dialog that led here (PIN pad, defect) closed.
@@ -485,7 +494,7 @@ def _pin_pad(code: str, badge: str, name: str) -> Any:
     refresh_locale()
     context = {"station": g.station, "badge": badge, "operator_name": name}
     if not htmx:
-        view = _view(get_session(), code)
+        view = _view(get_session())
         return render_template("station/page.html", **_context(view, None, pin=context))
     return Response(
         render_template("station/_pin.html", **context),
@@ -514,7 +523,7 @@ def number_dialog(code: str) -> Any:
         return _notice(404, _("Not available"), _("Sign in with your badge."))
     context = {"station": g.station}
     if not htmx:
-        view = _view(get_session(), code)
+        view = _view(get_session())
         return render_template("station/page.html", **_context(view, None, number=context))
     return render_template("station/_number.html", **context)
 
@@ -669,7 +678,7 @@ def andon(code: str) -> Any:
 @station_device
 def andon_dialog(code: str) -> Any:
     """The andon reasons dialog (a fragment swapped into #overlay)."""
-    view = _view(get_session(), code)
+    view = _view(get_session())
     reasons = _reasons(get_session(), "andon")
     if not htmx:
         return render_template(
@@ -706,7 +715,7 @@ def events(code: str) -> Response:
         # A short session per snapshot: an open stream must not hold a DB connection.
         with Session(app.extensions["taktline.engine"], expire_on_commit=False) as db:
             _follow_operator_language(db, station_id)
-            view = _view(db, code)
+            view = _view(db, db.get(Station, station_id))
             return render_template(
                 PARTIALS["screen"], **_context(view, _last_banner(db, station_id))
             )
