@@ -32,6 +32,7 @@ import math
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,10 +59,21 @@ from server.tools.generate_bulk import (
     Writer,
     load_catalog,
 )
-from station.checks import MEASURED, CheckSpec, within
+from station.checks import MEASURED, CheckSpec
 
 log = logging.getLogger(__name__)
 
+# Statuses as plain strings: the drivers bind a str faster than a StrEnum.
+_QUEUED, _IN_PROGRESS, _COMPLETED = (
+    UnitStatus.QUEUED.value,
+    UnitStatus.IN_PROGRESS.value,
+    UnitStatus.COMPLETED.value,
+)
+_READY, _ACTIVE, _DONE = (
+    UnitOperationStatus.READY.value,
+    UnitOperationStatus.ACTIVE.value,
+    UnitOperationStatus.DONE.value,
+)
 BATCH_UNITS = 5_000
 DAY_START_H, DAY_HOURS = 6, 16
 # Valid option sets of the demo PC and how often customers pick them.
@@ -206,19 +218,33 @@ def _bulk(
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         rebuild = w.defer_keys(HISTORY_TABLES)
     writer = _BatchWriter(w, commit_each=not one_transaction)
+    started = time.perf_counter()
     writer.start()
     try:
         generator.run(units, days, now_ts, progress, writer.put)
     finally:
         writer.finish()
+    loaded = time.perf_counter()
     for statement in rebuild:
         conn.exec_driver_sql(statement)
+    rebuilt = time.perf_counter()
     w.fix_sequences([*ids, "stocklot", "stockmovement"])
     conn.commit()
+    committed = time.perf_counter()
     if w.pg and one_transaction:  # fresh statistics for the planner
         for table in HISTORY_TABLES:
             conn.exec_driver_sql(f"ANALYZE {table}")
         conn.commit()
+    log.info(
+        "generated %d units: rows written in %.1f s, %d indexes and keys built in %.1f s, "
+        "commit %.1f s, statistics %.1f s",
+        units,
+        loaded - started,
+        len(rebuild),
+        rebuilt - loaded,
+        committed - rebuilt,
+        time.perf_counter() - committed,
+    )
     for table, count in generator.written.items():
         report.counts[table] = report.counts.get(table, 0) + count
     report.steps = report.counts.get("steprecord", 0)
@@ -293,14 +319,33 @@ class _Generator:
             }
             for cfg in cat.picks
         ]
+        serial_prefix = {
+            p.id: f"G{run}{p.sku}-" if p.tracking == Tracking.SERIAL else ""
+            for p in cat.parts.values()
+        }
         self.plans = [
-            {op: [(cat.parts[p], q) for p, q in picks] for op, picks in cfg.items()}
+            {
+                op: [(cat.parts[p], q, serial_prefix[p]) for p, q in picks]
+                for op, picks in cfg.items()
+            }
             for cfg in cat.picks
         ]
         self.specs: list[dict[str, list[CheckSpec]]] = []
+        # Per operation: its stations' ids, who may work it, whether it is the last.
+        self.op_plan = [
+            (
+                op,
+                [st.id for st in cat.stations[op.station_kind]],
+                cat.operators.get(op.required_skill or "", []) or cat.operators[""],
+                op is cat.operations[-1],
+            )
+            for op in cat.operations
+        ]
         self.consumptions: list[tuple[Any, ...]] = []
         self.rows: dict[str, list[tuple[Any, ...]]] = {"consumption": self.consumptions}
+        self.rows["steprecord"] = []
         self.written: dict[str, int] = {}
+        self._check_plans: dict[int, tuple[Any, ...]] = {}
 
     def take(self, table: str) -> int:
         value = self.ids[table]
@@ -406,86 +451,64 @@ class _Generator:
         self, wo_id: int, options: list[str], cfg: int, start: float, now_ts: float
     ) -> float | None:
         """One unit's operations, steps, picks and maybe a defect; returns its end time."""
-        rng, w, cat = self.rng, self.w, self.cat
+        rng, ts, cat, ids = self.rng, self.w.ts, self.cat, self.ids
+        uniform, rand, lognorm = rng.uniform, rng.random, rng.lognormvariate
         unit_id = self.take("unit")
-        serial = f"{cat.product.code}-G{unit_id:07d}"
+        unit_ops, steps = self.rows.setdefault("unitoperation", []), self.rows["steprecord"]
+        picks_json, plans = self.op_picks_json[cfg], self.plans[cfg]
+        specs = self.specs[cfg] if self.specs else None
         t = start
         ended: float | None = None
-        status = UnitStatus.QUEUED
-        for op in cat.operations:
-            uo_id = self.take("unitoperation")
-            stations = cat.stations[op.station_kind]
-            station = stations[unit_id % len(stations)]
-            people = cat.operators.get(op.required_skill or "", []) or cat.operators[""]
+        status = _QUEUED
+        for op, stations, people, last in self.op_plan:
+            uo_id = ids["unitoperation"]
+            ids["unitoperation"] = uo_id + 1
+            station_id = stations[unit_id % len(stations)]
             operator = people[(unit_id // 7) % len(people)]
-            paused = rng.uniform(30, 300) if rng.random() < 0.1 else 0.0
-            work = op.standard_seconds * rng.lognormvariate(0, 0.2) * (1 + 0.1 * (operator % 3))
+            paused = uniform(30, 300) if rand() < 0.1 else 0.0
+            work = op.standard_seconds * lognorm(0, 0.2) * (1 + 0.1 * (operator % 3))
             end = t + work + paused
-            op_status = (
-                UnitOperationStatus.DONE
-                if end <= now_ts
-                else UnitOperationStatus.ACTIVE
-                if t <= now_ts
-                else UnitOperationStatus.READY
-            )
-            self.add(
-                "unitoperation",
-                (
-                    uo_id,
-                    unit_id,
-                    op.id,
-                    op.sequence,
-                    op.station_kind,
-                    op_status,
-                    0,
-                    w.ts(t - 3600),
-                    station.id if t <= now_ts else None,
-                    w.ts(t) if t <= now_ts else None,
-                    self.op_picks_json[cfg][op.code],
-                ),
-            )
             if t > now_ts:
-                continue
-            status = UnitStatus.IN_PROGRESS
-            end_s = w.ts(end) if end <= now_ts else None
-            self.add(
-                "steprecord",
-                (
-                    self.take("steprecord"),
-                    unit_id,
-                    uo_id,
-                    op.id,
-                    station.id,
-                    operator,
-                    w.ts(t),
-                    end_s,
-                    None,
-                    paused,
-                ),
-            )
-            if end <= now_ts:
-                self.picks(
-                    unit_id, uo_id, station.id, operator, self.plans[cfg][op.code], end, end_s
+                unit_ops.append(
+                    (uo_id, unit_id, op.id, op.sequence, op.station_kind, _READY, 0)
+                    + (ts(t - 3600), None, None, picks_json[op.code])
                 )
-                if self.specs:
-                    self.checks(unit_id, uo_id, station.id, operator, self.specs[cfg][op.code], end)
-            if op is cat.operations[-1] and end <= now_ts and rng.random() < DEFECT_RATE:
-                end = self.defect(unit_id, uo_id, op, station.id, operator, end, now_ts)
+                continue
+            t_s = ts(t)
+            done = end <= now_ts
+            end_s = ts(end) if done else None
+            unit_ops.append(
+                (uo_id, unit_id, op.id, op.sequence, op.station_kind)
+                + (_DONE if done else _ACTIVE, 0, ts(t - 3600), station_id, t_s)
+                + (picks_json[op.code],)
+            )
+            status = _IN_PROGRESS
+            step_id = ids["steprecord"]
+            ids["steprecord"] = step_id + 1
+            steps.append(
+                (step_id, unit_id, uo_id, op.id, station_id, operator, t_s, end_s, None, paused)
+            )
+            if done:
+                self.picks(unit_id, uo_id, station_id, operator, plans[op.code], end, end_s)
+                if specs:
+                    self.checks(unit_id, uo_id, station_id, operator, specs[op.code], end)
+                if last and rand() < DEFECT_RATE:
+                    end = self.defect(unit_id, uo_id, op, station_id, operator, end, now_ts)
             ended = end if end <= now_ts else None
-            t = end + rng.uniform(10, 120)
+            t = end + uniform(10, 120)
         if ended is not None:
-            status = UnitStatus.COMPLETED
+            status = _COMPLETED
         self.add(
             "unit",
             (
                 unit_id,
-                serial,
+                f"{cat.product.code}-G{unit_id:07d}",
                 wo_id,
                 cat.product.id,
                 json.dumps(options),
                 status,
-                w.ts(start - 3600),
-                w.ts(ended) if ended else None,
+                ts(start - 3600),
+                ts(ended) if ended else None,
             ),
         )
         return ended
@@ -496,34 +519,25 @@ class _Generator:
         uo_id: int,
         station_id: Any,
         operator: int,
-        plan: list[tuple[PartRow, int]],
+        plan: list[tuple[PartRow, int, str]],
         at: float,
         at_s: Any,
     ) -> None:
+        """One consumption row per lot pick, one per serial; ``plan`` holds (part,
+        quantity, serial prefix or "" for a part picked from a lot)."""
         day = math.floor(at / 86400)
         rows = self.consumptions
         used, lot_for, part_of_lot = self.lots.used, self.lots.lot_for, self.part_of_lot
-        cid = self.ids["consumption"]
-        for part, qty in plan:
+        serial_seq = self.serial_seq
+        tail = (uo_id, station_id, operator, None, at_s)
+        cid = first = self.ids["consumption"]
+        for part, qty, serial_prefix in plan:
             part_id = part.id
-            if part.tracking == Tracking.SERIAL:
+            if serial_prefix:
                 for _ in range(qty):
-                    n = self.serial_seq[part_id] = self.serial_seq.get(part_id, 0) + 1
+                    n = serial_seq[part_id] = serial_seq.get(part_id, 0) + 1
                     rows.append(
-                        (
-                            cid,
-                            unit_id,
-                            part_id,
-                            None,
-                            f"G{self.run_tag}{part.sku}-{n:07d}",
-                            1,
-                            part_id,
-                            uo_id,
-                            station_id,
-                            operator,
-                            None,
-                            at_s,
-                        )
+                        (cid, unit_id, part_id, None, f"{serial_prefix}{n:07d}", 1, part_id) + tail
                     )
                     cid += 1
                 continue
@@ -531,24 +545,9 @@ class _Generator:
             part_of_lot[lot_id] = part_id
             key = (lot_id, day)
             used[key] = used.get(key, 0) + qty
-            rows.append(
-                (
-                    cid,
-                    unit_id,
-                    part_id,
-                    lot_id,
-                    None,
-                    qty,
-                    part_id,
-                    uo_id,
-                    station_id,
-                    operator,
-                    None,
-                    at_s,
-                )
-            )
+            rows.append((cid, unit_id, part_id, lot_id, None, qty, part_id) + tail)
             cid += 1
-        self.report.consumptions += cid - self.ids["consumption"]
+        self.report.consumptions += cid - first
         self.ids["consumption"] = cid
 
     def checks(
@@ -585,20 +584,47 @@ class _Generator:
                 )  # fmt: skip
                 self.report.counts["ncr_rework"] = self.report.counts.get("ncr_rework", 0) + 1
                 at += 900
+            needed, measured, pass_fail, nominal, sigma, lo, hi, tail = self._check_plan(spec)
+            rows = self.rows.setdefault("checkresult", [])
+            rid = self.ids["checkresult"]
+            ts, gauss, rand = w.ts, rng.gauss, rng.random
             passed = 0
-            while passed < spec.needed:
+            while passed < needed:
                 value: float | None = None
                 ok = True
-                if spec.kind in MEASURED:
-                    nominal = spec.nominal if spec.nominal is not None else (spec.lower or 0.0)
-                    width = (spec.upper or nominal) - (spec.lower or nominal) or 0.1
-                    value = round(rng.gauss(nominal, width / 6), 3)
-                    ok = within(spec, value)
-                elif spec.kind == "pass_fail":
-                    ok = rng.random() > 0.01
-                self._result(unit_id, uo_id, spec, station_id, operator, value, ok, at, None)
+                if measured:
+                    value = round(gauss(nominal, sigma), 3)
+                    ok = (lo is None or value >= lo) and (hi is None or value <= hi)
+                elif pass_fail:
+                    ok = rand() > 0.01
+                rows.append(
+                    (rid, unit_id, uo_id, spec.id, station_id, operator, None, None, ok, value)
+                    + tail
+                    + (ts(at),)
+                )
+                rid += 1
                 passed += ok
                 at += 5
+            self.ids["checkresult"] = rid
+
+    def _check_plan(self, spec: CheckSpec) -> tuple[Any, ...]:
+        """What ``checks`` needs of a spec, worked out once per spec."""
+        plan = self._check_plans.get(spec.id)
+        if plan is None:
+            nominal = spec.nominal if spec.nominal is not None else (spec.lower or 0.0)
+            width = (spec.upper or nominal) - (spec.lower or nominal) or 0.1
+            source = "typed" if spec.source == "typed" else spec.source
+            plan = self._check_plans[spec.id] = (
+                spec.needed,
+                spec.kind in MEASURED,
+                spec.kind == "pass_fail",
+                nominal,
+                width / 6,
+                spec.lower,
+                spec.upper,
+                (spec.lower, spec.upper, spec.unit, source, spec.tool or "", ""),
+            )
+        return plan
 
     def _result(
         self,
@@ -802,6 +828,7 @@ class _Generator:
                 batch.append((table, columns, rows))
                 self.written[table] = self.written.get(table, 0) + len(rows)
         self.consumptions = self.rows["consumption"] = []
+        self.rows["steprecord"] = []
         self.report.steps = self.written.get("steprecord", 0)
         return batch
 
