@@ -6,29 +6,33 @@ scanned (the busiest screen: unit, routing, picks with lots/serials, timer). Eac
 partial is requested as htmx requests it (``HX-Request``) through Flask's test client,
 so the time is the server's (routing, session, queries, rendering), not the network's.
 
-    .venv/bin/python bench/bench_station.py [--rounds 300]
+    .venv/bin/python bench/bench_station.py [--rounds 300] [--before REV]
+
+``--before REV`` also runs the same measurement on the code of commit ``REV``
+(extracted with ``git archive`` into a temporary folder, imported from there), then
+on this working tree, and prints both side by side, each with the machine's load
+average when it ran. ``--profile PARTIAL`` prints where one partial's time goes
+(cProfile, cumulative).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gzip
+import json
+import os
+import pstats
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
-
-from sqlmodel import select
-
-from server import create_app
-from server.db import dispose_engine, get_engine, migrate, write_session
-from server.models import CustomerOrder, Station
-from server.orders import service as orders
-from server.security import auth
-from server.tools.demo import seed
-from station.views import PARTIALS
+from typing import Any
 
 HX = {"HX-Request": "true"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -36,10 +40,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=300)
-    args = parser.parse_args()
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def tablet() -> tuple[Any, Any, Path]:
+    """The app with the demo plant and the busiest screen at KIT-1, and a bound client."""
+    from sqlmodel import select
+
+    from server import create_app
+    from server.db import get_engine, migrate, write_session
+    from server.models import CustomerOrder, Station
+    from server.orders import service as orders
+    from server.security import auth
+    from server.tools.demo import seed
+
     tmp = Path(tempfile.mkdtemp(prefix="bench-station-"))
     url = f"sqlite:///{tmp / 'taktline.db'}"
     migrate.upgrade(url)
@@ -72,26 +87,43 @@ def main() -> None:
         ("/station/KIT-1/scan", {"data": "(01)09506000001210(10)FN-2605"}),
     ):
         assert client.post(path, data=data, headers=HX).status_code == 200
+    return app, client, tmp
 
-    print(f"Station partials, {args.rounds} requests each (server time, in-process):")
-    print(f"{'partial':<10} {'p50 ms':>8} {'p99 ms':>8} {'bytes':>7}")
+
+def _times(client: Any, path: str, n: int, headers: dict[str, str] | None = None) -> list[float]:
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        response = client.get(path, headers=headers or {})
+        out.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, path
+    return out
+
+
+def measure(rounds: int) -> dict[str, Any]:
+    """p50/p99 and bytes of every partial, and of the full page, on this code."""
+    from server.db import dispose_engine
+    from station.views import PARTIALS
+
+    app, client, _tmp = tablet()
+    load = load_average()
+    partials = {}
     for name in sorted(PARTIALS):
-        times = []
-        size = 0
-        for _ in range(args.rounds):
-            start = time.perf_counter()
-            response = client.get(f"/station/KIT-1/{name}", headers=HX)
-            times.append((time.perf_counter() - start) * 1000)
-            size = len(response.data)
-            assert response.status_code == 200
-        print(f"{name:<10} {percentile(times, 0.5):8.2f} {percentile(times, 0.99):8.2f} {size:7}")
-    page = client.get("/station/KIT-1")
-    body = page.data
-    print(
-        f"full page /station/KIT-1: {len(body)} bytes ({len(gzip.compress(body))} gzipped); "
-        f"p50 of {args.rounds // 3} loads: "
-        f"{statistics.median(_times(client, '/station/KIT-1', args.rounds // 3)):.2f} ms"
-    )
+        path = f"/station/KIT-1/{name}"
+        _times(client, path, 10, HX)  # warm-up: templates compiled, statements cached
+        times = _times(client, path, rounds, HX)
+        size = len(client.get(path, headers=HX).data)
+        partials[name] = {
+            "p50": percentile(times, 0.5),
+            "p99": percentile(times, 0.99),
+            "bytes": size,
+        }
+    body = client.get("/station/KIT-1").data
+    page = {
+        "bytes": len(body),
+        "gzipped": len(gzip.compress(body)),
+        "p50": statistics.median(_times(client, "/station/KIT-1", max(rounds // 3, 1))),
+    }
     static = sum(
         len(client.get(p).data)
         for p in (
@@ -102,17 +134,98 @@ def main() -> None:
             "/static/vendor/htmx-ext-sse-2.2.4.min.js",
         )
     )
-    print(f"static assets (first load, then cached): {static} bytes")
-    dispose_engine(url)
+    dispose_engine(app.config["DATABASE_URL"])
+    return {"load": load, "partials": partials, "page": page, "static": static}
 
 
-def _times(client: object, path: str, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        start = time.perf_counter()
-        client.get(path)  # type: ignore[attr-defined]
-        out.append((time.perf_counter() - start) * 1000)
-    return out
+def run(code: Path, rounds: int) -> dict[str, Any]:
+    """``measure`` in a child process importing the code under ``code``."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--rounds", str(rounds), "--json"],
+        cwd=code,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def extract(rev: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="bench-station-before-"))
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def report(result: dict[str, Any], rounds: int) -> None:
+    print(f"Station partials, {rounds} requests each (server time, in-process):")
+    print(f"load average (1, 5, 15 min): {result['load']}")
+    print(f"{'partial':<10} {'p50 ms':>8} {'p99 ms':>8} {'bytes':>7}")
+    for name, p in result["partials"].items():
+        print(f"{name:<10} {p['p50']:8.2f} {p['p99']:8.2f} {p['bytes']:7}")
+    page = result["page"]
+    print(
+        f"full page /station/KIT-1: {page['bytes']} bytes ({page['gzipped']} gzipped); "
+        f"p50 of {max(rounds // 3, 1)} loads: {page['p50']:.2f} ms"
+    )
+    print(f"static assets (first load, then cached): {result['static']} bytes")
+
+
+def compare(rev: str, before: dict[str, Any], after: dict[str, Any], rounds: int) -> None:
+    print(f"Station partials, {rounds} requests each (server time, in-process)")
+    print(f"before = {rev}, load average (1, 5, 15 min) {before['load']}")
+    print(f"after  = this working tree, load average (1, 5, 15 min) {after['load']}")
+    print(
+        f"{'partial':<10} {'before p50':>10} {'p99':>8} {'after p50':>10} {'p99':>8} "
+        f"{'bytes before/after':>19}"
+    )
+    for name, a in after["partials"].items():
+        b = before["partials"].get(name)
+        if b is None:
+            continue
+        print(
+            f"{name:<10} {b['p50']:10.2f} {b['p99']:8.2f} {a['p50']:10.2f} {a['p99']:8.2f} "
+            f"{b['bytes']:>10}/{a['bytes']}"
+        )
+    print(
+        f"{'full page':<10} {before['page']['p50']:10.2f} {'':>8} {after['page']['p50']:10.2f}"
+        f" {'':>8} {before['page']['bytes']:>10}/{after['page']['bytes']}"
+    )
+
+
+def profile(name: str, rounds: int) -> None:
+    _app, client, _tmp = tablet()
+    path = f"/station/KIT-1/{name}"
+    _times(client, path, 10, HX)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _times(client, path, rounds, HX)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--before", metavar="REV", help="also measure commit REV, side by side")
+    parser.add_argument("--profile", metavar="PARTIAL", help="cProfile one partial")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.profile:
+        profile(args.profile, args.rounds)
+    elif args.json:
+        print(json.dumps(measure(args.rounds)))
+    elif args.before:
+        before = run(extract(args.before), args.rounds)
+        after = run(ROOT, args.rounds)
+        compare(args.before, before, after, args.rounds)
+    else:
+        report(measure(args.rounds), args.rounds)
 
 
 if __name__ == "__main__":

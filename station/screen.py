@@ -70,7 +70,7 @@ _t = {
 }
 station_t, operator_t, uop_t, unit_t = _t["station"], _t["operator"], _t["uop"], _t["unit"]
 product_t, option_t, operation_t, part_t = _t["product"], _t["option"], _t["operation"], _t["part"]
-reason_t, andon_t, event_t = _t["reason"], _t["andon"], _t["event"]
+reason_t, andon_t, event_t, order_t = _t["reason"], _t["andon"], _t["event"], _t["order"]
 
 _SIGNED_IN = (
     sa.select(
@@ -96,11 +96,13 @@ _QUEUED_UNITS = (
     .select_from(unit_t.join(product_t, product_t.c.id == unit_t.c.product_id))
     .where(unit_t.c.id.in_(sa.bindparam("units", expanding=True)))
 )
-_PRODUCT_OF_UNIT = (
-    sa.select(product_t.c.id, product_t.c.name, product_t.c.translations)
-    .select_from(product_t.join(unit_t, unit_t.c.product_id == product_t.c.id))
-    .where(unit_t.c.id == sa.bindparam("unit"))
-)
+# The unit's product and its order's due date (none for a unit without an order).
+_UNIT_HEAD = join_unit_to_order(
+    sa.select(product_t.c.id, product_t.c.name, product_t.c.translations, order_t.c.due_date)
+    .select_from(Unit)
+    .outerjoin(product_t, product_t.c.id == unit_t.c.product_id),
+    outer=True,
+).where(unit_t.c.id == sa.bindparam("unit"))
 _OPTIONS = sa.select(option_t.c.code, option_t.c.name, option_t.c.translations).where(
     option_t.c.product_id == sa.bindparam("product")
 )
@@ -109,12 +111,6 @@ _ROUTING = (
     .select_from(uop_t.join(operation_t, operation_t.c.id == uop_t.c.operation_id))
     .where(uop_t.c.unit_id == sa.bindparam("unit"))
     .order_by(uop_t.c.sequence)
-)
-_DUE = join_unit_to_order(sa.select(CustomerOrder.__table__.c.due_date).select_from(Unit)).where(  # type: ignore[attr-defined]
-    unit_t.c.id == sa.bindparam("unit")
-)
-_OPERATION_TEXTS = sa.select(operation_t.c.translations).where(
-    operation_t.c.id == sa.bindparam("operation")
 )
 _PART_TEXTS = sa.select(part_t.c.id, part_t.c.translations).where(
     part_t.c.id.in_(sa.bindparam("parts", expanding=True))
@@ -329,10 +325,17 @@ class StationView:
         return _queue(self._session, self._station, self._now.date(), self.locale)
 
     @cached_property
+    def _routing(self) -> list[Any]:
+        """The open unit's operations in order (id, status, operation name and texts)."""
+        if self._open is None:
+            return []
+        return list(self._session.connection().execute(_ROUTING, {"unit": self._open.unit_id}))
+
+    @cached_property
     def unit(self) -> UnitInfo | None:
         if self._open is None:
             return None
-        return _unit(self._session, self._open, self._now.date(), self.locale)
+        return _unit(self._session, self._open, self._routing, self._now.date(), self.locale)
 
     @cached_property
     def step(self) -> StepInfo | None:
@@ -340,7 +343,9 @@ class StationView:
             return None
         step = _step(self.state)
         if self.locale:
-            _translate_step(self._session, step, self.state, self.locale)
+            uop = self._open.unit_operation_id
+            texts = next((row[3] for row in self._routing if row[0] == uop), None)
+            _translate_step(self._session, step, self.state, self.locale, texts)
         return step
 
     @cached_property
@@ -446,9 +451,17 @@ def _queue(session: Session, station: Station, today: date, locale: str | None) 
     return items
 
 
-def _unit(session: Session, step: reading.OpenStep, today: date, locale: str | None) -> UnitInfo:
+def _unit(
+    session: Session,
+    step: reading.OpenStep,
+    routing_rows: list[Any],
+    today: date,
+    locale: str | None,
+) -> UnitInfo:
     conn = session.connection()
-    product = conn.execute(_PRODUCT_OF_UNIT, {"unit": step.unit_id}).first()
+    head = conn.execute(_UNIT_HEAD, {"unit": step.unit_id}).first()
+    product = head[:3] if head is not None and head[0] is not None else None
+    due: date | None = head[3] if head is not None else None
     names: dict[str, str] = {}
     if step.options and product is not None:
         names = {
@@ -456,7 +469,7 @@ def _unit(session: Session, step: reading.OpenStep, today: date, locale: str | N
             for code, name, tr in conn.execute(_OPTIONS, {"product": product[0]})
         }
     routing = []
-    for uop_id, status, name, tr in conn.execute(_ROUTING, {"unit": step.unit_id}):
+    for uop_id, status, name, tr in routing_rows:
         state = (
             "current"
             if uop_id == step.unit_operation_id
@@ -467,7 +480,6 @@ def _unit(session: Session, step: reading.OpenStep, today: date, locale: str | N
             else "todo"
         )
         routing.append(RoutingStep(name=translated(tr, locale, "name", name), state=state))
-    due: date | None = conn.execute(_DUE, {"unit": step.unit_id}).scalar()
     return UnitInfo(
         id=step.unit_id,
         serial=step.serial,
@@ -503,12 +515,13 @@ def _step(state: wf.StationState) -> StepInfo:
     )
 
 
-def _translate_step(session: Session, step: StepInfo, state: wf.StationState, locale: str) -> None:
+def _translate_step(
+    session: Session, step: StepInfo, state: wf.StationState, locale: str, texts: Any
+) -> None:
     """The step's name, instructions and part descriptions in ``locale``, where the
-    catalog has them (two primary-key lookups)."""
-    assert state.operation is not None
+    catalog has them: ``texts`` is the operation's translations, the parts' are read
+    (one statement)."""
     conn = session.connection()
-    texts = conn.execute(_OPERATION_TEXTS, {"operation": state.operation.operation_id}).scalar()
     step.name = translated(texts, locale, "name", step.name)
     step.instructions = translated(texts, locale, "instructions", step.instructions)
     parts: dict[int, Any] = {}
