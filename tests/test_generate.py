@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, func, select
 
 from server.models import Consumption, Defect, StepRecord, StockLot, StockMovement, Unit
-from server.tools.generate import generate
+from server.tools.generate import HISTORY_TABLES, generate
 from server.trace.recall import recall_lot
 from tests.support.apps import CliRunner
 
@@ -61,6 +62,64 @@ def test_generate_keeps_ledger_serials_and_keys_consistent(any_demo_app: Flask) 
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
             # The bulk write turns the checks off on its connection, and back on after.
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def _keys(engine: sa.Engine) -> dict[str, Any]:
+    """Every index, unique constraint and foreign key of the tables generate writes."""
+    inspector = sa.inspect(engine)
+    return {
+        table: (
+            sorted(
+                (i["name"], tuple(i["column_names"]), i["unique"])
+                for i in inspector.get_indexes(table)
+            ),
+            sorted(
+                (u["name"], tuple(u["column_names"]))
+                for u in inspector.get_unique_constraints(table)
+            ),
+            sorted(
+                (f["name"] or "", tuple(f["constrained_columns"]), f["referred_table"])
+                for f in inspector.get_foreign_keys(table)
+            ),
+        )
+        for table in HISTORY_TABLES
+    }
+
+
+def test_generate_builds_the_same_indexes_and_keys_again(any_demo_app: Flask) -> None:
+    # A first load runs with its secondary indexes (and PostgreSQL's foreign keys)
+    # dropped and built again at the end; an append into a bigger history keeps them.
+    engine = any_demo_app.extensions["taktline.engine"]
+    before = _keys(engine)
+    assert sum(len(indexes) for indexes, _, _ in before.values()) > 20
+    generate(engine, units=120, days=1, seed=5, now=NOW)
+    assert _keys(engine) == before
+    generate(engine, units=30, days=1, seed=6, now=NOW)
+    assert _keys(engine) == before
+    with Session(engine) as db:
+        assert db.exec(select(func.count()).select_from(Unit)).one() == 150
+        # Every consumption points at a unit, an operation of it and a lot or a serial.
+        orphans = db.execute(
+            sa.text(
+                "SELECT COUNT(*) FROM consumption c LEFT JOIN unit u ON u.id = c.unit_id "
+                "LEFT JOIN unitoperation o ON o.id = c.unit_operation_id "
+                "WHERE u.id IS NULL OR o.unit_id <> c.unit_id "
+                "OR (c.lot_id IS NULL AND c.serial IS NULL)"
+            )
+        ).scalar_one()
+        assert orphans == 0
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            # Re-added foreign keys are checked ones, not NOT VALID.
+            assert (
+                conn.exec_driver_sql(
+                    "SELECT COUNT(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated"
+                ).scalar_one()
+                == 0
+            )
+    else:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
 
 
 def test_generate_twice_appends_with_fresh_serials(demo_app: Flask) -> None:
