@@ -46,8 +46,11 @@ ROOT_ID = {
 
 def normalized(html: str) -> str:
     """``html`` without what moves with the clock between two requests: the server's
-    time stamps and the step time elapsed so far (station.js ticks it anyway)."""
+    time stamps, the step time elapsed so far (station.js ticks it anyway) and the CSRF
+    token (signed with the second it was made in)."""
     html = re.sub(r'data-server-now="[^"]*"', 'data-server-now=""', html)
+    html = re.sub(r'name="csrf_token" value="[^"]*"', 'name="csrf_token" value=""', html)
+    html = re.sub(r'"X-CSRFToken": "[^"]*"', '"X-CSRFToken": ""', html)
     return re.sub(r'<span class="elapsed">[^<]*</span>', '<span class="elapsed"></span>', html)
 
 
