@@ -4,7 +4,9 @@
 station/line/site codes, parts, their identifiers and substitutes, operators, the
 work order of a unit; and, where the transaction is the only writer (SQLite), the
 station states, lots and reservations that its own events change (kept true by
-``moved``). Make one per transaction (the ingest makes one per batch); a fresh one on
+``moved``). Make one per transaction, or keep one for several where nothing else
+writes in between (the ingest: the catalog for a second, what it carries while
+SQLite says no other connection has written, ``server.ingest.worker``); a fresh one on
 every call when none is given. ``station.reading`` and ``station.identify`` read
 through it.
 """
@@ -159,6 +161,11 @@ class Cache:
         self.lots.clear()
         self.lot_rows.clear()
         self.reservations.clear()
+
+    def carry(self, other: Cache) -> None:
+        """Take what ``other`` carries between events (states, lots, reservations)."""
+        self.states, self.lots = other.states, other.lots
+        self.lot_rows, self.reservations = other.lot_rows, other.reservations
 
     def exclusive(self, session: Session) -> bool:
         """Whether this transaction is the only writer (SQLite)."""

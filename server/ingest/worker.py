@@ -8,7 +8,9 @@ has answered before from memory (``RecentAnswers``: no write transaction), answe
 station's garbage beyond ``INGEST_GARBAGE_RATE`` ``rate_limited`` without recording
 it, orders each station's events by ``seq``, and decides the rest in one
 write transaction, each through ``station.service.handle`` (dedupe on ``msg_id``,
-workflow, records) sharing one catalog cache (``station.cache.Cache``). After the
+workflow, records) sharing one catalog cache (``station.cache.Cache``; on SQLite the
+stations' states, lots and reservations carry on to the next batch while no other
+connection writes: ``_carry``). After the
 commit, ``station.publish.after_commit`` (the same as for the tablet and the API)
 publishes each event's ``cmd/feedback``, acknowledges it (paho manual ack: the broker
 keeps a message until then, and redelivers it to our persistent session if we die
@@ -67,6 +69,8 @@ HEARTBEAT_LIMIT_SECONDS = 30.0
 CATALOG_SECONDS = 1.0
 # A station's refused payloads logged one by one in a batch; the rest as one line.
 BAD_LOGGED = 3
+# A write transaction held longer is logged: on SQLite every other writer waited for it.
+SLOW_TRANSACTION_SECONDS = 0.1
 
 
 @dataclass
@@ -143,6 +147,9 @@ class Ingest:
         # Dead letters that surely fit before the table needs pruning (None: unknown).
         self._letter_room: int | None = None
         self._catalog: Cache | None = None
+        # The connection (its pool info) and its counters when the last batch
+        # committed: see ``_carry``.
+        self._carried: tuple[dict[Any, Any], int, int] | None = None
         self._catalog_read = 0.0
         self.client, self.broker = server_mqtt.make_client(url, client_id=client_id, clean=False)
         self.client.manual_ack_set(True)
@@ -404,14 +411,17 @@ class Ingest:
         return None
 
     def _cache(self) -> Cache:
-        """The catalog read by recent batches (``CATALOG_SECONDS``), without anything a
-        transaction carries (states, lots, reservations) or any miss."""
+        """The catalog read by recent batches (``CATALOG_SECONDS``), without any miss,
+        and what the last transaction carried (states, lots, reservations): ``_carry``
+        keeps that only if nothing else wrote since."""
         now = time.monotonic()
         if self._catalog is None or now - self._catalog_read >= CATALOG_SECONDS:
-            self._catalog, self._catalog_read = Cache(), now
-            return self._catalog
+            fresh = Cache()
+            if self._catalog is not None:
+                fresh.carry(self._catalog)
+            self._catalog, self._catalog_read = fresh, now
+            return fresh
         cache = self._catalog
-        cache.forget()
         for found in (
             cache.stations,
             cache.parts,
@@ -423,6 +433,25 @@ class Ingest:
             _drop_misses(found)
         return cache
 
+    def _carry(self, session: Session, cache: Cache) -> None:
+        """Keep the station states, lots and reservations the last batch left in
+        ``cache`` only if nothing else has written since (issue 19: reading them again
+        was a third of a scan at a scan or two per batch).
+
+        On SQLite, read inside this write transaction (nobody can commit between it and
+        our own writes): the same pooled connection as the last batch, whose
+        ``data_version`` (changes when another connection commits) and
+        ``total_changes()`` (rows this connection changed, for whoever used it from the
+        pool) are what they were when our last batch ended. Anything else
+        (PostgreSQL, another connection, a rolled-back batch) reads them again."""
+        carried, self._carried = self._carried, None
+        if not cache.exclusive(session) or carried is None:
+            cache.forget()
+            return
+        mark = _mark(session)
+        if mark[0] is not carried[0] or mark[1:] != carried[1:]:
+            cache.forget()
+
     def _transaction(self, batch: list[Message], *, fast: bool) -> list[Result]:
         """One write transaction for the whole batch (group commit), one catalog cache.
 
@@ -432,15 +461,31 @@ class Ingest:
         burst of garbage must not hold it for long (issue 13)."""
         cache = self._cache()
         bad = self._bad(batch, cache)
+        asked = time.monotonic()
         with Session(self.engine, expire_on_commit=False) as session:
             begin_write(session)
+            locked = time.monotonic()
+            self._carry(session, cache)
             if bad:
                 self._keep(session, bad)
             results = [
                 bad[i].result if i in bad else self._one(session, message, cache, fast)
                 for i, message in enumerate(batch)
             ]
+            mark = _mark(session) if cache.exclusive(session) else None
             session.commit()
+            self._carried = mark
+        held = time.monotonic() - locked
+        if held >= SLOW_TRANSACTION_SECONDS:
+            # Other writers (ingests of other lines, the tablets) waited this long.
+            log.warning(
+                "ingest: a write transaction of %d messages (%d bad) held the database "
+                "for %.0f ms (after waiting %.0f ms for it)",
+                len(batch),
+                len(bad),
+                held * 1000,
+                (locked - asked) * 1000,
+            )
         if bad:
             self._log_bad(list(bad.values()))
         return results
@@ -680,6 +725,17 @@ class Ingest:
         except ValueError:
             return
         self.client.publish(topic, server_mqtt.dumps(payload), qos=1, retain=retain)
+
+
+_DATA_VERSION = sa.text("SELECT total_changes(), data_version FROM pragma_data_version()")
+
+
+def _mark(session: Session) -> tuple[dict[Any, Any], int, int]:
+    """SQLite: this transaction's connection (its pool info), the rows it has changed
+    and its ``data_version`` (``Ingest._carry``)."""
+    conn = session.connection()
+    changes, version = conn.execute(_DATA_VERSION).one()
+    return conn.connection.info, int(changes), int(version)
 
 
 def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:

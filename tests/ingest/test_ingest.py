@@ -10,8 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from server.db import get_engine
+from server.db import get_engine, write_session
 from server.ingest.worker import Ingest
+from station import service
+from station.workflow import SignOut
 from tests.support.ingest import AmqttBroker, Station, counts
 from tests.support.mosquitto import Mosquitto
 
@@ -205,3 +207,21 @@ def test_a_scan_the_database_refuses_does_not_sink_its_batch(
             ).one()[0]
             == "rejected"
         )
+
+
+def test_a_change_by_another_writer_between_batches_is_seen(
+    ingest: Ingest, station_client: Station, plant: str
+) -> None:
+    """The ingest keeps a station's state from one batch to the next only while nothing
+    else writes: a sign-out at the tablet (another writer, maybe on the same pooled
+    connection) between two scans is seen by the second scan."""
+    first = station_client.scan("SCRM3", seq=1)
+    assert station_client.answer(first)["result"] == "accepted"
+    with write_session(get_engine(plant)) as session:
+        signed_out = service.handle(session, station_code="KIT-1", event=SignOut())
+    assert signed_out.accepted
+    second = station_client.scan("SCRM3", seq=2)
+    answer = station_client.answer(second)
+    assert answer["result"] == "rejected"
+    assert counts(plant)["consumptions"] == 1
+    station_client.wait(lambda: station_client.states[-1]["operator"] is None)

@@ -14,10 +14,12 @@ import pytest
 from flask import Flask
 from sqlmodel import Session, col, func, select
 
-from server.db import get_engine
+from server.db import get_engine, write_session
 from server.ingest import EXTENSION
 from server.ingest.worker import Ingest
 from server.models import Consumption, DeadLetter, Event
+from server.models.types import EventResult
+from station import service
 from tests.support.apps import make_app
 from tests.support.hostile import HOSTILE
 from tests.support.ingest import Station, counts
@@ -206,3 +208,31 @@ def test_garbage_reusing_a_recorded_msg_id_is_a_duplicate_and_not_kept(
         assert counts(plant)["consumptions"] == 1
     finally:
         second.stop()
+
+
+def test_refused_payloads_are_recorded_in_one_statement_each_msg_id_once(
+    any_demo_db_url: str,
+) -> None:
+    """``record_events``: the msg_ids inserted; a known one is left as it was."""
+    rows = [
+        service.event_row(
+            msg_id=f"bad-{i}",
+            station_id=None,
+            channel="mqtt",
+            kind="scan",
+            result=EventResult.REJECTED,
+            code="bad_payload",
+            params={"detail": "no data"},
+        )
+        for i in range(3)
+    ]
+    engine = get_engine(any_demo_db_url)
+    with write_session(engine) as session:
+        assert service.record_events(session, rows[:2]) == {"bad-0", "bad-1"}
+    with write_session(engine) as session:
+        assert service.record_events(session, rows[1:]) == {"bad-2"}
+        assert service.record_events(session, []) == set()
+    with Session(engine) as session:
+        events = session.exec(select(Event).where(col(Event.msg_id).like("bad-%"))).all()
+        assert sorted(e.msg_id for e in events) == ["bad-0", "bad-1", "bad-2"]
+        assert all(e.result == "rejected" and e.code == "bad_payload" for e in events)
