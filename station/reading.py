@@ -212,13 +212,14 @@ class OpenStep:
     unit_id: int
     serial: str
     options: tuple[str, ...]
+    part_ids: tuple[int, ...]  # of the step's picks
 
 
 def open_step(row: Any) -> OpenStep | None:
     """The open step of a ``now_row``; None when nobody works a unit at the station."""
     if row is None or row[1] is None or row[5] is None:
         return None
-    (_operator, step_id, started_at, paused_at, paused_seconds, uop_id, _picks) = row[:7]
+    (_operator, step_id, started_at, paused_at, paused_seconds, uop_id, picks) = row[:7]
     op_id, _code, name, instructions, image, standard_seconds, _skill = row[7:14]
     unit_id, serial, options = row[14:17]
     return OpenStep(
@@ -235,6 +236,7 @@ def open_step(row: Any) -> OpenStep | None:
         unit_id,
         serial,
         tuple(options or ()),
+        tuple(int(p["part_id"]) for p in picks or () if isinstance(p, dict) and "part_id" in p),
     )
 
 

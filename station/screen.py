@@ -38,7 +38,7 @@ from server.models.joins import join_unit_to_order
 from server.models.types import UnitOperationStatus
 from station import reading
 from station import workflow as wf
-from station.cache import Cache
+from station.cache import Cache, StationRef
 from station.checks import CheckStatus
 from station.messages import TEMPLATES
 
@@ -111,6 +111,12 @@ _ROUTING = (
     .select_from(uop_t.join(operation_t, operation_t.c.id == uop_t.c.operation_id))
     .where(uop_t.c.unit_id == sa.bindparam("unit"))
     .order_by(uop_t.c.sequence)
+)
+_OPERATION_TEXTS = sa.select(operation_t.c.translations).where(
+    operation_t.c.id == sa.bindparam("operation")
+)
+_PARTS_BY_SKU = sa.select(part_t.c.sku, part_t.c.description, part_t.c.translations).where(
+    part_t.c.sku.in_(sa.bindparam("skus", expanding=True))
 )
 _PART_TEXTS = sa.select(part_t.c.id, part_t.c.translations).where(
     part_t.c.id.in_(sa.bindparam("parts", expanding=True))
@@ -301,10 +307,16 @@ class StationView:
         return self._operator.locale if self._operator is not None else None
 
     @cached_property
-    def state(self) -> wf.StationState:
-        """The workflow's state of the station (``station.reading``): picks and checks."""
-        info = self._cache.station(self._session, self._station.code)
-        assert info is not None
+    def _state(self) -> wf.StationState:
+        """The workflow's state of the station (``station.reading``), for what the screen
+        shows of it: the step, its picks and checks. Not for deciding: the picks'
+        substitutes and the station's line and site codes, which the screen does not
+        show, are not read."""
+        s = self._station
+        info = StationRef(id=s.id or 0, code=s.code, name=s.name, kind=s.kind, line="", site="")
+        if self._open is not None:
+            for part_id in self._open.part_ids:
+                self._cache.substitutes.setdefault(part_id, [])
         return reading.state_from(self._session, info, self._row, self._cache)
 
     @cached_property
@@ -339,13 +351,13 @@ class StationView:
 
     @cached_property
     def step(self) -> StepInfo | None:
-        if self._open is None or self.state.operation is None:
+        if self._open is None or self._state.operation is None:
             return None
-        step = _step(self.state)
+        step = _step(self._state)
         if self.locale:
             uop = self._open.unit_operation_id
             texts = next((row[3] for row in self._routing if row[0] == uop), None)
-            _translate_step(self._session, step, self.state, self.locale, texts)
+            _translate_step(self._session, step, self._state, self.locale, texts)
         return step
 
     @cached_property
@@ -355,7 +367,7 @@ class StationView:
     @cached_property
     def checks(self) -> tuple[CheckStatus, ...]:
         """The quality checks of the open step (``station.checks``)."""
-        return self.state.checks if self._open is not None else ()
+        return self._state.checks if self._open is not None else ()
 
     @cached_property
     def andon(self) -> AndonInfo | None:
@@ -389,6 +401,17 @@ def signed_in(session: Session, station_id: int) -> wf.OperatorInfo | None:
         return None
     op_id, name, badge, skills, locale, pin_hash = row
     return wf.OperatorInfo(op_id, name, badge, tuple(skills or ()), locale, has_pin=bool(pin_hash))
+
+
+def operation_texts(session: Session, operation_id: int) -> Any:
+    """An operation's ``translations`` (None for an unknown one)."""
+    return session.connection().execute(_OPERATION_TEXTS, {"operation": operation_id}).scalar()
+
+
+def part_texts(session: Session, skus: list[str]) -> list[tuple[str, str, Any]]:
+    """(sku, description, translations) of the parts with these ``skus``."""
+    rows = session.connection().execute(_PARTS_BY_SKU, {"skus": skus})
+    return [(sku, description, tr) for sku, description, tr in rows]
 
 
 def reasons(session: Session, kind: str, locale: str | None) -> list[tuple[str, str]]:

@@ -44,7 +44,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from server.db import begin_write, get_session
 from server.messaging import live
-from server.models import Operation, Operator, Part, Station
+from server.models import Operator, Station
 from server.models.types import EventResult, utcnow
 from server.operations import metrics
 from server.security import auth
@@ -247,17 +247,14 @@ def _catalog_texts(db: Session, code: str, params: dict[str, Any]) -> dict[str, 
         return params
     params = dict(params)
     if isinstance(op_id, int):
-        found = db.exec(select(Operation.translations).where(Operation.id == op_id)).first()
         params["operation"] = screen.translated(
-            found, locale, "name", str(params.get("operation", ""))
+            screen.operation_texts(db, op_id), locale, "name", str(params.get("operation", ""))
         )
     skus = ([scanned] if isinstance(scanned, str) else []) + needed
     if skus:
         names = {
             sku: screen.translated(tr, locale, "description", description or sku)
-            for sku, description, tr in db.exec(
-                select(Part.sku, Part.description, Part.translations).where(col(Part.sku).in_(skus))
-            ).all()
+            for sku, description, tr in screen.part_texts(db, skus)
         }
         if isinstance(scanned, str) and scanned in names:
             params["scanned"] = names[scanned]
