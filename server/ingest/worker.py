@@ -45,7 +45,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from firmware_bridge import topics
-from server.db import begin_write
+from server.db import WalCheckpointer, begin_write
 from server.dispatch import DispatchError
 from server.ingest import deadletters, partition
 from server.ingest.partition import Partition
@@ -69,8 +69,10 @@ HEARTBEAT_LIMIT_SECONDS = 30.0
 CATALOG_SECONDS = 1.0
 # A station's refused payloads logged one by one in a batch; the rest as one line.
 BAD_LOGGED = 3
-# A write transaction held longer is logged: on SQLite every other writer waited for it.
+# Write transactions held longer are logged, a line every SLOW_LOG_SECONDS at most: on
+# SQLite every other writer waited for them.
 SLOW_TRANSACTION_SECONDS = 0.1
+SLOW_LOG_SECONDS = 10.0
 
 
 @dataclass
@@ -163,6 +165,9 @@ class Ingest:
         self._order = 0
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
+        self._checkpointer: WalCheckpointer | None = None
+        self._slow = (0, 0.0, 0, 0.0)  # slow transactions: count, longest, its size, wait
+        self._slow_logged = 0.0
         self.processed = 0
         self.client_id = client_id
 
@@ -176,6 +181,7 @@ class Ingest:
     def start(self) -> Ingest:
         if self.partition is not None:
             self._refresh(subscribe=False)
+        self._checkpointer = WalCheckpointer.start(self.engine)
         self._worker.start()
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
         self.client.loop_start()
@@ -200,6 +206,8 @@ class Ingest:
         the broker gives them to the next session with our client id."""
         self._stopping.set()
         self._worker.join(timeout)
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.client.disconnect()
         self.client.loop_stop()
         log.info("ingest %s stopped after %d messages", self.client_id, self.processed)
@@ -475,20 +483,36 @@ class Ingest:
             mark = _mark(session) if cache.exclusive(session) else None
             session.commit()
             self._carried = mark
-        held = time.monotonic() - locked
-        if held >= SLOW_TRANSACTION_SECONDS:
-            # Other writers (ingests of other lines, the tablets) waited this long.
-            log.warning(
-                "ingest: a write transaction of %d messages (%d bad) held the database "
-                "for %.0f ms (after waiting %.0f ms for it)",
-                len(batch),
-                len(bad),
-                held * 1000,
-                (locked - asked) * 1000,
-            )
+        self._note_slow(time.monotonic() - locked, locked - asked, len(batch))
         if bad:
             self._log_bad(list(bad.values()))
         return results
+
+    def _note_slow(self, held: float, waited: float, size: int) -> None:
+        """A line every ``SLOW_LOG_SECONDS`` at most when write transactions held the
+        database ``SLOW_TRANSACTION_SECONDS`` or more: on SQLite every other writer
+        (other lines' ingests, the tablets) waited that long."""
+        if held < SLOW_TRANSACTION_SECONDS:
+            return
+        count, longest, _size, _waited = self._slow
+        if held > longest:
+            self._slow = (count + 1, held, size, waited)
+        else:
+            self._slow = (count + 1, longest, _size, _waited)
+        now = time.monotonic()
+        if now - self._slow_logged < SLOW_LOG_SECONDS:
+            return
+        count, longest, size, waited = self._slow
+        log.warning(
+            "ingest: %d write transactions held the database %.0f ms or more; the longest "
+            "%.0f ms for %d messages (after waiting %.0f ms for the lock)",
+            count,
+            SLOW_TRANSACTION_SECONDS * 1000,
+            longest * 1000,
+            size,
+            waited * 1000,
+        )
+        self._slow, self._slow_logged = (0, 0.0, 0, 0.0), now
 
     def _bad(self, batch: list[Message], cache: Cache) -> dict[int, _Bad]:
         """The messages of ``batch`` that are no station event, each with its answer and
