@@ -7,11 +7,20 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
-from server.models import Consumption, Defect, StepRecord, StockLot, StockMovement, Unit
+from server.models import (
+    Consumption,
+    Defect,
+    StepRecord,
+    StockLot,
+    StockMovement,
+    Unit,
+    UnitOperation,
+)
 from server.tools.generate import HISTORY_TABLES, generate
 from server.trace.recall import recall_lot
+from server.trace.reconcile import reconcile
 from tests.support.apps import CliRunner
 
 # A fixed evening: the history is the same whatever time the suite runs.
@@ -21,11 +30,19 @@ NOW = datetime(2026, 3, 4, 20, 0, tzinfo=UTC)
 def test_generate_keeps_ledger_serials_and_keys_consistent(any_demo_app: Flask) -> None:
     engine = any_demo_app.extensions["taktline.engine"]
     now = NOW
-    report = generate(engine, units=300, days=2, seed=3, now=now)
+    # Seed 1 has units whose next operation would start just after now: queued, so
+    # the unit is in progress, not completed.
+    report = generate(engine, units=300, days=2, seed=1, now=now)
     assert report.units == 300
     with Session(engine) as db:
         assert db.exec(select(func.count()).select_from(Unit)).one() == 300
         done = db.exec(select(Unit).where(Unit.status == "completed")).all()
+        unfinished = db.exec(
+            select(func.count(func.distinct(UnitOperation.unit_id)))
+            .join(Unit, col(Unit.id) == UnitOperation.unit_id)
+            .where(Unit.status == "completed", UnitOperation.status != "done")
+        ).one()
+        assert unfinished == 0
         assert done and all(u.completed_at is not None and u.completed_at <= now for u in done)
         steps = db.exec(select(StepRecord).where(StepRecord.ended_at != None)).all()  # noqa: E711
         assert steps and all(s.ended_at > s.started_at for s in steps)
@@ -57,6 +74,9 @@ def test_generate_keeps_ledger_serials_and_keys_consistent(any_demo_app: Flask) 
             .where(StockLot.lot_code == report.recall_lot)
         ).one()
         assert recall.units == picked > 50
+    # A unit is completed only when every operation is done and picked (its BOM).
+    checked = reconcile(engine, allow_open_steps=True)
+    assert checked.clean, checked.lines()
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []

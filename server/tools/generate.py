@@ -468,11 +468,12 @@ class _Generator:
             paused = uniform(30, 300) if rand() < 0.1 else 0.0
             work = op.standard_seconds * lognorm(0, 0.2) * (1 + 0.1 * (operator % 3))
             end = t + work + paused
-            if t > now_ts:
+            if t > now_ts:  # not started yet: neither is the unit complete
                 unit_ops.append(
                     (uo_id, unit_id, op.id, op.sequence, op.station_kind, _READY, 0)
                     + (ts(t - 3600), None, None, picks_json[op.code])
                 )
+                ended = None
                 continue
             t_s = ts(t)
             done = end <= now_ts
