@@ -13,6 +13,7 @@ See docs/mqtt.md for the contract and docs/deploy.md for production.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -155,6 +156,12 @@ def ingest_command(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # What was made to start (modules, the app, SQLAlchemy's tables and compiled
+    # statements) lives as long as the process: out of the garbage collector's full
+    # passes, which walked all of it and stopped the worker 100-400 ms at a time, often
+    # holding SQLite's write lock (issue 13).
+    gc.collect()
+    gc.freeze()
     ingest.start()
     click.echo(f"Ingest on {ingest.topic_filter} ({ingest.broker.host}:{ingest.broker.port})")
     while not done.wait(1.0):
