@@ -28,7 +28,9 @@ from server.models import (
     Product,
     StockLot,
     Unit,
+    WorkOrder,
     join_unit_to_order,
+    join_work_order_to_order,
 )
 from server.models.types import rfc3339
 
@@ -88,24 +90,20 @@ def recall_lot(db: Session, *, part_sku: str, lot_code: str) -> Recall:
     if lot_ids:
         # Part and lot are the query's own: not joined per row (a lot can be in 10,000s).
         products = dict(conn.execute(_q()["products"]).all())
+        any_removed, lot = False, lot_code
+        pg = conn.dialect.name == "postgresql"
+        by_lot = _q()["by_lot_orders_once" if pg else "by_lot"]
         for lot_id in lot_ids:
+            rows = _raw_rows(conn, by_lot, {"lot": lot_id})
             hits += [
-                Hit(
-                    serial,
-                    products[product_id],
-                    status,
-                    order,
-                    customer,
-                    due,
-                    part_sku,
-                    lot_code,
-                    None,
-                )
-                for serial, product_id, status, order, customer, due in _raw_rows(
-                    conn, _q()["by_lot"], {"lot": lot_id}
-                )
+                Hit(serial, products[product_id], status, order, customer, due, part_sku, lot, None)
+                for serial, product_id, status, order, customer, due, _removed_flag in rows
             ]
-        removed = _removed(conn, lot_ids)
+            any_removed = any_removed or any(row[6] for row in rows)
+        # Removals are rare: the second query (a group over the whole lot) runs only
+        # when a picked row of the lot says one was taken out (issue 19: it was a
+        # third of the time of a 10,000-unit recall on PostgreSQL).
+        removed = _removed(conn, lot_ids) if any_removed else {}
         if removed:
             hits = [h._replace(removed_at=removed.get(h.serial)) for h in hits]
     return Recall({"part": part_sku, "lot": lot_code}, _upward(conn, hits))
@@ -283,11 +281,50 @@ def _q() -> dict[str, Any]:
             col(CustomerOrder.number),
             col(CustomerOrder.customer),
             due,
+            col(Consumption.removed_at).is_not(None),
         )
         .select_from(Consumption)
         .join(Unit, col(Unit.id) == col(Consumption.unit_id)),
         outer=True,
     ).where(col(Consumption.lot_id) == sa.bindparam("lot"))
+    # On PostgreSQL: the lot's units first, then each of their work orders' order once
+    # (units of a work order are built together: ~3 units an order), joined by hash.
+    # Four index probes per unit became two, and the recall of a lot in 10,000 units
+    # of a 1M-unit history about 40 % faster (issue 19; bench/README.md).
+    lot_units = (
+        sa.select(
+            col(Unit.serial).label("serial"),
+            col(Unit.product_id).label("product_id"),
+            col(Unit.status).label("status"),
+            col(Unit.work_order_id).label("work_order_id"),
+            col(Consumption.removed_at).is_not(None).label("removed"),
+        )
+        .select_from(Consumption)
+        .join(Unit, col(Unit.id) == col(Consumption.unit_id))
+        .where(col(Consumption.lot_id) == sa.bindparam("lot"))
+        .cte("lot_units")
+    )
+    orders = (
+        join_work_order_to_order(
+            sa.select(
+                col(WorkOrder.id).label("id"),
+                col(CustomerOrder.number).label("number"),
+                col(CustomerOrder.customer).label("customer"),
+                due.label("due_date"),
+            ).select_from(WorkOrder),
+        )
+        .where(col(WorkOrder.id).in_(sa.select(lot_units.c.work_order_id).distinct()))
+        .subquery("lot_orders")
+    )
+    by_lot_orders_once = sa.select(
+        lot_units.c.serial,
+        lot_units.c.product_id,
+        lot_units.c.status,
+        orders.c.number,
+        orders.c.customer,
+        orders.c.due_date,
+        lot_units.c.removed,
+    ).select_from(lot_units.outerjoin(orders, orders.c.id == lot_units.c.work_order_id))
     products = sa.select(col(Product.id), col(Product.code))
     by_serial = (
         hits_from_consumption()
@@ -346,6 +383,7 @@ def _q() -> dict[str, Any]:
     return {
         "lots": lots,
         "by_lot": by_lot,
+        "by_lot_orders_once": by_lot_orders_once,
         "products": products,
         "by_serial": by_serial,
         "sub_parts": sub_parts,
