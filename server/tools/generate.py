@@ -15,6 +15,13 @@ system relies on:
 - times are UTC, step durations exclude pauses, nothing is in the future: units whose
   steps would end after *now* stay in progress (work in progress) or queued.
 
+A load that more than doubles the history runs in ONE transaction, its tables'
+secondary indexes (and PostgreSQL's foreign keys) dropped first and built again at the
+end (``Writer.defer_keys``): a failure leaves the database as it was, but the tables are
+locked until the commit (on PostgreSQL exclusively, with the catalog tables their foreign
+keys refer to), so run it when no plant is using the database. A smaller load appends
+batch by batch into the indexed tables.
+
 What it leaves out: serial-tracked components are recorded on the consumption only (no
 ``StockLot`` per consumed serial, i.e. received and consumed outside the ledger), and
 generated picks carry no scan event (``event_id`` empty).
