@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 from sqlmodel import Session, select
 
-from server.models import CheckResult, Consumption, NonConformance, Part
+from server.models import Check, CheckResult, Consumption, NonConformance, Part
 from server.tools.generate import generate
 from server.tools.simulation.operators import TINY_PNG
 from station.workflow import CompleteStep, DeviceEvent, Scan, SignIn, StartUnit
@@ -213,3 +213,42 @@ def test_refusals_are_told_in_the_readers_language(demo_app: Flask) -> None:
         assert refusal(station).startswith(
             "Le numéro de série MBBX00001 de MB-B760 est en quarantaine"
         )
+
+
+def test_a_typed_value_is_read_the_workers_way(demo_app: Flask) -> None:
+    """A French worker types a decimal comma ("0,62"); on an English tablet the comma
+    groups thousands, so "0,62" is refused as unreadable and nothing is recorded."""
+    app = demo_app
+    engine = app.extensions["taktline.engine"]
+    with Session(engine) as db:  # the board's torque typed by hand, one value
+        check = db.exec(select(Check).where(Check.code == "TQ-MB")).one()
+        check.kind, check.count, check.source = "measure", 1, "typed"
+        db.add(check)
+        db.commit()
+    [serial] = place_and_release(engine, number="SO-TY", product="PC", quantity=1,
+                                 options=["i5", "mem16", "ssd512", "mt"])  # fmt: skip
+    build_step(engine, "KIT-1", serial, badge="OP1001")
+    assert act(engine, "BRD-1", SignIn("OP1001", "")).accepted  # Alice reads English
+    state = act(engine, "BRD-1", StartUnit(serial)).state
+    for pick in state.picks:
+        for data in scans_for(engine, unit_id=state.unit.id, part_id=pick.part_id,
+                              substitutes=pick.substitutes, qty=pick.remaining):  # fmt: skip
+            assert act(engine, "BRD-1", Scan(data)).accepted
+    tablet = app.test_client()
+    bind(app, tablet, "BRD-1")
+
+    def typed(value: str) -> str:
+        return tablet.post("/station/BRD-1/check", data={"check": "TQ-MB", "value": value},
+                           headers=HX).get_data(as_text=True)  # fmt: skip
+
+    for value in ("0,62", "0.6.2", "six"):
+        html = typed(value)
+        assert "banner reject" in html and "needs a number (0.5–0.7 Nm)" in html, value
+    assert results(engine) == 0
+
+    assert act(engine, "BRD-1", SignIn("OP1002", "4321")).accepted  # Bruno reads French
+    html = typed("0,62")
+    assert 'class="banner ok"' in html and "OK." in html
+    with Session(engine) as db:
+        [result] = db.exec(select(CheckResult)).all()
+    assert result.value == 0.62 and result.passed

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from babel.numbers import NumberFormatError, get_group_symbol, parse_decimal
 from flask import (
     Blueprint,
     Flask,
@@ -32,6 +33,7 @@ from flask import (
     send_from_directory,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlmodel import Session, select
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -222,7 +224,7 @@ def rework_action(code: str, ncr_id: int, action: str) -> Response:
             ok = rework.measure(
                 db,
                 ncr=item,
-                value=qc.usable(raw) if raw else None,
+                value=typed_number(raw) if raw else None,
                 passed=request.form.get("passed") == "1",
                 station=station,
                 by=by,
@@ -330,7 +332,7 @@ def check(code: str) -> Any:
             )
     event = wf.CheckInput(
         key,
-        value=qc.usable(raw) if raw else None,
+        value=typed_number(raw) if raw else None,
         passed=passed,
         photo=photo_path,
     )
@@ -340,6 +342,23 @@ def check(code: str) -> Any:
     if photo_path and not outcome.accepted:  # a refused answer keeps no file
         (photo_dir() / photo_path).unlink(missing_ok=True)
     return station_views._answer(code, station_views.banner_for(outcome))  # noqa: SLF001
+
+
+def typed_number(raw: str) -> float | None:
+    """A number as a person typed it: the reader's way first (French ``0,62`` or
+    ``1 234,5``), then with a decimal point (``0.62``, what a keypad without a comma
+    gives). Anything else (``0,62`` on an English tablet, where the comma groups
+    thousands) is ``None``: refused as unreadable, never guessed."""
+    locale = get_locale()
+    if locale is not None:
+        group = get_group_symbol(locale)
+        if group in ("\xa0", "\u202f"):  # French groups with a narrow no-break space
+            raw = raw.replace(" ", group)
+        try:
+            return qc.usable(float(parse_decimal(raw, locale=locale, strict=True)))
+        except (NumberFormatError, ValueError, ArithmeticError):
+            pass
+    return qc.usable(raw)
 
 
 def _store_photo(code: str, upload: Any) -> str:
