@@ -8,6 +8,11 @@ so the time is the server's (routing, session, queries, rendering), not the netw
 
     .venv/bin/python bench/bench_station.py [--rounds 300] [--before REV]
 
+``--sse N`` serves the app from a child process (Werkzeug's threaded server: a thread
+per connection, as gunicorn's gthread workers) and opens N tablet streams
+(``/station/KIT-1/events``), each until its first snapshot, and prints the child's
+resident memory before and after, per connection.
+
 ``--before REV`` also runs the same measurement on the code of commit ``REV``
 (extracted with ``git archive`` into a temporary folder, imported from there), then
 on this working tree, and prints both side by side, each with the machine's load
@@ -23,10 +28,12 @@ import gzip
 import json
 import os
 import pstats
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,8 +51,9 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def tablet() -> tuple[Any, Any, Path]:
-    """The app with the demo plant and the busiest screen at KIT-1, and a bound client."""
+def tablet() -> tuple[Any, Any, str]:
+    """The app with the demo plant and the busiest screen at KIT-1, a client bound to
+    it, and the binding token (the device cookie's value)."""
     from sqlmodel import select
 
     from server import create_app
@@ -87,7 +95,7 @@ def tablet() -> tuple[Any, Any, Path]:
         ("/station/KIT-1/scan", {"data": "(01)09506000001210(10)FN-2605"}),
     ):
         assert client.post(path, data=data, headers=HX).status_code == 200
-    return app, client, tmp
+    return app, client, token
 
 
 def _times(client: Any, path: str, n: int, headers: dict[str, str] | None = None) -> list[float]:
@@ -105,7 +113,7 @@ def measure(rounds: int) -> dict[str, Any]:
     from server.db import dispose_engine
     from station.views import PARTIALS
 
-    app, client, _tmp = tablet()
+    app, client, _token = tablet()
     load = load_average()
     partials = {}
     for name in sorted(PARTIALS):
@@ -198,8 +206,104 @@ def compare(rev: str, before: dict[str, Any], after: dict[str, Any], rounds: int
     )
 
 
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def serve() -> None:
+    """The child of ``--sse``: the app on a free port; prints its port and token. A
+    line ``change`` on its stdin bumps the priority of a unit in KIT-1's queue (a
+    supervisor's move), which every open stream renders as a new snapshot."""
+    from sqlalchemy import update
+    from werkzeug.serving import make_server
+
+    from server.db import write_session
+    from server.models import UnitOperation
+
+    app, _client, token = tablet()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    print(json.dumps({"port": server.server_port, "token": token}), flush=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for line in sys.stdin:
+        if line.strip() == "change":
+            with write_session(app.extensions["taktline.engine"]) as db:
+                db.execute(
+                    update(UnitOperation)
+                    .where(UnitOperation.station_kind == "kitting")  # type: ignore[arg-type]
+                    .values(priority=UnitOperation.priority + 1)
+                )
+    server.shutdown()
+
+
+def open_stream(port: int, token: str) -> socket.socket:
+    """A tablet's SSE connection, read up to the end of its first snapshot."""
+    conn = socket.create_connection(("127.0.0.1", port))
+    conn.sendall(
+        (
+            "GET /station/KIT-1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Cookie: taktline_device={token}\r\nAccept: text/event-stream\r\n\r\n"
+        ).encode()
+    )
+    seen = b""
+    while b"\n\n" not in seen[seen.find(b"event: snapshot") :] or b"event: snapshot" not in seen:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise SystemExit("the stream closed before its first snapshot")
+        seen += chunk
+    return conn
+
+
+def sse(n: int, changes: int) -> None:
+    from station.views import POLL_SECONDS
+
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        info = json.loads(child.stdout.readline())
+        port, token = info["port"], info["token"]
+        for _ in range(3):  # warm: templates compiled, statements cached, pool filled
+            open_stream(port, token).close()
+        time.sleep(POLL_SECONDS + 1)
+        before = rss_kb(child.pid)
+        start = time.perf_counter()
+        streams = [open_stream(port, token) for _ in range(n)]
+        opened = time.perf_counter() - start
+        time.sleep(POLL_SECONDS + 1)  # every stream polled at least once
+        after = rss_kb(child.pid)
+        assert child.stdin is not None
+        for _ in range(changes):  # each one re-rendered by every stream (its next poll)
+            child.stdin.write("change\n")
+            child.stdin.flush()
+            time.sleep(POLL_SECONDS + 0.5)
+        later = rss_kb(child.pid)
+        print(f"load average (1, 5, 15 min): {load_average()}")
+        print(
+            f"{n} tablet streams opened in {opened:.2f} s; web process RSS "
+            f"{before / 1024:.1f} MB before, {after / 1024:.1f} MB after: "
+            f"{(after - before) / 1024 / n:.3f} MB per SSE connection"
+        )
+        if changes:
+            print(
+                f"after {changes} changes, each a snapshot on every stream: "
+                f"{later / 1024:.1f} MB, {(later - before) / 1024 / n:.3f} MB per SSE connection"
+            )
+        for stream in streams:
+            stream.close()
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
 def profile(name: str, rounds: int) -> None:
-    _app, client, _tmp = tablet()
+    _app, client, _token = tablet()
     path = f"/station/KIT-1/{name}"
     _times(client, path, 10, HX)
     profiler = cProfile.Profile()
@@ -214,9 +318,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--before", metavar="REV", help="also measure commit REV, side by side")
     parser.add_argument("--profile", metavar="PARTIAL", help="cProfile one partial")
+    parser.add_argument("--sse", type=int, metavar="N", help="RSS per tablet SSE connection")
+    parser.add_argument("--changes", type=int, default=5, help="with --sse: changes streamed")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.profile:
+    if args.serve:
+        serve()
+    elif args.sse:
+        sse(args.sse, args.changes)
+    elif args.profile:
         profile(args.profile, args.rounds)
     elif args.json:
         print(json.dumps(measure(args.rounds)))
