@@ -4,8 +4,9 @@ Each is answered ``rejected`` (``bad_payload`` with the reason, or ``internal_er
 with its ``incident`` id to quote), kept here with its raw bytes (the first 64 KiB),
 topic and error, and acknowledged: a message never blocks the queue or comes back
 after a restart. The table is bounded (setting ``DEAD_LETTER_MAX``): ``prune`` drops
-the oldest. A page (``/ingest/dead-letters``, supervisors) and ``taktline
-dead-letters`` list them.
+the oldest. The ingest prunes when the table may be full, and after a tenth of it at
+most (other ingests add to it too): it may hold that much more for a moment. A page
+(``/ingest/dead-letters``, supervisors) and ``taktline dead-letters`` list them.
 """
 
 from __future__ import annotations

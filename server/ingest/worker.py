@@ -592,7 +592,9 @@ class Ingest:
                 letters.append(b.letter)
         deadletters.record_many(session, letters)
         if self._letter_room is None or len(letters) > self._letter_room:
-            self._letter_room = deadletters.prune(session, keep=self.dead_letter_max)
+            # Other ingests add to the table too: look again after a tenth of it at most.
+            room = deadletters.prune(session, keep=self.dead_letter_max)
+            self._letter_room = min(room, self.dead_letter_max // 10)
         else:
             self._letter_room -= len(letters)
 
