@@ -16,8 +16,8 @@ resident memory before and after, per connection.
 ``--before REV`` also runs the same measurement on the code of commit ``REV``
 (extracted with ``git archive`` into a temporary folder, imported from there), then
 on this working tree, and prints both side by side, each with the machine's load
-average when it ran. ``--profile PARTIAL`` prints where one partial's time goes
-(cProfile, cumulative).
+average when it ran; ``--repeat K`` alternates K runs of each and prints the medians.
+``--profile PARTIAL`` prints where one partial's time goes (cProfile, cumulative).
 """
 
 from __future__ import annotations
@@ -184,8 +184,31 @@ def report(result: dict[str, Any], rounds: int) -> None:
     print(f"static assets (first load, then cached): {result['static']} bytes")
 
 
+def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs of ``measure`` as one: the median of each figure, every load."""
+    first = results[0]
+    return {
+        "load": " / ".join(r["load"] for r in results),
+        "partials": {
+            name: {
+                key: statistics.median(r["partials"][name][key] for r in results)
+                for key in ("p50", "p99", "bytes")
+            }
+            for name in first["partials"]
+        },
+        "page": {
+            key: statistics.median(r["page"][key] for r in results)
+            for key in ("p50", "bytes", "gzipped")
+        },
+        "static": first["static"],
+        "runs": len(results),
+    }
+
+
 def compare(rev: str, before: dict[str, Any], after: dict[str, Any], rounds: int) -> None:
-    print(f"Station partials, {rounds} requests each (server time, in-process)")
+    runs = after.get("runs", 1)
+    print(f"Station partials, {rounds} requests each (server time, in-process)", end="")
+    print(f"; median of {runs} alternated runs per side" if runs > 1 else "")
     print(f"before = {rev}, load average (1, 5, 15 min) {before['load']}")
     print(f"after  = this working tree, load average (1, 5, 15 min) {after['load']}")
     print(
@@ -317,6 +340,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--before", metavar="REV", help="also measure commit REV, side by side")
+    parser.add_argument("--repeat", type=int, default=1, help="with --before: runs per side")
     parser.add_argument("--profile", metavar="PARTIAL", help="cProfile one partial")
     parser.add_argument("--sse", type=int, metavar="N", help="RSS per tablet SSE connection")
     parser.add_argument("--changes", type=int, default=5, help="with --sse: changes streamed")
@@ -332,9 +356,13 @@ def main() -> None:
     elif args.json:
         print(json.dumps(measure(args.rounds)))
     elif args.before:
-        before = run(extract(args.before), args.rounds)
-        after = run(ROOT, args.rounds)
-        compare(args.before, before, after, args.rounds)
+        # Alternated, so that a busy minute on a shared machine falls on both sides.
+        old = extract(args.before)
+        befores, afters = [], []
+        for _ in range(args.repeat):
+            befores.append(run(old, args.rounds))
+            afters.append(run(ROOT, args.rounds))
+        compare(args.before, merged(befores), merged(afters), args.rounds)
     else:
         report(measure(args.rounds), args.rounds)
 
