@@ -238,7 +238,9 @@ def _bulk(
     w.fix_sequences([*ids, "stocklot", "stockmovement"])
     conn.commit()
     committed = time.perf_counter()
-    if w.pg and one_transaction:  # fresh statistics for the planner
+    if one_transaction:
+        # Fresh statistics for the planner: without them SQLite took 1.7 s instead of
+        # 10 ms for the line board's day on a 1M-unit history (issue 19).
         for table in HISTORY_TABLES:
             conn.exec_driver_sql(f"ANALYZE {table}")
         conn.commit()
