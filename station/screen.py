@@ -5,7 +5,8 @@ The station workflow (``station.service``) decides and records, and its
 (with bins and the lots/serials recorded) and the step clock. This module adds what
 only the screen needs (the queue, the product and option names, the due date, the
 routing progress, the open andon call) and shapes it all for
-``templates/station/``. No Flask here: the views pass a session and a clock.
+``templates/station/``, each part read when a template first asks for it
+(``StationView``). No Flask here: the views pass a session and a clock.
 """
 
 from __future__ import annotations

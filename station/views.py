@@ -5,11 +5,13 @@ A tablet is bound to one station by a device token in a long-lived cookie
 Every station view checks that binding (``station_device``): an unbound tablet is sent
 to a page saying so, a tablet bound to another station gets 403.
 
-Reads build a ``station.screen.StationView`` from ``station.service.load_state``;
-every action goes through ``station.service.handle`` (one place decides what a badge,
-a scan or a button means, for the tablet, MQTT and the API alike) and, after the
-commit, ``station.publish.after_commit`` tells the devices and every screen. ``_render`` answers
-the partial to htmx and the full page otherwise; the page includes the same partials.
+Reads hand the templates a ``station.screen.StationView``, which reads each part of the
+station (operator, step, queue, andon...) when a template first shows it, so a partial
+costs what it shows. Every action goes through ``station.service.handle`` (one place
+decides what a badge, a scan or a button means, for the tablet, MQTT and the API alike)
+and, after the commit, ``station.publish.after_commit`` tells the devices and every
+screen. ``_render`` answers the partial to htmx and the full page otherwise; the page
+includes the same partials.
 Live updates come over one SSE stream per page (``events``).
 """
 
