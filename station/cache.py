@@ -116,6 +116,25 @@ class Lot:
     received_at: Any
 
 
+class Writes:
+    """The rows of a batch's picks not yet written (``station.service``, SQLite
+    ingest): consumptions, outbox events and ledger lines, each inserted with one
+    executemany by ``station.service.flush`` before anything reads those tables and
+    before the commit."""
+
+    def __init__(self) -> None:
+        self.consumptions: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+        self.movements: list[dict[str, Any]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.consumptions or self.outbox or self.movements)
+
+    def clear(self) -> None:
+        """Drop them (written, or their transaction rolled back)."""
+        self.consumptions, self.outbox, self.movements = [], [], []
+
+
 class Cache:
     """What one write transaction may keep between events (see the module docstring)."""
 
@@ -140,6 +159,8 @@ class Cache:
         self.lots: dict[tuple[int, str | None], list[Lot]] = {}
         self.lot_rows: dict[int, Lot] = {}
         self.reservations: dict[int, dict[tuple[int, int], int]] = {}
+        # The picks' rows kept back until ``station.service.flush`` (SQLite ingest).
+        self.writes = Writes()
         self._exclusive: bool | None = None
 
     def moved(

@@ -15,7 +15,9 @@ and parameters, ``Event.code`` / ``Event.params``) under its unique ``msg_id``
 nothing), then writes the effects:
 consumption, ledger movements, step record (pause time excluded), defect, andon
 call, sign-in. A rejected event is recorded with its reason and changes nothing else.
-A pick (the hot path) is a handful of Core statements: see ``station.reading``.
+A pick (the hot path) is a handful of Core statements: see ``station.reading``; in the
+SQLite ingest's batches its consumption, outbox event and ledger lines are inserted
+with the batch's others, one executemany per table (``flush``).
 
 Station state is derived from the database, never kept in memory: the open
 ``StepRecord`` at the station (``ended_at`` NULL) is the unit and operation in
@@ -116,6 +118,7 @@ class _Ctx:
     cache: Cache
     event_id: int = 0
     facts: wf.Facts | None = None
+    defer: bool = False  # a pick's rows go to ``cache.writes`` (see ``handle``)
 
     @property
     def station(self) -> Station:
@@ -248,6 +251,7 @@ def handle(
     address: str = "",
     cache: Cache | None = None,
     savepoint: bool = True,
+    defer: bool = False,
 ) -> Outcome:
     """Decide ``event`` at ``station_code`` and record it in the caller's transaction.
 
@@ -261,6 +265,16 @@ def handle(
     ``conflict`` and the transaction stays usable; without it the error propagates
     and the caller must roll back and retry (the ingest's batches: one statement
     fewer per effect, and a refused batch is retried event by event).
+
+    With ``defer`` and without a savepoint, on SQLite (the ingest's batches: one
+    writer, the states, lots and reservations carried in ``cache``), a pick's
+    consumption, outbox event and ledger lines are kept in ``cache.writes`` and
+    inserted with one executemany per table by ``flush``: before anything reads those
+    tables (any event but a scan at a station whose state is carried, a serially
+    tracked scan, effects other than picks), and by the caller, who must call
+    ``flush`` before its commit. A refusal by the database (the serial's unique index,
+    a lot's CHECK) then surfaces at that ``flush``: roll back and retry, as for any
+    refusal without a savepoint.
     """
     msg_id = msg_id or str(uuid.uuid4())
     now = utcnow()
@@ -295,6 +309,9 @@ def handle(
             messages.english(code, params),
         )
         return Outcome(EventResult.REJECTED, code, params, msg_id, station_code, event_id, source)
+    defer = defer and not savepoint and cache.exclusive(session)
+    if cache.writes and not (defer and isinstance(event, wf.Scan) and info.id in cache.states):
+        flush(session, cache)  # this event reads the database: it must see every pick
     state = reading.station_state(session, info, cache)
     operator = state.operator
     by = actor or (
@@ -302,6 +319,10 @@ def handle(
     )
     ctx = _Ctx(session, info, state, now, by, cache)
     ctx.facts = facts = _facts(ctx, event)
+    if cache.writes and facts.scan is not None and facts.scan.serial:
+        # A serial's lot and where it went are read from the database, never carried.
+        flush(session, cache)
+        ctx.facts = facts = _facts(ctx, event)
     decision = wf.decide(state, event, facts)
     if decision.code == "signed_in" and facts.operator is not None and not actor:
         # A sign-in or a hand-over is the act of the badge's owner, not of whoever
@@ -329,6 +350,9 @@ def handle(
     if event_id is None:
         return _duplicate(session, msg_id, station_code, source)
     ctx.event_id = event_id
+    ctx.defer = defer and all(isinstance(e, wf.RecordConsumption) for e in decision.effects)
+    if decision.effects and not ctx.defer and cache.writes:
+        flush(session, cache)  # sign-in, start, end, hold... read and write the rest
     if decision.effects:  # a measurement out of limits is rejected and still recorded
         if savepoint:
             try:
@@ -800,23 +824,24 @@ def _consume(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
         )
     work_order_id = ctx.cache.work_orders[unit_id]
     operator_id = state.operator.id if state.operator else None
+    row = {
+        "unit_id": unit_id,
+        "part_id": effect.part_id,
+        "lot_id": effect.lot_id,
+        "serial": effect.serial,
+        "quantity": effect.quantity,
+        "for_part_id": effect.for_part_id,
+        "unit_operation_id": state.operation.unit_operation_id,
+        "station_id": ctx.info.id,
+        "operator_id": operator_id,
+        "event_id": ctx.event_id,
+        "at": ctx.now,
+    }
     # uq_consumption_serial refuses a serial built in twice (IntegrityError).
-    session.connection().execute(
-        _INSERT_CONSUMPTION,
-        {
-            "unit_id": unit_id,
-            "part_id": effect.part_id,
-            "lot_id": effect.lot_id,
-            "serial": effect.serial,
-            "quantity": effect.quantity,
-            "for_part_id": effect.for_part_id,
-            "unit_operation_id": state.operation.unit_operation_id,
-            "station_id": ctx.info.id,
-            "operator_id": operator_id,
-            "event_id": ctx.event_id,
-            "at": ctx.now,
-        },
-    )
+    if ctx.defer:
+        ctx.cache.writes.consumptions.append(row)
+    else:
+        session.connection().execute(_INSERT_CONSUMPTION, row)
     _emit_consumption(ctx, effect)
     _post(
         ctx,
@@ -857,8 +882,7 @@ def _emit_consumption(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
     if not effect.serial and scan is not None:
         lot_code = scan.lot.lot_code if scan.lot and scan.lot.lot_id == effect.lot_id else None
         lot_code = lot_code or scan.lot_code
-    outbox.emit(
-        ctx.session,
+    event = outbox.event(
         type=outbox.COMPONENT_CONSUMED,
         unit_id=state.unit.id,
         at=ctx.now,
@@ -872,6 +896,10 @@ def _emit_consumption(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
             "operation": state.operation.code,
         },
     )
+    if ctx.defer:
+        ctx.cache.writes.outbox.append(event)
+    else:
+        outbox.emit_many(ctx.session, [event])
 
 
 def _emit_hold(ctx: _Ctx, effect: wf.RecordDefect) -> None:
@@ -903,23 +931,26 @@ def _post(
     reserved_delta: int = 0,
 ) -> None:
     assert ctx.state.unit is not None
-    try:
-        ledger.append(
-            ctx.session,
-            lot_id=lot_id,
-            part_id=part_id,
-            kind=kind,
-            quantity=quantity,
-            reserved_delta=reserved_delta,
-            by=ctx.by,
-            unit_id=ctx.state.unit.id,
-            work_order_id=work_order_id,
-            event_id=ctx.event_id,
-            reason=reason,
-            at=ctx.now,
-        )
-    except sa.exc.IntegrityError as exc:
-        raise RefusedByDatabase(lot_id, kind, quantity, reserved_delta) from exc
+    row = ledger.movement(
+        lot_id=lot_id,
+        part_id=part_id,
+        kind=kind,
+        quantity=quantity,
+        reserved_delta=reserved_delta,
+        by=ctx.by,
+        unit_id=ctx.state.unit.id,
+        work_order_id=work_order_id,
+        event_id=ctx.event_id,
+        reason=reason,
+        at=ctx.now,
+    )
+    if ctx.defer:
+        ctx.cache.writes.movements.append(row)
+    else:
+        try:
+            ledger.append_many(ctx.session, [row])
+        except sa.exc.IntegrityError as exc:
+            raise RefusedByDatabase(lot_id, kind, quantity, reserved_delta) from exc
     ctx.cache.moved(
         unit_id=ctx.state.unit.id,
         lot_id=lot_id,
@@ -927,6 +958,25 @@ def _post(
         quantity=quantity,
         reserved_delta=reserved_delta,
     )
+
+
+def flush(session: Session, cache: Cache) -> None:
+    """Insert the picks' rows ``handle`` kept in ``cache.writes``: the consumptions,
+    the outbox events and the ledger lines, each table with one executemany in the
+    order the picks were decided (the ledger's triggers and the unique serial index
+    run for every row). Call it before committing a transaction whose events went
+    through ``handle(savepoint=False)``; a refusal raises ``sa.exc.IntegrityError``
+    and the transaction must be rolled back."""
+    writes = cache.writes
+    if not writes:
+        return
+    try:
+        if writes.consumptions:
+            session.connection().execute(_INSERT_CONSUMPTION, writes.consumptions)
+        outbox.emit_many(session, writes.outbox)
+        ledger.append_many(session, writes.movements)
+    finally:
+        writes.clear()
 
 
 def _step_change(

@@ -10,7 +10,8 @@ it, orders each station's events by ``seq``, and decides the rest in one
 write transaction, each through ``station.service.handle`` (dedupe on ``msg_id``,
 workflow, records) sharing one catalog cache (``station.cache.Cache``; on SQLite the
 stations' states, lots and reservations carry on to the next batch while no other
-connection writes: ``_carry``). After the
+connection writes: ``_carry``; the picks' consumptions, outbox events and ledger lines
+are inserted together before the commit, ``service.flush``). After the
 commit, ``station.publish.after_commit`` (the same as for the tablet and the API)
 publishes each event's ``cmd/feedback``, acknowledges it (paho manual ack: the broker
 keeps a message until then, and redelivers it to our persistent session if we die
@@ -474,12 +475,14 @@ class Ingest:
             begin_write(session)
             locked = time.monotonic()
             self._carry(session, cache)
+            cache.writes.clear()  # what a batch rolled back had kept
             if bad:
                 self._keep(session, bad)
             results = [
                 bad[i].result if i in bad else self._one(session, message, cache, fast)
                 for i, message in enumerate(batch)
             ]
+            service.flush(session, cache)  # the picks' rows, one executemany per table
             mark = _mark(session) if cache.exclusive(session) else None
             session.commit()
             self._carried = mark
@@ -640,6 +643,7 @@ class Ingest:
             payload=env.payload,
             cache=cache,
             savepoint=not fast,
+            defer=fast,  # the picks' rows: ``service.flush`` in ``_transaction``
         )
         return Result(message, publish.answer(outcome, site=topic.site, line=topic.line))
 

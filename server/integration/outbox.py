@@ -132,9 +132,21 @@ def emit(
 ) -> None:
     """Write one outbound event of ``order_id`` (or of the order ``unit_id`` belongs to)
     in the caller's transaction. ``type`` is a short name (``UNIT_COMPLETED``...)."""
+    emit_many(session, [event(type=type, data=data, order_id=order_id, unit_id=unit_id, at=at)])
+
+
+def event(
+    *,
+    type: str,
+    data: dict[str, Any],
+    order_id: int | None = None,
+    unit_id: int | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """One outbound event as ``emit_many`` writes it; its ``event_id`` (UUIDv7) is
+    taken now, so events made in order keep their order."""
     if type not in TYPES:
         raise ValueError(f"unknown outbound event type {type!r}")
-    key = "order" if order_id is not None else "unit"
     params: dict[str, Any] = {
         "event_id": str(uuid7()),
         "type": TYPE_PREFIX + type,
@@ -147,10 +159,34 @@ def emit(
         params["unit_id"] = unit_id
     else:
         raise ValueError("emit needs order_id or unit_id")
+    return params
+
+
+def emit_many(session: Session, events: list[dict[str, Any]]) -> None:
+    """Write outbound events (``event``) in their order: one executemany for each run
+    of events of the same kind (by order, by unit). Each row's ``INSERT ... SELECT``
+    reads the order's last sequence after the rows before it, so sequences follow
+    the list's order; on PostgreSQL each order's advisory lock is taken first."""
+    if not events:
+        return
     conn = session.connection()
+    run: list[dict[str, Any]] = []
+    key = ""
+    for params in events:
+        kind = "order" if "order_id" in params else "unit"
+        if run and kind != key:
+            _write(conn, key, run)
+            run = []
+        key = kind
+        run.append(params)
+    _write(conn, key, run)
+
+
+def _write(conn: sa.Connection, key: str, run: list[dict[str, Any]]) -> None:
     if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK[key], params)
-    conn.execute(_INSERT[key], params)
+        for params in run:
+            conn.execute(_LOCK[key], params)
+    conn.execute(_INSERT[key], run[0] if len(run) == 1 else run)
 
 
 def envelope(row: OutboxEvent, *, source: str) -> CloudEvent:

@@ -7,6 +7,7 @@ see ``server.inventory.ddl``); this module is the one place that appends to it.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -97,6 +98,38 @@ def post(
 _INSERT = sa.insert(StockMovement.__table__)  # type: ignore[attr-defined]
 
 
+def movement(
+    *,
+    lot_id: int,
+    part_id: int,
+    kind: str,
+    by: str,
+    quantity: int = 0,
+    reserved_delta: int = 0,
+    reason: str = "",
+    work_order_id: int | None = None,
+    unit_id: int | None = None,
+    event_id: int | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """The values of one movement row, for ``append`` / ``append_many``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown movement kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return {
+        "lot_id": lot_id,
+        "part_id": part_id,
+        "kind": kind,
+        "quantity": quantity,
+        "reserved_delta": reserved_delta,
+        "work_order_id": work_order_id,
+        "unit_id": unit_id,
+        "event_id": event_id,
+        "reason": reason[:500],
+        "by": by[:200],
+        "at": at or utcnow(),
+    }
+
+
 def append(
     session: Session,
     *,
@@ -121,24 +154,30 @@ def append(
     refused batch event by event, with ``post``'s checks). Objects of the lot already
     in the session are not refreshed.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown movement kind {kind!r}; expected one of {', '.join(KINDS)}")
-    session.connection().execute(
-        _INSERT,
-        {
-            "lot_id": lot_id,
-            "part_id": part_id,
-            "kind": kind,
-            "quantity": quantity,
-            "reserved_delta": reserved_delta,
-            "work_order_id": work_order_id,
-            "unit_id": unit_id,
-            "event_id": event_id,
-            "reason": reason[:500],
-            "by": by[:200],
-            "at": at or utcnow(),
-        },
+    row = movement(
+        lot_id=lot_id,
+        part_id=part_id,
+        kind=kind,
+        by=by,
+        quantity=quantity,
+        reserved_delta=reserved_delta,
+        reason=reason,
+        work_order_id=work_order_id,
+        unit_id=unit_id,
+        event_id=event_id,
+        at=at,
     )
+    session.connection().execute(_INSERT, row)
+
+
+def append_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Append movements (``movement`` rows) in their order with one executemany.
+
+    The triggers run for every row as for ``append`` (on-hand and reserved follow,
+    the lot's CHECK refuses a negative balance): a refusal raises
+    ``sa.exc.IntegrityError`` for the whole statement, with the same caveats."""
+    if rows:
+        session.connection().execute(_INSERT, rows)
 
 
 def find_or_create_lot(

@@ -1,0 +1,202 @@
+"""A batch's picks written together (``service.handle(defer=True)``, ``service.flush``):
+the verdicts and rows are those of one transaction per scan, on SQLite (where the
+rows are kept back) and PostgreSQL (where they are not)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from sqlmodel import Session, select
+
+from server.db import get_engine, write_session
+from server.ingest.worker import Ingest
+from server.integration import outbox
+from server.inventory import ledger
+from server.models import (
+    Consumption,
+    OutboxEvent,
+    Part,
+    Station,
+    StockLot,
+    StockMovement,
+    Unit,
+)
+from station import service
+from station.cache import Cache
+from station.workflow import Scan, SignIn, StartNext, StationEvent
+from tests.support.ingest import Station as Device
+from tests.support.ingest import counts
+from tests.support.mosquitto import Mosquitto
+from tests.support.units import release
+
+KIT_OPTIONS = ["i7", "mem32", "ssd1t", "mt"]
+CASE_MT = "9506000001104"
+
+
+def psu(n: int) -> str:
+    return f"(01)09506000001128(21)P45X{n:05d}"
+
+
+def _second_kitting_station(engine: sa.Engine) -> None:
+    with write_session(engine) as session:
+        kit = session.exec(select(Station).where(Station.code == "KIT-1")).one()
+        session.add(Station(code="KIT-2", name="Kitting 2", kind="kitting", line_id=kit.line_id))
+
+
+def test_one_batch_builds_a_serial_into_one_unit_only(any_demo_app: Flask) -> None:
+    """Two stations, two units, one batch: the serial scanned for the second unit after
+    the first unit took it (its rows not yet written) is refused ``serial_used``; the
+    first pick and the others are applied once, rows and outbox events in order."""
+    engine = any_demo_app.extensions["taktline.engine"]
+    # Not reserved: nothing but the consumption tells the second scan the serial is gone.
+    release(engine, options=KIT_OPTIONS, serial="PC-T1", reserve=False)
+    release(engine, options=KIT_OPTIONS, serial="PC-T2", reserve=False)
+    _second_kitting_station(engine)
+    for station, event in (
+        ("KIT-1", SignIn("OP1001")),
+        ("KIT-1", StartNext()),
+        ("KIT-2", SignIn("OP1003")),
+        ("KIT-2", StartNext()),
+    ):
+        with write_session(engine) as session:
+            outcome = service.handle(session, station_code=station, event=event)
+            assert outcome.accepted, outcome.message
+    batch: list[tuple[str, StationEvent]] = [
+        ("KIT-1", Scan(CASE_MT)),
+        ("KIT-2", Scan(CASE_MT)),
+        ("KIT-1", Scan(psu(1))),
+        ("KIT-2", Scan(psu(1))),  # the serial KIT-1 has just built into PC-T1
+        ("KIT-2", Scan(psu(2))),
+    ]
+    with write_session(engine) as session:
+        cache = Cache()
+        outcomes = [
+            service.handle(
+                session,
+                station_code=station,
+                event=event,
+                channel="mqtt",
+                source="scanner1",
+                cache=cache,
+                savepoint=False,
+                defer=True,
+            )
+            for station, event in batch
+        ]
+        service.flush(session, cache)
+    answers = [o.feedback() for o in outcomes]
+    assert [(a["result"], a["code"]) for a in answers] == [
+        ("accepted", "picked"),
+        ("accepted", "picked"),
+        ("accepted", "picked"),
+        ("rejected", "serial_used"),
+        ("accepted", "picked"),
+    ]
+    assert "PC-T1" in answers[3]["reason"]
+    with Session(engine) as session:
+        units = {u.id: u.serial for u in session.exec(select(Unit))}
+        built = session.exec(
+            select(Consumption.unit_id).where(Consumption.serial == "P45X00001")
+        ).all()
+        assert [units[u] for u in built] == ["PC-T1"]
+        assert session.exec(select(sa.func.count()).select_from(Consumption)).one() == 4
+        lot = session.exec(select(StockLot).where(StockLot.serial == "P45X00001")).one()
+        assert lot.id is not None
+        assert (lot.on_hand, lot.reserved) == (0, 0)
+        assert ledger.on_hand_from_ledger(session, lot.id) == (0, 0)
+        lines = session.exec(
+            select(StockMovement.event_id).where(StockMovement.kind == "consumption")
+        ).all()
+        accepted_ids = [o.event_id for o in outcomes if o.accepted]
+        assert sorted(lines) == sorted(accepted_ids)
+        consumed = session.exec(
+            select(OutboxEvent)
+            .where(OutboxEvent.type == outbox.TYPE_PREFIX + outbox.COMPONENT_CONSUMED)
+            .order_by(OutboxEvent.id)  # type: ignore[arg-type]
+        ).all()
+    events = [outbox.envelope(row, source="test") for row in consumed]
+    assert [(e.get_data()["unit"], e.get_data()["part"]) for e in events] == [  # type: ignore[index]
+        ("PC-T1", "CASE-MT"),
+        ("PC-T2", "CASE-MT"),
+        ("PC-T1", "PSU-450"),
+        ("PC-T2", "PSU-450"),
+    ]
+    assert [e.get_data()["serial"] for e in events][2:] == ["P45X00001", "P45X00002"]  # type: ignore[index]
+    by_order: dict[str, list[int]] = {}
+    for row in consumed:
+        by_order.setdefault(row.subject, []).append(row.order_seq)
+    for seqs in by_order.values():  # each order's sequence goes up, one by one
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert [r.event_id for r in consumed] == sorted(r.event_id for r in consumed)
+
+
+@pytest.fixture
+def ingest(broker: Mosquitto, plant: str) -> Iterator[Ingest]:
+    worker = Ingest(
+        engine=get_engine(plant), url=broker.url, client_id="test-ingest", shared=True
+    ).start()
+    assert worker.subscribed.wait(5)
+    yield worker
+    worker.stop()
+
+
+def _leave_screws(engine: sa.Engine, n: int) -> None:
+    """Adjust the SCR-M3 stock down to ``n`` bags, all in one lot."""
+    with write_session(engine) as session:
+        part = session.exec(select(Part).where(Part.sku == "SCR-M3")).one()
+        left = n
+        for lot in session.exec(select(StockLot).where(StockLot.part_id == part.id)).all():
+            keep = min(lot.on_hand - lot.reserved, left)
+            left -= keep
+            if lot.on_hand != keep:
+                ledger.post(
+                    session,
+                    lot=lot,
+                    kind="adjustment",
+                    quantity=keep - lot.on_hand,
+                    by="test",
+                    reason="test: little stock left",
+                )
+
+
+def test_stock_running_out_in_the_middle_of_a_batch(
+    ingest: Ingest, station_client: Device, plant: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three screw bags left, six scans in one batch: three picked, three refused by
+    the workflow (nothing left), the lot at zero; no retry event by event needed."""
+    engine = get_engine(plant)
+    _leave_screws(engine, 3)
+    station_client.wait_for_ingest()
+    before = counts(plant)
+    assert before["on_hand"] == 3
+    ids: list[str] = []
+    # Hold the write lock so the scans queue up and the worker takes them as one batch.
+    with engine.connect() as conn:
+        lock = conn.execution_options(sqlite_begin="IMMEDIATE").begin()
+        station_client.publish(
+            {"msg_id": "ping-lock", "source": "board1", "kind": "hello"}, kind="evt/device"
+        )
+        for i in range(6):
+            ids.append(station_client.scan("SCRM3", seq=i + 1))
+        deadline = time.monotonic() + 5
+        while ingest.queue.qsize() < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lock.rollback()
+    with caplog.at_level("WARNING", logger="server.ingest.worker"):
+        answers = [station_client.answer(i, timeout=30) for i in ids]
+    assert [a["result"] for a in answers] == ["accepted"] * 3 + ["rejected"] * 3
+    assert len({a["code"] for a in answers[3:]}) == 1 and answers[3]["code"] != "conflict"
+    assert "retrying event by event" not in caplog.text
+    after = counts(plant)
+    assert after["on_hand"] == 0
+    assert after["consumptions"] == before["consumptions"] + 3
+    assert after["ledger"] == before["ledger"] + 3
+    assert after["scan_events"] == before["scan_events"] + 6
+    with Session(engine) as session:
+        for lot in session.exec(select(StockLot).where(StockLot.on_hand != 0)).all():
+            assert lot.id is not None
+            assert ledger.on_hand_from_ledger(session, lot.id) == (lot.on_hand, lot.reserved)
