@@ -944,9 +944,13 @@ def _post(
         reason=reason,
         at=ctx.now,
     )
-    if ctx.defer:
+    if ctx.defer and lot_id in ctx.cache.lot_rows:
+        # Kept back only for a lot whose balances this transaction carries (``moved``
+        # below): a later scan reads them from memory, never from the table.
         ctx.cache.writes.movements.append(row)
     else:
+        if ctx.cache.writes:
+            flush(ctx.session, ctx.cache)  # the lines before this one, in order
         try:
             ledger.append_many(ctx.session, [row])
         except sa.exc.IntegrityError as exc:

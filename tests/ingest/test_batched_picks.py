@@ -200,3 +200,65 @@ def test_stock_running_out_in_the_middle_of_a_batch(
         for lot in session.exec(select(StockLot).where(StockLot.on_hand != 0)).all():
             assert lot.id is not None
             assert ledger.on_hand_from_ledger(session, lot.id) == (lot.on_hand, lot.reserved)
+
+
+def test_a_reservation_given_back_mid_batch_frees_the_lot_for_the_next_scan(
+    any_demo_app: Flask,
+) -> None:
+    """PC-T1 holds the last two fans of FN-2605 and takes one from another lot: its
+    reservation on FN-2605 is given back, and PC-T2's scan of FN-2605 in the same batch
+    finds that fan free (a lot this batch had not read: its line is not kept back)."""
+    engine = any_demo_app.extensions["taktline.engine"]
+    release(engine, options=KIT_OPTIONS, serial="PC-T1")
+    release(engine, options=KIT_OPTIONS, serial="PC-T2", reserve=False)
+    _second_kitting_station(engine)
+    with write_session(engine) as session:
+        fan = session.exec(select(Part).where(Part.sku == "FAN-120")).one()
+        lot = session.exec(select(StockLot).where(StockLot.lot_code == "FN-2605")).one()
+        assert lot.reserved == 2
+        ledger.post(session, lot=lot, kind="adjustment", quantity=2 - lot.on_hand, by="test")
+        ledger.receive(
+            session,
+            part=fan,
+            location_id=lot.location_id,
+            quantity=5,
+            by="test",
+            lot_code="FN-9999",
+        )
+    for station, event in (
+        ("KIT-1", SignIn("OP1001")),
+        ("KIT-1", StartNext()),
+        ("KIT-2", SignIn("OP1003")),
+        ("KIT-2", StartNext()),
+    ):
+        with write_session(engine) as session:
+            outcome = service.handle(session, station_code=station, event=event)
+            assert outcome.accepted, outcome.message
+    batch: list[tuple[str, StationEvent]] = [
+        ("KIT-1", Scan(CASE_MT)),
+        ("KIT-2", Scan(CASE_MT)),
+        ("KIT-1", Scan("(01)09506000001210(10)FN-9999")),
+        ("KIT-2", Scan("(01)09506000001210(10)FN-2605")),
+    ]
+    with write_session(engine) as session:
+        cache = Cache()
+        outcomes = [
+            service.handle(
+                session,
+                station_code=station,
+                event=event,
+                channel="mqtt",
+                cache=cache,
+                savepoint=False,
+                defer=True,
+            )
+            for station, event in batch
+        ]
+        service.flush(session, cache)
+    assert [o.code for o in outcomes] == ["picked"] * 4
+    with Session(engine) as session:
+        for code, balances in (("FN-2605", (1, 1)), ("FN-9999", (4, 0))):
+            lot = session.exec(select(StockLot).where(StockLot.lot_code == code)).one()
+            assert lot.id is not None
+            assert (lot.on_hand, lot.reserved) == balances
+            assert ledger.on_hand_from_ledger(session, lot.id) == balances
