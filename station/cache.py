@@ -118,21 +118,26 @@ class Lot:
 
 class Writes:
     """The rows of a batch's picks not yet written (``station.service``, SQLite
-    ingest): consumptions, outbox events and ledger lines, each inserted with one
-    executemany by ``station.service.flush`` before anything reads those tables and
-    before the commit."""
+    ingest): events (with the ids they will have), consumptions, outbox events and
+    ledger lines, each inserted with one executemany by ``station.service.flush``
+    before anything reads those tables and before the commit. ``fresh``: the batch's
+    ``msg_id`` s the events table did not hold when the batch began
+    (``station.service.expect``), whose events may be kept back."""
 
     def __init__(self) -> None:
+        self.fresh: set[str] = set()
+        self.events: list[dict[str, Any]] = []
+        self.first_event_id = 0
         self.consumptions: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
         self.movements: list[dict[str, Any]] = []
 
     def __bool__(self) -> bool:
-        return bool(self.consumptions or self.outbox or self.movements)
+        return bool(self.events or self.consumptions or self.outbox or self.movements)
 
     def clear(self) -> None:
-        """Drop them (written, or their transaction rolled back)."""
-        self.consumptions, self.outbox, self.movements = [], [], []
+        """Drop the rows (written, or their transaction rolled back)."""
+        self.events, self.consumptions, self.outbox, self.movements = [], [], [], []
 
 
 class Cache:

@@ -285,6 +285,8 @@ def handle(
     info = cache.station(session, station_code)
     if info is None:
         code, params = "unknown_station", {"station": station_code[:64]}
+        if cache.writes:
+            flush(session, cache)  # the kept events' ids come first
         event_id = record_event(
             session,
             msg_id=msg_id,
@@ -328,10 +330,18 @@ def handle(
         # A sign-in or a hand-over is the act of the badge's owner, not of whoever
         # was signed in before.
         ctx.by = by = f"{facts.operator.name} ({facts.operator.badge}) at {info.code}"
+    ctx.defer = defer and all(isinstance(e, wf.RecordConsumption) for e in decision.effects)
+    keep = ctx.defer and msg_id in cache.writes.fresh
+    if cache.writes and (not ctx.defer or (not keep and cache.writes.events)):
+        # Sign-in, start, end, hold... read and write the rest; an event inserted
+        # now takes the id after the kept ones.
+        flush(session, cache)
     # The event row carries its verdict: one INSERT, and a msg_id seen before (or
-    # raced by another process) changes nothing.
-    event_id = record_event(
+    # raced by another process) changes nothing; kept back with the picks' rows when
+    # the batch knows its msg_id is new (``expect``).
+    event_id = (_keep_event if keep else record_event)(
         session,
+        cache=cache,
         msg_id=msg_id,
         station_id=info.id,
         channel=channel,
@@ -350,9 +360,6 @@ def handle(
     if event_id is None:
         return _duplicate(session, msg_id, station_code, source)
     ctx.event_id = event_id
-    ctx.defer = defer and all(isinstance(e, wf.RecordConsumption) for e in decision.effects)
-    if decision.effects and not ctx.defer and cache.writes:
-        flush(session, cache)  # sign-in, start, end, hold... read and write the rest
     if decision.effects:  # a measurement out of limits is rejected and still recorded
         if savepoint:
             try:
@@ -453,6 +460,11 @@ _EVENTS: sa.Table = Event.__table__  # type: ignore[attr-defined]
 _CONSUMPTIONS: sa.Table = Consumption.__table__  # type: ignore[attr-defined]
 _ORIGINAL = sa.select(_EVENTS.c.result).where(_EVENTS.c.msg_id == sa.bindparam("msg_id"))
 _INSERT_CONSUMPTION = sa.insert(_CONSUMPTIONS)
+_INSERT_KEPT_EVENTS = sa.insert(_EVENTS)
+_LAST_EVENT = sa.select(sa.func.max(_EVENTS.c.id))
+_KNOWN = sa.select(_EVENTS.c.msg_id).where(
+    _EVENTS.c.msg_id.in_(sa.bindparam("ids", expanding=True))
+)
 _units: sa.Table = Unit.__table__  # type: ignore[attr-defined]
 _lots: sa.Table = StockLot.__table__  # type: ignore[attr-defined]
 _WORK_ORDER = sa.select(_units.c.work_order_id).where(_units.c.id == sa.bindparam("unit"))
@@ -474,6 +486,7 @@ _INSERT_EVENTS = {
 def record_event(
     session: Session,
     *,
+    cache: Cache | None = None,
     msg_id: str,
     station_id: int | None,
     channel: str,
@@ -498,6 +511,7 @@ def record_event(
     Insert-or-ignore on the unique ``msg_id`` (``ON CONFLICT DO NOTHING`` on SQLite and
     PostgreSQL): two deliveries racing each other record one event, whatever the
     process or thread, and the loser learns it without an error or a rollback.
+    ``cache`` is not used (the signature of ``_keep_event``).
     """
     conn = session.connection()
     values = event_row(
@@ -518,6 +532,35 @@ def record_event(
     )
     event_id: int | None = conn.execute(_INSERT_EVENT[conn.dialect.name], values).scalar()
     return event_id
+
+
+def _keep_event(session: Session, *, cache: Cache | None, **fields: Any) -> int:
+    """``record_event`` kept back in ``cache.writes`` (``handle(defer=True)``): the
+    ``msg_id`` is known to be new (``expect``) and the id is the one SQLite will
+    give it, the events table's last id plus the events kept before it. Nothing else
+    inserts an event before the flush (``handle`` flushes first)."""
+    assert cache is not None
+    writes = cache.writes
+    if not writes.events:
+        writes.first_event_id = (session.connection().execute(_LAST_EVENT).scalar() or 0) + 1
+    row = event_row(**fields)
+    row["id"] = writes.first_event_id + len(writes.events)
+    writes.events.append(row)
+    writes.fresh.discard(row["msg_id"])
+    return int(row["id"])
+
+
+def expect(session: Session, cache: Cache, msg_ids: list[str]) -> None:
+    """The ``msg_id`` s a batch is about to decide: those the events table does not
+    hold yet (one statement) may have their events kept back (``handle(defer=True)``
+    on SQLite, whose write transaction excludes every other writer until the commit).
+    Call it inside the batch's write transaction."""
+    cache.writes.fresh = set()
+    ids = [m for m in msg_ids if m]
+    if not ids or not cache.exclusive(session):
+        return
+    known = set(session.connection().execute(_KNOWN, {"ids": ids}).scalars())
+    cache.writes.fresh = set(ids) - known
 
 
 def event_row(
@@ -965,8 +1008,8 @@ def _post(
 
 
 def flush(session: Session, cache: Cache) -> None:
-    """Insert the picks' rows ``handle`` kept in ``cache.writes``: the consumptions,
-    the outbox events and the ledger lines, each table with one executemany in the
+    """Insert the picks' rows ``handle`` kept in ``cache.writes``: their events, the
+    consumptions, the outbox events and the ledger lines, each table with one executemany in the
     order the picks were decided (the ledger's triggers and the unique serial index
     run for every row). Call it before committing a transaction whose events went
     through ``handle(savepoint=False)``; a refusal raises ``sa.exc.IntegrityError``
@@ -975,6 +1018,8 @@ def flush(session: Session, cache: Cache) -> None:
     if not writes:
         return
     try:
+        if writes.events:  # first: the other rows refer to them
+            session.connection().execute(_INSERT_KEPT_EVENTS, writes.events)
         if writes.consumptions:
             session.connection().execute(_INSERT_CONSUMPTION, writes.consumptions)
         outbox.emit_many(session, writes.outbox)

@@ -478,6 +478,12 @@ class Ingest:
             cache.writes.clear()  # what a batch rolled back had kept
             if bad:
                 self._keep(session, bad)
+            if fast:  # which events may be written with the picks' rows (one statement)
+                service.expect(
+                    session,
+                    cache,
+                    [m.env.msg_id for i, m in enumerate(batch) if i not in bad and m.env],
+                )
             results = [
                 bad[i].result if i in bad else self._one(session, message, cache, fast)
                 for i, message in enumerate(batch)

@@ -65,38 +65,45 @@ def test_one_batch_builds_a_serial_into_one_unit_only(any_demo_app: Flask) -> No
         with write_session(engine) as session:
             outcome = service.handle(session, station_code=station, event=event)
             assert outcome.accepted, outcome.message
-    batch: list[tuple[str, StationEvent]] = [
-        ("KIT-1", Scan(CASE_MT)),
-        ("KIT-2", Scan(CASE_MT)),
-        ("KIT-1", Scan(psu(1))),
-        ("KIT-2", Scan(psu(1))),  # the serial KIT-1 has just built into PC-T1
-        ("KIT-2", Scan(psu(2))),
+    with write_session(engine) as session:  # a scan recorded by an earlier batch
+        seen = service.handle(session, station_code="KIT-1", event=Scan("?"), msg_id="seen-1")
+    batch: list[tuple[str, str, StationEvent]] = [
+        ("m1", "KIT-1", Scan(CASE_MT)),
+        ("m2", "KIT-2", Scan(CASE_MT)),
+        ("seen-1", "KIT-1", Scan(CASE_MT)),  # delivered again: changes nothing
+        ("m3", "KIT-1", Scan(psu(1))),
+        ("m4", "KIT-2", Scan(psu(1))),  # the serial KIT-1 has just built into PC-T1
+        ("m5", "KIT-2", Scan(psu(2))),
     ]
     with write_session(engine) as session:
         cache = Cache()
+        service.expect(session, cache, [m for m, _s, _e in batch])
         outcomes = [
             service.handle(
                 session,
                 station_code=station,
                 event=event,
+                msg_id=msg_id,
                 channel="mqtt",
                 source="scanner1",
                 cache=cache,
                 savepoint=False,
                 defer=True,
             )
-            for station, event in batch
+            for msg_id, station, event in batch
         ]
         service.flush(session, cache)
     answers = [o.feedback() for o in outcomes]
-    assert [(a["result"], a["code"]) for a in answers] == [
-        ("accepted", "picked"),
-        ("accepted", "picked"),
-        ("accepted", "picked"),
-        ("rejected", "serial_used"),
-        ("accepted", "picked"),
+    assert [(a["ref"], a["result"], a["code"]) for a in answers] == [
+        ("m1", "accepted", "picked"),
+        ("m2", "accepted", "picked"),
+        ("seen-1", "duplicate", "duplicate"),
+        ("m3", "accepted", "picked"),
+        ("m4", "rejected", "serial_used"),
+        ("m5", "accepted", "picked"),
     ]
-    assert "PC-T1" in answers[3]["reason"]
+    assert answers[2]["original"] == seen.result
+    assert "PC-T1" in answers[4]["reason"]
     with Session(engine) as session:
         units = {u.id: u.serial for u in session.exec(select(Unit))}
         built = session.exec(
@@ -113,6 +120,15 @@ def test_one_batch_builds_a_serial_into_one_unit_only(any_demo_app: Flask) -> No
         ).all()
         accepted_ids = [o.event_id for o in outcomes if o.accepted]
         assert sorted(lines) == sorted(accepted_ids)
+        # Each answer's event is the row with its msg_id and verdict, ids in order.
+        rows = session.execute(
+            sa.text("SELECT id, msg_id, code FROM event WHERE msg_id LIKE 'm_' ORDER BY id")
+        ).all()
+        assert [tuple(r) for r in rows] == [
+            (o.event_id, o.msg_id, o.code) for o in outcomes if o.msg_id != "seen-1"
+        ]
+        # Sign-ins and starts, seen-1, the batch's five.
+        assert session.execute(sa.text("SELECT count(*) FROM event")).scalar() == 4 + 1 + 5
         consumed = session.exec(
             select(OutboxEvent)
             .where(OutboxEvent.type == outbox.TYPE_PREFIX + outbox.COMPONENT_CONSUMED)
@@ -190,7 +206,7 @@ def test_stock_running_out_in_the_middle_of_a_batch(
         answers = [station_client.answer(i, timeout=30) for i in ids]
     assert [a["result"] for a in answers] == ["accepted"] * 3 + ["rejected"] * 3
     assert len({a["code"] for a in answers[3:]}) == 1 and answers[3]["code"] != "conflict"
-    assert "retrying event by event" not in caplog.text
+    assert "retrying" not in caplog.text  # decided in one batch, not one by one
     after = counts(plant)
     assert after["on_hand"] == 0
     assert after["consumptions"] == before["consumptions"] + 3
@@ -242,17 +258,19 @@ def test_a_reservation_given_back_mid_batch_frees_the_lot_for_the_next_scan(
     ]
     with write_session(engine) as session:
         cache = Cache()
+        service.expect(session, cache, [f"r{i}" for i in range(len(batch))])
         outcomes = [
             service.handle(
                 session,
                 station_code=station,
                 event=event,
+                msg_id=f"r{i}",
                 channel="mqtt",
                 cache=cache,
                 savepoint=False,
                 defer=True,
             )
-            for station, event in batch
+            for i, (station, event) in enumerate(batch)
         ]
         service.flush(session, cache)
     assert [o.code for o in outcomes] == ["picked"] * 4
