@@ -339,24 +339,23 @@ def handle(
     # The event row carries its verdict: one INSERT, and a msg_id seen before (or
     # raced by another process) changes nothing; kept back with the picks' rows when
     # the batch knows its msg_id is new (``expect``).
-    event_id = (_keep_event if keep else record_event)(
-        session,
-        cache=cache,
-        msg_id=msg_id,
-        station_id=info.id,
-        channel=channel,
-        kind=kind,
-        source=source,
-        seq=seq,
-        ts=ts,
-        data=data,
-        payload=payload,
-        result=decision.result,
-        code=decision.code,
-        params=decision.params,
-        unit_id=state.unit.id if state.unit else None,
-        operator_id=operator.id if operator else None,
-    )
+    fields: dict[str, Any] = {
+        "msg_id": msg_id,
+        "station_id": info.id,
+        "channel": channel,
+        "kind": kind,
+        "source": source,
+        "seq": seq,
+        "ts": ts,
+        "data": data,
+        "payload": payload,
+        "result": decision.result,
+        "code": decision.code,
+        "params": decision.params,
+        "unit_id": state.unit.id if state.unit else None,
+        "operator_id": operator.id if operator else None,
+    }
+    event_id = _keep_event(session, cache, fields) if keep else record_event(session, **fields)
     if event_id is None:
         return _duplicate(session, msg_id, station_code, source)
     ctx.event_id = event_id
@@ -486,7 +485,6 @@ _INSERT_EVENTS = {
 def record_event(
     session: Session,
     *,
-    cache: Cache | None = None,
     msg_id: str,
     station_id: int | None,
     channel: str,
@@ -511,7 +509,6 @@ def record_event(
     Insert-or-ignore on the unique ``msg_id`` (``ON CONFLICT DO NOTHING`` on SQLite and
     PostgreSQL): two deliveries racing each other record one event, whatever the
     process or thread, and the loser learns it without an error or a rollback.
-    ``cache`` is not used (the signature of ``_keep_event``).
     """
     conn = session.connection()
     values = event_row(
@@ -534,12 +531,11 @@ def record_event(
     return event_id
 
 
-def _keep_event(session: Session, *, cache: Cache | None, **fields: Any) -> int:
+def _keep_event(session: Session, cache: Cache, fields: dict[str, Any]) -> int:
     """``record_event`` kept back in ``cache.writes`` (``handle(defer=True)``): the
     ``msg_id`` is known to be new (``expect``) and the id is the one SQLite will
     give it, the events table's last id plus the events kept before it. Nothing else
     inserts an event before the flush (``handle`` flushes first)."""
-    assert cache is not None
     writes = cache.writes
     if not writes.events:
         writes.first_event_id = (session.connection().execute(_LAST_EVENT).scalar() or 0) + 1
