@@ -22,6 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from flask import (
     Blueprint,
     Flask,
     Response,
+    copy_current_request_context,
     current_app,
     g,
     redirect,
@@ -710,6 +712,7 @@ def events(code: str) -> Response:
     station_id, kind = g.station.id, g.station.kind
     beat = heartbeat_seconds()
 
+    @copy_current_request_context
     def render_screen() -> str:
         # A short session per snapshot: an open stream must not hold a DB connection.
         with Session(app.extensions["taktline.engine"], expire_on_commit=False) as db:
@@ -718,6 +721,13 @@ def events(code: str) -> Response:
             return render_template(
                 PARTIALS["screen"], **_context(view, _last_banner(db, station_id))
             )
+
+    def snapshot() -> str:
+        # Rendered by the app's few snapshot threads, not the stream's own: rendering
+        # goes deep, and the stack pages a thread touches stay with it (about 0.4 MB for
+        # each of hundreds of open streams; 0.05 MB this way).
+        renderer: ThreadPoolExecutor = app.extensions["taktline.snapshots"]
+        return renderer.submit(render_screen).result()
 
     def fingerprint() -> tuple[Any, ...]:
         with Session(app.extensions["taktline.engine"]) as db:
@@ -730,7 +740,7 @@ def events(code: str) -> Response:
         try:
             # Reconnect fast after a drop; the snapshot makes up for anything missed.
             yield f"retry: {int(min(beat, 3.0) * 1000)}\n\n"
-            yield _sse("snapshot", render_screen())
+            yield _sse("snapshot", snapshot())
             seen = fingerprint()
             last_sent = time.monotonic()
             while True:
@@ -743,7 +753,7 @@ def events(code: str) -> Response:
                 now_seen = fingerprint()
                 if changed or now_seen != seen:
                     seen = now_seen
-                    yield _sse("snapshot", render_screen())
+                    yield _sse("snapshot", snapshot())
                     last_sent = time.monotonic()
                 elif time.monotonic() - last_sent >= beat:
                     yield _sse("heartbeat", utcnow().isoformat())
@@ -780,6 +790,15 @@ def too_large(exc: RequestEntityTooLarge) -> Any:
     )
 
 
+# Threads that render the snapshots of every open tablet stream of a process.
+SNAPSHOT_THREADS = 4
+
+
 def init_app(app: Flask) -> None:
     htmx.init_app(app)
+    # Its threads start at the first snapshot, so in the process that serves it (a
+    # gunicorn worker forks from a master that never renders one).
+    app.extensions["taktline.snapshots"] = ThreadPoolExecutor(
+        max_workers=SNAPSHOT_THREADS, thread_name_prefix="snapshot"
+    )
     app.register_blueprint(bp)
