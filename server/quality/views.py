@@ -35,7 +35,7 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from sqlmodel import Session, select
+from sqlmodel import select
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
@@ -45,7 +45,7 @@ from server.models.types import fits_int32, utcnow
 from server.quality import figures, messages, ncr, rework
 from server.security import auth
 from station import checks as qc
-from station import service, texts
+from station import texts
 from station import views as station_views
 from station import workflow as wf
 from station.messages import safe
@@ -379,18 +379,6 @@ def _store_photo(code: str, upload: Any) -> str:
     return f"{day}/{name}"
 
 
-def station_checks(code: str) -> tuple[qc.CheckStatus, ...]:
-    """The checks of the step open at station ``code`` (for templates/station/_checks.html).
-
-    Read in a session of its own: the live stream re-renders the screen long after its
-    request began, and must see what was committed since."""
-    with Session(current_app.extensions["taktline.engine"]) as db:
-        try:
-            return service.load_state(db, station_code=code).checks
-        except LookupError:
-            return ()
-
-
 def board_quality() -> figures.BoardQuality:
     """Today's FPY per station and the Pareto (for templates/board/_quality.html)."""
     return figures.board(get_session(), now=utcnow())
@@ -399,4 +387,4 @@ def board_quality() -> figures.BoardQuality:
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(tablet)
-    app.jinja_env.globals.update(station_checks=station_checks, board_quality=board_quality)
+    app.jinja_env.globals.update(board_quality=board_quality)
