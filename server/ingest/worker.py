@@ -10,8 +10,9 @@ it, orders each station's events by ``seq``, and decides the rest in one
 write transaction, each through ``station.service.handle`` (dedupe on ``msg_id``,
 workflow, records) sharing one catalog cache (``station.cache.Cache``; on SQLite the
 stations' states, lots and reservations carry on to the next batch while no other
-connection writes: ``_carry``; the picks' consumptions, outbox events and ledger lines
-are inserted together before the commit, ``service.flush``). After the
+connection writes: ``_carry``; the events of new ``msg_id`` s (``service.expect``) and
+the picks' consumptions, outbox events and ledger lines are inserted together, one
+executemany per table, before the commit: ``service.flush``). After the
 commit, ``station.publish.after_commit`` (the same as for the tablet and the API)
 publishes each event's ``cmd/feedback``, acknowledges it (paho manual ack: the broker
 keeps a message until then, and redelivers it to our persistent session if we die
