@@ -79,21 +79,33 @@ def consumptions_match_bom(session: Session) -> list[str]:
     """A completed unit consumed exactly what its resolved routing's picks ask for:
     consumptions = BOM + replacements - removals (a component removed in a rework no
     longer counts; its replacement does)."""
-    problems = []
+    problems: list[str] = []
+    after = 0
+    while True:  # a chunk of completed units at a time: a 1M-unit history fits in memory
+        done_units: dict[int, str] = dict(
+            session.exec(  # type: ignore[call-overload, arg-type]
+                select(Unit.id, Unit.serial)
+                .where(Unit.status == UnitStatus.COMPLETED, col(Unit.id) > after)
+                .order_by(col(Unit.id))
+                .limit(BOM_CHUNK)
+            ).all()
+        )
+        if not done_units:
+            return problems
+        after = max(done_units)
+        problems += _bom_mismatches(session, done_units)
+
+
+# Completed units compared per round (one IN list of ids each, far below the 65,535
+# parameters a statement may carry).
+BOM_CHUNK = 5_000
+
+
+def _bom_mismatches(session: Session, done_units: dict[int, str]) -> list[str]:
     needed: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    completed = select(Unit.id).where(Unit.status == UnitStatus.COMPLETED)
-    done_units: dict[int, str] = dict(
-        session.exec(  # type: ignore[call-overload, arg-type]
-            select(Unit.id, Unit.serial).where(Unit.status == UnitStatus.COMPLETED)
-        ).all()
-    )
-    if not done_units:
-        return []
-    # Joined in SQL, not an IN list of ids: a history of a million units is past the
-    # 65,535 parameters a statement may carry.
     for unit_id, picks in session.exec(  # type: ignore[call-overload]
         select(UnitOperation.unit_id, UnitOperation.picks).where(
-            col(UnitOperation.unit_id).in_(completed.scalar_subquery())
+            col(UnitOperation.unit_id).in_(done_units)
         )
     ):
         for pick in picks:
@@ -101,20 +113,16 @@ def consumptions_match_bom(session: Session) -> list[str]:
     got: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for unit_id, part_id, quantity in session.exec(  # type: ignore[call-overload]
         select(Consumption.unit_id, Consumption.for_part_id, sa.func.sum(Consumption.quantity))
-        .where(
-            col(Consumption.unit_id).in_(completed.scalar_subquery()),
-            col(Consumption.removed_at).is_(None),
-        )
+        .where(col(Consumption.unit_id).in_(done_units), col(Consumption.removed_at).is_(None))
         .group_by(col(Consumption.unit_id), col(Consumption.for_part_id))
     ):
         got[unit_id][part_id] += int(quantity)
-    for unit_id, serial in done_units.items():
-        if dict(needed[unit_id]) != dict(got[unit_id]):
-            problems.append(
-                f"unit {serial}: BOM asks {dict(needed[unit_id])}, "
-                f"consumed {dict(got[unit_id])} (part id: qty)"
-            )
-    return problems
+    return [
+        f"unit {serial}: BOM asks {dict(needed[unit_id])}, "
+        f"consumed {dict(got[unit_id])} (part id: qty)"
+        for unit_id, serial in done_units.items()
+        if dict(needed[unit_id]) != dict(got[unit_id])
+    ]
 
 
 def stock_matches_ledger(session: Session) -> list[str]:
