@@ -12,7 +12,7 @@ from flask import Flask
 from sqlmodel import Session, select
 
 from server.catalog import importer
-from server.db import write_session
+from server.db import get_engine, write_session
 from server.models import Part, StockLot
 from server.trace.genealogy import genealogy
 from server.trace.recall import order_components, recall_lot, recall_serial
@@ -134,3 +134,16 @@ def test_trace_api_and_page_both_ways(demo_app: Flask, nested: dict[str, str]) -
     assert len(csv_text.splitlines()) == 1 + 2 + 2 + 1
     assert client.get("/trace?serial=").status_code == 200  # the empty search form
     assert client.get("/trace?lot=X").status_code == 400
+
+
+@pytest.mark.postgres
+def test_postgresql_connections_run_without_jit() -> None:
+    """A lot recall over a large history was costed high enough to be JIT-compiled on
+    every call (bench/README.md): the app's connections turn JIT off."""
+    from tests.support.databases import PG_URL
+
+    if not PG_URL:
+        pytest.skip("TAKTLINE_TEST_DATABASE_URL is not set")
+    engine = get_engine(PG_URL)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar() == "off"

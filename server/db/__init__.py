@@ -54,7 +54,21 @@ def _create_engine(url: str) -> Engine:
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         sa.event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+    sa.event.listen(engine, "connect", _postgres_on_connect)
+    return engine
+
+
+def _postgres_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    """No JIT: a recall over a large history is costed high enough to be compiled on
+    every call, which costs more than it saves (bench/README.md). A server without the
+    setting (before PostgreSQL 11) keeps its default."""
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET jit = off")
+        dbapi_connection.commit()
+    except Exception:  # noqa: BLE001 - an optimisation only
+        dbapi_connection.rollback()
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
