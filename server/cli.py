@@ -7,7 +7,6 @@ bridge adds ``bridge`` and ``simulate`` (firmware_bridge.cli).
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from server.db import migrate, write_session
 from server.ingest import ingest_command
 from server.ingest.deadletters import dead_letters_command
 from server.integration.deliver import deliver_command
+from server.operations import startup
 from server.promise.cli import promise_group
 from server.tools.generate import generate_command
 from server.tools.simulation.cli import shift_command
@@ -230,10 +230,7 @@ def _serve(
     click.echo(f"Taktline on http://{host}:{port}/ (MQTT {settings.mask(services.mqtt_url)})")
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     stop_extra = on_ready(f"http://{local}:{port}", services.mqtt_url) if on_ready else None
-    # What start-up made lives as long as the process: out of the collector's full
-    # passes, which paused the ingest thread 100-400 ms (as `taktline ingest` does).
-    gc.collect()
-    gc.freeze()
+    startup.freeze()  # as `taktline ingest` does: no 100-400 ms collector passes
     try:
         server.run()
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ def test_taktline_demo_seeds_and_serves(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "TAKTLINE_EMBEDDED_BROKER_PORT": str(broker_port),
-        "TAKTLINE_LOG_LEVEL": "WARNING",
+        "TAKTLINE_LOG_LEVEL": "INFO",
     }
     env.pop("TAKTLINE_DATABASE_URL", None)
     env.pop("TAKTLINE_MQTT_URL", None)
@@ -47,6 +48,9 @@ def test_taktline_demo_seeds_and_serves(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=30)
     text = out.decode()
     assert "Demo plant loaded." in text
+    # What start-up made is out of the collector's full passes (server.operations.startup).
+    frozen = re.search(r"start-up: (\d+) objects kept out of the garbage collector", text)
+    assert frozen and int(frozen.group(1)) > 10_000, text[-2000:]
     assert proc.returncode == 0, text
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # the embedded broker went down with the server

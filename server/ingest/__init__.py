@@ -13,7 +13,6 @@ See docs/mqtt.md for the contract and docs/deploy.md for production.
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import socket
@@ -29,6 +28,7 @@ from server.ingest.partition import Partition
 from server.ingest.worker import Ingest
 from server.messaging.client import parse_url
 from server.messaging.credentials import INGEST_USER_PREFIX
+from server.operations import startup
 
 log = logging.getLogger(__name__)
 EXTENSION = "taktline.ingest"
@@ -156,12 +156,7 @@ def ingest_command(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    # What was made to start (modules, the app, SQLAlchemy's tables and compiled
-    # statements) lives as long as the process: out of the garbage collector's full
-    # passes, which walked all of it and stopped the worker 100-400 ms at a time, often
-    # holding SQLite's write lock (issue 13).
-    gc.collect()
-    gc.freeze()
+    startup.freeze()
     ingest.start()
     click.echo(f"Ingest on {ingest.topic_filter} ({ingest.broker.host}:{ingest.broker.port})")
     while not done.wait(1.0):
