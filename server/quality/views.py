@@ -220,7 +220,7 @@ def rework_action(code: str, ncr_id: int, action: str) -> Response:
             rework.install(db, ncr=item, data=data, station=station, by=by)
             message = _("Replacement built in.")
         elif action == "measure":
-            raw = request.form.get("value", "").strip()
+            raw = request.form.get("value", "").strip()[:32]
             ok = rework.measure(
                 db,
                 ncr=item,
