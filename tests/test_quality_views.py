@@ -35,18 +35,25 @@ def results(engine: Any) -> int:
         return len(db.exec(select(CheckResult)).all())
 
 
-def test_ncr_rework_and_records_through_the_pages(any_demo_app: Flask) -> None:
-    app = any_demo_app
-    engine = app.extensions["taktline.engine"]
-    [serial] = place_and_release(engine, number="SO-QV", product="PC", quantity=1,
+def picked_at_board(engine: Any, number: str, badge: str, pin: str = "") -> str:
+    """A unit kitted, then every board-assembly pick scanned at BRD-1 by ``badge``: the
+    torque check is what is left of the step. Its serial."""
+    [serial] = place_and_release(engine, number=number, product="PC", quantity=1,
                                  options=["i5", "mem16", "ssd512", "mt"])  # fmt: skip
     build_step(engine, "KIT-1", serial, badge="OP1001")
-    assert act(engine, "BRD-1", SignIn("OP1002", "4321")).accepted  # Bruno reads French
+    assert act(engine, "BRD-1", SignIn(badge, pin)).accepted
     state = act(engine, "BRD-1", StartUnit(serial)).state
     for pick in state.picks:
         for data in scans_for(engine, unit_id=state.unit.id, part_id=pick.part_id,
                               substitutes=pick.substitutes, qty=pick.remaining):  # fmt: skip
             assert act(engine, "BRD-1", Scan(data)).accepted
+    return serial
+
+
+def test_ncr_rework_and_records_through_the_pages(any_demo_app: Flask) -> None:
+    app = any_demo_app
+    engine = app.extensions["taktline.engine"]
+    serial = picked_at_board(engine, "SO-QV", "OP1002", "4321")  # Bruno reads French
     tablet = app.test_client()
     bind(app, tablet, "BRD-1")
     screen = tablet.get("/station/BRD-1").get_data(as_text=True)
@@ -225,15 +232,7 @@ def test_a_typed_value_is_read_the_workers_way(demo_app: Flask) -> None:
         check.kind, check.count, check.source = "measure", 1, "typed"
         db.add(check)
         db.commit()
-    [serial] = place_and_release(engine, number="SO-TY", product="PC", quantity=1,
-                                 options=["i5", "mem16", "ssd512", "mt"])  # fmt: skip
-    build_step(engine, "KIT-1", serial, badge="OP1001")
-    assert act(engine, "BRD-1", SignIn("OP1001", "")).accepted  # Alice reads English
-    state = act(engine, "BRD-1", StartUnit(serial)).state
-    for pick in state.picks:
-        for data in scans_for(engine, unit_id=state.unit.id, part_id=pick.part_id,
-                              substitutes=pick.substitutes, qty=pick.remaining):  # fmt: skip
-            assert act(engine, "BRD-1", Scan(data)).accepted
+    picked_at_board(engine, "SO-TY", "OP1001")  # Alice reads English
     tablet = app.test_client()
     bind(app, tablet, "BRD-1")
 
