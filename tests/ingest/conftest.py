@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from server.db import dispose_engine, get_engine
+from server.ingest.worker import Ingest
 from tests.support.ingest import IngestProcess, Station, broker_conf, screw_step
 from tests.support.mosquitto import Mosquitto
 
@@ -46,3 +47,15 @@ def ingest_processes(tmp_path: Path) -> Iterator[list[IngestProcess]]:
     yield started
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture
+def ingest(broker: Mosquitto, plant: str) -> Iterator[Ingest]:
+    """The ingest in this process, subscribed to the private broker (a test file may
+    define its own)."""
+    worker = Ingest(
+        engine=get_engine(plant), url=broker.url, client_id="test-ingest", shared=True
+    ).start()
+    assert worker.subscribed.wait(5)
+    yield worker
+    worker.stop()

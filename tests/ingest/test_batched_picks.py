@@ -5,7 +5,6 @@ rows are kept back) and PostgreSQL (where they are not)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -30,7 +29,6 @@ from station.cache import Cache
 from station.workflow import Scan, SignIn, StartNext, StationEvent
 from tests.support.ingest import Station as Device
 from tests.support.ingest import counts
-from tests.support.mosquitto import Mosquitto
 from tests.support.units import release
 
 KIT_OPTIONS = ["i7", "mem32", "ssd1t", "mt"]
@@ -39,6 +37,19 @@ CASE_MT = "9506000001104"
 
 def psu(n: int) -> str:
     return f"(01)09506000001128(21)P45X{n:05d}"
+
+
+def _both_kitting_stations_start(engine: sa.Engine) -> None:
+    """Alice at KIT-1 and Chen at KIT-2 each start the next unit."""
+    for station, event in (
+        ("KIT-1", SignIn("OP1001")),
+        ("KIT-1", StartNext()),
+        ("KIT-2", SignIn("OP1003")),
+        ("KIT-2", StartNext()),
+    ):
+        with write_session(engine) as session:
+            outcome = service.handle(session, station_code=station, event=event)
+            assert outcome.accepted, outcome.message
 
 
 def _second_kitting_station(engine: sa.Engine) -> None:
@@ -56,15 +67,7 @@ def test_one_batch_builds_a_serial_into_one_unit_only(any_demo_app: Flask) -> No
     release(engine, options=KIT_OPTIONS, serial="PC-T1", reserve=False)
     release(engine, options=KIT_OPTIONS, serial="PC-T2", reserve=False)
     _second_kitting_station(engine)
-    for station, event in (
-        ("KIT-1", SignIn("OP1001")),
-        ("KIT-1", StartNext()),
-        ("KIT-2", SignIn("OP1003")),
-        ("KIT-2", StartNext()),
-    ):
-        with write_session(engine) as session:
-            outcome = service.handle(session, station_code=station, event=event)
-            assert outcome.accepted, outcome.message
+    _both_kitting_stations_start(engine)
     with write_session(engine) as session:  # a scan recorded by an earlier batch
         seen = service.handle(session, station_code="KIT-1", event=Scan("?"), msg_id="seen-1")
     batch: list[tuple[str, str, StationEvent]] = [
@@ -150,16 +153,6 @@ def test_one_batch_builds_a_serial_into_one_unit_only(any_demo_app: Flask) -> No
     assert [r.event_id for r in consumed] == sorted(r.event_id for r in consumed)
 
 
-@pytest.fixture
-def ingest(broker: Mosquitto, plant: str) -> Iterator[Ingest]:
-    worker = Ingest(
-        engine=get_engine(plant), url=broker.url, client_id="test-ingest", shared=True
-    ).start()
-    assert worker.subscribed.wait(5)
-    yield worker
-    worker.stop()
-
-
 def _leave_screws(engine: sa.Engine, n: int) -> None:
     """Adjust the SCR-M3 stock down to ``n`` bags, all in one lot."""
     with write_session(engine) as session:
@@ -241,15 +234,7 @@ def test_a_reservation_given_back_mid_batch_frees_the_lot_for_the_next_scan(
             by="test",
             lot_code="FN-9999",
         )
-    for station, event in (
-        ("KIT-1", SignIn("OP1001")),
-        ("KIT-1", StartNext()),
-        ("KIT-2", SignIn("OP1003")),
-        ("KIT-2", StartNext()),
-    ):
-        with write_session(engine) as session:
-            outcome = service.handle(session, station_code=station, event=event)
-            assert outcome.accepted, outcome.message
+    _both_kitting_stations_start(engine)
     batch: list[tuple[str, StationEvent]] = [
         ("KIT-1", Scan(CASE_MT)),
         ("KIT-2", Scan(CASE_MT)),

@@ -6,7 +6,6 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,17 +14,6 @@ from server.ingest.worker import Ingest
 from station import service
 from station.workflow import SignOut
 from tests.support.ingest import AmqttBroker, Station, counts
-from tests.support.mosquitto import Mosquitto
-
-
-@pytest.fixture
-def ingest(broker: Mosquitto, plant: str) -> Iterator[Ingest]:
-    worker = Ingest(
-        engine=get_engine(plant), url=broker.url, client_id="test-ingest", shared=True
-    ).start()
-    assert worker.subscribed.wait(5)
-    yield worker
-    worker.stop()
 
 
 def test_scan_gets_feedback_and_state(ingest: Ingest, station_client: Station, plant: str) -> None:
