@@ -164,7 +164,8 @@ def build_plant(
     """N stations ``ST00``.. on line L1 (or ``lines(i)``), each signed in with a unit
     started whose one step needs a million bolts: every "BOLT" scan is an accepted pick.
     ``part_per_line``: each line's stations pick their own part, ``BOLT-<line>`` (its
-    own lot), as lines building different things do."""
+    own lot), for an order of its own, as lines building different things do (a pick's
+    outbound event takes its order's lock until the commit)."""
     lines = lines or (lambda i: line_of(i, noisy_apart))
     assert lines is not None
 
@@ -217,16 +218,21 @@ def build_plant(
             )
             s.add(ops[k])
         s.add(Operator(name="Bench Operator", badge="B1"))
-        order = CustomerOrder(number="SO-B", customer="Bench", due_date=date.today())
-        s.add(order)
-        s.flush()
-        ol = OrderLine(order_id=order.id, line_no=1, product_id=product.id, quantity=stations)
-        s.add(ol)
-        s.flush()
-        wo = WorkOrder(number="WO-B", order_line_id=ol.id, quantity=stations)
-        s.add(wo)
+        work_orders: dict[str, WorkOrder] = {}
+        for key in sorted({lines(i) if part_per_line else "" for i in range(stations)}):
+            order = CustomerOrder(number=f"SO-B{key}", customer="Bench", due_date=date.today())
+            s.add(order)
+            s.flush()
+            ol = OrderLine(order_id=order.id, line_no=1, product_id=product.id, quantity=stations)
+            s.add(ol)
+            s.flush()
+            work_orders[key] = WorkOrder(
+                number=f"WO-B{key}", order_line_id=ol.id, quantity=stations
+            )
+            s.add(work_orders[key])
         s.flush()
         for i in range(stations):
+            wo = work_orders[lines(i) if part_per_line else ""]
             unit = Unit(serial=f"BX-{i:04d}", work_order_id=wo.id, product_id=product.id)
             s.add(unit)
             s.flush()

@@ -2,7 +2,8 @@
 
 ``Cache`` keeps, for one write transaction, what does not change inside it: the
 station/line/site codes, parts, their identifiers and substitutes, operators, the
-work order of a unit; and, where the transaction is the only writer (SQLite), the
+work order of a unit; and, where the transaction is the only writer (SQLite) or holds
+the row locks of what it carries (an ingest batch on PostgreSQL, ``locking``), the
 station states, lots and reservations that its own events change (kept true by
 ``moved``). Make one per transaction, or keep one for several where nothing else
 writes in between (the ingest: the catalog for a second, what it carries while
@@ -127,7 +128,8 @@ class Writes:
     def __init__(self) -> None:
         self.fresh: set[str] = set()
         self.events: list[dict[str, Any]] = []
-        self.first_event_id = 0
+        self.first_event_id = 0  # SQLite: the id the first kept event will get
+        self.event_ids: list[int] = []  # PostgreSQL: ids taken from the sequence, unused
         self.consumptions: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
         self.movements: list[dict[str, Any]] = []
@@ -138,12 +140,13 @@ class Writes:
     def clear(self) -> None:
         """Drop the rows (written, or their transaction rolled back)."""
         self.events, self.consumptions, self.outbox, self.movements = [], [], [], []
+        self.event_ids = []
 
 
 class Cache:
     """What one write transaction may keep between events (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, locking: bool = False) -> None:
         self.stations: dict[str, StationRef | None] = {}
         self.parts: dict[int, PartInfo | None] = {}
         self.substitutes: dict[int, list[int]] = {}
@@ -155,17 +158,23 @@ class Cache:
         # Operation id -> its quality checks' rows (server.quality.results.specs).
         self.checks: dict[int, list[Any]] = {}
         # Station id -> its state after the last event of this transaction. Kept only
-        # where the write transaction excludes every other writer (SQLite: BEGIN
-        # IMMEDIATE), so nothing else can change the station between two events; on
-        # PostgreSQL each event reads the state again.
+        # where nothing else can change the station between two events (``carries``):
+        # the write transaction excludes every other writer (SQLite: BEGIN IMMEDIATE),
+        # or holds the station's row lock (PostgreSQL, ``locked``), which every
+        # ``station.service.handle`` takes before it reads a state.
         self.states: dict[int, wf.StationState] = {}
-        # Likewise (SQLite only) the lots a scan picks from and each unit's
-        # reservations, kept true by ``moved`` for every ledger line written here.
+        # Likewise the lots a scan picks from and each unit's reservations, kept true
+        # by ``moved`` for every ledger line written here (on PostgreSQL with
+        # ``locking``: read under the lots' row locks, ``station.reading``).
         self.lots: dict[tuple[int, str | None], list[Lot]] = {}
         self.lot_rows: dict[int, Lot] = {}
         self.reservations: dict[int, dict[tuple[int, int], int]] = {}
-        # The picks' rows kept back until ``station.service.flush`` (SQLite ingest).
+        # The picks' rows kept back until ``station.service.flush`` (the ingest).
         self.writes = Writes()
+        # PostgreSQL: the stations whose row this transaction has locked, and whether
+        # it also locks the lots it reads so as to carry them (the ingest's batches).
+        self.locked: set[int] = set()
+        self.locking = locking
         self._exclusive: bool | None = None
 
     def moved(
@@ -182,8 +191,10 @@ class Cache:
 
     def forget(self) -> None:
         """Drop what a transaction carries between events (after anything but a pick,
-        or a refusal rolled back to a savepoint): the next event reads it again."""
+        or a refusal rolled back to a savepoint, which gives its row locks back): the
+        next event reads it again."""
         self.states.clear()
+        self.locked.clear()
         self.lots.clear()
         self.lot_rows.clear()
         self.reservations.clear()
@@ -198,6 +209,12 @@ class Cache:
         if self._exclusive is None:
             self._exclusive = session.connection().dialect.name == "sqlite"
         return self._exclusive
+
+    def carries(self, session: Session) -> bool:
+        """Whether this transaction may keep lots, reservations and kept-back rows
+        from event to event: it is the only writer (SQLite), or it row-locks what it
+        reads (``locking``, PostgreSQL)."""
+        return self.locking or self.exclusive(session)
 
     def station(self, session: Session, code: str) -> StationRef | None:
         if code not in self.stations:

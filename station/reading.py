@@ -6,7 +6,8 @@ then serves every call) and run on the session's connection: no ORM objects, so
 nothing in the identity map can go stale when the ledger's triggers move stock.
 What one transaction may keep between events is in ``station.cache.Cache``; nothing
 that a scan changes (who is signed in, the open step, consumptions, stock,
-reservations) is kept, except where that transaction is the only writer.
+reservations) is kept, except where that transaction is the only writer or holds
+the row locks of what it keeps (``Cache.carries``).
 """
 
 from __future__ import annotations
@@ -162,6 +163,25 @@ _LOTS = (
     sa.select(*_LOT_COLUMNS)
     .where(lot_table.c.part_id == sa.bindparam("part"), lot_table.c.serial == "", _NOT_QUARANTINED)
     .order_by(lot_table.c.id)
+)
+# PostgreSQL, a batch that carries what it reads (``Cache.locking``): the lots it
+# picks from are read under their row locks, and the lots a unit holds reservations
+# on are locked before its reservations are read; whoever else would post to them
+# (another station's pick, an order's cancellation, a planner moving a reservation)
+# waits for the batch's commit, so what it carries stays true.
+_LOTS_LOCKED = _LOTS.with_for_update(key_share=True)
+_LOTS_OF_LOT_LOCKED = _LOTS_OF_LOT.with_for_update(key_share=True)
+_LOCK_RESERVED_LOTS = (
+    sa.select(lot_table.c.id)
+    .where(
+        lot_table.c.id.in_(
+            sa.select(movement_table.c.lot_id).where(
+                movement_table.c.unit_id == sa.bindparam("unit")
+            )
+        )
+    )
+    .order_by(lot_table.c.id)
+    .with_for_update(key_share=True)
 )
 _SERIAL_IN_UNIT = (
     sa.select(unit_table.c.serial)
@@ -383,10 +403,13 @@ def scan_facts(
     if found is None:
         return wf.ScanFacts(error=code.error)
     conn = session.connection()
-    carry = cache.exclusive(session)
+    carry = cache.carries(session)
+    locking = carry and not cache.exclusive(session)
     held = cache.reservations.get(unit_id) if carry else None
     if held is None:
         held = {}
+        if locking:
+            conn.execute(_LOCK_RESERVED_LOTS, {"unit": unit_id})
         for lot_id, part_id, n in conn.execute(_RESERVATIONS, {"unit": unit_id}):
             held[(int(lot_id), int(part_id))] = int(n or 0)
         if carry:
@@ -417,9 +440,12 @@ def scan_facts(
         known = cache.lots.get(key) if carry else None
         if known is None:
             rows = (
-                conn.execute(_LOTS_OF_LOT, {"part": found.part_id, "lot": found.lot})
+                conn.execute(
+                    _LOTS_OF_LOT_LOCKED if locking else _LOTS_OF_LOT,
+                    {"part": found.part_id, "lot": found.lot},
+                )
                 if found.lot
-                else conn.execute(_LOTS, {"part": found.part_id})
+                else conn.execute(_LOTS_LOCKED if locking else _LOTS, {"part": found.part_id})
             )
             known = [
                 cache.lot_rows.setdefault(row[0], Lot(*row)) if carry else Lot(*row) for row in rows

@@ -16,8 +16,14 @@ nothing), then writes the effects:
 consumption, ledger movements, step record (pause time excluded), defect, andon
 call, sign-in. A rejected event is recorded with its reason and changes nothing else.
 A pick (the hot path) is a handful of Core statements: see ``station.reading``; in the
-SQLite ingest's batches its consumption, outbox event and ledger lines are inserted
-with the batch's others, one executemany per table (``flush``).
+ingest's batches its consumption, outbox event and ledger lines are inserted with the
+batch's others, one executemany per table (``flush``).
+
+One station's events are decided one at a time: on PostgreSQL ``handle`` first takes
+the station's row lock (``SELECT ... FOR NO KEY UPDATE``, held to the commit), so a
+tablet's event waits for an ingest batch holding that station, and a batch may carry
+the station's state from one of its events to the next (``Cache.carries``); SQLite's
+write transaction already excludes every other writer.
 
 Station state is derived from the database, never kept in memory: the open
 ``StepRecord`` at the station (``ended_at`` NULL) is the unit and operation in
@@ -60,7 +66,7 @@ from server.quality import results as quality
 from server.security.secrets import verify_secret
 from station import dispatching, messages, reading
 from station import workflow as wf
-from station.cache import Cache, StationRef
+from station.cache import Cache, StationRef, station_table
 
 log = logging.getLogger(__name__)
 MAX_DATA = 4096
@@ -266,8 +272,9 @@ def handle(
     and the caller must roll back and retry (the ingest's batches: one statement
     fewer per effect, and a refused batch is retried event by event).
 
-    With ``defer`` and without a savepoint, on SQLite (the ingest's batches: one
-    writer, the states, lots and reservations carried in ``cache``), a pick's
+    With ``defer`` and without a savepoint, where the transaction carries its states,
+    lots and reservations in ``cache`` (``Cache.carries``: SQLite's one writer, or a
+    PostgreSQL batch with ``cache.locking``: the ingest's batches), a pick's
     consumption, outbox event and ledger lines are kept in ``cache.writes`` and
     inserted with one executemany per table by ``flush``: before anything reads those
     tables (any event but a scan at a station whose state is carried, a serially
@@ -311,9 +318,17 @@ def handle(
             messages.english(code, params),
         )
         return Outcome(EventResult.REJECTED, code, params, msg_id, station_code, event_id, source)
-    defer = defer and not savepoint and cache.exclusive(session)
-    if cache.writes and not (defer and isinstance(event, wf.Scan) and info.id in cache.states):
+    if info.id not in cache.locked and not cache.exclusive(session):
+        # PostgreSQL: one station's events one at a time (the module docstring).
+        session.connection().execute(_LOCK_STATION, {"id": info.id})
+        cache.locked.add(info.id)
+    defer = defer and not savepoint and cache.carries(session)
+    if cache.writes and not (defer and isinstance(event, wf.Scan)):
         flush(session, cache)  # this event reads the database: it must see every pick
+    # A scan reads its station's state (when not carried) without the kept rows: they
+    # are other units' picks (a unit's picks are kept only at the station of its open
+    # step, and it leaves that station by an event that flushes), and the lots they
+    # moved are carried (``_post``), never read again.
     state = reading.station_state(session, info, cache)
     operator = state.operator
     by = actor or (
@@ -405,7 +420,7 @@ def handle(
     else:
         cache.forget()  # sign-in, start, end, hold...: read everything again
         after = reading.station_state(session, info, cache, fresh=True)
-    if cache.exclusive(session):
+    if cache.exclusive(session) or info.id in cache.locked:
         cache.states[info.id] = after
     else:
         cache.states.pop(info.id, None)
@@ -461,6 +476,14 @@ _ORIGINAL = sa.select(_EVENTS.c.result).where(_EVENTS.c.msg_id == sa.bindparam("
 _INSERT_CONSUMPTION = sa.insert(_CONSUMPTIONS)
 _INSERT_KEPT_EVENTS = sa.insert(_EVENTS)
 _LAST_EVENT = sa.select(sa.func.max(_EVENTS.c.id))
+_NEXT_EVENT_IDS = sa.select(
+    sa.func.nextval(sa.func.pg_get_serial_sequence("event", "id"))
+).select_from(sa.func.generate_series(1, sa.bindparam("n", type_=sa.Integer)))
+_LOCK_STATION = (
+    sa.select(station_table.c.id)
+    .where(station_table.c.id == sa.bindparam("id"))
+    .with_for_update(key_share=True)
+)
 _KNOWN = sa.select(_EVENTS.c.msg_id).where(
     _EVENTS.c.msg_id.in_(sa.bindparam("ids", expanding=True))
 )
@@ -533,14 +556,23 @@ def record_event(
 
 def _keep_event(session: Session, cache: Cache, fields: dict[str, Any]) -> int:
     """``record_event`` kept back in ``cache.writes`` (``handle(defer=True)``): the
-    ``msg_id`` is known to be new (``expect``) and the id is the one SQLite will
-    give it, the events table's last id plus the events kept before it. Nothing else
-    inserts an event before the flush (``handle`` flushes first)."""
+    ``msg_id`` is known to be new (``expect``). On SQLite the id is the one SQLite will
+    give it, the events table's last id plus the events kept before it (nothing else
+    inserts an event before the flush: ``handle`` flushes first); on PostgreSQL one
+    of the ids the batch took from the events' sequence (one statement for all)."""
     writes = cache.writes
-    if not writes.events:
-        writes.first_event_id = (session.connection().execute(_LAST_EVENT).scalar() or 0) + 1
+    conn = session.connection()
+    if not cache.exclusive(session):
+        if not writes.event_ids:
+            n = max(len(writes.fresh), 1)
+            writes.event_ids = list(conn.execute(_NEXT_EVENT_IDS, {"n": n}).scalars())[::-1]
+        event_id = writes.event_ids.pop()
+    else:
+        if not writes.events:
+            writes.first_event_id = (conn.execute(_LAST_EVENT).scalar() or 0) + 1
+        event_id = writes.first_event_id + len(writes.events)
     row = event_row(**fields)
-    row["id"] = writes.first_event_id + len(writes.events)
+    row["id"] = event_id
     writes.events.append(row)
     writes.fresh.discard(row["msg_id"])
     return int(row["id"])
@@ -549,11 +581,13 @@ def _keep_event(session: Session, cache: Cache, fields: dict[str, Any]) -> int:
 def expect(session: Session, cache: Cache, msg_ids: list[str]) -> None:
     """The ``msg_id`` s a batch is about to decide: those the events table does not
     hold yet (one statement) may have their events kept back (``handle(defer=True)``
-    on SQLite, whose write transaction excludes every other writer until the commit).
-    Call it inside the batch's write transaction."""
+    where the transaction carries, ``Cache.carries``). Call it inside the batch's write
+    transaction. On PostgreSQL another writer may still record one of them before the
+    flush: the unique ``msg_id`` then refuses the flush, and the batch is rolled back
+    and retried event by event, which answers that one ``duplicate``."""
     cache.writes.fresh = set()
     ids = [m for m in msg_ids if m]
-    if not ids or not cache.exclusive(session):
+    if not ids or not cache.carries(session):
         return
     known = set(session.connection().execute(_KNOWN, {"ids": ids}).scalars())
     cache.writes.fresh = set(ids) - known

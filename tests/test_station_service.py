@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import Session, col, func, select
@@ -222,12 +223,15 @@ def test_snapshot_is_the_retained_state_payload(demo_app: Flask) -> None:
         assert session.execute(sa.text("select count(*) from event")).scalar() == 3
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["shared-cache", "ingest-batch"])
 def test_one_transaction_with_a_shared_cache_decides_like_one_per_event(
-    any_demo_app: Flask,
+    any_demo_app: Flask, batch: bool
 ) -> None:
     """The ingest's batches: many events in one transaction sharing a ``Cache``
-    (on SQLite it carries station state, lots and reservations between events). The
-    verdicts, states and rows are those of one transaction per event."""
+    (on SQLite it carries station state, lots and reservations between events; on
+    PostgreSQL the ingest's batch, ``locking``, carries them under row locks and keeps
+    the picks' rows back). The verdicts, states and rows are those of one transaction
+    per event."""
     from station.cache import Cache
 
     engine = any_demo_app.extensions["taktline.engine"]
@@ -250,13 +254,23 @@ def test_one_transaction_with_a_shared_cache_decides_like_one_per_event(
         Scan("P45X00002"),
     ]
     with write_session(engine) as session:
-        cache = Cache()
+        cache = Cache(locking=batch)
+        if batch:
+            service.expect(session, cache, [f"b{i}" for i in range(len(events))])
         outcomes = [
             service.handle(
-                session, station_code="KIT-1", event=e, channel="mqtt", cache=cache, savepoint=False
+                session,
+                station_code="KIT-1",
+                event=e,
+                msg_id=f"b{i}",
+                channel="mqtt",
+                cache=cache,
+                savepoint=False,
+                defer=batch,
             )
-            for e in events
+            for i, e in enumerate(events)
         ]
+        service.flush(session, cache)
     assert [o.code for o in outcomes] == [
         "signed_in",
         "step_started",

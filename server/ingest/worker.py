@@ -378,8 +378,19 @@ class Ingest:
             try:
                 return self._transaction(batch, fast=True)
             except sa.exc.OperationalError as exc:
-                log.error("ingest: database unavailable (%s); retrying in 1 s", exc)
-                time.sleep(1)
+                if not _deadlock(exc):
+                    log.error("ingest: database unavailable (%s); retrying in 1 s", exc)
+                    time.sleep(1)
+                    continue
+                # PostgreSQL chose this batch to break a lock cycle with another writer
+                # (two ingests' batches locking lots of the same parts in turn): the
+                # other goes on; this one is rolled back and retried event by event.
+                log.warning(
+                    "ingest: batch of %d rolled back by the database to break a deadlock; "
+                    "retrying event by event",
+                    len(batch),
+                )
+                return self._one_by_one(batch)
             except Exception as exc:  # noqa: BLE001 - any failure: retry event by event
                 # The fast path has no savepoint per effect: a refusal (a serial built in
                 # twice by another ingest, stock gone) rolls the whole batch back. Each
@@ -396,14 +407,17 @@ class Ingest:
                     )
                 else:
                     log.exception("ingest: batch of %d failed; retrying one by one", len(batch))
-                results: list[Result] = []
-                for message in batch:
-                    one = self._single(message)
-                    if one is None:
-                        return None
-                    results.extend(one)
-                return results
+                return self._one_by_one(batch)
         return None
+
+    def _one_by_one(self, batch: list[Message]) -> list[Result] | None:
+        results: list[Result] = []
+        for message in batch:
+            one = self._single(message)
+            if one is None:
+                return None
+            results.extend(one)
+        return results
 
     def _single(self, message: Message) -> list[Result] | None:
         while not self._stopping.is_set():
@@ -477,6 +491,9 @@ class Ingest:
             locked = time.monotonic()
             self._carry(session, cache)
             cache.writes.clear()  # what a batch rolled back had kept
+            # PostgreSQL: the fast path row-locks the lots it reads and carries them,
+            # with the stations' states, from event to event (``Cache.locking``).
+            cache.locking = fast and not cache.exclusive(session)
             if bad:
                 self._keep(session, bad)
             if fast:  # which events may be written with the picks' rows (one statement)
@@ -780,6 +797,11 @@ def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
     an ack waits for the broker's delayed TCP ACK (~40 ms on Linux)."""
     with contextlib.suppress(AttributeError, OSError):  # a websocket / non-TCP transport
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _deadlock(exc: sa.exc.OperationalError) -> bool:
+    """PostgreSQL rolled the transaction back to break a deadlock (SQLSTATE 40P01)."""
+    return getattr(exc.orig, "sqlstate", None) == "40P01"
 
 
 def _drop_misses(found: dict[Any, Any]) -> None:

@@ -1,9 +1,10 @@
 """A batch's picks written together (``service.handle(defer=True)``, ``service.flush``):
-the verdicts and rows are those of one transaction per scan, on SQLite (where the
-rows are kept back) and PostgreSQL (where they are not)."""
+the verdicts and rows are those of one transaction per scan, on SQLite (one writer)
+and PostgreSQL (the batch row-locks its stations and the lots it reads)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -26,7 +27,7 @@ from server.models import (
 )
 from station import service
 from station.cache import Cache
-from station.workflow import Scan, SignIn, StartNext, StationEvent
+from station.workflow import Pause, Scan, SignIn, StartNext, StationEvent
 from tests.support.ingest import Station as Device
 from tests.support.ingest import counts
 from tests.support.units import release
@@ -79,7 +80,7 @@ def test_one_batch_builds_a_serial_into_one_unit_only(any_demo_app: Flask) -> No
         ("m5", "KIT-2", Scan(psu(2))),
     ]
     with write_session(engine) as session:
-        cache = Cache()
+        cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
         service.expect(session, cache, [m for m, _s, _e in batch])
         outcomes = [
             service.handle(
@@ -242,7 +243,7 @@ def test_a_reservation_given_back_mid_batch_frees_the_lot_for_the_next_scan(
         ("KIT-2", Scan("(01)09506000001210(10)FN-2605")),
     ]
     with write_session(engine) as session:
-        cache = Cache()
+        cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
         service.expect(session, cache, [f"r{i}" for i in range(len(batch))])
         outcomes = [
             service.handle(
@@ -265,3 +266,62 @@ def test_a_reservation_given_back_mid_batch_frees_the_lot_for_the_next_scan(
             assert lot.id is not None
             assert (lot.on_hand, lot.reserved) == balances
             assert ledger.on_hand_from_ledger(session, lot.id) == balances
+
+
+def test_a_tablet_event_waits_for_the_batch_holding_its_station(any_demo_app: Flask) -> None:
+    """A batch carries KIT-1's state from one scan to the next; the operator's pause on
+    the tablet meanwhile waits for the batch's commit (PostgreSQL: the station's row
+    lock, taken by every event; SQLite: its one writer), then pauses the step the batch
+    left. No pick is decided on a state that a pause had changed."""
+    engine = any_demo_app.extensions["taktline.engine"]
+    release(engine, options=KIT_OPTIONS, serial="PC-T1")
+    for event in (SignIn("OP1001"), StartNext()):
+        with write_session(engine) as session:
+            assert service.handle(session, station_code="KIT-1", event=event).accepted
+    paused: list[service.Outcome] = []
+    done = threading.Event()
+
+    def pause() -> None:
+        with write_session(engine) as session:
+            paused.append(service.handle(session, station_code="KIT-1", event=Pause()))
+        done.set()
+
+    tablet = threading.Thread(target=pause)
+    with write_session(engine) as session:
+        cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
+        service.expect(session, cache, ["w1", "w2"])
+        picks = [
+            service.handle(
+                session,
+                station_code="KIT-1",
+                event=Scan(CASE_MT),
+                msg_id="w1",
+                channel="mqtt",
+                cache=cache,
+                savepoint=False,
+                defer=True,
+            )
+        ]
+        tablet.start()
+        assert not done.wait(0.5), "the pause went through while the batch held KIT-1"
+        picks.append(
+            service.handle(
+                session,
+                station_code="KIT-1",
+                event=Scan("SCRM3"),
+                msg_id="w2",
+                channel="mqtt",
+                cache=cache,
+                savepoint=False,
+                defer=True,
+            )
+        )
+        service.flush(session, cache)
+    assert done.wait(30)
+    tablet.join()
+    assert [p.code for p in picks] == ["picked", "picked"]
+    assert paused[0].code == "paused"
+    with Session(engine) as session:
+        state = service.load_state(session, station_code="KIT-1")
+        assert state.paused
+        assert sum(1 for p in state.picks if p.done) == 2
