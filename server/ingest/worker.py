@@ -494,6 +494,12 @@ class Ingest:
             # PostgreSQL: the fast path row-locks the lots it reads and carries them,
             # with the stations' states, from event to event (``Cache.locking``).
             cache.locking = fast and not cache.exclusive(session)
+            if cache.locking:  # the batch's stations first, all at once
+                service.lock_stations(
+                    session,
+                    cache,
+                    [_station_code(m.topic) for i, m in enumerate(batch) if i not in bad],
+                )
             if bad:
                 self._keep(session, bad)
             if fast:  # which events may be written with the picks' rows (one statement)
@@ -674,8 +680,7 @@ class Ingest:
     def _poison(self, message: Message, error: str) -> Result:
         """A message that could not be decided (a bug): kept as a dead letter and
         answered ``internal_error`` with the incident id to quote."""
-        parts = message.topic.split("/")
-        station = parts[-3] if len(parts) >= 5 else ""
+        station = _station_code(message.topic)
         msg_id = _msg_id(message.doc if message.doc is not None else _decoded(message.payload))
         incident = deadletters.new_incident()
         try:
@@ -814,6 +819,12 @@ def _decoded(raw: bytes) -> dict[str, Any] | InvalidPayload:
         return decode(raw)
     except InvalidPayload as exc:
         return exc
+
+
+def _station_code(topic: str) -> str:
+    """The station of ``{prefix}/{site}/{line}/{station}/evt/...`` ("" for another)."""
+    parts = topic.split("/")
+    return parts[-3] if len(parts) >= 5 else ""
 
 
 def _station_key(topic: str) -> str:

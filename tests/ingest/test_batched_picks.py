@@ -325,3 +325,59 @@ def test_a_tablet_event_waits_for_the_batch_holding_its_station(any_demo_app: Fl
         state = service.load_state(session, station_code="KIT-1")
         assert state.paused
         assert sum(1 for p in state.picks if p.done) == 2
+
+
+def test_a_batch_takes_its_stations_first_and_never_deadlocks_with_a_tablet(
+    any_demo_app: Flask,
+) -> None:
+    """A batch picks screws at KIT-1 (it now holds the screw lot) and is about to pick at
+    KIT-2 when KIT-2's tablet sends a screw scan of its own. Had the tablet taken KIT-2
+    first, each would wait for the other (PostgreSQL breaks that by failing one); the
+    batch took both stations before reading anything (``service.lock_stations``, as the
+    ingest does), so the tablet waits for its commit, then picks."""
+    engine = any_demo_app.extensions["taktline.engine"]
+    release(engine, options=KIT_OPTIONS, serial="PC-T1")
+    release(engine, options=KIT_OPTIONS, serial="PC-T2", reserve=False)
+    _second_kitting_station(engine)
+    _both_kitting_stations_start(engine)
+    typed: list[service.Outcome] = []
+    done = threading.Event()
+
+    def tablet_scan() -> None:
+        with write_session(engine) as session:
+            typed.append(service.handle(session, station_code="KIT-2", event=Scan("SCRM3")))
+        done.set()
+
+    tablet = threading.Thread(target=tablet_scan)
+    with write_session(engine) as session:
+        cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
+        service.expect(session, cache, ["d1", "d2"])
+        service.lock_stations(session, cache, ["KIT-1", "KIT-2"])
+
+        def scan(msg_id: str, station: str) -> service.Outcome:
+            return service.handle(
+                session,
+                station_code=station,
+                event=Scan("SCRM3"),
+                msg_id=msg_id,
+                channel="mqtt",
+                cache=cache,
+                savepoint=False,
+                defer=True,
+            )
+
+        picks = [scan("d1", "KIT-1")]
+        tablet.start()
+        assert not done.wait(0.5), "the tablet's scan went through while the batch held KIT-2"
+        picks.append(scan("d2", "KIT-2"))
+        service.flush(session, cache)
+    assert done.wait(30)
+    tablet.join()
+    assert [p.code for p in picks] == ["picked", "picked"]
+    assert typed[0].code == "already_picked"  # the batch picked KIT-2's screws first
+    with Session(engine) as session:
+        built = session.exec(select(Consumption.unit_id, Consumption.quantity)).all()
+        assert sorted(q for _u, q in built) == [1, 1] and len({u for u, _q in built}) == 2
+        for lot in session.exec(select(StockLot)).all():
+            assert lot.id is not None
+            assert ledger.on_hand_from_ledger(session, lot.id) == (lot.on_hand, lot.reserved)
