@@ -46,7 +46,7 @@ from flask_htmx import HTMX
 from sqlmodel import Session, col, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from server.db import begin_write, get_session
+from server.db import begin_write, get_session, retry_deadlocked
 from server.messaging import live
 from server.models import Operator, Station
 from server.models.types import EventResult, utcnow
@@ -348,17 +348,23 @@ def _act(code: str, event: wf.StationEvent, *, source: str = "tablet") -> Any:
 
 def _decide(code: str, event: wf.StationEvent, *, source: str) -> service.Outcome:
     db = get_session()
-    begin_write(db)
-    outcome = service.handle(
-        db,
-        station_code=code,
-        event=event,
-        msg_id=str(uuid.uuid4()),
-        channel="ui",
-        source=source,
-        address=auth.address(),
-    )
-    db.commit()
+    msg_id = str(uuid.uuid4())
+
+    def decide() -> service.Outcome:
+        begin_write(db)
+        outcome = service.handle(
+            db,
+            station_code=code,
+            event=event,
+            msg_id=msg_id,
+            channel="ui",
+            source=source,
+            address=auth.address(),
+        )
+        db.commit()
+        return outcome
+
+    outcome = retry_deadlocked(decide, session=db)
     publish.after_commit(live.sink(), [publish.answer(outcome)])
     return outcome
 

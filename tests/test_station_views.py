@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import re
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -709,3 +711,42 @@ def test_a_verdict_from_the_serial_scanner_shows_in_the_operators_language(
     html = tablet.get("/station/KIT-1/banner", headers=HX).text
     assert banner(html) == ("reject", "Aucune unité en cours : commencez d’abord l’unité suivante.")
     assert f'data-ref="{outcome.msg_id}"' in html
+
+
+def test_a_scan_rolled_back_to_break_a_deadlock_is_run_again(
+    any_kit: tuple[Flask, FlaskClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL: the tablet's screw pick holds KIT-1 and waits for the screw lot,
+    whose holder now asks for KIT-1: a circle. The database rolls the tablet's
+    transaction back to break it; the tablet runs it again, and the operator sees the
+    pick, recorded once."""
+    app, tablet = any_kit
+    engine = app.extensions["taktline.engine"]
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer at a time: no deadlock")
+    start_unit(tablet)
+    answers: list[Any] = []
+
+    def wedge_scan() -> None:
+        answers.append(
+            tablet.post("/station/KIT-1/scan", data={"data": SCREWS, "source": "wedge"}, headers=HX)
+        )
+
+    typed = threading.Thread(target=wedge_scan)
+    with engine.connect() as other, caplog.at_level("WARNING", logger="server.db"):
+        held = other.begin()
+        other.exec_driver_sql("SET LOCAL deadlock_timeout = '20s'")  # the tablet's fires first
+        other.exec_driver_sql(
+            "SELECT l.id FROM stocklot l JOIN part p ON p.id = l.part_id "
+            "WHERE p.sku = 'SCR-M3' FOR UPDATE OF l"
+        ).all()
+        typed.start()
+        time.sleep(0.5)  # the tablet holds KIT-1 and waits for the lot
+        other.exec_driver_sql("SELECT id FROM station WHERE code = 'KIT-1' FOR UPDATE").all()
+        held.rollback()
+    typed.join(30)
+    assert answers[0].status_code == 200, answers[0].text[:300]
+    assert banner(answers[0].text)[0] == "ok"
+    assert "deadlock" in caplog.text
+    screws = select(Part.id).where(Part.sku == "SCR-M3").scalar_subquery()
+    assert rows(app, Consumption, Consumption.part_id == screws) == 1

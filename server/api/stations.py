@@ -22,7 +22,7 @@ from flask import current_app, jsonify
 from sqlmodel import select
 
 from server.api import TooDeep, bp, openapi, read_json
-from server.db import get_session, write_session
+from server.db import get_session, retry_deadlocked, write_session
 from server.ingest.payload import ACTIONS, InvalidPayload, envelope
 from server.messaging import live
 from server.models import Station
@@ -83,21 +83,26 @@ def _post(code: str, kind_of: Any) -> Any:
             params=params,
             reason=messages.english("unknown_station", params),
         ), 404
-    # A write transaction of its own: the request session has been reading already.
-    with write_session(current_app.extensions["taktline.engine"]) as session:
-        outcome = service.handle(
-            session,
-            station_code=code,
-            event=env.event,
-            msg_id=env.msg_id,
-            channel="http",
-            source=env.source,
-            seq=env.seq,
-            ts=env.ts,
-            payload=env.payload,
-            actor=auth.actor(),
-            address=auth.address(),
-        )
+    engine = current_app.extensions["taktline.engine"]
+
+    def decide() -> service.Outcome:
+        # A write transaction of its own: the request session has been reading already.
+        with write_session(engine) as session:
+            return service.handle(
+                session,
+                station_code=code,
+                event=env.event,
+                msg_id=env.msg_id,
+                channel="http",
+                source=env.source,
+                seq=env.seq,
+                ts=env.ts,
+                payload=env.payload,
+                actor=auth.actor(),
+                address=auth.address(),
+            )
+
+    outcome = retry_deadlocked(decide)
     answer = publish.answer(outcome)
     publish.after_commit(live.sink(), [answer])
     body = outcome.feedback()

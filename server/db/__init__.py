@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, g
@@ -23,6 +23,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+DEADLOCK_ATTEMPTS = 3
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -142,6 +144,36 @@ class WalCheckpointer:
                     raw = None
         if raw is not None:
             raw.close()
+
+
+def deadlocked(exc: BaseException) -> bool:
+    """PostgreSQL rolled the transaction back to break a deadlock (SQLSTATE 40P01)."""
+    return (
+        isinstance(exc, sa.exc.OperationalError) and getattr(exc.orig, "sqlstate", None) == "40P01"
+    )
+
+
+def retry_deadlocked(work: Callable[[], T], *, session: Session | None = None) -> T:
+    """``work()``: one whole write transaction, begun and committed inside (in
+    ``session``, rolled back here on failure, or in a ``write_session`` of its own).
+    Run again, up to ``DEADLOCK_ATTEMPTS`` times in all, when PostgreSQL rolled it back
+    to break a deadlock: the other transaction went on, this one changed nothing, and
+    an event keeps its ``msg_id``, so running it again records it once."""
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            return work()
+        except sa.exc.OperationalError as exc:
+            if session is not None:
+                session.rollback()
+            if not deadlocked(exc) or attempt == DEADLOCK_ATTEMPTS:
+                raise
+            log.warning(
+                "write transaction rolled back by the database to break a deadlock; "
+                "running it again (%d of %d)",
+                attempt + 1,
+                DEADLOCK_ATTEMPTS,
+            )
+    raise AssertionError("unreachable")
 
 
 @contextmanager

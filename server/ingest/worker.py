@@ -47,7 +47,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from firmware_bridge import topics
-from server.db import WalCheckpointer, begin_write
+from server.db import WalCheckpointer, begin_write, deadlocked
 from server.dispatch import DispatchError
 from server.ingest import deadletters, partition
 from server.ingest.partition import Partition
@@ -378,7 +378,7 @@ class Ingest:
             try:
                 return self._transaction(batch, fast=True)
             except sa.exc.OperationalError as exc:
-                if not _deadlock(exc):
+                if not deadlocked(exc):
                     log.error("ingest: database unavailable (%s); retrying in 1 s", exc)
                     time.sleep(1)
                     continue
@@ -802,11 +802,6 @@ def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
     an ack waits for the broker's delayed TCP ACK (~40 ms on Linux)."""
     with contextlib.suppress(AttributeError, OSError):  # a websocket / non-TCP transport
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _deadlock(exc: sa.exc.OperationalError) -> bool:
-    """PostgreSQL rolled the transaction back to break a deadlock (SQLSTATE 40P01)."""
-    return getattr(exc.orig, "sqlstate", None) == "40P01"
 
 
 def _drop_misses(found: dict[Any, Any]) -> None:
