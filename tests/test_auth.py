@@ -309,6 +309,17 @@ def test_device_tokens_bind_one_station_until_revoked(demo_app: Flask) -> None:
         assert auth.station_for_device(db, token) is None
         actions = [e.action for e in db.exec(select(AuditEntry).order_by(AuditEntry.id))]
     assert actions[-2:] == ["device_token.issue", "device_token.revoke"]
+    with write_session(engine) as db:  # a station taken out of service binds no tablet
+        fin = db.exec(select(Station).where(Station.code == "FIN-1")).one()
+        other = auth.issue_device_token(db, station=fin, by=None, label="tablet 8")
+    with Session(engine) as db:
+        assert auth.station_for_device(db, other).code == "FIN-1"  # type: ignore[union-attr]
+    with write_session(engine) as db:
+        fin = db.exec(select(Station).where(Station.code == "FIN-1")).one()
+        fin.active = False
+        db.add(fin)
+    with Session(engine) as db:
+        assert auth.station_for_device(db, other) is None
 
 
 def test_admin_binds_the_browser_it_stands_at(demo_app: Flask) -> None:

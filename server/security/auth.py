@@ -395,11 +395,16 @@ def station_for_device(db: Session, token: str | None) -> Station | None:
     """The station a device token is bound to; None for unknown or revoked tokens."""
     if not token:
         return None
-    row = db.exec(select(DeviceToken).where(DeviceToken.token_hash == token_digest(token))).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    station = db.get(Station, row.station_id)
-    return station if station is not None and station.active else None
+    # One statement on every tablet request (each partial, each stream).
+    return db.exec(
+        select(Station)
+        .join(DeviceToken, col(DeviceToken.station_id) == col(Station.id))
+        .where(
+            DeviceToken.token_hash == token_digest(token),
+            col(DeviceToken.revoked_at).is_(None),
+            col(Station.active).is_(True),
+        )
+    ).first()
 
 
 def bound_station() -> Station | None:
