@@ -169,7 +169,14 @@ _LOTS = (
 # on are locked before its reservations are read; whoever else would post to them
 # (another station's pick, an order's cancellation, a planner moving a reservation)
 # waits for the batch's commit, so what it carries stays true.
-_LOTS_LOCKED = _LOTS.with_for_update(key_share=True)
+# A part's lots with stock, locked (its emptied lots of the past are read, not locked:
+# there may be thousands, and nothing is taken from them).
+_LOCK_STOCKED_LOTS = (
+    sa.select(lot_table.c.id)
+    .where(lot_table.c.part_id == sa.bindparam("part"), lot_table.c.on_hand > 0)
+    .order_by(lot_table.c.id)
+    .with_for_update(key_share=True)
+)
 _LOTS_OF_LOT_LOCKED = _LOTS_OF_LOT.with_for_update(key_share=True)
 _LOCK_RESERVED_LOTS = (
     sa.select(lot_table.c.id)
@@ -383,6 +390,12 @@ def _picks(
     return tuple(out)
 
 
+def _stocked(conn: sa.Connection, part_id: int, locking: bool) -> Any:
+    if locking:
+        conn.execute(_LOCK_STOCKED_LOTS, {"part": part_id}).all()
+    return conn.execute(_LOTS, {"part": part_id})
+
+
 def scan_facts(
     session: Session,
     *,
@@ -445,7 +458,7 @@ def scan_facts(
                     {"part": found.part_id, "lot": found.lot},
                 )
                 if found.lot
-                else conn.execute(_LOTS_LOCKED if locking else _LOTS, {"part": found.part_id})
+                else _stocked(conn, found.part_id, locking)
             )
             known = [
                 cache.lot_rows.setdefault(row[0], Lot(*row)) if carry else Lot(*row) for row in rows

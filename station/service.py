@@ -938,7 +938,6 @@ def _consume(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
         ctx.cache.writes.consumptions.append(row)
     else:
         session.connection().execute(_INSERT_CONSUMPTION, row)
-    _emit_consumption(ctx, effect)
     _post(
         ctx,
         lot_id=effect.lot_id,
@@ -966,6 +965,10 @@ def _consume(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
             work_order_id=work_order_id,
             reason="scanned another lot",
         )
+    # Last: the outbound event takes its order's lock (PostgreSQL) after the lots', as
+    # an ingest batch does (lots locked when read, orders at its flush), so a tablet's
+    # pick and a batch never wait on each other in a circle.
+    _emit_consumption(ctx, effect)
 
 
 def _emit_consumption(ctx: _Ctx, effect: wf.RecordConsumption) -> None:
@@ -1062,11 +1065,11 @@ def _post(
 
 def flush(session: Session, cache: Cache) -> None:
     """Insert the picks' rows ``handle`` kept in ``cache.writes``: their events, the
-    consumptions, the outbox events and the ledger lines, each table with one executemany in the
-    order the picks were decided (the ledger's triggers and the unique serial index
-    run for every row). Call it before committing a transaction whose events went
-    through ``handle(savepoint=False)``; a refusal raises ``sa.exc.IntegrityError``
-    and the transaction must be rolled back."""
+    consumptions, the ledger lines and the outbox events, each table with one
+    executemany in the order the picks were decided (the ledger's triggers and the
+    unique serial index run for every row). Call it before committing a transaction
+    whose events went through ``handle(savepoint=False)``; a refusal raises
+    ``sa.exc.IntegrityError`` and the transaction must be rolled back."""
     writes = cache.writes
     if not writes:
         return
@@ -1075,8 +1078,8 @@ def flush(session: Session, cache: Cache) -> None:
             session.connection().execute(_INSERT_KEPT_EVENTS, writes.events)
         if writes.consumptions:
             session.connection().execute(_INSERT_CONSUMPTION, writes.consumptions)
-        outbox.emit_many(session, writes.outbox)
         ledger.append_many(session, writes.movements)
+        outbox.emit_many(session, writes.outbox)  # the orders' locks last (``_consume``)
     finally:
         writes.clear()
 

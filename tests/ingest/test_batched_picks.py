@@ -381,3 +381,61 @@ def test_a_batch_takes_its_stations_first_and_never_deadlocks_with_a_tablet(
         for lot in session.exec(select(StockLot)).all():
             assert lot.id is not None
             assert ledger.on_hand_from_ledger(session, lot.id) == (lot.on_hand, lot.reserved)
+
+
+def test_a_pick_elsewhere_from_a_lot_a_batch_holds_waits_for_its_commit(
+    any_demo_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch has picked screws at KIT-1 (its rows kept back, the lot's balance
+    carried) when KIT-2's tablet picks from the same lot: the tablet waits for the
+    batch's commit (PostgreSQL: the lot's row lock, taken when the batch read it;
+    SQLite: its one writer), then takes its screws from what the batch left. Nobody
+    decided on a balance that had changed under it: no refusal, no retry. (Neither unit
+    holds a reservation: the lot is locked for being read, not for being reserved.)"""
+    engine = any_demo_app.extensions["taktline.engine"]
+    release(engine, options=KIT_OPTIONS, serial="PC-T1", reserve=False)
+    release(engine, options=KIT_OPTIONS, serial="PC-T2", reserve=False)
+    _second_kitting_station(engine)
+    _both_kitting_stations_start(engine)
+    with Session(engine) as session:
+        before = session.exec(
+            select(sa.func.sum(StockLot.on_hand)).join(Part).where(Part.sku == "SCR-M3")
+        ).one()
+    typed: list[service.Outcome] = []
+    done = threading.Event()
+
+    def tablet_scan() -> None:
+        with write_session(engine) as session:
+            typed.append(service.handle(session, station_code="KIT-2", event=Scan("SCRM3")))
+        done.set()
+
+    tablet = threading.Thread(target=tablet_scan)
+    with caplog.at_level("WARNING"), write_session(engine) as session:
+        cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
+        service.expect(session, cache, ["k1"])
+        service.lock_stations(session, cache, ["KIT-1"])
+        picked = service.handle(
+            session,
+            station_code="KIT-1",
+            event=Scan("SCRM3"),
+            msg_id="k1",
+            channel="mqtt",
+            cache=cache,
+            savepoint=False,
+            defer=True,
+        )
+        tablet.start()
+        assert not done.wait(0.5), "KIT-2 took screws while the batch held the lot"
+        service.flush(session, cache)
+    assert done.wait(30)
+    tablet.join()
+    assert (picked.code, typed[0].code) == ("picked", "picked")
+    assert "refused" not in caplog.text and "conflict" not in caplog.text
+    with Session(engine) as session:
+        after = session.exec(
+            select(sa.func.sum(StockLot.on_hand)).join(Part).where(Part.sku == "SCR-M3")
+        ).one()
+        assert after == before - 2
+        for lot in session.exec(select(StockLot)).all():
+            assert lot.id is not None
+            assert ledger.on_hand_from_ledger(session, lot.id) == (lot.on_hand, lot.reserved)
