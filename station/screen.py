@@ -12,7 +12,7 @@ routing progress, the open andon call) and shapes it all for
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -23,6 +23,7 @@ from sqlmodel import Session
 from server.dispatch.policy import in_queue_order
 from server.models import (
     AndonCall,
+    Check,
     CustomerOrder,
     Event,
     Operation,
@@ -67,11 +68,13 @@ _t = {
         "andon": AndonCall,
         "event": Event,
         "order": CustomerOrder,
+        "check": Check,
     }.items()
 }
 station_t, operator_t, uop_t, unit_t = _t["station"], _t["operator"], _t["uop"], _t["unit"]
 product_t, option_t, operation_t, part_t = _t["product"], _t["option"], _t["operation"], _t["part"]
 reason_t, andon_t, event_t, order_t = _t["reason"], _t["andon"], _t["event"], _t["order"]
+check_t = _t["check"]
 
 _SIGNED_IN = (
     sa.select(
@@ -121,6 +124,9 @@ _PARTS_BY_SKU = sa.select(part_t.c.sku, part_t.c.description, part_t.c.translati
 )
 _PART_TEXTS = sa.select(part_t.c.id, part_t.c.translations).where(
     part_t.c.id.in_(sa.bindparam("parts", expanding=True))
+)
+_CHECK_TEXTS = sa.select(check_t.c.id, check_t.c.translations).where(
+    check_t.c.id.in_(sa.bindparam("checks", expanding=True))
 )
 _ANDON = (
     sa.select(andon_t.c.raised_at, andon_t.c.acknowledged_at, andon_t.c.reason, operator_t.c.name)
@@ -367,8 +373,12 @@ class StationView:
 
     @cached_property
     def checks(self) -> tuple[CheckStatus, ...]:
-        """The quality checks of the open step (``station.checks``)."""
-        return self._state.checks if self._open is not None else ()
+        """The quality checks of the open step (``station.checks``), their names and
+        instructions in the operator's language where the catalog has them."""
+        checks = self._state.checks if self._open is not None else ()
+        if not checks or not self.locale:
+            return checks
+        return _translate_checks(self._session, checks, self.locale)
 
     @cached_property
     def andon(self) -> AndonInfo | None:
@@ -555,6 +565,25 @@ def _translate_step(
         line.description = translated(
             parts.get(pick.part_id), locale, "description", line.description
         )
+
+
+def _translate_checks(
+    session: Session, checks: tuple[CheckStatus, ...], locale: str
+) -> tuple[CheckStatus, ...]:
+    """``checks`` with their name and instructions in ``locale`` where the catalog has
+    them (one statement); the workflow's own specs keep the catalog's text."""
+    rows = session.connection().execute(_CHECK_TEXTS, {"checks": [c.spec.id for c in checks]})
+    texts: dict[int, Any] = dict(rows.all())
+    out = []
+    for c in checks:
+        tr = texts.get(c.spec.id)
+        spec = replace(
+            c.spec,
+            name=translated(tr, locale, "name", c.spec.name),
+            instructions=translated(tr, locale, "instructions", c.spec.instructions),
+        )
+        out.append(replace(c, spec=spec))
+    return tuple(out)
 
 
 def _timer(step: reading.OpenStep, now: datetime) -> Timer:

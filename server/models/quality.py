@@ -16,7 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from server.models.types import json_list, when
+from server.models.types import json_list, translations, when
 
 
 class Check(SQLModel, table=True):
@@ -40,6 +40,7 @@ class Check(SQLModel, table=True):
     count: int = Field(default=1, description="results within limits needed")
     retries: int = Field(default=2, description="failed results allowed before an NCR")
     when_options: list[str] = json_list()
+    translations: dict[str, dict[str, str]] = translations()  # name, instructions
 
 
 class CheckResult(SQLModel, table=True):

@@ -7,7 +7,12 @@ operation of a product, with configure-to-order ``when`` rules like BOM lines::
         checks:
           - {code: TQ-M3, kind: count, name: Torque M3 board screws, count: 4,
              nominal: 0.6, lower: 0.5, upper: 0.7, unit: Nm, source: torque}
-          - {code: LED, kind: pass_fail, name: Power LED lights green, when: [wifi]}
+          - {code: LED, kind: pass_fail, name: Power LED lights green, when: [wifi],
+             translations: {fr: {name: Le voyant d’alimentation s’allume en vert}}}
+
+A check's ``name`` and ``instructions`` may be translated like an operation's (the
+tablet shows them in the operator's language); ``unit`` is a symbol (Nm, kg, mm),
+the same in every language.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class _Importer(Protocol):
     def integer(self, item: dict[str, Any], key: str, default: int, *, minimum: int = 0) -> int: ...
 
     def items(self, doc: dict[str, Any], section: str) -> Any: ...
+
+    def translations(self, item: dict[str, Any], **fields: int) -> dict[str, dict[str, str]]: ...
 
 
 def import_checks(
@@ -94,6 +101,7 @@ def import_checks(
                 nominal=limits["nominal"],
                 lower=lower,
                 upper=upper,
+                translations=imp.translations(c, name=200, instructions=1000),
             )
         )
         added += 1
