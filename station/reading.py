@@ -390,7 +390,12 @@ def _picks(
     return tuple(out)
 
 
-def _stocked(conn: sa.Connection, part_id: int, locking: bool) -> Any:
+def _lots(conn: sa.Connection, part_id: int, lot: str | None, locking: bool) -> Any:
+    """The part's lots (of the lot code ``lot`` when the label names one), locked with
+    ``locking`` (see ``_LOCK_STOCKED_LOTS``)."""
+    if lot:
+        named: Any = _LOTS_OF_LOT_LOCKED if locking else _LOTS_OF_LOT
+        return conn.execute(named, {"part": part_id, "lot": lot})
     if locking:
         conn.execute(_LOCK_STOCKED_LOTS, {"part": part_id}).all()
     return conn.execute(_LOTS, {"part": part_id})
@@ -452,14 +457,7 @@ def scan_facts(
         key = (found.part_id, found.lot)
         known = cache.lots.get(key) if carry else None
         if known is None:
-            rows = (
-                conn.execute(
-                    _LOTS_OF_LOT_LOCKED if locking else _LOTS_OF_LOT,
-                    {"part": found.part_id, "lot": found.lot},
-                )
-                if found.lot
-                else _stocked(conn, found.part_id, locking)
-            )
+            rows = _lots(conn, found.part_id, found.lot, locking)
             known = [
                 cache.lot_rows.setdefault(row[0], Lot(*row)) if carry else Lot(*row) for row in rows
             ]
