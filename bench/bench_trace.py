@@ -11,12 +11,22 @@ beside a hand-written indexed SQL query for the same answer in the same run:
 Run:  .venv/bin/python bench/bench_trace.py [--units 1000000] [--pg URL] [--repeat 50]
 PostgreSQL runs too when ``--pg`` or TAKTLINE_TEST_DATABASE_URL is given (a database
 ``taktline_bench_<N>`` is created there once and reused).
-Aims: genealogy < 5 ms, recall < 50 ms, board < 200 ms (p50).
+Aims: genealogy < 5 ms, recall < 50 ms, board < 200 ms.
+
+As in a running server, and the same for ours and the hand-written SQL: what start-up
+made is frozen out of the garbage collector first, as ``taktline serve`` and ``taktline
+ingest`` do (``server.operations.startup.freeze``; otherwise every full collection walks
+every module, 60-80 ms here, and a 10,000-unit recall makes one every fifth call), and
+each query runs ``--warmup`` times before it is timed (psycopg prepares a statement on
+its sixth run; PostgreSQL plans a prepared one afresh for its first five). The first,
+cold call of each is printed too. ``--samples`` prints the slowest runs of each and the
+collector's full passes during the timed runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import random
@@ -74,25 +84,50 @@ def build(url: str, units: int) -> None:
     )
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
-    """(p50 ms, p99 ms, last result) over ``repeat`` runs after one warm-up."""
-    result = fn()
-    samples = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        samples.append((time.perf_counter() - t) * 1000)
-    samples.sort()
-    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
-    return statistics.median(samples), p99, result
+class Timing:
+    """One query's timed runs (ms, in the order run) and the collector's full passes."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn, self.first, self.full_collections = fn, 0.0, 0
+        self.samples: list[float] = []
+
+    def warm(self, times: int) -> None:
+        for i in range(times):
+            t = time.perf_counter()
+            self.fn()
+            if i == 0:
+                self.first = (time.perf_counter() - t) * 1000
+
+    def run(self, repeat: int) -> None:
+        before = gc.get_stats()[2]["collections"]
+        for _ in range(repeat):
+            t = time.perf_counter()
+            self.fn()
+            self.samples.append((time.perf_counter() - t) * 1000)
+        self.full_collections = gc.get_stats()[2]["collections"] - before
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def p99(self) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+    def slowest(self, n: int = 5) -> str:
+        worst = sorted(range(len(self.samples)), key=self.samples.__getitem__)[-n:]
+        return ", ".join(f"#{i} {self.samples[i]:.2f}" for i in sorted(worst))
 
 
-def run(url: str, label: str, repeat: int) -> None:
+def run(url: str, label: str, repeat: int, warmup: int, samples: bool) -> None:
     from server.board.figures import day_figures
+    from server.operations import startup
     from server.trace.genealogy import genealogy
     from server.trace.recall import recall_lot
 
     engine = get_engine(url)
+    startup.freeze()  # as a server does once started, before its first request
     with engine.connect() as conn:
         n_units = conn.exec_driver_sql("SELECT COUNT(*) FROM unit").scalar_one()
         n_cons = conn.exec_driver_sql("SELECT COUNT(*) FROM consumption").scalar_one()
@@ -111,17 +146,19 @@ def run(url: str, label: str, repeat: int) -> None:
         f"\n[{label}] {n_units:,} units, {n_cons:,} consumptions; recall lot {lot[1]} "
         f"({lot[3]:,} units); board day {day}"
     )
+    # Random units, not the same ones for ours and the hand SQL: neither reads the
+    # pages the other just brought in.
     rng = random.Random(1)
-    serials = [f"PC-G{rng.randint(1, max_id):07d}" for _ in range(repeat + 1)]
-    it = iter(serials * 2)
+    ours_units = iter([f"PC-G{rng.randint(1, max_id):07d}" for _ in range(repeat + warmup)])
+    hand_units = iter([f"PC-G{rng.randint(1, max_id):07d}" for _ in range(repeat + warmup)])
 
     with Session(engine) as db:
         rows = [
             (
                 "genealogy of one unit",
                 5,
-                lambda: genealogy(db, serial=next(it)),
-                lambda: _sql_genealogy(db, next(it)),
+                lambda: genealogy(db, serial=next(ours_units)),
+                lambda: _sql_genealogy(db, next(hand_units)),
             ),
             (
                 f"recall of a lot in {lot[3]:,} units",
@@ -137,14 +174,29 @@ def run(url: str, label: str, repeat: int) -> None:
             ),
         ]
         print(
-            f"{'query':34} {'aim':>6} {'p50 ms':>8} {'p99 ms':>8}   {'hand SQL p50':>12} {'p99':>8}"
+            f"{'query':34} {'aim':>6} {'p50 ms':>8} {'p99 ms':>8} {'1st':>8}"
+            f"   {'hand SQL p50':>12} {'p99':>8} {'1st':>8}"
         )
-        for name, aim, ours, hand in rows:
+        timings = []
+        for name, aim, ours_fn, hand_fn in rows:
             n = repeat if aim < 100 else max(5, repeat // 5)
-            p50, p99, _ = timed(ours, n)
-            h50, h99, _ = timed(hand, n)
-            db.rollback()
-            print(f"{name:34} {aim:>6} {p50:8.2f} {p99:8.2f}   {h50:12.2f} {h99:8.2f}")
+            ours, hand = Timing(ours_fn), Timing(hand_fn)
+            for t in (ours, hand):
+                t.warm(warmup if aim < 100 else 1)
+                t.run(n)
+                db.rollback()
+            timings.append((name, ours, hand))
+            print(
+                f"{name:34} {aim:>6} {ours.p50:8.2f} {ours.p99:8.2f} {ours.first:8.2f}"
+                f"   {hand.p50:12.2f} {hand.p99:8.2f} {hand.first:8.2f}"
+            )
+        if samples:
+            print(f"slowest timed runs (#run: ms), after {warmup} warm-up runs:")
+            for name, ours, hand in timings:
+                for who, t in (("ours", ours), ("hand", hand)):
+                    print(
+                        f"  {name:34} {who}: {t.slowest()}; full collections {t.full_collections}"
+                    )
 
 
 def _as_date(value: Any) -> date:
@@ -255,6 +307,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=10, help="runs of each query before timing")
+    parser.add_argument("--samples", action="store_true", help="print the slowest runs")
     parser.add_argument("--pg", default=os.environ.get("TAKTLINE_TEST_DATABASE_URL", ""))
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
@@ -267,7 +321,7 @@ def main() -> None:
     for url, label in targets:
         build(url, args.units)
         if not args.build_only:
-            run(url, label, args.repeat)
+            run(url, label, args.repeat, args.warmup, args.samples)
         dispose_engine(url)
 
 
