@@ -419,6 +419,13 @@ def operation_texts(session: Session, operation_id: int) -> Any:
     return session.connection().execute(_OPERATION_TEXTS, {"operation": operation_id}).scalar()
 
 
+def check_texts(session: Session, check_id: int) -> Any:
+    """A quality check's ``translations`` (None for an unknown one)."""
+    return (
+        session.connection().execute(_CHECK_TEXTS, {"checks": [check_id]}).first() or (0, None)
+    )[1]
+
+
 def part_texts(session: Session, skus: list[str]) -> list[tuple[str, str, Any]]:
     """(sku, description, translations) of the parts with these ``skus``."""
     rows = session.connection().execute(_PARTS_BY_SKU, {"skus": skus})

@@ -9,10 +9,6 @@ Both give plain text, never markup: the parameters are outside data (a scanned l
 an unknown badge, a serial or lot number, an andon reason), so Jinja must escape the
 whole message. Flask-Babel's own lazy string has ``__html__`` (Jinja would take it as
 safe markup, parameters included), which is why ``lazy`` does not use it.
-
-A quality check's verdict names the check by the catalog's text (the event row, its
-English ``reason`` and the devices' feedback keep that); the reader gets the check's
-translation from the catalog (``check_name``), read when the message is rendered.
 """
 
 from __future__ import annotations
@@ -20,11 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from babel.lists import format_list
-from flask import g, has_app_context
 from flask_babel import get_locale, gettext
 
-from server.db import get_session
-from server.quality import results as quality
 from station.messages import ANDON_REASONS, DEFECT_REASONS, TEMPLATES, safe
 
 # Parameters that hold a code with a label of its own, rendered as that label.
@@ -33,24 +26,6 @@ _LABELS: dict[str, dict[str, str]] = {
     "defect_recorded": dict(DEFECT_REASONS),
     "unit_held": dict(DEFECT_REASONS),
 }
-# Messages whose ``name`` is a quality check's (elsewhere it is an operator's).
-CHECK_NAMED = frozenset(
-    {
-        "measured",
-        "check_passed",
-        "out_of_limits",
-        "check_failed",
-        "out_of_limits_ncr",
-        "check_failed_ncr",
-        "out_of_limits_done",
-        "check_done",
-        "check_by_device",
-        "value_needed",
-        "photo_needed",
-        "confirm_needed",
-        "answer_needed",
-    }
-)
 
 
 class Text:
@@ -83,12 +58,8 @@ def translated(code: str, params: dict[str, Any] | None = None) -> str:
 
 def localized(code: str, params: dict[str, Any] | None) -> dict[str, Any]:
     """``params`` ready for the reader: a reason code as its translated label, a list of
-    parts joined the reader's way ("A, B ou C"), not with the English " or ", a quality
-    check's name as the catalog translates it."""
+    parts joined the reader's way ("A, B ou C"), not with the English " or "."""
     params = dict(params or {})
-    name = params.get("name")
-    if code in CHECK_NAMED and isinstance(name, str) and name:
-        params["name"] = check_name(name)
     labels = _LABELS.get(code)
     reason = params.get("reason")
     if labels and isinstance(reason, str) and reason in labels:
@@ -97,19 +68,6 @@ def localized(code: str, params: dict[str, Any] | None) -> dict[str, Any]:
     if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
         params["needed"] = format_list(names, style="or", locale=str(get_locale() or "en"))
     return params
-
-
-def check_name(name: str) -> str:
-    """The quality check named ``name`` in the reader's language where the catalog has
-    it (its ``translations``), else ``name``; read once per request and name."""
-    locale = str(get_locale() or "") if has_app_context() else ""
-    if not locale:
-        return name
-    known: dict[tuple[str, str], str] = g.setdefault("check_names", {})
-    if (locale, name) not in known:
-        found = quality.name_in(get_session(), name=name, locale=locale)
-        known[(locale, name)] = found or name
-    return known[(locale, name)]
 
 
 def label(pairs: tuple[tuple[str, str], ...], code: str) -> str:

@@ -236,8 +236,9 @@ REASON_KIND = {"andon_raised": "andon", "defect_recorded": "defect", "unit_held"
 
 def _catalog_texts(db: Session, code: str, params: dict[str, Any]) -> dict[str, Any]:
     """A verdict's catalog data in the reader's language where the catalog has it:
-    the operation (``operation_id``), the parts (``scanned_sku``, ``needed_skus``) and
-    the catalog's reason a message names; the rest as recorded."""
+    the operation (``operation_id``), the quality check (``check_id``), the parts
+    (``scanned_sku``, ``needed_skus``) and the catalog's reason a message names; the
+    rest as recorded."""
     locale = str(get_locale() or "")
     reason = params.get("reason")
     if code in REASON_KIND and isinstance(reason, str):
@@ -245,11 +246,18 @@ def _catalog_texts(db: Session, code: str, params: dict[str, Any]) -> dict[str, 
         if name is not None:
             params = {**params, "reason": name}
     op_id, scanned = params.get("operation_id"), params.get("scanned_sku")
+    check_id = params.get("check_id")
     needed = params.get("needed_skus")
     needed = [s for s in needed if isinstance(s, str)] if isinstance(needed, list) else []
-    if not locale or (not isinstance(op_id, int) and not isinstance(scanned, str)):
+    if not locale or not (
+        isinstance(op_id, int) or isinstance(scanned, str) or isinstance(check_id, int)
+    ):
         return params
     params = dict(params)
+    if isinstance(check_id, int):
+        params["name"] = screen.translated(
+            screen.check_texts(db, check_id), locale, "name", str(params.get("name", ""))
+        )
     if isinstance(op_id, int):
         params["operation"] = screen.translated(
             screen.operation_texts(db, op_id), locale, "name", str(params.get("operation", ""))

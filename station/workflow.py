@@ -618,22 +618,29 @@ def _check_input(state: StationState, event: CheckInput) -> Decision:
     spec = check.spec
     if spec.kind in qc.MEASURED:
         if spec.source != "typed":
-            return reject("check_by_device", name=spec.name, source=spec.source)
+            return reject("check_by_device", **_named(spec), source=spec.source)
         value = qc.usable(event.value)
         if value is None:
-            return reject("value_needed", name=spec.name, limits=spec.limits)
+            return reject("value_needed", **_named(spec), limits=spec.limits)
         return _measured(state, check, value, source="typed", tool="")
     if check.done:
-        return reject("check_done", name=spec.name)
+        return reject("check_done", **_named(spec))
     if spec.kind == "photo":
         if not event.photo:
-            return reject("photo_needed", name=spec.name)
+            return reject("photo_needed", **_named(spec))
         return _result(state, check, True, photo=event.photo)
     if spec.kind == "confirm" and event.passed is not True:
-        return reject("confirm_needed", name=spec.name)
+        return reject("confirm_needed", **_named(spec))
     if event.passed is None:  # a pass / fail check needs its answer, never a guess
-        return reject("answer_needed", name=spec.name)
+        return reject("answer_needed", **_named(spec))
     return _result(state, check, event.passed)
+
+
+def _named(spec: qc.CheckSpec) -> dict[str, Any]:
+    """A check verdict's ``name`` (the catalog's text: the event row, the devices'
+    feedback) and ``check_id``, by which a screen shows the check in its reader's
+    language (``station.views``)."""
+    return {"name": spec.name, "check_id": spec.id}
 
 
 def _measured(
@@ -647,14 +654,14 @@ def _measured(
 ) -> Decision:
     spec = check.spec
     shown = {
-        "name": spec.name,
+        **_named(spec),
         "value": qc.number(value),
         "unit": spec.unit,
         "limits": spec.limits,
     }
     if check.done:
         if qc.within(spec, value):
-            return reject("check_done", name=spec.name)
+            return reject("check_done", **_named(spec))
         return reject("out_of_limits_done", **shown)
     passed = ok and qc.within(spec, value)
     return _result(state, check, passed, value=value, source=source, tool=tool)
@@ -677,7 +684,7 @@ def _result(
     record = RecordCheckResult(
         state.unit.id, uop, spec.id, passed, value, source, tool[:64], photo[:300]
     )
-    shown: dict[str, Any] = {"name": spec.name}
+    shown: dict[str, Any] = _named(spec)
     if value is not None:
         shown.update(value=qc.number(value), unit=spec.unit, limits=spec.limits)
     if passed:

@@ -47,6 +47,13 @@ def checks_list(html: str) -> str:
     return html[start : html.index("</table>", start)]
 
 
+def led_id(app: Flask) -> int:
+    with Session(app.extensions["taktline.engine"]) as db:
+        check = db.exec(select(Check).where(Check.code == "LED")).one()
+        assert check.id is not None
+        return check.id
+
+
 def weighed(app: Flask, kg: float) -> str:
     """A scale reading, as the bridge sends it: its verdict's code."""
     reading = DeviceEvent("weight", {"value": kg, "unit": "kg"}, source="scale1")
@@ -73,7 +80,7 @@ def test_a_french_operator_sees_the_checks_in_french(any_demo_app: Flask) -> Non
     # The event row keeps the catalog's text, for the people who read the table.
     assert stored(app, "check_passed") == (
         "Power LED lights green: OK.",
-        {"name": "Power LED lights green"},
+        {"name": "Power LED lights green", "check_id": led_id(app)},
     )
     refused = post(tablet, "/station/TST-1/check", check="LED", passed="1")
     assert banner(refused) == ("reject", f"{LED_FR} est déjà complet.")

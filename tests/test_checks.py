@@ -65,6 +65,7 @@ def test_a_reading_in_limits_counts_towards_the_check() -> None:
     assert d.accepted and d.code == "measured"
     assert d.params == {
         "name": "Motherboard screw torque",
+        "check_id": 1,  # a screen shows the check in its reader's language by it
         "value": "0.61",
         "unit": "Nm",
         "limits": "0.5–0.7 Nm",

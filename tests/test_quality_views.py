@@ -58,7 +58,9 @@ def test_ncr_rework_and_records_through_the_pages(any_demo_app: Flask) -> None:
     bind(app, tablet, "BRD-1")
     screen = tablet.get("/station/BRD-1").get_data(as_text=True)
     assert re.search(
-        r'data-code="TQ-MB".*?Motherboard screw torque.*?0\.5–0\.7 Nm.*?0/4', screen, re.S
+        r'data-code="TQ-MB".*?Couple de serrage des vis de la carte mère.*?0\.5–0\.7 Nm.*?0/4',
+        screen,
+        re.S,
     )
     assert "par l’outil torque" in screen  # the tablet speaks the operator's language
     # A torque check is never typed on the tablet; an unusable number changes nothing.

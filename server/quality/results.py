@@ -38,12 +38,6 @@ _SPECS = (
     .where(check_table.c.operation_id == sa.bindparam("op"))
     .order_by(check_table.c.position, check_table.c.id)
 )
-# The checks of a name, for a message that names one by it (``name_in``).
-_NAMED = (
-    sa.select(check_table.c.translations)
-    .where(check_table.c.name == sa.bindparam("name"))
-    .order_by(check_table.c.id)
-)
 _COUNTS = (
     sa.select(
         result_table.c.check_id,
@@ -92,19 +86,6 @@ def specs(
         for m in rows
         if applies(m["when_options"] or [], chosen)
     ]
-
-
-def name_in(session: Session, *, name: str, locale: str) -> str | None:
-    """The check named ``name`` (the catalog's text) in ``locale``, or None when no check
-    of that name has a translation there. A verdict names its check by that text (the
-    event row and the devices' feedback keep it), so a screen translates it when it
-    shows it; checks sharing a name share its translation, the first one's counts."""
-    for (texts,) in session.connection().execute(_NAMED, {"name": name}):
-        found = (texts or {}).get(locale) if isinstance(texts, dict) else None
-        text = found.get("name") if isinstance(found, dict) else None
-        if isinstance(text, str) and text:
-            return text
-    return None
 
 
 def statuses(
