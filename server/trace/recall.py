@@ -15,8 +15,6 @@ The upward query is one indexed join per level (``consumption.lot_id`` /
 from __future__ import annotations
 
 import functools
-import operator
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -89,17 +87,25 @@ def recall_lot(db: Session, *, part_sku: str, lot_code: str) -> Recall:
     conn = db.connection()
     lot_ids = conn.scalars(_q()["lots"], {"sku": part_sku, "lot": lot_code}).all()
     hits: list[Hit] = []
-    pg = conn.dialect.name == "postgresql"
-    by_lot = _q()["by_lot_orders_once" if pg else "by_lot"]
-    for lot_id in lot_ids:
-        hits += _lot_hits(conn, by_lot, {"lot": lot_id, "sku": part_sku, "lot_code": lot_code})
-    # Removals are rare: the second query (a group over the whole lot) runs only when a
-    # picked row of the lot says one was taken out (issue 19: it was a third of the time
-    # of a 10,000-unit recall on PostgreSQL). Until then ``removed_at`` holds the row's
-    # own removal time, which says "some", not "all of the unit's": replaced here.
-    if any(map(_removed_at, hits)):  # a datetime is true
-        removed = _removed(conn, lot_ids)
-        hits = [h._replace(removed_at=removed.get(h.serial)) for h in hits]
+    if lot_ids:
+        # Part and lot are the query's own: not joined per row (a lot can be in 10,000s).
+        products = dict(conn.execute(_q()["products"]).all())
+        any_removed, lot = False, lot_code
+        pg = conn.dialect.name == "postgresql"
+        by_lot = _q()["by_lot_orders_once" if pg else "by_lot"]
+        for lot_id in lot_ids:
+            rows = _raw_rows(conn, by_lot, {"lot": lot_id})
+            hits += [
+                Hit(serial, products[product_id], status, order, customer, due, part_sku, lot, None)
+                for serial, product_id, status, order, customer, due, _removed_flag in rows
+            ]
+            any_removed = any_removed or any(row[6] for row in rows)
+        # Removals are rare: the second query (a group over the whole lot) runs only
+        # when a picked row of the lot says one was taken out (issue 19: it was a
+        # third of the time of a 10,000-unit recall on PostgreSQL).
+        removed = _removed(conn, lot_ids) if any_removed else {}
+        if removed:
+            hits = [h._replace(removed_at=removed.get(h.serial)) for h in hits]
     return Recall({"part": part_sku, "lot": lot_code}, _upward(conn, hits))
 
 
@@ -121,44 +127,19 @@ def _removed(conn: sa.Connection, lot_ids: Any) -> dict[str, Any]:
     return {serial: last for serial, n, gone, last in rows if n == gone}
 
 
-# ``Hit(*row)`` without a call into Python per row: a row in ``Hit``'s field order is
-# the tuple a ``Hit`` is made of.
-_make_hit: Callable[[Sequence[Any]], Hit] = functools.partial(tuple.__new__, Hit)  # type: ignore[arg-type]
-
-
-# Read off 10,000s of hits without a Python loop.
-_removed_at, _product = operator.attrgetter("removed_at"), operator.attrgetter("product")
-
-
-def _hit_row_factory(_cursor: Any) -> Callable[[Sequence[Any]], Hit]:
-    return _make_hit
-
-
-def _lot_hits(conn: sa.Connection, stmt: Any, params: dict[str, Any]) -> list[Hit]:
-    """A lot's rows as ``Hit``s, read through the DB-API cursor. For a 10,000-unit recall,
-    SQLAlchemy's row objects cost as much as the query, and a row tuple per hit kept
-    beside the hits doubled the objects the garbage collector walks: psycopg turns each
-    row into its ``Hit`` as it reads it (no column here needs SQLAlchemy's conversion:
-    ``removed_at``, the one that would, is read again in ``_removed`` when it is set)."""
+def _raw_rows(conn: sa.Connection, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    """Rows as plain DB-API tuples. For the 10,000-row recall, SQLAlchemy's row objects
+    cost as much as the query; every column here is already a plain int or text."""
     compiled = _compiled(stmt, conn.dialect.name, conn.dialect)
     values: Any = (
         tuple(params[name] for name in compiled.positiontup or ())
         if compiled.positional
         else params
     )
-    dbapi: Any = conn.connection.dbapi_connection
-    if conn.dialect.driver == "psycopg":
-        cursor = dbapi.cursor(row_factory=_hit_row_factory)
-        try:
-            cursor.execute(str(compiled), values)
-            hits: list[Hit] = cursor.fetchall()
-            return hits
-        finally:
-            cursor.close()
-    cursor = dbapi.cursor()
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(str(compiled), values)
-        return list(map(_make_hit, cursor))
+        return list(cursor.fetchall())
     finally:
         cursor.close()
 
@@ -193,7 +174,7 @@ def _upward(conn: sa.Connection, hits: list[Hit]) -> list[Hit]:
     result = list(hits)
     level_hits = hits
     for level in range(1, MAX_DEPTH + 1):
-        products = set(map(_product, level_hits))
+        products = {h.product for h in level_hits}
         sub_parts = conn.scalars(_q()["sub_parts"], {"codes": list(products)}).all()
         if not sub_parts:
             break
@@ -291,26 +272,19 @@ def _q() -> dict[str, Any]:
         .join(Part, col(Part.id) == col(StockLot.part_id))
         .where(col(Part.sku) == sa.bindparam("sku"), col(StockLot.lot_code) == sa.bindparam("lot"))
     )
-    # A lot's rows come in ``Hit``'s field order (``_lot_hits``): the part and lot are
-    # the query's own, sent back as they were given rather than joined per row, and
-    # ``removed_at`` is the pick's own (see ``recall_lot``).
-    lot_hit: tuple[Any, ...] = (
-        sa.bindparam("sku", type_=sa.String),
-        sa.bindparam("lot_code", type_=sa.String),
-        sa.null(),  # component_serial
-        sa.literal_column("0"),  # level
-        sa.null(),  # via
-    )
     # In index order (the order the units were built), no sort: a recall can be 10,000s.
     by_lot = join_unit_to_order(
         sa.select(
-            *hit_cols,
-            *lot_hit,
-            col(Consumption.removed_at),
+            col(Unit.serial),
+            col(Unit.product_id),
+            col(Unit.status),
+            col(CustomerOrder.number),
+            col(CustomerOrder.customer),
+            due,
+            col(Consumption.removed_at).is_not(None),
         )
         .select_from(Consumption)
-        .join(Unit, col(Unit.id) == col(Consumption.unit_id))
-        .join(Product, col(Product.id) == col(Unit.product_id)),
+        .join(Unit, col(Unit.id) == col(Consumption.unit_id)),
         outer=True,
     ).where(col(Consumption.lot_id) == sa.bindparam("lot"))
     # On PostgreSQL: the lot's units first, then each of their work orders' order once
@@ -323,7 +297,7 @@ def _q() -> dict[str, Any]:
             col(Unit.product_id).label("product_id"),
             col(Unit.status).label("status"),
             col(Unit.work_order_id).label("work_order_id"),
-            col(Consumption.removed_at).label("removed_at"),
+            col(Consumption.removed_at).is_not(None).label("removed"),
         )
         .select_from(Consumption)
         .join(Unit, col(Unit.id) == col(Consumption.unit_id))
@@ -344,18 +318,14 @@ def _q() -> dict[str, Any]:
     )
     by_lot_orders_once = sa.select(
         lot_units.c.serial,
-        col(Product.code),
+        lot_units.c.product_id,
         lot_units.c.status,
         orders.c.number,
         orders.c.customer,
         orders.c.due_date,
-        *lot_hit,
-        lot_units.c.removed_at,
-    ).select_from(
-        lot_units.join(Product, col(Product.id) == lot_units.c.product_id).outerjoin(
-            orders, orders.c.id == lot_units.c.work_order_id
-        )
-    )
+        lot_units.c.removed,
+    ).select_from(lot_units.outerjoin(orders, orders.c.id == lot_units.c.work_order_id))
+    products = sa.select(col(Product.id), col(Product.code))
     by_serial = (
         hits_from_consumption()
         .add_columns(col(Consumption.removed_at).label("removed_at"))  # taken out in a rework
@@ -414,6 +384,7 @@ def _q() -> dict[str, Any]:
         "lots": lots,
         "by_lot": by_lot,
         "by_lot_orders_once": by_lot_orders_once,
+        "products": products,
         "by_serial": by_serial,
         "sub_parts": sub_parts,
         "parents": parents,
