@@ -20,9 +20,9 @@ every module, 60-80 ms here, and a 10,000-unit recall makes one every fifth call
 each query runs ``--warmup`` times before it is timed: psycopg prepares a statement on
 its sixth run, PostgreSQL plans a prepared statement afresh for its first five runs and
 plans it once more, generically, on the sixth, so a query's eleventh call is the first
-one without planning (a new pooled connection pays that once). The first, cold call of
-each is printed too. ``--samples`` prints the slowest runs of each and the
-collector's full passes during the timed runs.
+one without planning (each new pooled connection pays that, statement by statement).
+The first, cold call of each is printed too. With 50 runs, p99 is the slowest of them;
+``--samples`` prints the five slowest of each and the collector's full passes.
 """
 
 from __future__ import annotations
