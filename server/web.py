@@ -19,7 +19,7 @@ from flask.cli import with_appcontext
 from gunicorn.app.base import BaseApplication
 
 from server import runtime
-from server.operations import metrics
+from server.operations import metrics, startup
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ def options(app: Flask, *, bind: str, workers: int, threads: int) -> dict[str, A
 
     def post_worker_init(worker: Any) -> None:
         services[worker.pid] = runtime.start(app)
+        # As `taktline serve` and `taktline ingest`: a full collector pass over the
+        # app's start-up objects took 107-116 ms in a worker (bench/README.md).
+        startup.freeze()
 
     def worker_exit(_server: Any, worker: Any) -> None:
         started = services.pop(worker.pid, None)

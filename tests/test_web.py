@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ def test_web_workers_serve_and_each_subscribes_to_station_state(
             "TAKTLINE_DATABASE_URL": demo_db_url,
             "TAKTLINE_MQTT_URL": broker.url,
             "TAKTLINE_SECRET_KEY": "k" * 32,
-            "TAKTLINE_LOG_LEVEL": "WARNING",
+            "TAKTLINE_LOG_LEVEL": "INFO",
         }
         taktline = Path(sys.executable).with_name("taktline")
         proc = subprocess.Popen(
@@ -61,6 +62,9 @@ def test_web_workers_serve_and_each_subscribes_to_station_state(
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out.decode()[-2000:]
+        # Each worker kept its start-up objects out of the collector's passes.
+        frozen = re.findall(r"start-up: (\d+) objects kept out", out.decode())
+        assert len(frozen) == 2 and all(int(n) > 10_000 for n in frozen), out.decode()[-2000:]
 
 
 def test_web_refuses_to_start_without_a_broker(app: object, runner: object) -> None:
