@@ -14,9 +14,9 @@ from sqlmodel import Session, select
 
 from server.db import write_session
 from server.models import Check, Event
-from station.workflow import DeviceEvent, Scan, SignIn, StartUnit
+from station.workflow import DeviceEvent
 from tests.support.apps import CliRunner
-from tests.support.building import act, build_step, place_and_release, scans_for
+from tests.support.building import act, at_test_and_pack
 from tests.test_station_views import banner, bind, post, sse_events
 
 LED_FR = "Voyant d’alimentation allumé en vert"
@@ -26,17 +26,7 @@ WEIGHT_FR = "Poids emballé"
 def at_test_station(app: Flask, badge: str, pin: str = "") -> FlaskClient:
     """A unit built up to test and pack, started at TST-1 by ``badge`` with its picks
     scanned: the checks are what is left. The tablet bound to TST-1."""
-    engine = app.extensions["taktline.engine"]
-    [serial] = place_and_release(engine, number="SO-TR", product="PC", quantity=1,
-                                 options=["i5", "mem16", "ssd512", "mt"])  # fmt: skip
-    for station, builder in (("KIT-1", "OP1001"), ("BRD-1", "OP1001"), ("FIN-1", "OP1003")):
-        build_step(engine, station, serial, badge=builder)
-    assert act(engine, "TST-1", SignIn(badge, pin)).accepted
-    state = act(engine, "TST-1", StartUnit(serial)).state
-    for pick in state.picks:
-        for data in scans_for(engine, unit_id=state.unit.id, part_id=pick.part_id,
-                              substitutes=pick.substitutes, qty=pick.remaining):  # fmt: skip
-            assert act(engine, "TST-1", Scan(data)).accepted
+    at_test_and_pack(app.extensions["taktline.engine"], number="SO-TR", badge=badge, pin=pin)
     tablet = app.test_client()
     bind(app, tablet, "TST-1")
     return tablet

@@ -18,7 +18,7 @@ from server.tools.generate import generate
 from server.tools.simulation.operators import TINY_PNG
 from station.workflow import CompleteStep, DeviceEvent, Scan, SignIn, StartUnit
 from tests.support.apps import CliRunner, login
-from tests.support.building import act, build_step, place_and_release, scans_for
+from tests.support.building import act, at_test_and_pack, build_step, place_and_release, scans_for
 from tests.support.pdf_text import pdf_text
 from tests.test_station_views import bind
 
@@ -169,16 +169,7 @@ def test_a_label_photo_from_the_tablet_in_the_record(demo_app: Flask) -> None:
     refused, nothing recorded), the weight from the scale; the photo is a thumbnail in
     the device history record."""
     engine = demo_app.extensions["taktline.engine"]
-    [serial] = place_and_release(engine, number="SO-PH", product="PC", quantity=1,
-                                 options=["i5", "mem16", "ssd512", "mt"])  # fmt: skip
-    for station, badge in (("KIT-1", "OP1001"), ("BRD-1", "OP1001"), ("FIN-1", "OP1003")):
-        build_step(engine, station, serial, badge=badge)
-    assert act(engine, "TST-1", SignIn("OP1003")).accepted
-    state = act(engine, "TST-1", StartUnit(serial)).state
-    for pick in state.picks:
-        for data in scans_for(engine, unit_id=state.unit.id, part_id=pick.part_id,
-                              substitutes=pick.substitutes, qty=pick.remaining):  # fmt: skip
-            assert act(engine, "TST-1", Scan(data)).accepted
+    serial = at_test_and_pack(engine, number="SO-PH", badge="OP1003")
     tablet = demo_app.test_client()
     bind(demo_app, tablet, "TST-1")
 

@@ -268,6 +268,51 @@ def test_a_reservation_given_back_mid_batch_frees_the_lot_for_the_next_scan(
             assert ledger.on_hand_from_ledger(session, lot.id) == balances
 
 
+class Tablet(threading.Thread):
+    """A tablet's event at ``station`` in a transaction of its own, on a thread: it may
+    have to wait for a batch that holds what it needs."""
+
+    def __init__(self, engine: sa.Engine, station: str, event: StationEvent) -> None:
+        super().__init__()
+        self.engine, self.station, self.event = engine, station, event
+        self.outcome: service.Outcome | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        with write_session(self.engine) as session:
+            self.outcome = service.handle(session, station_code=self.station, event=self.event)
+        self.done.set()
+
+    def answered(self, timeout: float = 30) -> service.Outcome:
+        assert self.done.wait(timeout)
+        self.join()
+        assert self.outcome is not None
+        return self.outcome
+
+
+def batch_scan(
+    session: Session, cache: Cache, msg_id: str, station: str, data: str
+) -> service.Outcome:
+    """One scan of an ingest batch (``savepoint=False``, rows kept back)."""
+    return service.handle(
+        session,
+        station_code=station,
+        event=Scan(data),
+        msg_id=msg_id,
+        channel="mqtt",
+        cache=cache,
+        savepoint=False,
+        defer=True,
+    )
+
+
+def stock_matches_ledger(engine: sa.Engine) -> None:
+    with Session(engine) as session:
+        for lot in session.exec(select(StockLot)).all():
+            assert lot.id is not None
+            assert ledger.on_hand_from_ledger(session, lot.id) == (lot.on_hand, lot.reserved)
+
+
 def test_a_tablet_event_waits_for_the_batch_holding_its_station(any_demo_app: Flask) -> None:
     """A batch carries KIT-1's state from one scan to the next; the operator's pause on
     the tablet meanwhile waits for the batch's commit (PostgreSQL: the station's row
@@ -278,49 +323,17 @@ def test_a_tablet_event_waits_for_the_batch_holding_its_station(any_demo_app: Fl
     for event in (SignIn("OP1001"), StartNext()):
         with write_session(engine) as session:
             assert service.handle(session, station_code="KIT-1", event=event).accepted
-    paused: list[service.Outcome] = []
-    done = threading.Event()
-
-    def pause() -> None:
-        with write_session(engine) as session:
-            paused.append(service.handle(session, station_code="KIT-1", event=Pause()))
-        done.set()
-
-    tablet = threading.Thread(target=pause)
+    tablet = Tablet(engine, "KIT-1", Pause())
     with write_session(engine) as session:
         cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
         service.expect(session, cache, ["w1", "w2"])
-        picks = [
-            service.handle(
-                session,
-                station_code="KIT-1",
-                event=Scan(CASE_MT),
-                msg_id="w1",
-                channel="mqtt",
-                cache=cache,
-                savepoint=False,
-                defer=True,
-            )
-        ]
+        picks = [batch_scan(session, cache, "w1", "KIT-1", CASE_MT)]
         tablet.start()
-        assert not done.wait(0.5), "the pause went through while the batch held KIT-1"
-        picks.append(
-            service.handle(
-                session,
-                station_code="KIT-1",
-                event=Scan("SCRM3"),
-                msg_id="w2",
-                channel="mqtt",
-                cache=cache,
-                savepoint=False,
-                defer=True,
-            )
-        )
+        assert not tablet.done.wait(0.5), "the pause went through while the batch held KIT-1"
+        picks.append(batch_scan(session, cache, "w2", "KIT-1", "SCRM3"))
         service.flush(session, cache)
-    assert done.wait(30)
-    tablet.join()
+    assert tablet.answered().code == "paused"
     assert [p.code for p in picks] == ["picked", "picked"]
-    assert paused[0].code == "paused"
     with Session(engine) as session:
         state = service.load_state(session, station_code="KIT-1")
         assert state.paused
@@ -340,47 +353,24 @@ def test_a_batch_takes_its_stations_first_and_never_deadlocks_with_a_tablet(
     release(engine, options=KIT_OPTIONS, serial="PC-T2", reserve=False)
     _second_kitting_station(engine)
     _both_kitting_stations_start(engine)
-    typed: list[service.Outcome] = []
-    done = threading.Event()
-
-    def tablet_scan() -> None:
-        with write_session(engine) as session:
-            typed.append(service.handle(session, station_code="KIT-2", event=Scan("SCRM3")))
-        done.set()
-
-    tablet = threading.Thread(target=tablet_scan)
+    tablet = Tablet(engine, "KIT-2", Scan("SCRM3"))
     with write_session(engine) as session:
         cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
         service.expect(session, cache, ["d1", "d2"])
         service.lock_stations(session, cache, ["KIT-1", "KIT-2"])
-
-        def scan(msg_id: str, station: str) -> service.Outcome:
-            return service.handle(
-                session,
-                station_code=station,
-                event=Scan("SCRM3"),
-                msg_id=msg_id,
-                channel="mqtt",
-                cache=cache,
-                savepoint=False,
-                defer=True,
-            )
-
-        picks = [scan("d1", "KIT-1")]
+        picks = [batch_scan(session, cache, "d1", "KIT-1", "SCRM3")]
         tablet.start()
-        assert not done.wait(0.5), "the tablet's scan went through while the batch held KIT-2"
-        picks.append(scan("d2", "KIT-2"))
+        assert not tablet.done.wait(0.5), (
+            "the tablet's scan went through while the batch held KIT-2"
+        )
+        picks.append(batch_scan(session, cache, "d2", "KIT-2", "SCRM3"))
         service.flush(session, cache)
-    assert done.wait(30)
-    tablet.join()
+    assert tablet.answered().code == "already_picked"  # the batch picked KIT-2's screws first
     assert [p.code for p in picks] == ["picked", "picked"]
-    assert typed[0].code == "already_picked"  # the batch picked KIT-2's screws first
     with Session(engine) as session:
         built = session.exec(select(Consumption.unit_id, Consumption.quantity)).all()
         assert sorted(q for _u, q in built) == [1, 1] and len({u for u, _q in built}) == 2
-        for lot in session.exec(select(StockLot)).all():
-            assert lot.id is not None
-            assert ledger.on_hand_from_ledger(session, lot.id) == (lot.on_hand, lot.reserved)
+    stock_matches_ledger(engine)
 
 
 def test_a_pick_elsewhere_from_a_lot_a_batch_holds_waits_for_its_commit(
@@ -397,45 +387,20 @@ def test_a_pick_elsewhere_from_a_lot_a_batch_holds_waits_for_its_commit(
     release(engine, options=KIT_OPTIONS, serial="PC-T2", reserve=False)
     _second_kitting_station(engine)
     _both_kitting_stations_start(engine)
+    screws = select(sa.func.sum(StockLot.on_hand)).join(Part).where(Part.sku == "SCR-M3")
     with Session(engine) as session:
-        before = session.exec(
-            select(sa.func.sum(StockLot.on_hand)).join(Part).where(Part.sku == "SCR-M3")
-        ).one()
-    typed: list[service.Outcome] = []
-    done = threading.Event()
-
-    def tablet_scan() -> None:
-        with write_session(engine) as session:
-            typed.append(service.handle(session, station_code="KIT-2", event=Scan("SCRM3")))
-        done.set()
-
-    tablet = threading.Thread(target=tablet_scan)
+        before = session.exec(screws).one()
+    tablet = Tablet(engine, "KIT-2", Scan("SCRM3"))
     with caplog.at_level("WARNING"), write_session(engine) as session:
         cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
         service.expect(session, cache, ["k1"])
         service.lock_stations(session, cache, ["KIT-1"])
-        picked = service.handle(
-            session,
-            station_code="KIT-1",
-            event=Scan("SCRM3"),
-            msg_id="k1",
-            channel="mqtt",
-            cache=cache,
-            savepoint=False,
-            defer=True,
-        )
+        picked = batch_scan(session, cache, "k1", "KIT-1", "SCRM3")
         tablet.start()
-        assert not done.wait(0.5), "KIT-2 took screws while the batch held the lot"
+        assert not tablet.done.wait(0.5), "KIT-2 took screws while the batch held the lot"
         service.flush(session, cache)
-    assert done.wait(30)
-    tablet.join()
-    assert (picked.code, typed[0].code) == ("picked", "picked")
+    assert (picked.code, tablet.answered().code) == ("picked", "picked")
     assert "refused" not in caplog.text and "conflict" not in caplog.text
     with Session(engine) as session:
-        after = session.exec(
-            select(sa.func.sum(StockLot.on_hand)).join(Part).where(Part.sku == "SCR-M3")
-        ).one()
-        assert after == before - 2
-        for lot in session.exec(select(StockLot)).all():
-            assert lot.id is not None
-            assert ledger.on_hand_from_ledger(session, lot.id) == (lot.on_hand, lot.reserved)
+        assert session.exec(screws).one() == before - 2
+    stock_matches_ledger(engine)

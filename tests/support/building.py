@@ -120,6 +120,24 @@ def build_step(engine: Engine, station: str, serial: str, *, badge: str) -> None
     assert done.accepted, done.message
 
 
+def at_test_and_pack(engine: Engine, *, number: str, badge: str, pin: str = "") -> str:
+    """A PC built through KIT-1, BRD-1 and FIN-1, then started at TST-1 by ``badge``
+    with its picks scanned: its checks are what is left. The unit's serial."""
+    [serial] = place_and_release(engine, number=number, product="PC", quantity=1,
+                                 options=["i5", "mem16", "ssd512", "mt"])  # fmt: skip
+    for station in ("KIT-1", "BRD-1", "FIN-1"):
+        kind = next(k for k, code in STATIONS.items() if code == station)
+        build_step(engine, station, serial, badge=BUILDERS[kind])
+    assert act(engine, "TST-1", SignIn(badge, pin)).accepted
+    state = act(engine, "TST-1", StartUnit(serial)).state
+    assert state is not None and state.unit is not None
+    for pick in state.picks:
+        for data in scans_for(engine, unit_id=state.unit.id, part_id=pick.part_id,
+                              substitutes=pick.substitutes, qty=pick.remaining):  # fmt: skip
+            assert act(engine, "TST-1", Scan(data)).accepted
+    return serial
+
+
 def check_inputs(check: CheckStatus) -> list[StationEvent]:
     """What passes ``check``: its nominal value from the device or typed, a confirmation
     or a photo (docs/quality.md)."""
