@@ -184,6 +184,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("INGEST_GARBAGE_BURST", 100, "Burst of bad payloads a station may send.", int),
     Setting(
+        "INGEST_STALL_SECONDS",
+        10.0,
+        "PostgreSQL: how long a batch's transaction may sit idle (its ingest process "
+        "stopped, not dead) before the server ends it and gives back the stations and "
+        "lots it locked, so their tablets go on; the ingest runs the batch again when it "
+        "resumes.",
+        float,
+    ),
+    Setting(
         "DEAD_LETTER_MAX",
         10000,
         "Dead letters kept (messages the ingest could not decode or decide); older ones "

@@ -59,6 +59,7 @@ def options(app: Flask) -> dict[str, Any]:
     return {
         "garbage_rate": app.config["INGEST_GARBAGE_RATE"],
         "garbage_burst": app.config["INGEST_GARBAGE_BURST"],
+        "stall_seconds": app.config["INGEST_STALL_SECONDS"],
         "dead_letter_max": app.config["DEAD_LETTER_MAX"],
     }
 

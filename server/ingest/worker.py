@@ -128,6 +128,7 @@ class Ingest:
         garbage_rate: float = 20.0,
         garbage_burst: int = 100,
         dead_letter_max: int = 10_000,
+        stall_seconds: float = 10.0,
     ) -> None:
         self.engine = engine
         self.url = url
@@ -144,6 +145,7 @@ class Ingest:
         self.garbage = TokenBucket(garbage_rate, garbage_burst)
         self.answers = RecentAnswers()
         self.dead_letter_max = dead_letter_max
+        self.stall_ms = str(max(int(stall_seconds * 1000), 1))
         self.heartbeat = time.monotonic()
         self.failed = threading.Event()
         self._limited: dict[str, int] = {}  # station -> rate-limited since last log line
@@ -494,6 +496,10 @@ class Ingest:
             # PostgreSQL: the fast path row-locks the lots it reads and carries them,
             # with the stations' states, from event to event (``Cache.locking``).
             cache.locking = fast and not cache.exclusive(session)
+            if not cache.exclusive(session):
+                # A stopped (not dead) process would hold its stations' and lots' locks
+                # for as long as it is stopped: the server ends the transaction instead.
+                session.connection().execute(_STALL, {"ms": self.stall_ms})
             if cache.locking:  # the batch's stations first, all at once
                 service.lock_stations(
                     session,
@@ -786,6 +792,7 @@ class Ingest:
         self.client.publish(topic, server_mqtt.dumps(payload), qos=1, retain=retain)
 
 
+_STALL = sa.text("SELECT set_config('idle_in_transaction_session_timeout', :ms, true)")
 _DATA_VERSION = sa.text("SELECT total_changes(), data_version FROM pragma_data_version()")
 
 
