@@ -289,6 +289,17 @@ def handle(
     if session.new or session.dirty:
         session.flush()  # Core reads below run on the connection, without autoflush
     kind, data = _kind_and_data(event)
+    # What was sent, as the event row keeps it (``event_row``), with its verdict.
+    sent: dict[str, Any] = {
+        "msg_id": msg_id,
+        "channel": channel,
+        "kind": kind,
+        "source": source,
+        "seq": seq,
+        "ts": ts,
+        "data": data,
+        "payload": payload,
+    }
     info = cache.station(session, station_code)
     if info is None:
         code, params = "unknown_station", {"station": station_code[:64]}
@@ -296,18 +307,9 @@ def handle(
             flush(session, cache)  # the kept events' ids come first
         event_id = record_event(
             session,
-            msg_id=msg_id,
-            station_id=None,
-            channel=channel,
-            kind=kind,
-            source=source,
-            seq=seq,
-            ts=ts,
-            data=data,
-            payload=payload,
-            result=EventResult.REJECTED,
-            code=code,
-            params=params,
+            event_row(
+                **sent, station_id=None, result=EventResult.REJECTED, code=code, params=params
+            ),
         )
         if event_id is None:
             return _duplicate(session, msg_id, station_code, source)
@@ -354,23 +356,16 @@ def handle(
     # The event row carries its verdict: one INSERT, and a msg_id seen before (or
     # raced by another process) changes nothing; kept back with the picks' rows when
     # the batch knows its msg_id is new (``expect``).
-    fields: dict[str, Any] = {
-        "msg_id": msg_id,
-        "station_id": info.id,
-        "channel": channel,
-        "kind": kind,
-        "source": source,
-        "seq": seq,
-        "ts": ts,
-        "data": data,
-        "payload": payload,
-        "result": decision.result,
-        "code": decision.code,
-        "params": decision.params,
-        "unit_id": state.unit.id if state.unit else None,
-        "operator_id": operator.id if operator else None,
-    }
-    event_id = _keep_event(session, cache, fields) if keep else record_event(session, **fields)
+    row = event_row(
+        **sent,
+        station_id=info.id,
+        result=decision.result,
+        code=decision.code,
+        params=decision.params,
+        unit_id=state.unit.id if state.unit else None,
+        operator_id=operator.id if operator else None,
+    )
+    event_id = _keep_event(session, cache, row) if keep else record_event(session, row)
     if event_id is None:
         return _duplicate(session, msg_id, station_code, source)
     ctx.event_id = event_id
@@ -528,25 +523,9 @@ _INSERT_EVENTS = {
 }
 
 
-def record_event(
-    session: Session,
-    *,
-    msg_id: str,
-    station_id: int | None,
-    channel: str,
-    kind: str,
-    source: str = "",
-    seq: int | None = None,
-    ts: datetime | None = None,
-    data: str = "",
-    payload: dict[str, Any] | None = None,
-    result: str = EventResult.ACCEPTED,
-    code: str = "",
-    params: dict[str, Any] | None = None,
-    unit_id: int | None = None,
-    operator_id: int | None = None,
-) -> int | None:
-    """Insert the event unless its ``msg_id`` is known; its id, or ``None`` (duplicate).
+def record_event(session: Session, row: dict[str, Any]) -> int | None:
+    """Insert the event ``row`` (``event_row``) unless its ``msg_id`` is known; its id,
+    or ``None`` (duplicate).
 
     The verdict is stored as its message ``code`` and ``params`` (rendered when read,
     in the reader's language: ``station.texts``), with the English text in ``reason``
@@ -557,27 +536,11 @@ def record_event(
     process or thread, and the loser learns it without an error or a rollback.
     """
     conn = session.connection()
-    values = event_row(
-        msg_id=msg_id,
-        station_id=station_id,
-        channel=channel,
-        kind=kind,
-        source=source,
-        seq=seq,
-        ts=ts,
-        data=data,
-        payload=payload,
-        result=result,
-        code=code,
-        params=params,
-        unit_id=unit_id,
-        operator_id=operator_id,
-    )
-    event_id: int | None = conn.execute(_INSERT_EVENT[conn.dialect.name], values).scalar()
+    event_id: int | None = conn.execute(_INSERT_EVENT[conn.dialect.name], row).scalar()
     return event_id
 
 
-def _keep_event(session: Session, cache: Cache, fields: dict[str, Any]) -> int:
+def _keep_event(session: Session, cache: Cache, row: dict[str, Any]) -> int:
     """``record_event`` kept back in ``cache.writes`` (``handle(defer=True)``): the
     ``msg_id`` is known to be new (``expect``). On SQLite the id is the one SQLite will
     give it, the events table's last id plus the events kept before it (nothing else
@@ -594,7 +557,6 @@ def _keep_event(session: Session, cache: Cache, fields: dict[str, Any]) -> int:
         if not writes.events:
             writes.first_event_id = (conn.execute(_LAST_EVENT).scalar() or 0) + 1
         event_id = writes.first_event_id + len(writes.events)
-    row = event_row(**fields)
     row["id"] = event_id
     writes.events.append(row)
     writes.fresh.discard(row["msg_id"])

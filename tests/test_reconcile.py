@@ -36,13 +36,15 @@ def test_lost_and_reasonless_events_and_open_steps_are_mismatches(demo_app: Flas
     with write_session(engine) as session:
         service.record_event(
             session,
-            msg_id="m-no-reason",
-            station_id=None,
-            channel="mqtt",
-            kind="scan",
-            data="x",
-            result="rejected",
-            code="",
+            service.event_row(
+                msg_id="m-no-reason",
+                station_id=None,
+                channel="mqtt",
+                kind="scan",
+                data="x",
+                result="rejected",
+                code="",
+            ),
         )
     report = reconcile(engine, published={"m-never-seen", "m-no-reason"})
     assert not report.clean

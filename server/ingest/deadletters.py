@@ -43,7 +43,7 @@ def letter(
     msg_id: str | None = None,
     incident: str | None = None,
 ) -> dict[str, Any]:
-    """One dead letter's row (``record``, ``record_many``); built before the write
+    """One dead letter's row, for ``record_many``; built before the write
     transaction, so the write lock is held for the INSERT alone."""
     return {
         "incident": incident or new_incident(),
@@ -56,31 +56,6 @@ def letter(
         "size": len(raw),
         "payload": raw[:KEEP_BYTES],
     }
-
-
-def record(
-    session: Session,
-    *,
-    kind: str,
-    topic: str,
-    error: str,
-    raw: bytes,
-    station: str = "",
-    msg_id: str | None = None,
-    incident: str | None = None,
-) -> str:
-    """Keep one dead letter in the caller's transaction; its incident id."""
-    row = letter(
-        kind=kind,
-        topic=topic,
-        error=error,
-        raw=raw,
-        station=station,
-        msg_id=msg_id,
-        incident=incident,
-    )
-    record_many(session, [row])
-    return str(row["incident"])
 
 
 def record_many(session: Session, letters: list[dict[str, Any]]) -> None:

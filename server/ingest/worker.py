@@ -692,15 +692,19 @@ class Ingest:
         try:
             with Session(self.engine) as session:
                 begin_write(session)
-                deadletters.record(
+                deadletters.record_many(
                     session,
-                    kind="internal_error",
-                    topic=message.topic,
-                    station=station,
-                    msg_id=msg_id,
-                    error=error,
-                    raw=message.payload,
-                    incident=incident,
+                    [
+                        deadletters.letter(
+                            kind="internal_error",
+                            topic=message.topic,
+                            station=station,
+                            msg_id=msg_id,
+                            error=error,
+                            raw=message.payload,
+                            incident=incident,
+                        )
+                    ],
                 )
                 deadletters.prune(session, keep=self.dead_letter_max)
                 session.commit()

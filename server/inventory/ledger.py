@@ -112,7 +112,8 @@ def movement(
     event_id: int | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The values of one movement row, for ``append`` / ``append_many``."""
+    """The values of one movement row, for ``append`` / ``append_many`` (an unknown
+    ``kind`` raises ``ValueError``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown movement kind {kind!r}; expected one of {', '.join(KINDS)}")
     return {
@@ -130,22 +131,9 @@ def movement(
     }
 
 
-def append(
-    session: Session,
-    *,
-    lot_id: int,
-    part_id: int,
-    kind: str,
-    by: str,
-    quantity: int = 0,
-    reserved_delta: int = 0,
-    reason: str = "",
-    work_order_id: int | None = None,
-    unit_id: int | None = None,
-    event_id: int | None = None,
-    at: datetime | None = None,
-) -> None:
-    """Append one movement in one statement: no savepoint, no reload of the lot.
+def append(session: Session, row: dict[str, Any]) -> None:
+    """Append one movement (``movement``) in one statement: no savepoint, no reload of
+    the lot.
 
     For a hot path that has just read the lot's balances. When the lot would go
     negative the database refuses the statement (``sa.exc.IntegrityError``); on
@@ -154,19 +142,6 @@ def append(
     refused batch event by event, with ``post``'s checks). Objects of the lot already
     in the session are not refreshed.
     """
-    row = movement(
-        lot_id=lot_id,
-        part_id=part_id,
-        kind=kind,
-        by=by,
-        quantity=quantity,
-        reserved_delta=reserved_delta,
-        reason=reason,
-        work_order_id=work_order_id,
-        unit_id=unit_id,
-        event_id=event_id,
-        at=at,
-    )
     session.connection().execute(_INSERT, row)
 
 

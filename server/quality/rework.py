@@ -165,14 +165,16 @@ def remove(
     session.add(consumption)
     ledger.append(
         session,
-        lot_id=pk(qlot),
-        part_id=consumption.part_id,
-        kind="removal",
-        quantity=consumption.quantity,
-        by=by,
-        unit_id=unit.id,
-        reason=f"removed from unit {unit.serial} ({label(ncr)})",
-        at=now,
+        ledger.movement(
+            lot_id=pk(qlot),
+            part_id=consumption.part_id,
+            kind="removal",
+            quantity=consumption.quantity,
+            by=by,
+            unit_id=unit.id,
+            reason=f"removed from unit {unit.serial} ({label(ncr)})",
+            at=now,
+        ),
     )
     change = ComponentChange(
         ncr_id=pk(ncr),
@@ -303,31 +305,35 @@ def install(
     session.flush()  # uq_consumption_serial refuses a serial in two units
     ledger.append(
         session,
-        lot_id=effect.lot_id,
-        part_id=effect.part_id,
-        kind="consumption",
-        quantity=-effect.quantity,
-        reserved_delta=-effect.reserved_here,
-        by=by,
-        unit_id=unit.id,
-        work_order_id=unit.work_order_id,
-        reason=f"replacement in unit {unit.serial} ({label(ncr)})",
-        at=now,
+        ledger.movement(
+            lot_id=effect.lot_id,
+            part_id=effect.part_id,
+            kind="consumption",
+            quantity=-effect.quantity,
+            reserved_delta=-effect.reserved_here,
+            by=by,
+            unit_id=unit.id,
+            work_order_id=unit.work_order_id,
+            reason=f"replacement in unit {unit.serial} ({label(ncr)})",
+            at=now,
+        ),
     )
     for lot_id, qty in effect.release:
         lot = session.get(StockLot, lot_id)
         assert lot is not None
         ledger.append(
             session,
-            lot_id=lot_id,
-            part_id=lot.part_id,
-            kind="unreservation",
-            reserved_delta=-qty,
-            by=by,
-            unit_id=unit.id,
-            work_order_id=unit.work_order_id,
-            reason="scanned another lot",
-            at=now,
+            ledger.movement(
+                lot_id=lot_id,
+                part_id=lot.part_id,
+                kind="unreservation",
+                reserved_delta=-qty,
+                by=by,
+                unit_id=unit.id,
+                work_order_id=unit.work_order_id,
+                reason="scanned another lot",
+                at=now,
+            ),
         )
     change = ComponentChange(
         ncr_id=pk(ncr),
@@ -478,13 +484,15 @@ def release(session: Session, *, change_id: int, by: str, address: str = "") -> 
     for lot_id, quantity in ((change.quarantine_lot_id, -qty), (change.lot_id, qty)):
         ledger.append(
             session,
-            lot_id=lot_id,
-            part_id=change.part_id,
-            kind="release",
-            quantity=quantity,
-            by=by,
-            reason=f"released from quarantine (removed from unit {change.unit_id})",
-            at=now,
+            ledger.movement(
+                lot_id=lot_id,
+                part_id=change.part_id,
+                kind="release",
+                quantity=quantity,
+                by=by,
+                reason=f"released from quarantine (removed from unit {change.unit_id})",
+                at=now,
+            ),
         )
     change.released_at, change.released_by = now, by[:200]
     session.add(change)
