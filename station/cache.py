@@ -118,8 +118,8 @@ class Lot:
 
 
 class Writes:
-    """The rows of a batch's picks not yet written (``station.service``, SQLite
-    ingest): events (with the ids they will have), consumptions, outbox events and
+    """The rows of a batch's picks not yet written (``station.service``, the ingest's
+    batches): events (with the ids they will have), consumptions, outbox events and
     ledger lines, each inserted with one executemany by ``station.service.flush``
     before anything reads those tables and before the commit. ``fresh``: the batch's
     ``msg_id`` s the events table did not hold when the batch began

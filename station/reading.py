@@ -422,12 +422,12 @@ def scan_facts(
         return wf.ScanFacts(error=code.error)
     conn = session.connection()
     carry = cache.carries(session)
-    locking = carry and not cache.exclusive(session)
+    locking = cache.locking and not cache.exclusive(session)
     held = cache.reservations.get(unit_id) if carry else None
     if held is None:
         held = {}
         if locking:
-            conn.execute(_LOCK_RESERVED_LOTS, {"unit": unit_id})
+            conn.execute(_LOCK_RESERVED_LOTS, {"unit": unit_id}).all()
         for lot_id, part_id, n in conn.execute(_RESERVATIONS, {"unit": unit_id}):
             held[(int(lot_id), int(part_id))] = int(n or 0)
         if carry:

@@ -421,9 +421,8 @@ def operation_texts(session: Session, operation_id: int) -> Any:
 
 def check_texts(session: Session, check_id: int) -> Any:
     """A quality check's ``translations`` (None for an unknown one)."""
-    return (
-        session.connection().execute(_CHECK_TEXTS, {"checks": [check_id]}).first() or (0, None)
-    )[1]
+    row = session.connection().execute(_CHECK_TEXTS, {"checks": [check_id]}).first()
+    return row[1] if row is not None else None
 
 
 def part_texts(session: Session, skus: list[str]) -> list[tuple[str, str, Any]]:

@@ -54,6 +54,12 @@ _orders: sa.Table = CustomerOrder.__table__  # type: ignore[attr-defined]
 _lines: sa.Table = OrderLine.__table__  # type: ignore[attr-defined]
 _work_orders: sa.Table = WorkOrder.__table__  # type: ignore[attr-defined]
 _units: sa.Table = Unit.__table__  # type: ignore[attr-defined]
+# A unit's order: unit -> work order -> order line -> order.
+_UNIT_TO_ORDER = (
+    _units.join(_work_orders, _work_orders.c.id == _units.c.work_order_id)
+    .join(_lines, _lines.c.id == _work_orders.c.order_line_id)
+    .join(_orders, _orders.c.id == _lines.c.order_id)
+)
 
 
 def _order_by_id() -> sa.Select[Any]:
@@ -65,11 +71,7 @@ def _order_by_id() -> sa.Select[Any]:
 def _order_by_unit() -> sa.Select[Any]:
     return (
         sa.select(_orders.c.id, _orders.c.number)
-        .select_from(
-            _units.join(_work_orders, _work_orders.c.id == _units.c.work_order_id)
-            .join(_lines, _lines.c.id == _work_orders.c.order_line_id)
-            .join(_orders, _orders.c.id == _lines.c.order_id)
-        )
+        .select_from(_UNIT_TO_ORDER)
         .where(_units.c.id == sa.bindparam("unit_id", type_=sa.Integer))
     )
 
@@ -96,12 +98,9 @@ def _insert(source: sa.Select[Any]) -> sa.Insert:
     )
 
 
-def _locks(where: Any, *joins: tuple[sa.Table, Any]) -> sa.Select[Any]:
+def _locks(source: Any, where: Any) -> sa.Select[Any]:
     """The advisory locks of the orders of many ids (``ids``), one statement taking
     them in order id order: two writers never wait on each other in a circle."""
-    source: Any = _orders
-    for table, on in joins:
-        source = sa.join(table, source, on)
     ids = (
         sa.select(_orders.c.id)
         .select_from(source)
@@ -114,15 +113,7 @@ def _locks(where: Any, *joins: tuple[sa.Table, Any]) -> sa.Select[Any]:
 
 
 _INSERT = {"order": _insert(_order_by_id()), "unit": _insert(_order_by_unit())}
-_LOCKS = {
-    "order": _locks(_orders.c.id),
-    "unit": _locks(
-        _units.c.id,
-        (_lines, _lines.c.order_id == _orders.c.id),
-        (_work_orders, _work_orders.c.order_line_id == _lines.c.id),
-        (_units, _units.c.work_order_id == _work_orders.c.id),
-    ),
-}
+_LOCKS = {"order": _locks(_orders, _orders.c.id), "unit": _locks(_UNIT_TO_ORDER, _units.c.id)}
 
 
 def _json_default(value: Any) -> Any:
