@@ -5,7 +5,6 @@ and PostgreSQL (the batch row-locks its stations and the lots it reads)."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -29,7 +28,7 @@ from station import service
 from station.cache import Cache
 from station.workflow import Pause, Scan, SignIn, StartNext, StationEvent
 from tests.support.ingest import Station as Device
-from tests.support.ingest import counts
+from tests.support.ingest import counts, scans_in_one_batch
 from tests.support.units import release
 
 KIT_OPTIONS = ["i7", "mem32", "ssd1t", "mt"]
@@ -59,6 +58,24 @@ def _second_kitting_station(engine: sa.Engine) -> None:
         session.add(Station(code="KIT-2", name="Kitting 2", kind="kitting", line_id=kit.line_id))
 
 
+def in_batch(
+    session: Session, cache: Cache, msg_id: str, station: str, event: StationEvent
+) -> service.Outcome:
+    """One event of an ingest batch, as the ingest decides it (no savepoint, the picks'
+    rows kept back for ``service.flush``)."""
+    return service.handle(
+        session,
+        station_code=station,
+        event=event,
+        msg_id=msg_id,
+        channel="mqtt",
+        source="scanner1",
+        cache=cache,
+        savepoint=False,
+        defer=True,
+    )
+
+
 def test_one_batch_builds_a_serial_into_one_unit_only(any_demo_app: Flask) -> None:
     """Two stations, two units, one batch: the serial scanned for the second unit after
     the first unit took it (its rows not yet written) is refused ``serial_used``; the
@@ -83,18 +100,7 @@ def test_one_batch_builds_a_serial_into_one_unit_only(any_demo_app: Flask) -> No
         cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
         service.expect(session, cache, [m for m, _s, _e in batch])
         outcomes = [
-            service.handle(
-                session,
-                station_code=station,
-                event=event,
-                msg_id=msg_id,
-                channel="mqtt",
-                source="scanner1",
-                cache=cache,
-                savepoint=False,
-                defer=True,
-            )
-            for msg_id, station, event in batch
+            in_batch(session, cache, msg_id, station, event) for msg_id, station, event in batch
         ]
         service.flush(session, cache)
     answers = [o.feedback() for o in outcomes]
@@ -183,19 +189,7 @@ def test_stock_running_out_in_the_middle_of_a_batch(
     station_client.wait_for_ingest()
     before = counts(plant)
     assert before["on_hand"] == 3
-    ids: list[str] = []
-    # Hold the write lock so the scans queue up and the worker takes them as one batch.
-    with engine.connect() as conn:
-        lock = conn.execution_options(sqlite_begin="IMMEDIATE").begin()
-        station_client.publish(
-            {"msg_id": "ping-lock", "source": "board1", "kind": "hello"}, kind="evt/device"
-        )
-        for i in range(6):
-            ids.append(station_client.scan("SCRM3", seq=i + 1))
-        deadline = time.monotonic() + 5
-        while ingest.queue.qsize() < 6 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        lock.rollback()
+    ids = scans_in_one_batch(engine, ingest.queue, station_client, [None] * 6)
     with caplog.at_level("WARNING", logger="server.ingest.worker"):
         answers = [station_client.answer(i, timeout=30) for i in ids]
     assert [a["result"] for a in answers] == ["accepted"] * 3 + ["rejected"] * 3
@@ -246,16 +240,7 @@ def test_a_reservation_given_back_mid_batch_frees_the_lot_for_the_next_scan(
         cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
         service.expect(session, cache, [f"r{i}" for i in range(len(batch))])
         outcomes = [
-            service.handle(
-                session,
-                station_code=station,
-                event=event,
-                msg_id=f"r{i}",
-                channel="mqtt",
-                cache=cache,
-                savepoint=False,
-                defer=True,
-            )
+            in_batch(session, cache, f"r{i}", station, event)
             for i, (station, event) in enumerate(batch)
         ]
         service.flush(session, cache)
@@ -290,22 +275,6 @@ class Tablet(threading.Thread):
         return self.outcome
 
 
-def batch_scan(
-    session: Session, cache: Cache, msg_id: str, station: str, data: str
-) -> service.Outcome:
-    """One scan of an ingest batch (``savepoint=False``, rows kept back)."""
-    return service.handle(
-        session,
-        station_code=station,
-        event=Scan(data),
-        msg_id=msg_id,
-        channel="mqtt",
-        cache=cache,
-        savepoint=False,
-        defer=True,
-    )
-
-
 def stock_matches_ledger(engine: sa.Engine) -> None:
     with Session(engine) as session:
         for lot in session.exec(select(StockLot)).all():
@@ -327,10 +296,10 @@ def test_a_tablet_event_waits_for_the_batch_holding_its_station(any_demo_app: Fl
     with write_session(engine) as session:
         cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
         service.expect(session, cache, ["w1", "w2"])
-        picks = [batch_scan(session, cache, "w1", "KIT-1", CASE_MT)]
+        picks = [in_batch(session, cache, "w1", "KIT-1", Scan(CASE_MT))]
         tablet.start()
         assert not tablet.done.wait(0.5), "the pause went through while the batch held KIT-1"
-        picks.append(batch_scan(session, cache, "w2", "KIT-1", "SCRM3"))
+        picks.append(in_batch(session, cache, "w2", "KIT-1", Scan("SCRM3")))
         service.flush(session, cache)
     assert tablet.answered().code == "paused"
     assert [p.code for p in picks] == ["picked", "picked"]
@@ -358,12 +327,12 @@ def test_a_batch_takes_its_stations_first_and_never_deadlocks_with_a_tablet(
         cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
         service.expect(session, cache, ["d1", "d2"])
         service.lock_stations(session, cache, ["KIT-1", "KIT-2"])
-        picks = [batch_scan(session, cache, "d1", "KIT-1", "SCRM3")]
+        picks = [in_batch(session, cache, "d1", "KIT-1", Scan("SCRM3"))]
         tablet.start()
         assert not tablet.done.wait(0.5), (
             "the tablet's scan went through while the batch held KIT-2"
         )
-        picks.append(batch_scan(session, cache, "d2", "KIT-2", "SCRM3"))
+        picks.append(in_batch(session, cache, "d2", "KIT-2", Scan("SCRM3")))
         service.flush(session, cache)
     assert tablet.answered().code == "already_picked"  # the batch picked KIT-2's screws first
     assert [p.code for p in picks] == ["picked", "picked"]
@@ -395,7 +364,7 @@ def test_a_pick_elsewhere_from_a_lot_a_batch_holds_waits_for_its_commit(
         cache = Cache(locking=True)  # as the ingest's batches on PostgreSQL
         service.expect(session, cache, ["k1"])
         service.lock_stations(session, cache, ["KIT-1"])
-        picked = batch_scan(session, cache, "k1", "KIT-1", "SCRM3")
+        picked = in_batch(session, cache, "k1", "KIT-1", Scan("SCRM3"))
         tablet.start()
         assert not tablet.done.wait(0.5), "KIT-2 took screws while the batch held the lot"
         service.flush(session, cache)

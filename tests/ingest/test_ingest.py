@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 
 import pytest
@@ -13,7 +12,7 @@ from server.db import get_engine, write_session
 from server.ingest.worker import Ingest
 from station import service
 from station.workflow import SignOut
-from tests.support.ingest import AmqttBroker, Station, counts
+from tests.support.ingest import AmqttBroker, Station, counts, scans_in_one_batch
 
 
 def test_scan_gets_feedback_and_state(ingest: Ingest, station_client: Station, plant: str) -> None:
@@ -161,24 +160,9 @@ def test_a_scan_the_database_refuses_does_not_sink_its_batch(
         )
     station_client.wait_for_ingest()
     before = counts(plant)
-    ids: list[str] = []
-    # Hold the write lock so the scans queue up and the worker takes them as one batch.
-    with engine.connect() as conn:
-        lock = conn.execution_options(sqlite_begin="IMMEDIATE").begin()
-        station_client.publish(
-            {"msg_id": "ping-lock", "source": "board1", "kind": "hello"}, kind="evt/device"
-        )
-        for i in range(6):
-            ids.append(
-                station_client.scan("SCRM3", seq=i + 1, msg_id="refuse-me" if i == 2 else None)
-            )
-        # The worker holds the ping (and maybe the first scans: it batches what it finds)
-        # waiting for the lock; give the rest time to queue up behind it. Which batch a
-        # scan lands in does not change what the assertions below observe.
-        deadline = time.monotonic() + 5
-        while ingest.queue.qsize() < 6 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        lock.rollback()
+    ids = scans_in_one_batch(
+        engine, ingest.queue, station_client, [None, None, "refuse-me", None, None, None]
+    )
     with caplog.at_level("WARNING", logger="server.ingest.worker"):
         answers = [station_client.answer(i, timeout=30) for i in ids]
     assert [a["result"] for a in answers] == ["accepted"] * 2 + ["rejected"] + ["accepted"] * 3

@@ -214,6 +214,28 @@ class Station:
         self.client.loop_stop()
 
 
+def scans_in_one_batch(
+    engine: Engine, queue: Any, station: Station, msg_ids: list[str | None]
+) -> list[str]:
+    """Screw scans (``SCRM3``, seq 1..n, with these ``msg_ids`` where not None) that an
+    in-process ingest takes as one batch: SQLite's write lock is held while they queue
+    up behind a device ping the worker is already holding, then let go. Their msg_ids.
+    Which batch a scan lands in does not change what a test may observe."""
+    ids: list[str] = []
+    with engine.connect() as conn:
+        lock = conn.execution_options(sqlite_begin="IMMEDIATE").begin()
+        station.publish(
+            {"msg_id": "ping-lock", "source": "board1", "kind": "hello"}, kind="evt/device"
+        )
+        for i, msg_id in enumerate(msg_ids):
+            ids.append(station.scan("SCRM3", seq=i + 1, msg_id=msg_id))
+        deadline = time.monotonic() + 5
+        while queue.qsize() < len(msg_ids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lock.rollback()
+    return ids
+
+
 class IngestProcess:
     """``taktline ingest`` as its own process, as production runs it."""
 
